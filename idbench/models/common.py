@@ -1,0 +1,38 @@
+"""Checks shared by the model factories: option values and whether an input shape fits a model.
+
+Every failure is an :class:`~idbench.errors.IdbenchError` that names the model, the offending value
+and what to do instead, so a wrong model/dataset pairing is reported before any training starts.
+"""
+
+from __future__ import annotations
+
+from idbench.errors import IdbenchError
+
+
+def does_not_fit(model: str, input_shape: tuple[int, ...], why: str) -> IdbenchError:
+    """The error for a model that cannot take inputs of ``input_shape`` (no batch axis)."""
+    return IdbenchError(
+        f"model {model!r} does not fit input shape {tuple(input_shape)}: {why}; "
+        "pick a model for this input size or another dataset"
+    )
+
+
+def image_shape(model: str, input_shape: tuple[int, ...]) -> tuple[int, int, int]:
+    """``input_shape`` as (channels, height, width); refuses anything that is not an image."""
+    if len(input_shape) != 3:
+        raise does_not_fit(
+            model,
+            input_shape,
+            "it takes images shaped (channels, height, width) (fc takes any shape)",
+        )
+    channels, height, width = (int(n) for n in input_shape)
+    return channels, height, width
+
+
+def check_int(model: str, option: str, value: object, minimum: int) -> int:
+    """``value`` as an int of at least ``minimum``, else an error naming the option."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise IdbenchError(
+            f"model {model!r}: option {option} must be an integer >= {minimum}, got {value!r}"
+        )
+    return value

@@ -1,0 +1,96 @@
+"""Very sparse random projection (Li, Hastie and Church 2006), columns scaled to unit norm.
+
+Each entry of P is nonzero with probability ``density`` (default 1/sqrt(D)), with a random sign.
+The matrix is drawn directly in sparse form, never as a dense D x d array: per column a Binomial
+count of nonzeros (at least one), their row indices drawn uniformly, duplicate (row, column) pairs
+removed, and every nonzero of column j set to +-1/sqrt(nnz_j) so each column has exactly unit norm.
+P and P^T are both kept in CSR form, so the product and the adjoint are each one sparse
+matrix-vector product over nnz ~ d * sqrt(D) entries.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any
+
+import torch
+
+from idbench.errors import IdbenchError
+from idbench.projections.base import Projection
+from idbench.seeding import cpu_generator
+
+
+def csr_matrix(
+    rows: torch.Tensor, cols: torch.Tensor, values: torch.Tensor, shape: tuple[int, int]
+) -> torch.Tensor:
+    """A CSR tensor from COO triplets (duplicates are summed), with int32 indices when they fit,
+    which is what the MKL / cuSPARSE kernels take without a conversion on every product."""
+    with torch.sparse.check_sparse_tensor_invariants(False), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        coo = torch.sparse_coo_tensor(torch.stack([rows, cols]), values, size=shape).coalesce()
+        index_dtype = torch.int32 if coo._nnz() < 2**31 - 1 else torch.int64
+        rows, cols = coo.indices()
+        crow = torch.zeros(shape[0] + 1, dtype=torch.int64)
+        crow[1:] = torch.cumsum(torch.bincount(rows, minlength=shape[0]), 0)
+        return torch.sparse_csr_tensor(
+            crow.to(index_dtype), cols.to(index_dtype), coo.values(), size=shape
+        )
+
+
+def csr_numel(matrix: torch.Tensor) -> int:
+    """Stored elements of a CSR tensor: values and both index arrays."""
+    return matrix.values().numel() + matrix.col_indices().numel() + matrix.crow_indices().numel()
+
+
+def spmm(matrix: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``matrix @ x`` along the last axis of x (any leading batch shape), for a CSR ``matrix``.
+
+    The dense operand must be contiguous column-major for the fast sparse kernels, hence the copy.
+    """
+    if x.dim() == 1:
+        return torch.mv(matrix, x)
+    flat = x.reshape(-1, x.shape[-1]).T.contiguous()
+    return (matrix @ flat).T.reshape(*x.shape[:-1], matrix.shape[0])
+
+
+class SparseProjection(Projection):
+    name = "sparse"
+
+    def __init__(
+        self, *, D: int, d: int, seed: int, dtype: torch.dtype = torch.float32,
+        density: float | None = None,
+    ) -> None:
+        super().__init__(D=D, d=d, seed=seed, dtype=dtype)
+        if density is None:
+            density = 1.0 / math.sqrt(D)
+        if not isinstance(density, (int, float)) or not 0.0 < density <= 1.0:
+            raise IdbenchError(f"sparse density must be in (0, 1], got {density!r}")
+        self.density = float(density)
+        gen = cpu_generator(seed, "sparse", D, d, self.density)
+        counts = torch.binomial(
+            torch.full((d,), float(D), dtype=torch.float64),
+            torch.full((d,), self.density, dtype=torch.float64),
+            generator=gen,
+        ).long().clamp_(min=1)
+        cols = torch.repeat_interleave(torch.arange(d), counts)
+        rows = torch.randint(0, D, (int(counts.sum()),), generator=gen)
+        linear = torch.unique(cols * D + rows)  # drops duplicates, sorted by column
+        cols, rows = linear // D, linear % D
+        nnz = torch.bincount(cols, minlength=d)
+        signs = torch.randint(0, 2, (linear.numel(),), generator=gen).to(torch.float64) * 2 - 1
+        values = (signs / nnz[cols].double().sqrt()).to(dtype)
+        self.register_buffer("matrix", csr_matrix(rows, cols, values, (D, d)))
+        self.register_buffer("matrix_t", csr_matrix(cols, rows, values, (d, D)))
+
+    def _matvec(self, z: torch.Tensor) -> torch.Tensor:
+        return spmm(self.matrix, z)
+
+    def _rmatvec(self, g: torch.Tensor) -> torch.Tensor:
+        return spmm(self.matrix_t, g)
+
+    def state_numel(self) -> int:
+        return csr_numel(self.matrix) + csr_numel(self.matrix_t)
+
+    def options(self) -> dict[str, Any]:
+        return {"density": self.density}

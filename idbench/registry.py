@@ -1,0 +1,165 @@
+"""One generic registry: register factories by name, create them from a spec, list by wildcard.
+
+A *spec* is a name with optional bracketed options, the same syntax on the command line, in suite
+files and in Python::
+
+    fc[depth=2,width=200]      ->  ("fc", {"depth": 2, "width": 200})
+    timm:resnet18[drop_rate=0.1]
+
+Every kind of component (models, datasets, projections, methods) has one :class:`Registry`. Unknown
+names get a "did you mean" suggestion, and options a factory does not accept are refused with the
+list of those it does, before anything is built.
+
+Example::
+
+    MODELS = Registry("model")
+
+    @MODELS.register("fc")
+    def fc(*, depth: int = 2, width: int = 200, input_shape, num_classes): ...
+
+    MODELS.create("fc[depth=1]", input_shape=(1, 28, 28), num_classes=10)
+    MODELS.list("fc*")
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import fnmatch
+import inspect
+import re
+from typing import Any, Callable, Generic, TypeVar
+
+from idbench.errors import IdbenchError
+
+T = TypeVar("T")
+
+_SPEC = re.compile(r"^\s*(?P<name>[A-Za-z0-9_.:\-/]+)\s*(?:\[(?P<opts>.*)\])?\s*$")
+
+
+def _parse_value(text: str) -> Any:
+    text = text.strip()
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered in ("none", "null"):
+        return None
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
+    """Split ``"name[key=value,...]"`` into the name and a dict of typed option values."""
+    match = _SPEC.match(spec) if isinstance(spec, str) else None
+    if match is None:
+        raise IdbenchError(
+            f"cannot parse {spec!r}: write a name, optionally with options in brackets, "
+            "e.g. 'fc[depth=2,width=200]'"
+        )
+    options: dict[str, Any] = {}
+    raw = match.group("opts")
+    if raw and raw.strip():
+        for part in raw.split(","):
+            key, sep, value = part.partition("=")
+            if not sep or not key.strip():
+                raise IdbenchError(
+                    f"cannot parse option {part.strip()!r} in {spec!r}: write key=value, "
+                    "separated by commas"
+                )
+            options[key.strip()] = _parse_value(value)
+    return match.group("name"), options
+
+
+def format_spec(name: str, options: dict[str, Any] | None = None) -> str:
+    """The inverse of :func:`parse_spec`, with options sorted so equal specs format equally."""
+    if not options:
+        return name
+    inner = ",".join(f"{k}={options[k]}" for k in sorted(options))
+    return f"{name}[{inner}]"
+
+
+class Registry(Generic[T]):
+    """Named factories of one kind of component.
+
+    A name ending in ``:`` registers a prefix family (e.g. ``timm:``): ``create("timm:resnet18")``
+    calls that factory with ``name="resnet18"``.
+    """
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._factories: dict[str, Callable[..., T]] = {}
+
+    def register(self, name: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
+        """Decorator that registers ``factory`` under ``name``."""
+
+        def decorator(factory: Callable[..., T]) -> Callable[..., T]:
+            if name in self._factories:
+                raise ValueError(f"{self.kind} {name!r} is registered twice")
+            self._factories[name] = factory
+            return factory
+
+        return decorator
+
+    def list(self, pattern: str = "*") -> list[str]:
+        """Registered names matching a shell-style wildcard, sorted."""
+        return sorted(n for n in self._factories if fnmatch.fnmatch(n, pattern))
+
+    def __contains__(self, spec: str) -> bool:
+        try:
+            self.resolve(spec)
+        except IdbenchError:
+            return False
+        return True
+
+    def resolve(self, spec: str) -> tuple[Callable[..., T], str, dict[str, Any]]:
+        """The factory, the canonical name and the options of ``spec``; raises on unknown names."""
+        name, options = parse_spec(spec)
+        if name in self._factories:
+            return self._factories[name], name, options
+        prefix, sep, rest = name.partition(":")
+        if sep and f"{prefix}:" in self._factories and rest:
+            return self._factories[f"{prefix}:"], name, {"name": rest, **options}
+        close = difflib.get_close_matches(name, list(self._factories), n=1, cutoff=0.5)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise IdbenchError(
+            f"unknown {self.kind} {name!r}.{hint} Valid {self.kind}s: {', '.join(self.list())}"
+        )
+
+    def options(self, spec: str) -> dict[str, Any]:
+        """The options a factory accepts with their defaults (keyword-only parameters)."""
+        factory, _, _ = self.resolve(spec)
+        params = inspect.signature(factory).parameters.values()
+        return {
+            p.name: (None if p.default is inspect.Parameter.empty else p.default)
+            for p in params
+            if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+        }
+
+    def create(self, spec: str, **context: Any) -> T:
+        """Build the component named by ``spec``.
+
+        ``context`` holds what the caller supplies (input shape, D and d, device...); options in the
+        spec override nothing in the context and must be parameters of the factory.
+        """
+        factory, name, options = self.resolve(spec)
+        accepted = inspect.signature(factory).parameters
+        takes_any = any(p.kind is p.VAR_KEYWORD for p in accepted.values())
+        unknown = [k for k in options if k not in accepted and not takes_any]
+        clash = [k for k in options if k in context]
+        if unknown or clash:
+            user_options = sorted(
+                k for k, p in accepted.items()
+                if k not in context and k != "name" and p.kind is not p.VAR_KEYWORD
+            )
+            bad = unknown or clash
+            raise IdbenchError(
+                f"{self.kind} {name!r} does not take option(s) {', '.join(map(repr, bad))}; "
+                f"its options are: {', '.join(user_options) or '(none)'}"
+            )
+        try:
+            inspect.signature(factory).bind(**context, **options)
+        except TypeError as exc:
+            raise IdbenchError(f"bad options for {self.kind} {spec!r}: {exc}") from exc
+        return factory(**context, **options)

@@ -1,0 +1,155 @@
+"""Train any ``nn.Module`` inside a random affine subspace: theta = theta0 + P z.
+
+:class:`SubspaceModel` freezes the module's own initialisation as theta0 (one flat vector), builds
+one projection per compartment, and holds the only trainable tensor, z (zeros at the start). The
+forward pass computes theta once and runs the module with ``torch.func.functional_call`` on views
+of that flat vector, so nothing is copied back into the module and autograd flows straight from
+the loss to z through the projection's adjoint. Buffers (BatchNorm running statistics) are the
+module's own and keep updating as usual.
+
+Compartments split theta into K contiguous parts (``compartments=K``, near-equal sizes) or one part
+per parameter tensor (``compartments="layer"``), each with its own independent basis of ``d``
+directions; the total number of directions is K * d.
+
+Example::
+
+    net = idbench.models.create("fc", input_shape=(1, 28, 28), num_classes=10)
+    sub = SubspaceModel(net, d=1000, projection="fastfood", seed=0)
+    opt = torch.optim.SGD([sub.z], lr=0.1)
+    loss = F.cross_entropy(sub(x), y); loss.backward(); opt.step()
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from torch.func import functional_call
+
+import idbench.projections as projections
+from idbench.errors import IdbenchError
+from idbench.registry import parse_spec
+from idbench.seeding import derive_seed
+
+Compartments = int | str | None
+
+
+@dataclass(frozen=True)
+class FlatLayout:
+    """Where each parameter tensor of a module sits in one flat vector of all D parameters."""
+
+    names: tuple[str, ...]
+    shapes: tuple[torch.Size, ...]
+    offsets: tuple[int, ...]
+    D: int
+
+    @classmethod
+    def of(cls, module: nn.Module) -> "FlatLayout":
+        names, shapes, offsets, total = [], [], [], 0
+        for name, p in module.named_parameters():
+            names.append(name)
+            shapes.append(p.shape)
+            offsets.append(total)
+            total += p.numel()
+        if total == 0:
+            raise IdbenchError("the model has no parameters to train")
+        return cls(tuple(names), tuple(shapes), tuple(offsets), total)
+
+    def flatten(self, module: nn.Module) -> torch.Tensor:
+        """The module's parameters concatenated into one detached vector."""
+        return torch.cat([p.detach().reshape(-1) for p in module.parameters()])
+
+    def unflatten(self, theta: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Views of ``theta`` shaped like the module's parameters, keyed by name."""
+        # one split (its backward is one concatenation), not a slice per tensor
+        parts = theta.split([shape.numel() for shape in self.shapes])
+        return {name: part.view(shape) for name, part, shape in zip(self.names, parts, self.shapes)}
+
+    def compartments(self, compartments: Compartments) -> list[tuple[int, int]]:
+        """[start, end) bounds of each compartment in the flat vector."""
+        if compartments in (None, 1):
+            return [(0, self.D)]
+        if compartments == "layer":
+            return [(o, o + s.numel()) for o, s in zip(self.offsets, self.shapes)]
+        if isinstance(compartments, bool) or not isinstance(compartments, int) or compartments < 1:
+            raise IdbenchError(
+                f"compartments must be a positive integer or 'layer', got {compartments!r}"
+            )
+        if compartments > self.D:
+            raise IdbenchError(
+                f"compartments = {compartments} is more than the {self.D} parameters of the "
+                "model: use at most D compartments"
+            )
+        base, extra = divmod(self.D, compartments)
+        sizes = [base + (1 if k < extra else 0) for k in range(compartments)]
+        starts = [sum(sizes[:k]) for k in range(compartments)]
+        return [(s, s + n) for s, n in zip(starts, sizes)]
+
+
+class SubspaceModel(nn.Module):
+    """A module whose parameters are theta0 + P z, with z (K * d values) the only trainable tensor."""
+
+    def __init__(
+        self,
+        module: nn.Module,
+        *,
+        d: int,
+        projection: str = "dense",
+        seed: int = 0,
+        compartments: Compartments = None,
+    ) -> None:
+        super().__init__()
+        self.module = module.requires_grad_(False)
+        self.layout = FlatLayout.of(module)
+        self.register_buffer("theta0", self.layout.flatten(module).clone())
+        self.bounds = self.layout.compartments(compartments)
+        self.compartments = compartments if compartments is not None else 1
+        for k, (start, end) in enumerate(self.bounds):
+            if d > end - start:
+                raise IdbenchError(
+                    f"d = {d} is larger than compartment {k} ({end - start} parameters): lower d "
+                    "or use fewer compartments"
+                )
+        device = self.theta0.device
+        self.projections = nn.ModuleList(
+            projections.create(
+                projection, D=end - start, d=d, seed=derive_seed(seed, "compartment", k),
+                device=device, dtype=self.theta0.dtype,
+            )
+            for k, (start, end) in enumerate(self.bounds)
+        )
+        self.d, self.seed, self.projection = d, seed, projection
+        self.z = nn.Parameter(torch.zeros(d * len(self.bounds), device=device, dtype=self.theta0.dtype))
+
+    @property
+    def d_total(self) -> int:
+        return self.z.numel()
+
+    def offset(self) -> torch.Tensor:
+        """P z, the displacement from theta0 (length D)."""
+        parts = [p(zk) for p, zk in zip(self.projections, self.z.split(self.d))]
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+    def theta(self) -> torch.Tensor:
+        """The current flat parameter vector theta0 + P z."""
+        return self.theta0 + self.offset()
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        return functional_call(self.module, self.layout.unflatten(self.theta()), args, kwargs)
+
+    def describe(self) -> dict[str, Any]:
+        """The choices that determine this subspace, for result rows."""
+        name, options = parse_spec(self.projection)
+        first = self.projections[0].describe()
+        return {
+            "projection": name,
+            "projection_options": {**first["projection_options"], **options},
+            "normalisation": first["normalisation"],
+            "compartments": str(self.compartments),
+            "n_compartments": len(self.bounds),
+            "d": self.d,
+            "d_total": self.d_total,
+            "D": self.layout.D,
+        }

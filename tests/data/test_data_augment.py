@@ -1,0 +1,67 @@
+"""augment_batch: random pad-and-crop with black padding, and horizontal flips."""
+
+from __future__ import annotations
+
+import torch
+
+import idbench.data
+from idbench.data.dataset import Dataset
+
+MEAN, STD = (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)
+
+
+def images_dataset(*, augment: bool, crop_padding: int, flip: bool) -> Dataset:
+    x = torch.randn(8, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    y = torch.zeros(8, dtype=torch.long)
+    return Dataset(
+        "test", x, y, x, y, x, y, input_shape=(3, 32, 32), num_classes=10, augment=augment,
+        crop_padding=crop_padding, flip=flip, mean=MEAN, std=STD,
+    )
+
+
+def test_off_returns_the_batch_itself() -> None:
+    ds = images_dataset(augment=False, crop_padding=4, flip=True)
+    assert ds.augment_batch(ds.x_train, torch.Generator().manual_seed(0)) is ds.x_train
+    assert not idbench.data.load("digits").augment  # off by default
+
+
+def test_deterministic_and_changes_the_batch() -> None:
+    ds = images_dataset(augment=True, crop_padding=4, flip=True)
+    a = ds.augment_batch(ds.x_train, torch.Generator().manual_seed(1))
+    b = ds.augment_batch(ds.x_train, torch.Generator().manual_seed(1))
+    c = ds.augment_batch(ds.x_train, torch.Generator().manual_seed(2))
+    assert a.shape == ds.x_train.shape and torch.equal(a, b) and not torch.equal(a, c)
+    assert not torch.equal(a, ds.x_train)
+
+
+def test_crops_are_windows_of_the_black_padded_image() -> None:
+    ds = images_dataset(augment=True, crop_padding=4, flip=False)
+    x = ds.x_train
+    out = ds.augment_batch(x, torch.Generator().manual_seed(3))
+    padded = torch.stack([torch.full((8, 40, 40), -m / s) for m, s in zip(MEAN, STD)], dim=1)
+    padded[:, :, 4:36, 4:36] = x
+    shifted = 0
+    for i in range(len(x)):
+        windows = [
+            (dy, dx) for dy in range(9) for dx in range(9)
+            if torch.equal(out[i], padded[i, :, dy : dy + 32, dx : dx + 32])
+        ]
+        assert len(windows) == 1
+        shifted += windows[0] != (4, 4)
+    assert shifted > 0
+
+
+def test_flips_only_mirror_whole_images() -> None:
+    ds = images_dataset(augment=True, crop_padding=0, flip=True)
+    x = ds.x_train
+    out = ds.augment_batch(x, torch.Generator().manual_seed(0))
+    flipped = [torch.equal(o, xi.flip(-1)) for o, xi in zip(out, x)]
+    kept = [torch.equal(o, xi) for o, xi in zip(out, x)]
+    assert all(f != k for f, k in zip(flipped, kept)) and any(flipped) and any(kept)
+
+
+def test_loaded_datasets_choose_crop_and_flip() -> None:
+    ds = idbench.data.load("digits[augment=true]")
+    assert ds.augment and ds.crop_padding == 1 and not ds.flip
+    out = ds.augment_batch(ds.x_train[:64], torch.Generator().manual_seed(0))
+    assert out.shape == (64, 1, 8, 8) and not torch.equal(out, ds.x_train[:64])

@@ -1,0 +1,59 @@
+import pytest
+
+from idbench.errors import IdbenchError
+from idbench.registry import Registry, format_spec, parse_spec
+
+
+def test_parse_spec_types_values():
+    name, options = parse_spec("fc[depth=2, width=200,act=relu,lr=1e-3,bn=true,x=none]")
+    assert name == "fc"
+    assert options == {"depth": 2, "width": 200, "act": "relu", "lr": 1e-3, "bn": True, "x": None}
+    assert parse_spec("timm:resnet18") == ("timm:resnet18", {})
+
+
+def test_format_spec_roundtrips_sorted():
+    assert format_spec("fc", {"width": 200, "depth": 2}) == "fc[depth=2,width=200]"
+    assert parse_spec(format_spec("fc", {"width": 200, "depth": 2})) == ("fc", {"depth": 2, "width": 200})
+
+
+@pytest.mark.parametrize("bad", ["fc[depth]", "fc[=2]", "fc[depth=2", ""])
+def test_malformed_specs(bad):
+    with pytest.raises(IdbenchError, match="cannot parse"):
+        parse_spec(bad)
+
+
+@pytest.fixture
+def registry():
+    reg = Registry("widget")
+
+    @reg.register("round")
+    def round_(*, size: int, color: str = "red"):
+        return ("round", size, color)
+
+    @reg.register("fam:")
+    def family(*, name: str, size: int):
+        return ("fam", name, size)
+
+    return reg
+
+
+def test_create_list_and_prefix_families(registry):
+    assert registry.create("round[color=blue]", size=3) == ("round", 3, "blue")
+    assert registry.create("fam:x", size=1) == ("fam", "x", 1)
+    assert registry.list() == ["fam:", "round"]
+    assert registry.list("r*") == ["round"]
+    assert "round[color=1]" in registry and "square" not in registry
+
+
+def test_did_you_mean_and_unknown_options(registry):
+    with pytest.raises(IdbenchError, match="Did you mean 'round'"):
+        registry.create("rund", size=1)
+    with pytest.raises(IdbenchError, match="does not take option.*'colour'.*color"):
+        registry.create("round[colour=blue]", size=1)
+    with pytest.raises(IdbenchError, match="does not take option.*'size'"):
+        registry.create("round[size=2]", size=1)
+
+
+def test_double_registration_is_a_bug(registry):
+    with pytest.raises(ValueError):
+        registry.register("round")(lambda: None)
