@@ -47,7 +47,9 @@ class SumsTask(Dataset):
 def toy_sums(*, ctx: LoadContext, groups: int = 10, seed: int = 0, tol: float = 1e-2) -> SumsTask:
     """Targets for ``groups`` sums, drawn from N(0, 1) with ``seed`` (see the module docstring)."""
     if groups < 1 or tol <= 0:
-        raise IdbenchError(f"toy-sums needs groups >= 1 and tol > 0, got groups={groups}, tol={tol}")
+        raise IdbenchError(
+            f"toy-sums needs groups >= 1 and tol > 0, got groups={groups}, tol={tol}"
+        )
     target = torch.randn(groups, generator=torch.Generator().manual_seed(seed))
     x = torch.zeros(SAMPLES, 1, device=ctx.device)
     y = target.to(ctx.device).expand(SAMPLES, groups).clone()
@@ -61,6 +63,6 @@ def toy_sums(*, ctx: LoadContext, groups: int = 10, seed: int = 0, tol: float = 
         y_test=y.clone(),
         input_shape=(1,),
         num_classes=groups,
-        metric="fraction of group sums within tol",
+        metric="sums-within-tol",
         tol=tol,
     )

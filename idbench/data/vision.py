@@ -56,34 +56,33 @@ class Source:
     system_copy: SystemCopy | None = None
 
 
-SOURCES = {
-    s.name: s
-    for s in (
-        Source("mnist", "MNIST", "MNIST/raw", 10, crop_padding=2, flip=False),
-        Source(
-            "fashion-mnist",
-            "FashionMNIST",
-            "FashionMNIST/raw",
-            10,
-            crop_padding=2,
-            flip=False,
-            system_copy=SystemCopy("fashion-mnist", "dataset-fashion-mnist"),
-        ),
-        Source("cifar10", "CIFAR10", "cifar-10-batches-py", 10, crop_padding=4, flip=True),
-        Source("cifar100", "CIFAR100", "cifar-100-python", 100, crop_padding=4, flip=True),
-        Source("svhn", "SVHN", ".", 10, crop_padding=4, flip=False),
-    )
-}
+SOURCES = (
+    Source("mnist", "MNIST", "MNIST/raw", 10, crop_padding=2, flip=False),
+    Source(
+        "fashion-mnist",
+        "FashionMNIST",
+        "FashionMNIST/raw",
+        10,
+        crop_padding=2,
+        flip=False,
+        system_copy=SystemCopy("fashion-mnist", "dataset-fashion-mnist"),
+    ),
+    Source("cifar10", "CIFAR10", "cifar-10-batches-py", 10, crop_padding=4, flip=True),
+    Source("cifar100", "CIFAR100", "cifar-100-python", 100, crop_padding=4, flip=True),
+    Source("svhn", "SVHN", ".", 10, crop_padding=4, flip=False),
+)
 
 
-def _read_split(source: Source, root: Path, train: bool, download: bool) -> tuple[torch.Tensor, ...]:
+def _read_split(
+    source: Source, root: Path, train: bool, download: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(uint8 images (n, c, h, w), labels) of one official split, read by torchvision."""
     from torchvision import datasets as tv  # here, not at the top: its import takes over a second
 
     cls = getattr(tv, source.torchvision_class)
     if cls is tv.SVHN:
         svhn = cls(str(root), split="train" if train else "test", download=download)
-        return torch.from_numpy(svhn.data), torch.from_numpy(svhn.labels)
+        return torch.from_numpy(svhn.data).contiguous(), torch.from_numpy(svhn.labels)
     ds = cls(str(root), train=train, download=download)
     if isinstance(ds, tv.MNIST):
         return ds.data.unsqueeze(1), ds.targets
@@ -164,5 +163,5 @@ def _factory(source: Source) -> Callable[..., Dataset]:
     return load
 
 
-for _source in SOURCES.values():
+for _source in SOURCES:
     DATASETS.register(_source.name)(_factory(_source))

@@ -68,7 +68,9 @@ def write_idx(path: Path, array: np.ndarray) -> None:
     path.write_bytes(header + array.astype(np.uint8).tobytes())
 
 
-@pytest.mark.skipif(not FASHION.is_dir(), reason=f"{FASHION} absent: apt-get install dataset-fashion-mnist")
+@pytest.mark.skipif(
+    not FASHION.is_dir(), reason=f"{FASHION} absent: apt-get install dataset-fashion-mnist"
+)
 def test_fashion_mnist_loads_from_the_debian_files(tmp_path: Path) -> None:
     ds = idbench.data.load("fashion-mnist", root=tmp_path, download=False)
     assert (len(ds.y_train), len(ds.y_val), len(ds.y_test)) == (54_000, 6_000, 10_000)
@@ -109,7 +111,8 @@ def test_cifar10_reads_torchvision_batches(tmp_path: Path, no_md5: None) -> None
     for i, (x, y) in enumerate(batches, start=1):
         write_pickle(folder / f"data_batch_{i}", {"data": x.reshape(8, -1), "labels": y.tolist()})
     test = (images(6, 3, 32), RNG.integers(0, 10, 6))
-    write_pickle(folder / "test_batch", {"data": test[0].reshape(6, -1), "labels": test[1].tolist()})
+    test_batch = {"data": test[0].reshape(6, -1), "labels": test[1].tolist()}
+    write_pickle(folder / "test_batch", test_batch)
     write_pickle(folder / "batches.meta", {"label_names": [f"c{i}" for i in range(10)]})
     ds = idbench.data.load("cifar10", root=tmp_path, download=False)
     train = (np.concatenate([x for x, _ in batches]), np.concatenate([y for _, y in batches]))
@@ -138,7 +141,8 @@ def test_svhn_reads_mat_files_and_maps_label_10_to_0(tmp_path: Path, no_md5: Non
         x = images(n, 3, 32)
         y = RNG.integers(1, 11, n)  # SVHN's labels: 1..10, where 10 is the digit 0
         y[0] = 10
-        scipy.io.savemat(tmp_path / f"{name}_32x32.mat", {"X": x.transpose(2, 3, 1, 0), "y": y[:, None]})
+        mat = {"X": x.transpose(2, 3, 1, 0), "y": y[:, None]}  # (h, w, c, n) and (n, 1)
+        scipy.io.savemat(tmp_path / f"{name}_32x32.mat", mat)
         splits[name] = (x, np.where(y == 10, 0, y))
     ds = idbench.data.load("svhn", root=tmp_path, download=False)
     assert ds.num_classes == 10 and not ds.flip and ds.crop_padding == 4

@@ -1,0 +1,39 @@
+"""Training methods (step rules), created by name: ``fpd`` (fixed projection descent; also the
+full-space baseline's rule).
+
+    method = idbench.methods.create("fpd", model=model, spec=run_spec)
+    loss = method.step(lambda m: data.loss(m(xb), yb), lr)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from idbench.methods.base import LossFn, Method
+from idbench.methods.fpd import FixedProjectionDescent
+from idbench.registry import Registry
+
+METHODS: Registry[Method] = Registry("method")
+for _cls in (FixedProjectionDescent,):
+    METHODS.register(_cls.name)(_cls)
+
+
+def method_class(spec: str) -> type[Method]:
+    """The class registered under ``spec`` (raises with a suggestion when unknown)."""
+    factory, _, _ = METHODS.resolve(spec)
+    return factory
+
+
+def create(spec: str, *, model: nn.Module, run_spec: Any) -> Method:
+    """Build the step rule ``spec`` for ``model`` as ``run_spec`` (a RunSpec) says."""
+    return METHODS.create(spec, model=model, run_spec=run_spec)
+
+
+def list(pattern: str = "*") -> list[str]:  # noqa: A001 - mirrors timm.list_models
+    """Registered method names matching a wildcard."""
+    return METHODS.list(pattern)
+
+
+__all__ = ["METHODS", "LossFn", "Method", "create", "list", "method_class"]

@@ -1,0 +1,34 @@
+"""What one training step does: the interface every method implements.
+
+The trainer owns the loop (batches, schedule, evaluation, divergence); a method owns the update.
+``fpd`` (fixed projection descent, Li et al. 2018) trains z of a :class:`~idbench.subspace.SubspaceModel`
+with an ordinary optimiser; the full-space baseline is the same rule on all parameters. Methods
+that redraw their basis every step (``rbd``) or estimate the gradient (``nes``) work on the plain
+network instead and set ``uses_subspace_model = False``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, ClassVar
+
+import torch
+from torch import nn
+
+LossFn = Callable[[nn.Module], torch.Tensor]  # mean loss of the current batch under a module
+
+
+class Method:
+    """A step rule. ``step`` applies one update at learning rate ``lr`` and returns the batch loss."""
+
+    name: ClassVar[str]
+    uses_subspace_model: ClassVar[bool] = True
+
+    def __init__(self, model: nn.Module, run_spec: Any) -> None:
+        self.model, self.spec = model, run_spec
+
+    def step(self, loss_fn: LossFn, lr: float) -> torch.Tensor:
+        raise NotImplementedError
+
+    def describe(self) -> dict[str, Any]:
+        """Choices of the method that a result row records (beyond the RunSpec)."""
+        return {}

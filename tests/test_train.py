@@ -1,0 +1,85 @@
+import math
+
+import pytest
+
+import idbench.data
+from idbench.errors import IdbenchError
+from idbench.train import RunSpec, run, total_steps
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return idbench.data.load("digits")
+
+
+def spec(**overrides) -> RunSpec:
+    base = dict(model="fc[depth=1,width=64]", dataset="digits", seed=0, lr=0.1, epochs=20)
+    base.update(overrides)
+    return RunSpec(**base)
+
+
+def test_fc_on_digits_learns_quickly(digits):
+    result = run(spec(), digits)
+    assert result.val_score > 0.9 and result.test_score > 0.85
+    assert not result.diverged
+    assert result.steps == 20 * math.ceil(len(digits.x_train) / 128)
+    assert result.wall_s < 10
+    assert len(result.history) == 20 and result.history[-1]["val_score"] == result.val_score
+    assert result.D == 64 * 64 + 64 + 64 * 10 + 10
+
+
+def test_huge_learning_rate_is_a_diverged_result_not_an_exception(digits):
+    result = run(spec(lr=1e6), digits)
+    assert result.diverged
+    assert result.val_score == 0.0 and math.isinf(result.val_loss)
+    assert result.steps < 20 * 11
+
+
+def test_same_seed_is_bit_identical_and_other_seed_differs(digits):
+    a = run(spec(projection="fastfood", d=100, epochs=3), digits)
+    b = run(spec(projection="fastfood", d=100, epochs=3), digits)
+    c = run(spec(projection="fastfood", d=100, epochs=3, seed=1), digits)
+    assert a.history == b.history and a.test_score == b.test_score
+    assert a.history != c.history
+
+
+def test_subspace_run_records_its_subspace(digits):
+    result = run(spec(projection="sparse", d=50, compartments=2, epochs=2), digits)
+    assert result.d_total == 100
+    assert result.subspace["projection"] == "sparse" and result.subspace["n_compartments"] == 2
+    assert result.subspace["normalisation"] == "unit-column"
+
+
+def test_early_stop_reports_the_final_model_not_the_best(digits):
+    # a constant, far too high Adam rate makes validation loss bounce: patience 1 stops it
+    result = run(spec(optimizer="adam", lr=0.5, schedule="constant", epochs=30, patience=1), digits)
+    assert result.stopped_early
+    assert result.steps < 30 * 11
+    assert result.val_score == result.history[-1]["val_score"]
+    assert min(h["val_loss"] for h in result.history[:-1]) <= result.history[-1]["val_loss"]
+
+
+def test_budget_in_steps_overrides_epochs(digits):
+    assert total_steps(spec(steps=7), len(digits.x_train)) == 7
+    assert run(spec(steps=7, eval_every=3), digits).steps == 7
+
+
+@pytest.mark.parametrize(
+    "overrides,match",
+    [
+        (dict(projection="dense"), "needs both a projection and d"),
+        (dict(optimizer="lbfgs"), "unknown optimizer"),
+        (dict(lr=-1.0), "lr must be a positive"),
+        (dict(epochs=0), "positive budget"),
+        (dict(schedule="step"), "unknown schedule"),
+    ],
+)
+def test_bad_specs(overrides, match):
+    with pytest.raises(IdbenchError, match=match):
+        spec(**overrides)
+
+
+def test_spec_key_is_stable_and_sensitive():
+    assert spec().key() == spec().key()
+    assert spec().key() != spec(seed=1).key()
+    assert spec().key() != spec(lr=0.1000001).key()
