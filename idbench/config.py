@@ -1,0 +1,102 @@
+"""What one measurement (one cell of a suite) is asked to do: :class:`MeasureConfig`.
+
+A suite expands into a list of these; ``idbench measure`` builds one from its flags;
+:func:`idbench.measure` takes one. Defaults are the protocol of the design notes.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from idbench.errors import IdbenchError
+
+
+class MeasureConfig(BaseModel):
+    """One cell: model x dataset x projection x method, with its protocol options."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
+
+    model: str  # model spec, e.g. "fc[depth=2,width=200]"
+    dataset: str  # dataset spec
+    projection: str = "dense"  # projection spec, e.g. "sparse[density=0.01]"
+    method: str = "fpd"  # method spec, e.g. "rbd[distribution=uniform]"
+    compartments: int | Literal["layer"] | None = None
+    # training budget and optimiser (shared by baseline and subspace runs)
+    seeds: int = Field(3, ge=1)
+    epochs: float | None = 5.0
+    steps: int | None = None
+    batch_size: int = Field(128, ge=1)
+    optimizer: Literal["sgd", "adam"] = "sgd"
+    momentum: float = 0.9
+    schedule: Literal["cosine", "constant"] = "cosine"
+    patience: int | None = None
+    val_fraction: float = 0.1
+    # threshold
+    threshold: float = 0.9  # fraction of the baseline
+    baseline: str = "local"  # "local" or "global:<score>"
+    # d search
+    d_min: int = Field(10, ge=1)
+    d_max: int = Field(100_000, ge=1)
+    resolution: float = Field(0.05, gt=0, lt=1)  # relative bisection resolution
+    grid: tuple[int, ...] | None = None  # fixed-grid mode instead of the search
+    # learning-rate tuning (Optuna)
+    tune_trials: int = Field(8, ge=0)  # 0: use lr / lr_subspace as given
+    tune_every_probe: bool = False  # tune at every probe instead of once at d_ref
+    d_ref: int | None = None  # where the subspace lr is tuned (default: geometric mid of range)
+    lr: float = 0.1  # baseline lr when not tuned
+    lr_subspace: float | None = None  # subspace lr when not tuned (default: lr)
+    lr_range: tuple[float, float] = (1e-4, 10.0)
+
+    @field_validator("threshold")
+    @classmethod
+    def _threshold(cls, value: float) -> float:
+        if not 0 < value <= 1:
+            raise ValueError("threshold must be in (0, 1], e.g. 0.9 for d_int90")
+        return value
+
+    @field_validator("baseline")
+    @classmethod
+    def _baseline(cls, value: str) -> str:
+        if value == "local":
+            return value
+        kind, _, score = value.partition(":")
+        try:
+            ok = kind == "global" and 0 < float(score) <= 1
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ValueError("baseline must be 'local' or 'global:<score in (0, 1]>', e.g. global:0.9")
+        return value
+
+    @model_validator(mode="after")
+    def _ranges(self) -> "MeasureConfig":
+        if self.d_min > self.d_max:
+            raise ValueError(f"d_min ({self.d_min}) is larger than d_max ({self.d_max})")
+        if self.grid is not None and (not self.grid or min(self.grid) < 1):
+            raise ValueError("grid must be a non-empty list of positive integers")
+        if self.steps is None and (self.epochs is None or self.epochs <= 0):
+            raise ValueError("give a positive budget: epochs > 0 or steps >= 1")
+        lo, hi = self.lr_range
+        if not 0 < lo < hi:
+            raise ValueError("lr_range must be (low, high) with 0 < low < high")
+        return self
+
+    @classmethod
+    def build(cls, **options: object) -> "MeasureConfig":
+        """Validate ``options`` into a config, turning pydantic's errors into one IdbenchError."""
+        from pydantic import ValidationError
+
+        try:
+            return cls(**options)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}" for e in exc.errors()
+            )
+            raise IdbenchError(f"bad measurement options: {problems}") from None
+
+    @property
+    def global_baseline(self) -> float | None:
+        """The absolute baseline score of ``global:<score>``, None for ``local``."""
+        return float(self.baseline.split(":", 1)[1]) if self.baseline != "local" else None

@@ -1,0 +1,130 @@
+"""The result schema: one typed, commented row per training run and one per measured cell.
+
+These two models are the contract between the trainer, the run store, the search and the
+leaderboard. Every choice that determines a number is a column, so any row can be reproduced from
+the row alone. Bump ``SCHEMA_VERSION`` when a column changes meaning; readers refuse other versions.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+SCHEMA_VERSION = 1
+
+Role = Literal["baseline", "probe", "tune"]
+
+
+class RunRow(BaseModel):
+    """One training run (a row of the run store, ``runs.parquet``)."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    schema_version: int = SCHEMA_VERSION
+    # identifiers
+    run_key: str  # RunSpec.key(): hash of everything that determines the run
+    cell: str  # cell key of the measurement the run belongs to
+    suite: str | None  # suite name, None for a standalone `idbench measure`
+    role: Role  # baseline seed, probe seed at some d, or a learning-rate tuning trial
+    # what was trained
+    model: str  # model spec, e.g. "fc[depth=2,width=200]"
+    dataset: str  # dataset spec
+    D: int  # number of parameters
+    metric: str  # what score means, e.g. "accuracy"
+    # subspace (null for baseline runs)
+    projection: str | None  # projection name
+    projection_options: str  # JSON object of projection options ("{}" if none)
+    normalisation: str | None  # basis normalisation convention, "unit-column"
+    method: str  # "fpd", "rbd", "nes"
+    method_options: str  # JSON object of method options (distribution, sigma...)
+    compartments: str | None  # "1", "K", or "layer"
+    n_compartments: int | None
+    d: int | None  # directions per compartment
+    d_total: int | None  # total directions, n_compartments * d
+    # training protocol
+    seed: int
+    lr: float
+    optimizer: str
+    momentum: float
+    weight_decay: float
+    batch_size: int
+    epochs: float | None
+    steps_budget: int | None  # RunSpec.steps (None: epochs decide)
+    schedule: str
+    eval_every: int | None
+    patience: int | None
+    val_fraction: float
+    split_seed: int
+    # outcome (of the final model, never the best epoch)
+    val_score: float
+    val_loss: float
+    test_score: float
+    train_loss: float
+    diverged: bool
+    stopped_early: bool
+    steps: int  # optimiser steps actually taken
+    wall_s: float
+    history: str  # JSON list of {step, val_score, val_loss, train_loss}
+    # provenance
+    device: str
+    versions: str  # JSON object: idbench, torch, python...
+    git_rev: str | None
+    timestamp: str  # ISO 8601, UTC
+
+
+class MeasurementRow(BaseModel):
+    """One measured cell: the baseline, the threshold and the d_int search (``measurements.parquet``)."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    schema_version: int = SCHEMA_VERSION
+    cell: str  # hash of everything that determines the measurement
+    suite: str | None
+    suite_version: str | None
+    # the cell
+    model: str
+    dataset: str
+    D: int
+    metric: str
+    projection: str
+    projection_options: str  # JSON object
+    normalisation: str
+    method: str
+    method_options: str  # JSON object
+    compartments: str  # "1", "K" or "layer"
+    # protocol
+    seeds: int  # seeds per baseline and per probe
+    epochs: float | None
+    steps_budget: int | None
+    batch_size: int
+    optimizer: str
+    baseline_kind: str  # "local" or "global:<score>"
+    threshold: float  # fraction of the baseline to reach, e.g. 0.9
+    search: str  # "bisect" or "grid"
+    d_min: int
+    d_max: int
+    resolution: float  # relative resolution of the bisection
+    grid: str | None  # JSON list of d for grid mode
+    tune_trials: int
+    tune_at: str  # where the subspace lr was tuned: "ref:<d>" or "every-probe"
+    lr_baseline: float
+    lr_subspace: float | None  # None when tuned at every probe
+    # results
+    baseline_mean: float
+    baseline_std: float
+    threshold_score: float  # threshold * baseline
+    d_int: int | None  # smallest probed d whose mean score reaches threshold_score; None if censored
+    d_lo: int | None  # largest failing d below d_int (None: d_min passed)
+    d_hi: int | None  # smallest passing d (== d_int)
+    ci_low: float | None  # bootstrap confidence interval of the crossing d (over seeds)
+    ci_high: float | None
+    censored: bool  # no probe up to d_max passed: the result is "> d_max"
+    probes: str  # JSON list of {d, mean, std, scores, passed}
+    n_runs: int  # training runs this measurement used (baseline, probes, tuning)
+    wall_s: float
+    # provenance
+    device: str
+    versions: str
+    git_rev: str | None
+    timestamp: str
