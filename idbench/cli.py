@@ -6,6 +6,7 @@ print one line to stderr and exit with status 2, with no traceback.
 
 from __future__ import annotations
 
+import json
 import sys
 
 import typer
@@ -33,6 +34,79 @@ def ls(
     """List what exists: registered models, datasets, projections or methods."""
     for name in list_names(kind, pattern):
         typer.echo(name)
+
+
+@app.command()
+def measure(
+    model: str = typer.Option(..., help="model spec, e.g. 'fc[depth=2,width=200]'"),
+    dataset: str = typer.Option(..., help="dataset spec, e.g. fashion-mnist"),
+    projection: str = typer.Option("dense", help="dense | sparse | fastfood | fastjl [options]"),
+    method: str = typer.Option("fpd", help="fpd | rbd | nes [options]"),
+    compartments: str = typer.Option(None, help="number of equal compartments, or 'layer'"),
+    seeds: int = typer.Option(3, help="seeds per baseline and per probe"),
+    epochs: float = typer.Option(5.0, help="training epochs per run"),
+    steps: int = typer.Option(None, help="training steps per run (overrides --epochs)"),
+    batch_size: int = typer.Option(128),
+    optimizer: str = typer.Option("sgd", help="sgd | adam"),
+    threshold: float = typer.Option(0.9, help="fraction of the baseline to reach (0.9: d_int90)"),
+    baseline: str = typer.Option("local", help="local | global:<score>"),
+    d_min: int = typer.Option(10),
+    d_max: int = typer.Option(100_000, help="largest d probed (clamped to D with a warning)"),
+    resolution: float = typer.Option(0.05, help="relative resolution of the bisection"),
+    grid: str = typer.Option(None, help="fixed grid instead of the search, e.g. 10,50,100"),
+    tune_trials: int = typer.Option(8, help="Optuna trials per tuned lr (0: use --lr)"),
+    tune_every_probe: bool = typer.Option(False, help="tune the lr at every probed d"),
+    lr: float = typer.Option(0.1, help="learning rate when not tuned"),
+    out: str = typer.Option("idbench-out", help="output folder (run store, Optuna studies)"),
+    storage: str = typer.Option(None, help="Optuna storage URL (default: SQLite in --out)"),
+    device: str = typer.Option(None, help="cpu | cuda | cuda:N (default: cuda if available)"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object on stdout"),
+) -> None:
+    """Measure d_int90 of one model x dataset x projection x method."""
+    from idbench.config import MeasureConfig
+    from idbench.measurement import measure as run_measurement
+    from idbench.progress import status
+
+    config = MeasureConfig.build(
+        model=model, dataset=dataset, projection=projection, method=method,
+        compartments=_compartments(compartments), seeds=seeds, epochs=epochs, steps=steps,
+        batch_size=batch_size, optimizer=optimizer, threshold=threshold, baseline=baseline,
+        d_min=d_min, d_max=d_max, resolution=resolution, grid=_grid(grid),
+        tune_trials=tune_trials, tune_every_probe=tune_every_probe, lr=lr,
+    )
+    with status() as on_event:
+        row = run_measurement(config, out=out, storage=storage, device=device, on_event=on_event)
+    summary = {
+        "model": row.model, "dataset": row.dataset, "projection": row.projection,
+        "method": row.method, "D": row.D, "baseline_acc": row.baseline_mean,
+        "threshold": row.threshold, "threshold_acc": row.threshold_score, "d_int90": row.d_int,
+        "d_lo": row.d_lo, "d_hi": row.d_hi, "d_max": row.d_max, "ci_low": row.ci_low, "ci_high": row.ci_high,
+        "censored": row.censored, "n_runs": row.n_runs, "wall_s": round(row.wall_s, 3),
+    }
+    if as_json:
+        typer.echo(json.dumps(summary))
+    else:
+        from idbench.progress import print_summary
+
+        print_summary(summary)
+
+
+def _compartments(text: str | None) -> int | str | None:
+    if text is None or text == "layer":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise IdbenchError(f"--compartments must be a number or 'layer', got {text!r}") from None
+
+
+def _grid(text: str | None) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    try:
+        return tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise IdbenchError(f"--grid must be comma-separated integers, got {text!r}") from None
 
 
 def list_names(kind: str, pattern: str = "*") -> list[str]:

@@ -1,0 +1,98 @@
+"""Reading a suite's results for the leaderboard: two Parquet files, checked before anything renders.
+
+A results folder (``leaderboards/<suite>/``, or a measurement's ``--out`` folder after export) holds
+
+    measurements.parquet   one row per measured cell (:class:`~idbench.schema.MeasurementRow`)
+    runs.parquet           one row per training run (:class:`~idbench.schema.RunRow`)
+
+Files from another schema version, or missing columns, are refused with one :class:`IdbenchError`
+before any output is written.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import polars as pl
+
+from idbench.errors import IdbenchError
+from idbench.schema import SCHEMA_VERSION, MeasurementRow, RunRow
+from idbench.store import polars_schema
+
+MEASUREMENTS_FILE = "measurements.parquet"
+RUNS_FILE = "runs.parquet"
+MEASUREMENT_SCHEMA = polars_schema(MeasurementRow)
+RUN_SCHEMA = polars_schema(RunRow)
+
+
+def load_results(path: str | os.PathLike[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """``(measurements, runs)`` of a results folder, or of a ``measurements.parquet`` path.
+
+    Raises :class:`IdbenchError` when a file is missing, unreadable, or of another schema version.
+    """
+    path = Path(path)
+    folder = path.parent if path.is_file() or path.suffix == ".parquet" else path
+    if not folder.is_dir():
+        raise IdbenchError(
+            f"results folder {folder} does not exist: give the folder that holds "
+            f"{MEASUREMENTS_FILE} and {RUNS_FILE} (e.g. leaderboards/<suite>/)"
+        )
+    measurements = _read(folder / MEASUREMENTS_FILE, MEASUREMENT_SCHEMA)
+    runs = _read(folder / RUNS_FILE, RUN_SCHEMA)
+    return measurements, runs
+
+
+def _read(path: Path, schema: pl.Schema) -> pl.DataFrame:
+    if not path.is_file():
+        raise IdbenchError(
+            f"{path} not found: a results folder holds {MEASUREMENTS_FILE} (one row per cell) and "
+            f"{RUNS_FILE} (one row per run), as `idbench run` writes them to leaderboards/<suite>/"
+        )
+    try:
+        frame = pl.read_parquet(path, glob=False, hive_partitioning=False)
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise IdbenchError(f"cannot read {path}: {reason}; is it a Parquet file idbench wrote?") from None
+    return check_frame(frame, schema, str(path))
+
+
+def check_frame(frame: pl.DataFrame, schema: pl.Schema, name: str) -> pl.DataFrame:
+    """``frame`` cast to ``schema``, after checking its schema version and columns."""
+    if "schema_version" not in frame.columns:
+        raise IdbenchError(f"{name} has no schema_version column: it is not an idbench results file")
+    versions = sorted(v for v in frame["schema_version"].unique().to_list() if v is not None)
+    other = [v for v in versions if v != SCHEMA_VERSION]
+    if other:
+        raise IdbenchError(
+            f"{name} was written by schema version {other[0]}, this idbench reads version "
+            f"{SCHEMA_VERSION}: re-run the suite or use a matching idbench"
+        )
+    missing = [c for c in schema.names() if c not in frame.columns]
+    if missing:
+        raise IdbenchError(
+            f"{name} lacks the column(s) {', '.join(missing)} of schema version {SCHEMA_VERSION}: "
+            "the file is damaged or was not written by idbench; re-run the suite"
+        )
+    try:
+        return frame.select([pl.col(c).cast(t) for c, t in schema.items()])
+    except pl.exceptions.PolarsError as exc:
+        raise IdbenchError(f"{name} has columns of the wrong type ({exc}); re-run the suite") from None
+
+
+def check_measurements(frame: pl.DataFrame, name: str = "the measurements") -> pl.DataFrame:
+    return check_frame(frame, MEASUREMENT_SCHEMA, name)
+
+
+def check_runs(frame: pl.DataFrame | None, name: str = "the runs") -> pl.DataFrame:
+    if frame is None:
+        return pl.DataFrame(schema=RUN_SCHEMA)
+    return check_frame(frame, RUN_SCHEMA, name)
+
+
+def latest_per_cell(measurements: pl.DataFrame) -> pl.DataFrame:
+    """One row per cell key: the latest measurement when a cell was measured more than once."""
+    return (
+        measurements.sort("timestamp", nulls_last=False, maintain_order=True)
+        .unique(subset="cell", keep="last", maintain_order=True)
+    )
