@@ -7,6 +7,7 @@ print one line to stderr and exit with status 2, with no traceback.
 from __future__ import annotations
 
 import json
+import math
 import sys
 
 import typer
@@ -83,8 +84,9 @@ def measure(
         "d_lo": row.d_lo, "d_hi": row.d_hi, "d_max": row.d_max, "ci_low": row.ci_low, "ci_high": row.ci_high,
         "censored": row.censored, "n_runs": row.n_runs, "wall_s": round(row.wall_s, 3),
     }
-    if as_json:
-        typer.echo(json.dumps(summary))
+    if as_json:  # strict JSON: a non-finite number (an unbounded interval) becomes null
+        typer.echo(json.dumps({k: None if isinstance(v, float) and not math.isfinite(v) else v
+                               for k, v in summary.items()}))
     else:
         from idbench.progress import print_summary
 
@@ -134,3 +136,7 @@ def main() -> None:
     except IdbenchError as exc:
         typer.echo(f"idbench: error: {exc}", err=True)
         sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

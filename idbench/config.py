@@ -48,6 +48,11 @@ class MeasureConfig(BaseModel):
     lr: float = 0.1  # baseline lr when not tuned
     lr_subspace: float | None = None  # subspace lr when not tuned (default: lr)
     lr_range: tuple[float, float] = (1e-4, 10.0)
+    # how the subspace lr tuned at d_ref carries to other d. With unit-norm columns E[P P^T] =
+    # (d/D) I, so an SGD step moves theta by lr * d / D times the gradient: "inverse-d" keeps that
+    # constant; Adam's per-coordinate steps move theta by ~lr * sqrt(d): "inverse-sqrt-d".
+    # "auto" picks by optimizer (and inverse-d for rbd/nes, which take plain SGD steps).
+    lr_scaling: Literal["auto", "none", "inverse-d", "inverse-sqrt-d"] = "auto"
 
     @field_validator("threshold")
     @classmethod
@@ -95,6 +100,23 @@ class MeasureConfig(BaseModel):
                 f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}" for e in exc.errors()
             )
             raise IdbenchError(f"bad measurement options: {problems}") from None
+
+    @property
+    def resolved_lr_scaling(self) -> str:
+        """The lr scaling rule in force (``auto`` resolved)."""
+        if self.lr_scaling != "auto":
+            return self.lr_scaling
+        plain_sgd = self.optimizer == "sgd" or not self.method.startswith("fpd")
+        return "inverse-d" if plain_sgd else "inverse-sqrt-d"
+
+    def subspace_lr(self, lr_ref: float, d_ref: int, d: int) -> float:
+        """The learning rate at ``d`` given the one tuned at ``d_ref``."""
+        rule = self.resolved_lr_scaling
+        if rule == "inverse-d":
+            return lr_ref * d_ref / d
+        if rule == "inverse-sqrt-d":
+            return lr_ref * (d_ref / d) ** 0.5
+        return lr_ref
 
     @property
     def global_baseline(self) -> float | None:

@@ -136,8 +136,13 @@ class _Cell:
             json.dumps([probe, config.tune_trials, config.lr_range], sort_keys=True, default=str)
             .encode()
         ).hexdigest()[:16]
-        return tune_lr(train_at, study_name=f"{role}-{study}", storage=self.storage,
-                       n_trials=config.tune_trials, lr_range=config.lr_range)
+        lr, tried = tune_lr(train_at, study_name=f"{role}-{study}", storage=self.storage,
+                            n_trials=config.tune_trials, lr_range=config.lr_range)
+        for trial_lr in tried:  # trials finished by an earlier, interrupted call count too
+            row = self.store.get(run_spec(config, seed=TUNE_SEED, lr=trial_lr, d=d).key())
+            if row is not None:
+                self.used[row.run_key] = row
+        return lr
 
 
 def _result_of(row: RunRow) -> RunResult:
@@ -190,6 +195,11 @@ def measure(
         lr_baseline = cell.tune("baseline", None)
         cell.on_event(f"baseline: {config.seeds} seeds at lr={lr_baseline:.3g}")
         rows = cell.runs([run_spec(config, seed=s, lr=lr_baseline) for s in seeds], "baseline")
+        if all(r.diverged for r in rows):
+            raise IdbenchError(
+                f"every baseline run of {config.model} on {config.dataset} diverged at "
+                f"lr={lr_baseline:.3g}: lower --lr or the tuning range"
+            )
         scores = [r.val_score for r in rows]
         baseline_mean = float(np.mean(scores))
         baseline_std = float(np.std(scores, ddof=1)) if len(scores) > 1 else 0.0
@@ -201,7 +211,7 @@ def measure(
     lr_sub = None if config.tune_every_probe else cell.tune("subspace", d_ref)
 
     def evaluate(d: int) -> list[float]:
-        lr = cell.tune("subspace", d) if lr_sub is None else lr_sub
+        lr = cell.tune("subspace", d) if lr_sub is None else config.subspace_lr(lr_sub, d_ref, d)
         cell.on_event(f"probe d={d}: {config.seeds} seeds at lr={lr:.3g}")
         rows = cell.runs([run_spec(config, seed=s, lr=lr, d=d) for s in seeds], "probe")
         return [r.val_score for r in rows]
@@ -227,6 +237,7 @@ def measure(
         tune_trials=config.tune_trials,
         tune_at="every-probe" if config.tune_every_probe else f"ref:{d_ref}",
         lr_baseline=lr_baseline, lr_subspace=lr_sub,
+        lr_scaling="none" if lr_sub is None else config.resolved_lr_scaling,
         baseline_mean=baseline_mean, baseline_std=baseline_std, threshold_score=threshold_score,
         d_int=result.d_int, d_lo=result.d_lo, d_hi=result.d_hi,
         ci_low=result.ci_low, ci_high=result.ci_high, censored=result.censored,

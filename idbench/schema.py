@@ -65,6 +65,7 @@ class RunRow(BaseModel):
     stopped_early: bool
     steps: int  # optimiser steps actually taken
     wall_s: float
+    grad_cosine: float | None  # mean cosine of step and full gradient (rbd/nes diagnostic)
     history: str  # JSON list of {step, val_score, val_loss, train_loss}
     # provenance
     device: str
@@ -109,7 +110,8 @@ class MeasurementRow(BaseModel):
     tune_trials: int
     tune_at: str  # where the subspace lr was tuned: "ref:<d>" or "every-probe"
     lr_baseline: float
-    lr_subspace: float | None  # None when tuned at every probe
+    lr_subspace: float | None  # lr at d_ref; None when tuned at every probe
+    lr_scaling: str  # how lr_subspace carries to other d: none | inverse-d | inverse-sqrt-d
     # results
     baseline_mean: float
     baseline_std: float

@@ -9,10 +9,10 @@ Every training run idbench makes becomes a :class:`~idbench.schema.RunRow` store
 
 One file per key makes resuming trivial (``has(key)``: the run is done) and makes concurrent writers
 safe without locks: a row is written to a uniquely named temporary file in the same folder, flushed
-to disk, then renamed onto its final name. The rename is atomic, so a reader sees either no file or a
-complete one; a crash loses only the run in flight; two processes writing the same key leave exactly
-one file, because the same key always maps to the same name. Temporary leftovers of a crash start
-with a dot and are ignored by readers.
+to disk, then renamed onto its final name. The rename is atomic, so a reader sees either no file or
+a complete one; a crash loses only the run in flight; two processes writing the same key leave
+exactly one file, because the same key always maps to the same name. Temporary leftovers of a crash
+start with a dot and are ignored by readers.
 
 Example::
 
@@ -139,7 +139,7 @@ class RunStore:
         return self._get(_RUNS, run_key)
 
     def put(self, row: RunRow) -> None:
-        """Store ``row`` under its run key (atomically; a second put of the same key replaces it)."""
+        """Store ``row`` under its run key, atomically; a second put of the key replaces it."""
         self._put(_RUNS, row)
 
     def table(self) -> pl.DataFrame:
@@ -270,7 +270,12 @@ def run_row(
     """
     info = result.subspace
     method, method_options = parse_spec(spec.method)
-    method_options.update({k: v for k, v in info.items() if k not in SUBSPACE_KEYS})
+    extra = {k: v for k, v in info.items() if k not in SUBSPACE_KEYS}
+    grad_cosine = extra.pop("grad_cosine", None)
+    # methods with their own update rule (rbd, nes) say which optimiser they really used
+    optimiser = {k: extra.pop(k, getattr(spec, k)) for k in ("optimizer", "momentum", "weight_decay")}
+    method_options.update(extra.pop("method_options", {}))
+    method_options.update(extra)
     subspace: dict[str, Any] = dict.fromkeys(
         ("projection", "normalisation", "compartments", "n_compartments", "d", "d_total")
     )
@@ -292,14 +297,13 @@ def run_row(
         model=spec.model, dataset=spec.dataset, D=result.D, metric=metric,
         projection_options=_json(projection_options), method=method,
         method_options=_json(method_options), **subspace,
-        seed=spec.seed, lr=spec.lr, optimizer=spec.optimizer, momentum=spec.momentum,
-        weight_decay=spec.weight_decay, batch_size=spec.batch_size, epochs=spec.epochs,
+        seed=spec.seed, lr=spec.lr, **optimiser, batch_size=spec.batch_size, epochs=spec.epochs,
         steps_budget=spec.steps, schedule=spec.schedule, eval_every=spec.eval_every,
         patience=spec.patience, val_fraction=spec.val_fraction, split_seed=spec.split_seed,
         val_score=result.val_score, val_loss=result.val_loss, test_score=result.test_score,
         train_loss=result.train_loss, diverged=result.diverged,
         stopped_early=result.stopped_early, steps=result.steps, wall_s=result.wall_s,
-        history=_json(result.history), device=device, versions=_json(versions()),
+        grad_cosine=grad_cosine, history=_json(result.history), device=device, versions=_json(versions()),
         git_rev=git_rev(), timestamp=now_iso(),
     )
 
@@ -324,7 +328,7 @@ def _versions() -> tuple[tuple[str, str | None], ...]:
 
 
 def versions() -> dict[str, str | None]:
-    """Versions of idbench, Python and the libraries that determine results (None: not installed)."""
+    """Versions of idbench, Python and the libraries behind the results (None: not installed)."""
     return dict(_versions())
 
 

@@ -1,7 +1,7 @@
 """Learning-rate tuning with Optuna, on training and validation data only.
 
 The right learning rate spans orders of magnitude across d and projections, so it is searched
-log-uniformly over a wide range with TPE, minimising the final validation loss of a run (the loss
+log-uniformly over a wide range (first on an even log grid, then with TPE), minimising the final validation loss of a run (the loss
 is smoother than accuracy and is what the random-bases study tuned on). A median pruner stops
 trials whose intermediate validation loss is already worse than the median of earlier trials at
 the same evaluation. Diverged runs score +inf, which steers TPE away from too-large rates.
@@ -11,7 +11,7 @@ resumes after an interruption, and any storage URL can be shared by several mach
 
 Example::
 
-    lr = tune_lr(lambda lr, report: run(spec_with(lr), data, on_eval=report),
+    lr, tried = tune_lr(lambda lr, report: run(spec_with(lr), data, on_eval=report),
                  study_name="cell-baseline", storage="sqlite:///out/optuna.db", n_trials=8,
                  lr_range=(1e-4, 10.0))
 """
@@ -24,11 +24,13 @@ from typing import Callable
 import optuna
 
 from idbench.errors import IdbenchError
+from idbench.seeding import derive_seed
 from idbench.train import EvalCallback, RunResult
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 TrainAt = Callable[[float, EvalCallback], RunResult]
+STARTUP_TRIALS = 4  # trials on an even log grid before TPE takes over
 
 
 def open_storage(url: str) -> optuna.storages.BaseStorage:
@@ -51,9 +53,8 @@ def tune_lr(
     storage: str,
     n_trials: int,
     lr_range: tuple[float, float],
-    seed: int = 0,
-) -> float:
-    """The learning rate with the lowest final validation loss over ``n_trials`` trials.
+) -> tuple[float, list[float]]:
+    """(best lr, lr of every completed trial): best = lowest final validation loss.
 
     ``train_at(lr, report)`` trains one run and must call ``report(index, val_score, val_loss)``
     after each evaluation. Trials already finished in the stored study count toward ``n_trials``.
@@ -62,24 +63,38 @@ def tune_lr(
         study_name=study_name,
         storage=open_storage(storage),
         direction="minimize",
-        sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(4, n_trials)),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1),
         load_if_exists=True,
     )
     done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-    remaining = n_trials - sum(t.state in done for t in study.trials)
-    if remaining > 0:
-        study.optimize(lambda trial: _objective(trial, train_at, lr_range), n_trials=remaining)
+    startup = startup_grid(lr_range, min(STARTUP_TRIALS, n_trials))
+    while (finished := sum(t.state in done for t in study.trials)) < n_trials:
+        if finished < len(startup):
+            study.enqueue_trial({"lr": startup[finished]}, skip_if_exists=True)
+        # a sampler seeded by the number of finished trials makes a resumed study propose
+        # exactly what an uninterrupted one would have
+        study.sampler = optuna.samplers.TPESampler(
+            seed=derive_seed(study_name, finished) % 2**32, n_startup_trials=len(startup)
+        )
+        study.optimize(lambda trial: _objective(trial, train_at, lr_range), n_trials=1)
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if not complete:
         raise IdbenchError(
             f"learning-rate tuning ({study_name}) finished no trial: every trial was pruned; "
             "raise --tune-trials"
         )
+    tried = [t.params["lr"] for t in complete]
     finite = [t for t in complete if math.isfinite(t.value)]
     if not finite:  # every rate diverged: the smallest one tried is the least bad guess
-        return min(t.params["lr"] for t in complete)
-    return min(finite, key=lambda t: t.value).params["lr"]
+        return min(tried), tried
+    return min(finite, key=lambda t: t.value).params["lr"], tried
+
+
+def startup_grid(lr_range: tuple[float, float], n: int) -> list[float]:
+    """``n`` rates at the centres of ``n`` equal bins of the log range: with few trials, an even
+    cover of the range beats random draws, which can all land in one corner."""
+    lo, hi = (math.log(v) for v in lr_range)
+    return [math.exp(lo + (hi - lo) * (i + 0.5) / n) for i in range(n)]
 
 
 def _objective(trial: optuna.Trial, train_at: TrainAt, lr_range: tuple[float, float]) -> float:

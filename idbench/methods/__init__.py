@@ -1,5 +1,9 @@
 """Training methods (step rules), created by name: ``fpd`` (fixed projection descent; also the
-full-space baseline's rule).
+full-space baseline's rule), ``rbd`` (random bases descent: a fresh basis every step, Gressmann et
+al. 2020) and ``nes`` (evolution-strategies estimate on the same bases, the comparison baseline).
+``rbd`` and ``nes`` take their options in brackets, e.g. ``rbd[distribution=uniform]`` or
+``nes[sigma=0.01,grad_cosine=true]``, and update the plain network
+(``uses_subspace_model = False``).
 
     method = idbench.methods.create("fpd", model=model, spec=run_spec)
     loss = method.step(lambda m: data.loss(m(xb), yb), lr)
@@ -13,10 +17,12 @@ from torch import nn
 
 from idbench.methods.base import LossFn, Method
 from idbench.methods.fpd import FixedProjectionDescent
+from idbench.methods.nes import EvolutionStrategies
+from idbench.methods.rbd import RandomBasesDescent
 from idbench.registry import Registry
 
 METHODS: Registry[Method] = Registry("method")
-for _cls in (FixedProjectionDescent,):
+for _cls in (FixedProjectionDescent, RandomBasesDescent, EvolutionStrategies):
     METHODS.register(_cls.name)(_cls)
 
 

@@ -1,12 +1,20 @@
-"""Dense Gaussian projection: P has i.i.d. N(0, 1) entries, then each column scaled to unit norm.
+"""Dense random projection: P has i.i.d. entries, then each column scaled to exactly unit norm.
 
-This is the projection of Li et al. 2018. Its cost is reading D x d numbers per product, so it is
-bound by memory bandwidth and holds D * d * 4 bytes (float32): 0.8 GB for D = 199,210, d = 1000.
-The matrix is generated in row chunks, each from its own derived seed, so that
+``distribution`` picks the entries before normalisation: ``gaussian`` N(0, 1) (the default, Li et
+al. 2018), ``uniform`` U[-1, 1] or ``bernoulli`` (zero-mean: +-1 with probability 1/2 each), the
+three bases Gressmann et al. 2020 compare for random bases descent. Whatever the distribution, every
+column is normalised to unit norm, so the entries have mean 0 and mean square 1/D.
 
-* building never needs more than one chunk of scratch memory beyond the matrix itself, and
-* ``regenerate=True`` can drop the matrix entirely and rebuild the chunks on every product
-  (memory O(chunk + d), time dominated by the random number generation): the same P, bit for bit.
+The cost is reading D x d numbers per product, so the matrix is bound by memory bandwidth and holds
+D * d * 4 bytes (float32): 0.8 GB for D = 199,210, d = 1000. It is generated in row chunks, each
+from its own derived seed, so that
+
+* building needs one pass of random number generation and one chunk of scratch memory, and
+* ``regenerate=True`` drops the matrix entirely and rebuilds the chunks on every product
+  (memory O(chunk + d), time dominated by the random number generation): the same P up to
+  floating-point rounding. The column norms are then computed by the first product, in the same
+  pass when that product is an adjoint, so a basis used once for P^T g and once for P c (a random
+  bases descent step) is generated exactly twice.
 """
 
 from __future__ import annotations
@@ -15,10 +23,12 @@ from typing import Any, Iterator
 
 import torch
 
+from idbench.errors import IdbenchError
 from idbench.projections.base import Projection
 from idbench.seeding import cpu_generator
 
 _CHUNK_ELEMENTS = 1 << 22  # 16 MB of float32 per generated chunk
+DISTRIBUTIONS = ("gaussian", "uniform", "bernoulli")
 
 
 class DenseProjection(Projection):
@@ -26,50 +36,80 @@ class DenseProjection(Projection):
 
     def __init__(
         self, *, D: int, d: int, seed: int, dtype: torch.dtype = torch.float32,
-        regenerate: bool = False,
+        regenerate: bool = False, distribution: str = "gaussian",
     ) -> None:
         super().__init__(D=D, d=d, seed=seed, dtype=dtype)
-        self.regenerate = bool(regenerate)
+        if distribution not in DISTRIBUTIONS:
+            raise IdbenchError(
+                f"unknown dense distribution {distribution!r}; "
+                f"choose from {', '.join(DISTRIBUTIONS)}"
+            )
+        self.regenerate, self.distribution = bool(regenerate), distribution
         self.chunk_rows = max(1, _CHUNK_ELEMENTS // d)
-        sq_norms = torch.zeros(d, dtype=torch.float64)
-        for _, chunk in self._raw_chunks():
-            sq_norms += chunk.double().square().sum(0)
-        self.register_buffer("inv_norms", sq_norms.rsqrt().to(dtype))
+        self.register_buffer("inv_norms", torch.zeros(d, dtype=dtype))
+        self._norms_ready = False
         if not self.regenerate:
             matrix = torch.empty(D, d, dtype=dtype)
+            sq_norms = torch.zeros(d, dtype=torch.float64)
             for r0, chunk in self._raw_chunks():
-                matrix[r0 : r0 + chunk.shape[0]] = chunk.to(dtype) * self.inv_norms
-            self.register_buffer("matrix", matrix)
+                matrix[r0 : r0 + chunk.shape[0]] = chunk
+                sq_norms += self._sq_norms(chunk)
+            self._set_norms(sq_norms)
+            self.register_buffer("matrix", matrix.mul_(self.inv_norms))
+
+    def _draw(self, out: torch.Tensor, index: int) -> torch.Tensor:
+        """Fill ``out`` with chunk ``index`` of the unnormalised entries (float32, on the CPU)."""
+        if self.distribution == "gaussian":  # the seed key of the original Gaussian-only version
+            return out.normal_(generator=cpu_generator(self.seed, "dense", self.d, index))
+        gen = cpu_generator(self.seed, "dense", self.distribution, self.d, index)
+        if self.distribution == "uniform":
+            return out.uniform_(-1.0, 1.0, generator=gen)
+        return out.random_(0, 2, generator=gen).mul_(2).sub_(1)
 
     def _raw_chunks(self) -> Iterator[tuple[int, torch.Tensor]]:
-        """(first row, unnormalised float32 chunk) pairs, regenerated from the seed on the CPU."""
-        for i, r0 in enumerate(range(0, self.D, self.chunk_rows)):
-            rows = min(self.chunk_rows, self.D - r0)
-            gen = cpu_generator(self.seed, "dense", self.d, i)
-            yield r0, torch.randn(rows, self.d, generator=gen)
+        """(first row, unnormalised chunk) pairs regenerated from the seed on the CPU; each chunk
+        reuses one scratch buffer, so it is only valid until the next one is drawn."""
+        scratch = torch.empty(min(self.chunk_rows, self.D), self.d)
+        for index, r0 in enumerate(range(0, self.D, self.chunk_rows)):
+            yield r0, self._draw(scratch[: min(self.chunk_rows, self.D - r0)], index)
 
-    def _chunks(self, device: torch.device) -> Iterator[tuple[int, torch.Tensor]]:
-        if not self.regenerate:
-            yield 0, self.matrix
-            return
-        for r0, chunk in self._raw_chunks():
-            yield r0, chunk.to(device=device, dtype=self.dtype) * self.inv_norms
+    def _sq_norms(self, chunk: torch.Tensor) -> torch.Tensor:
+        """Squared column norms of one raw chunk (computed on the CPU: the same on every device)."""
+        entries = chunk.to(self.dtype)
+        return (entries * entries).sum(0).double()
+
+    def _set_norms(self, sq_norms: torch.Tensor) -> None:
+        self.inv_norms.copy_(sq_norms.rsqrt())
+        self._norms_ready = True
 
     def _matvec(self, z: torch.Tensor) -> torch.Tensor:
         if not self.regenerate:
             return z @ self.matrix.T
+        if not self._norms_ready:  # a product before any adjoint: one extra pass for the norms
+            sq_norms = torch.zeros(self.d, dtype=torch.float64)
+            for _, chunk in self._raw_chunks():
+                sq_norms += self._sq_norms(chunk)
+            self._set_norms(sq_norms)
+        scaled = z * self.inv_norms
         out = z.new_empty(*z.shape[:-1], self.D)
-        for r0, chunk in self._chunks(z.device):
-            out[..., r0 : r0 + chunk.shape[0]] = z @ chunk.T
+        for r0, chunk in self._raw_chunks():
+            rows = chunk.shape[0]
+            out[..., r0 : r0 + rows] = scaled @ chunk.to(device=z.device, dtype=self.dtype).T
         return out
 
     def _rmatvec(self, g: torch.Tensor) -> torch.Tensor:
         if not self.regenerate:
             return g @ self.matrix
+        sq_norms = None if self._norms_ready else torch.zeros(self.d, dtype=torch.float64)
         out = g.new_zeros(*g.shape[:-1], self.d)
-        for r0, chunk in self._chunks(g.device):
-            out += g[..., r0 : r0 + chunk.shape[0]] @ chunk
-        return out
+        for r0, chunk in self._raw_chunks():
+            rows = chunk.shape[0]
+            out += g[..., r0 : r0 + rows] @ chunk.to(device=g.device, dtype=self.dtype)
+            if sq_norms is not None:
+                sq_norms += self._sq_norms(chunk)
+        if sq_norms is not None:
+            self._set_norms(sq_norms)
+        return out * self.inv_norms
 
     def options(self) -> dict[str, Any]:
-        return {"regenerate": self.regenerate}
+        return {"regenerate": self.regenerate, "distribution": self.distribution}

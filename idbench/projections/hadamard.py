@@ -43,11 +43,23 @@ def _sylvester(log2n: int) -> torch.Tensor:
     return h
 
 
+@functools.lru_cache(maxsize=64)
+def _factor(log2n: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    # cached per dtype and device: moving a factor to a GPU on every transform would copy each time
+    return _sylvester(log2n).to(dtype=dtype, device=device)
+
+
 def hadamard_matrix(n: int, *, dtype: torch.dtype = torch.float32, device=None) -> torch.Tensor:
-    """The dense n x n Sylvester Hadamard matrix (for tests and small factors only)."""
+    """The dense n x n Sylvester Hadamard matrix (for tests and small factors only).
+
+    Factors of at most 2^_MAX_FACTOR_LOG2 are cached and shared: treat the result as read-only.
+    """
     if not is_power_of_two(n):
         raise ValueError(f"Hadamard size must be a power of two, got {n}")
-    return _sylvester(n.bit_length() - 1).to(dtype=dtype, device=device)
+    log2n = n.bit_length() - 1
+    if log2n <= _MAX_FACTOR_LOG2:
+        return _factor(log2n, dtype, torch.device(device if device is not None else "cpu"))
+    return _sylvester(log2n).to(dtype=dtype, device=device)
 
 
 def _factor_logs(log2n: int) -> list[int]:

@@ -5,7 +5,9 @@ The matrix is drawn directly in sparse form, never as a dense D x d array: per c
 count of nonzeros (at least one), their row indices drawn uniformly, duplicate (row, column) pairs
 removed, and every nonzero of column j set to +-1/sqrt(nnz_j) so each column has exactly unit norm.
 P and P^T are both kept in CSR form, so the product and the adjoint are each one sparse
-matrix-vector product over nnz ~ d * sqrt(D) entries.
+product over nnz ~ d * sqrt(D) entries. P is stored with 8 of its rows packed into each CSR row
+(:func:`pack_rows`): its own rows are very short and of random length, which the CPU kernels
+handle poorly.
 """
 
 from __future__ import annotations
@@ -54,6 +56,39 @@ def spmm(matrix: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return (matrix @ flat).T.reshape(*x.shape[:-1], matrix.shape[0])
 
 
+PACK = 8  # rows of P per row of its packed CSR form
+
+
+def pack_rows(
+    rows: torch.Tensor, cols: torch.Tensor, values: torch.Tensor, shape: tuple[int, int], pack: int
+) -> torch.Tensor:
+    """The D x d matrix of COO triplets as a ceil(D / pack) x (pack * d) CSR matrix: row r goes to
+    row r // pack, its columns shifted by (r % pack) * d. See :func:`packed_matvec`."""
+    D, d = shape
+    return csr_matrix(rows // pack, cols + (rows % pack) * d, values, (-(-D // pack), pack * d))
+
+
+def packed_matvec(packed: torch.Tensor, x: torch.Tensor, D: int, pack: int) -> torch.Tensor:
+    """P x along the last axis of x (any leading batch shape) for P in :func:`pack_rows` form.
+
+    The packed matrix times the block-diagonal (pack * d) x (pack * n) matrix with x's n vectors in
+    each diagonal block gives, in row i and block k, P x of row i * pack + k. Why bother: with ~2
+    nonzeros per row of random length, a CSR product over P's own rows is dominated by per-row
+    overhead and mispredicted loop exits; packed rows are 8 times longer and each nonzero updates
+    ``pack`` outputs in one vector operation (~2.5x faster on the CPU).
+    """
+    d = x.shape[-1]
+    flat = x.reshape(-1, d)
+    n = flat.shape[0]
+    rhs = x.new_zeros(pack, d, pack, n)
+    rhs.diagonal(dim1=0, dim2=2).copy_(flat.T.unsqueeze(-1).expand(d, n, pack))
+    out = packed @ rhs.view(pack * d, pack * n)  # (rows, pack * n): [i, k * n + j] = row i*pack+k
+    if n == 1:
+        return out.view(-1)[:D].reshape(*x.shape[:-1], D)
+    out = out.view(-1, pack, n).permute(2, 0, 1).reshape(n, -1)[:, :D]
+    return out.reshape(*x.shape[:-1], D)
+
+
 class SparseProjection(Projection):
     name = "sparse"
 
@@ -80,11 +115,11 @@ class SparseProjection(Projection):
         nnz = torch.bincount(cols, minlength=d)
         signs = torch.randint(0, 2, (linear.numel(),), generator=gen).to(torch.float64) * 2 - 1
         values = (signs / nnz[cols].double().sqrt()).to(dtype)
-        self.register_buffer("matrix", csr_matrix(rows, cols, values, (D, d)))
+        self.register_buffer("matrix", pack_rows(rows, cols, values, (D, d), PACK))  # P, packed
         self.register_buffer("matrix_t", csr_matrix(cols, rows, values, (d, D)))
 
     def _matvec(self, z: torch.Tensor) -> torch.Tensor:
-        return spmm(self.matrix, z)
+        return packed_matvec(self.matrix, z, self.D, PACK)
 
     def _rmatvec(self, g: torch.Tensor) -> torch.Tensor:
         return spmm(self.matrix_t, g)

@@ -1,0 +1,79 @@
+"""Step time of random bases descent against fixed projection descent and full-space SGD.
+
+FC-128 (``fc[depth=1,width=128]``, D = 101,770) on Fashion-MNIST at d = 250, batch 128, on the CPU.
+Every configuration is built once and stepped side by side in one process, round-robin over the
+same batches, so background load hits them alike; warm-up steps are excluded and the median over
+the timed steps is reported. rbd regenerates every step's basis: a dense (Gaussian, uniform or
+Bernoulli) basis chunk by chunk from its seed, twice per step (memory O(chunk), see
+``idbench.projections.dense``), a structured one (fastfood, fastjl) built afresh in O(D).
+
+    python benchmarks/rbd_step_time.py [--quick] [--threads 1] [--d 250]
+
+prints one JSON object per line: {"method", "basis", "D", "d", "step_ms", "ratio_to_sgd"}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import torch
+
+import idbench.data
+import idbench.methods as methods
+from idbench.train import RunSpec, build_model
+
+MODEL = "fc[depth=1,width=128]"
+QUICK = [("fpd", "dense"), ("fpd", "fastfood"), ("rbd", "dense"), ("rbd", "fastfood"),
+         ("rbd", "fastjl")]
+FULL = QUICK + [("rbd", "dense[regenerate=false]"), ("rbd[distribution=uniform]", "dense"),
+                ("rbd[distribution=bernoulli]", "dense"), ("rbd", "sparse")]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer configurations and steps")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--d", type=int, default=250)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    warmup, timed = (1, 5) if args.quick else (2, 15)
+
+    data = idbench.data.load("fashion-mnist", download=False)
+    configs = [("sgd", None)] + (QUICK if args.quick else FULL)
+    rules, models = [], []
+    for method, basis in configs:
+        spec = RunSpec(model=MODEL, dataset="fashion-mnist", seed=0, lr=0.01, momentum=0.0,
+                       method="fpd" if method == "sgd" else method, projection=basis,
+                       d=None if basis is None else args.d, schedule="constant")
+        model = build_model(spec, data)
+        models.append(model)
+        rules.append(methods.create(spec.method, model=model, run_spec=spec))
+
+    gen = torch.Generator().manual_seed(0)
+    times: list[list[float]] = [[] for _ in configs]
+    for step in range(warmup + timed):
+        idx = torch.randint(len(data.x_train), (128,), generator=gen)
+        xb, yb = data.x_train[idx], data.y_train[idx]
+        for i, rule in enumerate(rules):
+            start = time.perf_counter()
+            rule.step(lambda m: data.loss(m(xb), yb), 0.01)
+            if step >= warmup:
+                times[i].append(time.perf_counter() - start)
+
+    D = sum(p.numel() for p in models[0].parameters())
+    sgd_ms = statistics.median(times[0]) * 1e3
+    for (method, basis), samples in zip(configs, times):
+        step_ms = statistics.median(samples) * 1e3
+        print(json.dumps({
+            "method": method, "basis": basis or "full", "D": D,
+            "d": None if basis is None else args.d, "step_ms": round(step_ms, 2),
+            "ratio_to_sgd": round(step_ms / sgd_ms, 1),
+        }), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,139 @@
+"""The leaderboard of a suite: tables, plots and provenance rendered from its Parquet results.
+
+:func:`render` writes, into ``out_dir`` (``leaderboards/<suite>/``, next to the Parquet files)::
+
+    leaderboard.md  leaderboard.html  leaderboard.csv  leaderboard.tex
+    dint_vs_d.png  dint_vs_d.svg                  score against d per cell, by projection
+    dint_by_projection.png  dint_by_projection.svg  d_int with its interval, by projection
+    provenance.json
+
+All or nothing: every file is written into a hidden temporary folder first and moved into
+``out_dir`` only when all of them were written, so a failure leaves ``out_dir`` as it was.
+The outputs depend only on the results (the render time is in ``provenance.json`` alone), so
+rendering the same Parquet twice gives the same table.
+
+Example::
+
+    measurements, runs = load_results("leaderboards/mnist")
+    paths = render(measurements, runs, "leaderboards/mnist")
+    print(table(measurements))
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from idbench.errors import IdbenchError
+from idbench.leaderboard import plots as plotting
+from idbench.leaderboard import provenance as prov
+from idbench.leaderboard.page import to_html
+from idbench.leaderboard.results import check_measurements, check_runs, load_results
+from idbench.leaderboard.tables import d_int_name, table, to_csv, to_latex, to_markdown
+
+FORMATS = ("md", "html", "csv", "tex")
+# output name -> function of idbench.leaderboard.plots (looked up at call time)
+PLOTS = {"dint_vs_d": "accuracy_vs_d", "dint_by_projection": "dint_by_projection"}
+
+
+def format_table(
+    df: pl.DataFrame, fmt: str, provenance: dict[str, Any] | None = None,
+    images: dict[str, bytes] | None = None,
+) -> str:
+    """The leaderboard rows ``df`` (from :func:`table`) as ``md``, ``html``, ``csv`` or ``tex``."""
+    if fmt == "md":
+        return to_markdown(df) + ("\n" + prov.to_markdown(provenance) if provenance else "")
+    if fmt == "html":
+        return to_html(df, provenance, images)
+    if fmt == "csv":
+        return to_csv(df)
+    if fmt in ("tex", "latex"):
+        return to_latex(df)
+    raise IdbenchError(f"unknown leaderboard format {fmt!r}: choose one of md, html, latex, csv")
+
+
+def render(
+    measurements: pl.DataFrame,
+    runs: pl.DataFrame | None,
+    out_dir: str | os.PathLike[str],
+    *,
+    formats: tuple[str, ...] | list[str] = FORMATS,
+    plots: bool = True,
+    provenance: dict[str, Any] | None = None,
+) -> dict[str, Path]:
+    """Write the leaderboard files into ``out_dir`` (all or none); returns ``{file name: path}``.
+
+    ``provenance`` adds to (and overrides) what is derived from the rows, e.g. ``suite_hash``.
+    """
+    formats = ["tex" if f == "latex" else f for f in formats]
+    for fmt in formats:
+        if fmt not in FORMATS:
+            raise IdbenchError(f"unknown leaderboard format {fmt!r}: choose from md, html, latex, csv")
+    measurements = check_measurements(measurements)
+    runs = check_runs(runs)
+    if measurements.height == 0:
+        raise IdbenchError("no measured cells in the results: nothing to put on a leaderboard")
+    df = table(measurements, runs)
+    info = prov.collect(measurements, runs, provenance)
+
+    out_dir = Path(out_dir)
+    anchor = next(p for p in (out_dir, *out_dir.parents) if p.exists())  # may be the cwd "."
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name or 'leaderboard'}.tmp-", dir=anchor))
+    try:
+        files: dict[str, bytes] = {}
+        images: dict[str, bytes] = {}
+        if plots:
+            for name, function in PLOTS.items():
+                fig = getattr(plotting, function)(df)
+                for ext in ("png", "svg"):
+                    files[f"{name}.{ext}"] = plotting.render_bytes(fig, ext)
+                images[_plot_title(name, df)] = files[f"{name}.png"]
+        for fmt in formats:
+            text = format_table(df, fmt, info, images)
+            files[f"leaderboard.{fmt}"] = text.encode("utf-8")
+        stamped = {**info, "rendered_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        files["provenance.json"] = (json.dumps(stamped, indent=2, default=str) + "\n").encode()
+        for name, data in files.items():
+            (tmp / name).write_bytes(data)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        paths = {}
+        for name in files:
+            os.replace(tmp / name, out_dir / name)
+            paths[name] = out_dir / name
+        return paths
+    except OSError as exc:
+        raise IdbenchError(
+            f"cannot write the leaderboard to {out_dir}: {exc.strerror or exc}; check the free "
+            "space and permissions"
+        ) from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _plot_title(name: str, df: pl.DataFrame) -> str:
+    if name == "dint_vs_d":
+        return f"Validation {', '.join(df['metric'].unique().sort())} against d"
+    return f"{d_int_name(df)} by projection"
+
+
+def render_results(
+    results: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str] | None = None,
+    **kwargs: Any,
+) -> dict[str, Path]:
+    """:func:`load_results` then :func:`render` (into the results folder unless ``out_dir``)."""
+    measurements, runs = load_results(results)
+    results = Path(results)
+    folder = results.parent if results.suffix == ".parquet" else results
+    return render(measurements, runs, out_dir or folder, **kwargs)
+
+
+__all__ = ["FORMATS", "format_table", "load_results", "render", "render_results", "table",
+           "to_csv", "to_html", "to_latex", "to_markdown"]

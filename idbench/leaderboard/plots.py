@@ -1,0 +1,198 @@
+"""Leaderboard plots (seaborn on matplotlib's Agg canvas, no pyplot state).
+
+- :func:`accuracy_vs_d`: the score of every probe against d (log axis), one panel per cell
+  (model x dataset x method), one line per projection with the spread over seeds (± 1 sd), the
+  threshold and the baseline as horizontal lines, d_int as a dotted vertical line.
+- :func:`dint_by_projection`: d_int of every cell with its 95% bootstrap interval, by projection;
+  censored cells are an open triangle at d_max pointing right.
+
+The data are the ``probes`` of each measurement row: exactly the per-seed scores the search
+decided on. Figures have a fixed size (:func:`accuracy_figsize`, :func:`dint_figsize` at
+:data:`DPI`), and :func:`save` writes PNG and SVG without dates, so equal input gives equal files.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import secrets
+import textwrap
+from pathlib import Path
+
+import matplotlib
+import polars as pl
+import seaborn as sns
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+from idbench.leaderboard.tables import GROUP, d_int_name, fmt_d_int, groups
+
+DPI = 100
+FACET_W, FACET_H = 4.8, 3.6  # inches per panel of accuracy_vs_d
+MAX_COLS = 3
+_RC = {"svg.hashsalt": "idbench", "svg.fonttype": "path", "axes.titlesize": 9}
+
+
+def accuracy_figsize(n_panels: int) -> tuple[float, float]:
+    cols = min(MAX_COLS, max(1, n_panels))
+    rows = max(1, math.ceil(n_panels / cols))
+    return FACET_W * cols, FACET_H * rows
+
+
+def dint_figsize(n_cells: int, n_projections: int) -> tuple[float, float]:
+    return 8.0, 1.4 + 0.32 * max(1, n_cells) * max(1, n_projections)
+
+
+def _style():
+    """Seaborn's whitegrid look, applied to figures created (and saved) inside the context."""
+    import contextlib
+
+    stack = contextlib.ExitStack()
+    stack.enter_context(sns.axes_style("whitegrid"))
+    stack.enter_context(sns.plotting_context("notebook", font_scale=0.8))
+    stack.enter_context(matplotlib.rc_context(_RC))
+    return stack
+
+
+def _log_x(ax) -> None:
+    """Log x axis labelled at 1, 2, 5 x 10^k with plain integers."""
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def _palette(df: pl.DataFrame) -> dict[str, tuple]:
+    names = sorted(df["projection"].unique().to_list())
+    return dict(zip(names, sns.color_palette("colorblind", len(names))))
+
+
+def _panel_title(row: dict) -> str:
+    extra = "" if row["compartments"] == "1" else f", {row['compartments']} compartments"
+    title = f"{row['model']} · {row['dataset']} · {row['method']}{extra}"
+    return "\n".join(textwrap.wrap(title, 48))
+
+
+def _probe_frame(df: pl.DataFrame) -> pl.DataFrame:
+    """One row per (cell, d, seed) from the probes JSON of each leaderboard row."""
+    records = []
+    for row in df.iter_rows(named=True):
+        for probe in json.loads(row["probes"] or "[]"):
+            for seed, score in enumerate(probe.get("scores") or [probe["mean"]]):
+                records.append({"cell": row["cell"], "projection": row["projection"],
+                                "d": float(probe["d"]), "seed": seed, "score": score})
+    schema = {"cell": pl.String, "projection": pl.String, "d": pl.Float64, "seed": pl.Int64,
+              "score": pl.Float64}
+    return pl.DataFrame(records, schema=schema)
+
+
+def accuracy_vs_d(df: pl.DataFrame) -> Figure:
+    """Score against d per cell; ``df`` is :func:`~idbench.leaderboard.tables.table`."""
+    panels = [df.filter(pl.Series(groups(df)) == g) for g in range(max(groups(df), default=-1) + 1)]
+    palette, name = _palette(df), d_int_name(df)
+    probes = _probe_frame(df)
+    with _style():
+        fig = Figure(figsize=accuracy_figsize(len(panels)), dpi=DPI, layout="constrained")
+        cols = min(MAX_COLS, max(1, len(panels)))
+        axes = fig.subplots(max(1, math.ceil(len(panels) / cols)), cols, squeeze=False).ravel()
+        for ax in axes[len(panels):]:
+            ax.set_visible(False)
+        for ax, panel in zip(axes, panels):
+            data = probes.filter(pl.col("cell").is_in(panel["cell"].to_list()))
+            handles = []
+            for row in panel.iter_rows(named=True):
+                color = palette[row["projection"]]
+                mine = data.filter(pl.col("cell") == row["cell"]).to_pandas()
+                if len(mine):
+                    sns.lineplot(data=mine, x="d", y="score", estimator="mean", errorbar="sd",
+                                 marker="o", markersize=4, color=color, ax=ax, legend=False)
+                if row["d_int"] is not None and not row["censored"]:
+                    ax.axvline(row["d_int"], color=color, ls=":", lw=1.2)
+                label = f"{row['projection']}: {name} {fmt_d_int(row['d_int'], row['censored'], row['d_max'])}"
+                handles.append(Line2D([], [], color=color, marker="o", markersize=4, label=label))
+            for threshold in sorted(set(panel["threshold_score"].to_list())):
+                ax.axhline(threshold, color="0.3", ls="--", lw=1)
+            for baseline in sorted(set(panel["baseline_mean"].to_list())):
+                ax.axhline(baseline, color="0.6", ls="-.", lw=0.8)
+            handles += [Line2D([], [], color="0.3", ls="--", lw=1, label="threshold"),
+                        Line2D([], [], color="0.6", ls="-.", lw=0.8, label="baseline")]
+            _log_x(ax)
+            first = panel.row(0, named=True)
+            ax.set_title(_panel_title(first))
+            per = "" if first["compartments"] == "1" else " per compartment"
+            ax.set_xlabel(f"d (subspace dimension{per})")
+            ax.set_ylabel(f"validation {first['metric']}")
+            ax.legend(handles=handles, loc="lower right", fontsize=7, framealpha=0.85)
+    return fig
+
+
+def dint_by_projection(df: pl.DataFrame) -> Figure:
+    """d_int with its 95% bootstrap interval per cell, one marker per projection."""
+    group = groups(df)
+    n_cells = max(group, default=-1) + 1
+    projections = sorted(df["projection"].unique().to_list())
+    palette, name = _palette(df), d_int_name(df)
+    step = 0.8 / max(1, len(projections))
+    labels = [""] * n_cells
+    with _style():
+        fig = Figure(figsize=dint_figsize(n_cells, len(projections)), dpi=DPI, layout="constrained")
+        ax = fig.subplots()
+        for g, row in zip(group, df.iter_rows(named=True)):
+            labels[g] = _panel_title(row).replace("\n", " ")
+            k = projections.index(row["projection"])
+            y = g - 0.4 + step * (k + 0.5)
+            color = palette[row["projection"]]
+            text = fmt_d_int(row["d_int"], row["censored"], row["d_max"])
+            if row["censored"]:
+                ax.plot([row["d_max"]], [y], marker=">", ms=8, mfc="none", color=color)
+                ax.annotate(text, (row["d_max"], y), xytext=(-4, 0), textcoords="offset points",
+                            ha="right", va="center", fontsize=7, color=color)
+                continue
+            x = row["d_int"]
+            low, high = row["ci_low"], row["ci_high"]
+            if low is not None and high is not None and not math.isnan(low):
+                hi = min(high, row["d_max"]) if math.isinf(high) else high
+                ax.plot([min(low, x), max(hi, x)], [y, y], color=color, lw=2, alpha=0.6)
+                if math.isinf(high):
+                    ax.plot([hi], [y], marker=">", ms=6, color=color)
+            ax.plot([x], [y], marker="o", ms=6, color=color)
+            ax.annotate(text, (x, y), xytext=(0, 5), textcoords="offset points", ha="center",
+                        va="bottom", fontsize=7, color=color)
+        _log_x(ax)
+        ax.set_yticks(range(n_cells), labels)
+        ax.set_ylim(n_cells - 0.5, -0.5)
+        ax.set_xlabel(f"{name} (dot), 95% bootstrap interval (bar); ▷ no probe up to d_max passed")
+        fig.legend(handles=[Line2D([], [], color=palette[p], marker="o", ls="-", label=p)
+                            for p in projections], title="projection", fontsize=7,
+                   loc="outside right upper")
+    return fig
+
+
+def render_bytes(fig: Figure, fmt: str) -> bytes:
+    """The figure as PNG or SVG bytes, without creation dates (deterministic for equal input)."""
+    metadata = {"Date": None} if fmt == "svg" else {"Software": None}
+    buffer = io.BytesIO()
+    with _style():
+        fig.savefig(buffer, format=fmt, dpi=DPI, metadata=metadata)
+    return buffer.getvalue()
+
+
+def save(fig: Figure, path: str | os.PathLike[str]) -> Path:
+    """Write ``fig`` to ``path`` (format from the suffix, .png or .svg) atomically."""
+    path = Path(path)
+    fmt = path.suffix.lstrip(".").lower() or "png"
+    data = render_bytes(fig, fmt)
+    tmp = path.with_name(f".tmp-{path.name}-{secrets.token_hex(4)}")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+__all__ = ["DPI", "GROUP", "accuracy_figsize", "accuracy_vs_d", "dint_by_projection",
+           "dint_figsize", "render_bytes", "save"]

@@ -1,0 +1,348 @@
+"""Leaderboard rendering from synthetic, schema-valid result rows (no training)."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+import shutil
+import subprocess
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import polars as pl
+import pytest
+from PIL import Image
+
+from idbench.errors import IdbenchError
+from idbench.leaderboard import load_results, render, render_results, table, to_csv, to_latex
+from idbench.leaderboard import plots
+from idbench.leaderboard.page import to_html
+from idbench.leaderboard.tables import fmt_wall, to_markdown
+from idbench.schema import SCHEMA_VERSION, MeasurementRow, RunRow
+from idbench.store import polars_schema
+
+D_FC, D_LENET = 20_000, 5_000
+# (model, projection) -> what the search found; given in an order that is not the sorted one
+CELLS = {
+    ("lenet", "fastfood"): dict(d_int=None, d_lo=None, d_hi=None, censored=True, ci=(None, None)),
+    ("fc[depth=1,width=64]", "sparse"): dict(d_int=300, d_lo=250, d_hi=300, censored=False,
+                                             ci=(270.4, float("inf"))),
+    ("lenet", "dense"): dict(d_int=64, d_lo=None, d_hi=64, censored=False, ci=(50.2, 64.0)),
+    ("fc[depth=1,width=64]", "dense"): dict(d_int=200, d_lo=150, d_hi=200, censored=False,
+                                            ci=(161.7, 238.2)),
+}
+BASELINE = 0.95
+THRESHOLD_SCORE = 0.9 * BASELINE
+
+
+def _score(d: int, d_int: int | None, seed: int) -> float:
+    """A score curve crossing the threshold at d_int (never, when censored)."""
+    level = 0.5 * THRESHOLD_SCORE if d_int is None else THRESHOLD_SCORE * min(1.05, d / d_int)
+    return round(level + 0.004 * (seed - 1), 6)
+
+
+def _rows():
+    measurements, runs = [], []
+    for i, ((model, projection), found) in enumerate(CELLS.items()):
+        cell = f"cell{i}"
+        D = D_LENET if model == "lenet" else D_FC
+        grid = [16, 32, 64, 150, 200, 250, 300, 600, 1000]
+        probes = []
+        for d in grid:
+            scores = [_score(d, found["d_int"], s) for s in range(3)]
+            mean = sum(scores) / 3
+            probes.append({"d": d, "mean": mean, "std": 0.004, "scores": scores,
+                           "passed": mean >= THRESHOLD_SCORE})
+            for seed, score in enumerate(scores):
+                runs.append(_run(cell, model, D, projection, d, seed, score, "probe"))
+        for seed in range(3):
+            runs.append(_run(cell, model, D, None, None, seed, BASELINE, "baseline"))
+        measurements.append(MeasurementRow(
+            cell=cell, suite="tiny", suite_version="1", model=model, dataset="digits", D=D,
+            metric="accuracy", projection=projection, projection_options="{}",
+            normalisation="unit-column", method="fpd", method_options="{}", compartments="1",
+            seeds=3, epochs=2.0, steps_budget=None, batch_size=64, optimizer="sgd",
+            baseline_kind="local", threshold=0.9, search="grid", d_min=16, d_max=1000,
+            resolution=0.1, grid=json.dumps(grid), tune_trials=4, tune_at="ref:128",
+            lr_baseline=0.1, lr_subspace=0.5, lr_scaling="inverse-d", baseline_mean=BASELINE,
+            baseline_std=0.0123,
+            threshold_score=THRESHOLD_SCORE, d_int=found["d_int"], d_lo=found["d_lo"],
+            d_hi=found["d_hi"], ci_low=found["ci"][0], ci_high=found["ci"][1],
+            censored=found["censored"], probes=json.dumps(probes), n_runs=3 * len(grid) + 3,
+            wall_s=192.0 + i, device="cpu", versions=json.dumps({"idbench": "0.1.0", "torch": "2.5"}),
+            git_rev="abc123", timestamp=f"2025-01-0{i + 1}T12:00:00+00:00",
+        ))
+    return measurements, runs
+
+
+def _run(cell, model, D, projection, d, seed, score, role) -> RunRow:
+    return RunRow(
+        run_key=f"{cell}-{role}-{d}-{seed}", cell=cell, suite="tiny", role=role, model=model,
+        dataset="digits", D=D, metric="accuracy", projection=projection, projection_options="{}",
+        normalisation=None if d is None else "unit-column", method="fpd", method_options="{}",
+        compartments=None if d is None else "1", n_compartments=None if d is None else 1, d=d,
+        d_total=d, seed=seed, lr=0.1, optimizer="sgd", momentum=0.9, weight_decay=0.0,
+        batch_size=64, epochs=2.0, steps_budget=None, schedule="cosine", eval_every=None,
+        patience=None, val_fraction=0.1, split_seed=0, val_score=score, val_loss=0.3,
+        test_score=score, train_loss=0.2, diverged=False, stopped_early=False, steps=100,
+        wall_s=1.0, grad_cosine=None, history="[]", device="cpu", versions="{}", git_rev="abc123",
+        timestamp="2025-01-01T00:00:00+00:00",
+    )
+
+
+def _frame(rows, model) -> pl.DataFrame:
+    return pl.DataFrame([r.model_dump() for r in rows], schema=polars_schema(model))
+
+
+@pytest.fixture(scope="module")
+def frames() -> tuple[pl.DataFrame, pl.DataFrame]:
+    measurements, runs = _rows()
+    return _frame(measurements, MeasurementRow), _frame(runs, RunRow)
+
+
+@pytest.fixture(scope="module")
+def rendered(frames, tmp_path_factory) -> dict[str, Path]:
+    out = tmp_path_factory.mktemp("lb") / "leaderboards" / "tiny"
+    return render(*frames, out, provenance={"suite_hash": "feedbeef"})
+
+
+def _md_rows(markdown: str) -> list[list[str]]:
+    lines = [ln for ln in markdown.splitlines() if ln.startswith("|")]
+    return [[c.strip() for c in ln.strip("|").split(" | ")] for ln in lines[2:]]
+
+
+# table contents
+
+
+def test_markdown_has_one_row_per_cell_with_d_int_bracket_and_ci(frames):
+    md = to_markdown(table(*frames))
+    header = [c.strip() for c in md.splitlines()[0].strip("|").split(" | ")]
+    rows = _md_rows(md)
+    assert len(rows) == len(CELLS)
+    col = {name: header.index(name) for name in ("Model", "Projection", "d_int90", "Bracket",
+                                                  "95% CI", "D/d_int90", "Wall time")}
+    got = {(r[col["Model"]], r[col["Projection"]]): r for r in rows}
+    assert set(got) == set(CELLS)
+    expect = {  # d_int, bracket, CI, compression
+        ("fc[depth=1,width=64]", "dense"): ("200", "[150, 200]", "[162, 238]", "100"),
+        ("fc[depth=1,width=64]", "sparse"): ("300", "[250, 300]", "[270, ∞)", "66.7"),
+        ("lenet", "dense"): ("64", "(0, 64]", "[50, 64]", "78.1"),
+        ("lenet", "fastfood"): ("> 1000", "(1000, ∞)", "—", "< 5.00"),
+    }
+    for key, (d_int, bracket, ci, ratio) in expect.items():
+        row = got[key]
+        assert (row[col["d_int90"]], row[col["Bracket"]], row[col["95% CI"]],
+                row[col["D/d_int90"]]) == (d_int, bracket, ci, ratio), key
+    assert "0.950 ± 0.012" in md
+    assert got[("fc[depth=1,width=64]", "dense")][col["Wall time"]].endswith("s")
+    assert "accuracy" in md and "0.9 × baseline" in md  # metric and threshold are stated
+
+
+def test_rows_are_sorted_with_projections_of_a_cell_adjacent(frames):
+    df = table(*frames)
+    assert df.select("model", "projection").rows() == [
+        ("fc[depth=1,width=64]", "dense"), ("fc[depth=1,width=64]", "sparse"),
+        ("lenet", "dense"), ("lenet", "fastfood"),
+    ]
+    models = [r[0] for r in _md_rows(to_markdown(df))]
+    assert models == ["fc[depth=1,width=64]"] * 2 + ["lenet"] * 2
+
+
+def test_remeasured_cell_keeps_the_latest_row(frames):
+    measurements, runs = frames
+    old = measurements.filter(pl.col("cell") == "cell1").with_columns(
+        d_int=pl.lit(999, pl.Int64), timestamp=pl.lit("2000-01-01T00:00:00+00:00"))
+    df = table(pl.concat([old, measurements]), runs)
+    assert df.height == len(CELLS) and 999 not in df["d_int"].to_list()
+
+
+def test_compartments_count_in_the_compression(frames):
+    measurements, runs = frames
+    split = measurements.with_columns(compartments=pl.lit("4"))
+    df = table(split, runs).filter(pl.col("projection") == "dense", pl.col("model") == "lenet")
+    assert df["d_int_total"].item() == 256 and df["compression"].item() == pytest.approx(D_LENET / 256)
+    assert "Compartments" in to_markdown(table(split, runs))
+
+
+def test_csv_parses_back_to_the_same_values(frames):
+    df = table(*frames).drop("probes")
+    back = pl.read_csv(io.StringIO(to_csv(table(*frames))), schema=df.schema)
+    assert back.equals(df)
+
+
+def test_latex_table(frames):
+    tex = to_latex(table(*frames))
+    assert "\\begin{tabular}" in tex and "\\end{tabular}" in tex and "\\toprule" in tex
+    assert "d\\_int90" in tex and "$>$ 1000" in tex and "$\\pm$" in tex
+    body = tex.split("\\midrule", 1)[1].split("\\bottomrule")[0]
+    assert body.count("\\\\") == len(CELLS) and body.count("\\midrule") == 1  # one group break
+
+
+def test_wall_time_is_human():
+    assert [fmt_wall(s) for s in (0.42, 12.4, 192, 7500, 90000)] == [
+        "0.4s", "12s", "3m 12s", "2h 05m", "1d 01h"]
+
+
+# rendered files
+
+
+def test_render_writes_every_file(rendered):
+    names = {"leaderboard.md", "leaderboard.html", "leaderboard.csv", "leaderboard.tex",
+             "dint_vs_d.png", "dint_vs_d.svg", "dint_by_projection.png",
+             "dint_by_projection.svg", "provenance.json"}
+    assert set(rendered) == names
+    folder = rendered["leaderboard.md"].parent
+    assert {p.name for p in folder.iterdir()} == names  # no temporary leftovers
+    assert not [p for p in folder.parent.iterdir() if p.name.startswith(".")]
+    info = json.loads(rendered["provenance.json"].read_text())
+    assert info["suite"] == "tiny" and info["suite_hash"] == "feedbeef"
+    assert info["git_rev"] == "abc123" and info["device"] == "cpu"
+    assert info["versions"]["torch"] == "2.5" and info["date"] == "2025-01-04T12:00:00+00:00"
+
+
+def test_plot_files_are_valid_images_of_the_expected_size(rendered):
+    sizes = {"dint_vs_d": plots.accuracy_figsize(2),  # two cells (fc, lenet) of two projections
+             "dint_by_projection": plots.dint_figsize(2, 3)}  # three projections in all
+    for name, (w, h) in sizes.items():
+        with Image.open(rendered[f"{name}.png"]) as image:
+            image.verify()
+        with Image.open(rendered[f"{name}.png"]) as image:
+            assert image.format == "PNG"
+            assert image.size == (round(w * plots.DPI), round(h * plots.DPI))
+        root = ET.parse(rendered[f"{name}.svg"]).getroot()
+        assert root.tag.endswith("svg")
+        assert float(root.get("width").removesuffix("pt")) == pytest.approx(w * 72)
+
+
+def test_html_is_self_contained(rendered):
+    html = rendered["leaderboard.html"].read_text()
+    assert "<script" not in html.lower() and "http:" not in html and "https:" not in html
+    assert "@import" not in html and "url(" not in html
+    assert html.count('<img alt=') == 2
+    for data in re.findall(r'src="data:image/png;base64,([^"]+)"', html):
+        with Image.open(io.BytesIO(base64.b64decode(data))) as image:
+            image.verify()
+    assert "feedbeef" in html and "abc123" in html and "&gt; 1000" in html
+
+
+def test_html_opens_in_headless_chromium(rendered, tmp_path):
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("chromium is not installed (apt-get install chromium); cannot open the page")
+    done = subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr",
+         "--v=0", f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=2000",
+         "--dump-dom", rendered["leaderboard.html"].resolve().as_uri()],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    # page errors, blocked loads (the page's CSP forbids any) and script errors all log CONSOLE
+    console = [ln for ln in done.stderr.splitlines() if ":CONSOLE" in ln]
+    assert console == []
+    dom = done.stdout
+    assert '<table id="leaderboard">' in dom
+    body = dom.split("</thead>", 1)[1].split("</table>", 1)[0]
+    assert body.count("<tr>") == len(CELLS) and body.count("<tbody>") == 2
+
+
+def test_chromium_check_catches_a_page_that_loads_from_outside(rendered, tmp_path):
+    """The console check above can fail: a page that tries to load a stylesheet logs it."""
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("chromium is not installed (apt-get install chromium); cannot open the page")
+    bad = tmp_path / "bad.html"
+    bad.write_text(rendered["leaderboard.html"].read_text().replace(
+        "</head>", '<link rel="stylesheet" href="https://example.org/x.css"></head>'))
+    done = subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr",
+         "--v=0", f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", bad.as_uri()],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert any(":CONSOLE" in ln for ln in done.stderr.splitlines())
+
+
+# stored results
+
+
+def _store(frames, folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    frames[0].write_parquet(folder / "measurements.parquet")
+    frames[1].write_parquet(folder / "runs.parquet")
+    return folder
+
+
+def test_rendering_from_stored_parquet_gives_the_same_table(frames, rendered, tmp_path):
+    results = _store(frames, tmp_path / "leaderboards" / "tiny")
+    measurements, runs = load_results(results)
+    assert measurements.equals(frames[0]) and runs.equals(frames[1])
+    first = render_results(results, formats=("md",), plots=False,
+                           provenance={"suite_hash": "feedbeef"})
+    md = first["leaderboard.md"].read_text()
+    second = render_results(results / "measurements.parquet", tmp_path / "again", formats=("md",),
+                            plots=False, provenance={"suite_hash": "feedbeef"})
+    assert second["leaderboard.md"].read_text() == md
+    assert rendered["leaderboard.md"].read_text() == md  # same as from the frames in memory
+    for found in CELLS.values():
+        if found["d_int"] is not None:
+            assert f"| {found['d_int']} |" in md
+
+
+def test_plots_are_deterministic(frames, rendered, tmp_path):
+    again = render(*frames, tmp_path / "again", formats=(), provenance={"suite_hash": "feedbeef"})
+    for name in ("dint_vs_d.svg", "dint_by_projection.svg", "dint_vs_d.png"):
+        assert again[name].read_bytes() == rendered[name].read_bytes(), name
+
+
+def test_other_schema_version_is_refused_and_nothing_is_written(frames, tmp_path):
+    results = _store(
+        (frames[0].with_columns(schema_version=pl.lit(SCHEMA_VERSION + 1, pl.Int64)), frames[1]),
+        tmp_path / "results")
+    out = tmp_path / "leaderboards" / "tiny"
+    with pytest.raises(IdbenchError, match=f"schema version {SCHEMA_VERSION + 1}.*re-run"):
+        render_results(results, out)
+    assert not out.exists() and not (tmp_path / "leaderboards").exists()
+    before = sorted(p.name for p in results.iterdir())
+    with pytest.raises(IdbenchError, match="schema version"):
+        render_results(results)  # into the results folder itself
+    assert sorted(p.name for p in results.iterdir()) == before
+
+
+def test_missing_results_are_a_clear_error(tmp_path):
+    with pytest.raises(IdbenchError, match="measurements.parquet"):
+        load_results(tmp_path)
+    with pytest.raises(IdbenchError, match="does not exist"):
+        load_results(tmp_path / "nope")
+    (tmp_path / "measurements.parquet").write_text("not parquet")
+    with pytest.raises(IdbenchError, match="cannot read"):
+        load_results(tmp_path)
+
+
+def test_failure_while_plotting_leaves_no_partial_files(frames, tmp_path, monkeypatch):
+    out = _store(frames, tmp_path / "leaderboards" / "tiny")
+    (out / "leaderboard.md").write_text("old table\n")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def broken(df):
+        raise RuntimeError("plotting failed")
+
+    monkeypatch.setattr(plots, "dint_by_projection", broken)  # the second plot: files exist by then
+    with pytest.raises(RuntimeError, match="plotting failed"):
+        render(*frames, out)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert sorted(p.name for p in out.parent.iterdir()) == ["tiny"]  # temp folder removed
+
+
+def test_empty_results_and_bad_format_are_refused(frames, tmp_path):
+    with pytest.raises(IdbenchError, match="no measured cells"):
+        render(frames[0].clear(), frames[1], tmp_path / "x")
+    with pytest.raises(IdbenchError, match="format"):
+        render(*frames, tmp_path / "x", formats=("pdf",))
+    assert not (tmp_path / "x").exists()
+
+
+def test_html_escapes_names(frames):
+    measurements = frames[0].with_columns(model=pl.lit("<b>&x</b>"))
+    html = to_html(table(measurements, frames[1]), {"suite": "tiny"})
+    assert "<b>&x</b>" not in html and "&lt;b&gt;&amp;x&lt;/b&gt;" in html
