@@ -24,15 +24,14 @@ app = typer.Typer(
 def _root() -> None:
     """Measure the intrinsic dimension of neural-network training objectives."""
 
-KINDS = ("models", "datasets", "projections", "methods")
 
 
 @app.command("ls")
 def ls(
-    kind: str = typer.Argument(..., help="models | datasets | projections | methods"),
+    kind: str = typer.Argument(..., help="models | datasets | projections | methods | suites"),
     pattern: str = typer.Argument("*", help="shell-style wildcard, e.g. '*lenet*'"),
 ) -> None:
-    """List what exists: registered models, datasets, projections or methods."""
+    """List what exists: registered models, datasets, projections, methods, or shipped suites."""
     for name in list_names(kind, pattern):
         typer.echo(name)
 
@@ -93,6 +92,51 @@ def measure(
         print_summary(summary)
 
 
+@app.command("run")
+def run_suite(
+    suite: str = typer.Argument(..., help="suite file or shipped suite name, e.g. quickstart"),
+    out: str = typer.Option(None, help="run store and studies (default idbench-out/<suite>)"),
+    leaderboard_dir: str = typer.Option(None, "--leaderboard", help="default leaderboards/<suite>"),
+    only: str = typer.Option(None, help="wildcard over model/dataset/projection/method"),
+    dry_run: bool = typer.Option(False, help="print the cells and what is stored; train nothing"),
+    resume: bool = typer.Option(False, help="continue a suite whose output folder holds runs"),
+    device: str = typer.Option(None, help="cpu | cuda | cuda:N (default: cuda if available)"),
+    storage: str = typer.Option(None, help="Optuna storage URL (default: SQLite in --out)"),
+) -> None:
+    """Run a benchmark suite and publish its leaderboard."""
+    from idbench import progress
+    from idbench.runner import plan, run_suite as run
+
+    if dry_run:
+        progress.print_plan(plan(suite, out=out, only=only))
+        return
+    with progress.suite_progress() as (on_cell, on_event):
+        result = run(suite, out=out, leaderboard_dir=leaderboard_dir, only=only, resume=resume,
+                     device=device, storage=storage, on_event=on_event, on_cell=on_cell)
+    for label, reason in result.skipped:
+        progress.console.print(f"skipped {label}: {reason}", highlight=False)
+    typer.echo(result.table)
+    progress.console.print(f"leaderboard: {', '.join(str(p) for p in result.files.values())}",
+                           highlight=False)
+
+
+@app.command()
+def leaderboard(
+    results: str = typer.Argument(..., help="results folder or measurements.parquet"),
+    fmt: str = typer.Option("md", "--format", help="md | html | latex | csv"),
+    plot: str = typer.Option(None, help="also write the accuracy-vs-d plot to this file"),
+) -> None:
+    """Render a leaderboard table from stored results, without training."""
+    import idbench.leaderboard as lb
+    from idbench.leaderboard import plots
+
+    measurements, runs = lb.load_results(results)
+    df = lb.table(measurements, runs)
+    typer.echo(lb.format_table(df, fmt))
+    if plot:
+        plots.save(plots.accuracy_vs_d(df), plot)
+
+
 def _compartments(text: str | None) -> int | str | None:
     if text is None or text == "layer":
         return text
@@ -113,16 +157,20 @@ def _grid(text: str | None) -> tuple[int, ...] | None:
 
 def list_names(kind: str, pattern: str = "*") -> list[str]:
     """Names of one kind of component (``idbench ls``)."""
+    import fnmatch
+
     import idbench.data
     import idbench.methods
     import idbench.models
     import idbench.projections
+    from idbench.suites import shipped_suites
 
     listers = {
         "models": idbench.models.list,
         "datasets": idbench.data.list,
         "projections": idbench.projections.list,
         "methods": idbench.methods.list,
+        "suites": lambda p: [n for n in shipped_suites() if fnmatch.fnmatch(n, p)],
     }
     if kind not in listers:
         raise IdbenchError(f"cannot list {kind!r}: choose one of {', '.join(listers)}")

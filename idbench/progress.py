@@ -9,6 +9,7 @@ import contextlib
 from typing import Any, Callable, Iterator
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 console = Console(stderr=True)
@@ -20,7 +21,7 @@ def status(title: str = "measuring") -> Iterator[Callable[[str], None]]:
     with console.status(title) as live:
 
         def on_event(message: str) -> None:
-            live.update(f"{title}: {message}")
+            live.update(f"{title}: {escape(message)}")
             if not console.is_terminal:
                 console.print(f"{title}: {message}", highlight=False)
 
@@ -34,5 +35,50 @@ def print_summary(summary: dict[str, Any]) -> None:
         shown = f"{value:.4g}" if isinstance(value, float) else str(value)
         if key == "d_int90" and value is None:
             shown = f"> {summary['d_max']} (censored)"
-        table.add_row(key, shown)
+        table.add_row(key, escape(shown))
+    console.print(table)
+
+
+@contextlib.contextmanager
+def suite_progress() -> Iterator[tuple[Callable[[int, int, str], None], Callable[[str], None]]]:
+    """A suite progress bar (cells done) with the current cell's latest event under it.
+
+    The bar appears with the first cell, so an error raised before any training prints alone.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TimeElapsedColumn(), console=console)
+    tasks: dict[str, Any] = {}
+
+    def on_cell(index: int, total: int, label: str) -> None:
+        if not tasks:
+            bar.start()
+            tasks["suite"] = bar.add_task("suite", total=total)
+            tasks["cell"] = bar.add_task("", total=None, start=False)
+        bar.update(tasks["suite"], completed=index)
+        bar.update(tasks["cell"], description=f"  {escape(label)}")
+        if not console.is_terminal:
+            console.print(f"cell {index + 1}/{total}: {label}", highlight=False)
+
+    def on_event(message: str) -> None:
+        if tasks:
+            bar.update(tasks["cell"], description=f"  {escape(message)}")
+
+    try:
+        yield on_cell, on_event
+        if tasks:
+            bar.update(tasks["suite"], completed=bar.tasks[0].total)
+    finally:
+        if tasks:
+            bar.stop()
+
+
+def print_plan(rows: list[dict[str, Any]]) -> None:
+    """The ``--dry-run`` table: cells, whether they run, and what the store already holds."""
+    table = Table("cell", "key", "status", "stored runs", "measured")
+    for row in rows:
+        status_text = f"skipped: {row['skipped']}" if row["skipped"] else "runs"
+        table.add_row(escape(row["cell"]), row["key"], escape(status_text), str(row["stored_runs"]),
+                      "yes" if row["measured"] else "no")
     console.print(table)

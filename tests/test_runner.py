@@ -1,0 +1,86 @@
+"""`idbench run` end to end on a tiny suite: Parquet, tables, plots, resume, bad input."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from idbench.errors import IdbenchError
+from idbench.leaderboard import format_table, load_results, table
+from idbench.runner import plan, run_suite
+
+TINY = """
+name: tiny
+version: "1"
+defaults: {seeds: 2, epochs: 4, d_min: 8, d_max: 1200, resolution: 0.2, tune_trials: 2}
+grids:
+  - models: ["fc[depth=1,width=16]"]
+    datasets: [digits]
+    projections: [sparse, fastfood]
+"""
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("suite")
+    suite = root / "tiny.yaml"
+    suite.write_text(TINY)
+    result = run_suite(suite, out=root / "out", leaderboard_dir=root / "lb", device="cpu")
+    return root, suite, result
+
+
+def test_run_writes_parquet_tables_and_plots(tiny_run):
+    root, _, result = tiny_run
+    lb = root / "lb"
+    for name in ("runs.parquet", "measurements.parquet", "leaderboard.md", "leaderboard.html",
+                 "leaderboard.csv", "leaderboard.tex", "dint_vs_d.png", "dint_vs_d.svg",
+                 "dint_by_projection.png", "provenance.json"):
+        assert (lb / name).is_file(), name
+    measurements = pl.read_parquet(lb / "measurements.parquet")
+    assert measurements.height == 2 and set(measurements["projection"]) == {"sparse", "fastfood"}
+    markdown = (lb / "leaderboard.md").read_text()
+    for row in measurements.iter_rows(named=True):
+        shown = str(row["d_int"]) if not row["censored"] else f"> {row['d_max']}"
+        assert shown in markdown
+    assert result.table.splitlines()[0] == markdown.splitlines()[0]
+
+
+def test_rendering_from_parquet_gives_the_same_table_without_training(tiny_run):
+    root, _, result = tiny_run
+    measurements, runs = load_results(root / "lb")
+    assert format_table(table(measurements, runs), "md") == result.table
+
+
+def test_rerun_needs_resume_and_then_trains_nothing(tiny_run):
+    root, suite, result = tiny_run
+    with pytest.raises(IdbenchError, match="pass --resume"):
+        run_suite(suite, out=root / "out", leaderboard_dir=root / "lb2", device="cpu")
+    before = len(list((root / "out" / "runs").glob("*.parquet")))
+    again = run_suite(suite, out=root / "out", leaderboard_dir=root / "lb2", resume=True,
+                      device="cpu")
+    assert len(list((root / "out" / "runs").glob("*.parquet"))) == before
+    assert again.table == result.table
+    rows = plan(suite, out=root / "out")
+    assert all(r["measured"] and r["stored_runs"] > 0 for r in rows)
+
+
+def test_only_filters_cells_and_reports_unknown_patterns(tiny_run):
+    _, suite, _ = tiny_run
+    assert [r["cell"] for r in plan(suite, only="*fastfood*")] == [
+        "fc[depth=1,width=16]/digits/fastfood/fpd"]
+    with pytest.raises(IdbenchError, match="matches no cell"):
+        plan(suite, only="*lenet*")
+
+
+def test_cli_errors_are_one_line_exit_2(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(TINY.replace("epochs: 4", "epoch: 4"))
+    for args in (["run", str(tmp_path / "missing.yaml")], ["run", str(bad)],
+                 ["leaderboard", str(tmp_path)]):
+        done = subprocess.run([sys.executable, "-m", "idbench.cli", *args], capture_output=True,
+                              text=True, timeout=60, cwd=tmp_path)
+        assert done.returncode == 2, args
+        assert done.stderr.startswith("idbench: error:") and done.stderr.count("\n") == 1
+    assert not (tmp_path / "leaderboards").exists()
