@@ -36,7 +36,7 @@ MODELS = {"fc": "fc[depth=2,width=200]", "lenet": "lenet"}
 
 
 def eval_seconds(spec: RunSpec, data, repeats: int = 3) -> float:
-    """Median time of the evaluation passes ``run`` makes for a one-evaluation budget (val, test)."""
+    """Median time of the evaluation passes (val, test) of a run that evaluates once."""
     model = build_model(spec, data)
     times = []
     for _ in range(repeats):

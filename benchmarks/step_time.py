@@ -98,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    model_names = args.models.split(",") if args.models else (["fc"] if args.quick else list(MODELS))
+    default_models = ["fc"] if args.quick else list(MODELS)
+    model_names = args.models.split(",") if args.models else default_models
     names = args.projections.split(",") if args.projections else projections.list()
     repeats = args.repeats or (20 if args.quick else 100)
     warmup = 5 if args.quick else 20
@@ -110,9 +111,11 @@ def main(argv: list[str] | None = None) -> int:
     for model_name in model_names:
         for name in names:
             torch.manual_seed(0)
-            net = models.create(MODELS[model_name], input_shape=INPUT_SHAPE, num_classes=NUM_CLASSES)
+            net, full_net = (
+                models.create(MODELS[model_name], input_shape=INPUT_SHAPE, num_classes=NUM_CLASSES)
+                for _ in range(2)
+            )
             D = sum(p.numel() for p in net.parameters())
-            full_net = models.create(MODELS[model_name], input_shape=INPUT_SHAPE, num_classes=NUM_CLASSES)
             sub = SubspaceModel(net, d=args.d, projection=name, seed=0)
             full_ms, sub_ms = compare(
                 make_step(full_net, x, y), make_step(sub, x, y),

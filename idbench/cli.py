@@ -58,7 +58,7 @@ def measure(
     tune_every_probe: bool = typer.Option(False, help="tune the lr at every probed d"),
     lr: float = typer.Option(0.1, help="learning rate when not tuned"),
     out: str = typer.Option("idbench-out", help="output folder (run store, Optuna studies)"),
-    storage: str = typer.Option(None, help="Optuna storage URL (default: SQLite in --out)"),
+    storage: str = typer.Option(None, help="Optuna storage: RDB URL or journal file (default: journal in --out)"),
     device: str = typer.Option(None, help="cpu | cuda | cuda:N (default: cuda if available)"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object on stdout"),
 ) -> None:
@@ -101,7 +101,11 @@ def run_suite(
     dry_run: bool = typer.Option(False, help="print the cells and what is stored; train nothing"),
     resume: bool = typer.Option(False, help="continue a suite whose output folder holds runs"),
     device: str = typer.Option(None, help="cpu | cuda | cuda:N (default: cuda if available)"),
-    storage: str = typer.Option(None, help="Optuna storage URL (default: SQLite in --out)"),
+    storage: str = typer.Option(None, help="Optuna storage: RDB URL or journal file (default: journal in --out)"),
+    executor: str = typer.Option("local", help="local (this process) | dask (Dask workers)"),
+    workers: int = typer.Option(None, help="dask: local workers (default: one per GPU or core)"),
+    scheduler: str = typer.Option(None, help="dask: a running scheduler, e.g. tcp://host:8786"),
+    cluster_config: str = typer.Option(None, help="dask: YAML of SLURM settings (idbench.slurm)"),
 ) -> None:
     """Run a benchmark suite and publish its leaderboard."""
     from idbench import progress
@@ -109,15 +113,23 @@ def run_suite(
 
     if dry_run:
         progress.print_plan(plan(suite, out=out, only=only))
+        if cluster_config:  # what each SLURM job would run, without submitting it
+            from idbench import slurm
+
+            typer.echo(slurm.job_script(slurm.load_cluster_config(cluster_config)))
         return
+    options = {"workers": workers, "scheduler": scheduler, "cluster_config": cluster_config}
+    if executor.startswith("dask"):
+        options["device"] = device  # which devices the local workers own
     with progress.suite_progress() as (on_cell, on_event):
         result = run(suite, out=out, leaderboard_dir=leaderboard_dir, only=only, resume=resume,
-                     device=device, storage=storage, on_event=on_event, on_cell=on_cell)
+                     device=device, storage=storage, executor=executor, executor_options=options,
+                     on_event=on_event, on_cell=on_cell)
     for label, reason in result.skipped:
-        progress.console.print(f"skipped {label}: {reason}", highlight=False)
+        progress.console.print(f"skipped {label}: {reason}", highlight=False, markup=False)
     typer.echo(result.table)
     progress.console.print(f"leaderboard: {', '.join(str(p) for p in result.files.values())}",
-                           highlight=False)
+                           highlight=False, markup=False)
 
 
 @app.command()

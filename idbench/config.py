@@ -47,7 +47,7 @@ class MeasureConfig(BaseModel):
     d_ref: int | None = None  # where the subspace lr is tuned (default: geometric mid of range)
     lr: float = 0.1  # baseline lr when not tuned
     lr_subspace: float | None = None  # subspace lr when not tuned (default: lr)
-    lr_range: tuple[float, float] = (1e-4, 10.0)
+    lr_range: tuple[float, float] = (1e-3, 1e3)  # subspace rates at small d can be large
     # how the subspace lr tuned at d_ref carries to other d. With unit-norm columns E[P P^T] =
     # (d/D) I, so an SGD step moves theta by lr * d / D times the gradient: "inverse-d" keeps that
     # constant; Adam's per-coordinate steps move theta by ~lr * sqrt(d): "inverse-sqrt-d".

@@ -1,39 +1,123 @@
-"""Where training runs execute: in this process (``local``, the default) or on a cluster.
+"""Where training runs execute: in this process (``local``, the default) or on a Dask cluster.
 
 An executor maps a picklable function over independent training runs and returns the results in
 order. The measurement code hands it every seed of one probe at once, so seeds run in parallel on a
-distributed executor while the d search itself stays sequential.
+distributed executor while the d search itself stays sequential; :func:`idbench.run_suite` measures
+several cells at once (one thread per cell, up to ``slots``) when the executor is ``distributed``.
+
+The interface (:class:`Executor`) is small::
+
+    with idbench.executors.create("dask[workers=2]") as executor:   # or "local"
+        results = executor.map(fn, items)      # ordered; blocks; safe to call from threads
+        executor.slots                         # how many runs execute at once
+        executor.cancel()                      # drop outstanding work, refuse new work
+
+On a worker, :func:`worker_device` is the device that worker owns (``cuda:1``, ``cpu``), and
+:func:`idbench.measurement.execute` trains there, whatever device the parent process uses.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Iterable, TypeVar
+from typing import Any, Callable, Iterable, Protocol, TypeVar, runtime_checkable
 
+from idbench.errors import IdbenchError
 from idbench.registry import Registry
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+DASK_HINT = "pip install 'idbench[dask]'"
+_worker_device: str | None = None  # set on Dask workers by idbench.dask_executor.DevicePlugin
+
+
+@runtime_checkable
+class Executor(Protocol):
+    """What the measurement and the suite runner need from an executor."""
+
+    name: str
+    slots: int  # runs that execute at once
+    distributed: bool  # runs leave this process (cells are then measured concurrently)
+
+    def map(self, fn: Callable[[T], R], items: Iterable[T]) -> list[R]: ...
+
+    def cancel(self) -> None: ...
+
+    def close(self) -> None: ...
 
 
 class LocalExecutor:
     """Runs everything in the calling process, one run after the other."""
 
     name = "local"
+    slots = 1
+    distributed = False
 
     def map(self, fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
         return [fn(item) for item in items]
 
+    def cancel(self) -> None:
+        pass
+
     def close(self) -> None:
         pass
+
+    def __enter__(self) -> "LocalExecutor":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def worker_device() -> str | None:
+    """The device of the Dask worker this code runs on; None outside a worker (local runs)."""
+    return _worker_device
+
+
+def set_worker_device(device: str | None) -> None:
+    """Declare this process a worker that owns ``device`` (done by the Dask worker plugin)."""
+    global _worker_device
+    _worker_device = device
 
 
 EXECUTORS: Registry = Registry("executor")
 EXECUTORS.register("local")(LocalExecutor)
 
 
-def create(spec: str = "local", **options) -> LocalExecutor:
-    """The executor named by ``spec`` (``local``)."""
+@EXECUTORS.register("dask")
+def _dask(
+    *,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    cluster_config: str | None = None,
+    device: str | None = None,
+    retries: int = 2,
+    timeout: float = 10.0,
+) -> Executor:
+    """Dask distributed (see :mod:`idbench.dask_executor`); needs the ``dask`` extra."""
+    try:
+        from idbench.dask_executor import DaskExecutor
+    except ImportError as exc:
+        raise IdbenchError(
+            f"--executor dask needs Dask distributed and dask-jobqueue ({exc.name} is not "
+            f"installed): {DASK_HINT}"
+        ) from None
+    return DaskExecutor(workers=workers, scheduler=scheduler, cluster_config=cluster_config,
+                        device=device, retries=retries, timeout=timeout)
+
+
+def create(spec: str = "local", **options: Any) -> Executor:
+    """The executor named by ``spec`` (``local``, ``dask``, ``dask[workers=4]``).
+
+    Options that are None are left out, so callers can pass every command-line option; an option
+    the executor does not take is refused with the list of those it does.
+    """
+    options = {k: v for k, v in options.items() if v is not None}
+    _, name, _ = EXECUTORS.resolve(spec)
+    if name == "local" and options:
+        flags = ", ".join("--" + k.replace("_", "-") for k in sorted(options))
+        raise IdbenchError(f"{flags} apply to a Dask cluster: add --executor dask (runs then go to "
+                           "Dask workers), or leave them out to train in this process")
     return EXECUTORS.create(spec, **options)
 
 
-__all__ = ["EXECUTORS", "LocalExecutor", "create"]
+__all__ = ["EXECUTORS", "Executor", "LocalExecutor", "create", "worker_device"]

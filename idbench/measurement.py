@@ -22,10 +22,12 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
 import math
+import threading
 import warnings
 from pathlib import Path
 from typing import Callable
@@ -38,7 +40,7 @@ import idbench.models
 from idbench.config import MeasureConfig
 from idbench.data import Dataset
 from idbench.errors import IdbenchError
-from idbench.executors import LocalExecutor
+from idbench.executors import Executor, LocalExecutor, worker_device
 from idbench.schema import MeasurementRow, RunRow
 from idbench.search import Probe, search
 from idbench.store import RunStore, device_name, git_rev, now_iso, run_row, versions
@@ -64,10 +66,35 @@ def load_data(dataset: str, device: str, val_fraction: float) -> Dataset:
     return idbench.data.load(dataset, device=device, val_fraction=val_fraction)
 
 
-def execute(job: tuple[RunSpec, str]) -> RunResult:
-    """Train one run (``job`` = (spec, device)); a top-level function so executors can ship it."""
+def execute(job: tuple[RunSpec, str]) -> tuple[RunResult, str]:
+    """Train one run (``job`` = (spec, device)); returns (result, device name it trained on).
+
+    A top-level function so executors can ship it. On a Dask worker the run trains on the
+    worker's own device (:func:`idbench.executors.worker_device`), not the parent's.
+    """
     spec, device = job
-    return run(spec, load_data(spec.dataset, device, spec.val_fraction))
+    device = worker_device() or device
+    return run(spec, load_data(spec.dataset, device, spec.val_fraction)), device_name(device)
+
+
+_LOCKS: dict[str, threading.Lock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+@contextlib.contextmanager
+def _holding(names: list[str]):
+    """Hold the locks of ``names`` (taken in sorted order, so threads cannot deadlock).
+
+    Cells measured concurrently (distributed executors) can share runs and studies, e.g. the
+    baseline of one model under several projections: the first thread trains them, the others
+    wait and then find them in the store.
+    """
+    with _LOCKS_GUARD:
+        locks = [_LOCKS.setdefault(name, threading.Lock()) for name in sorted(set(names))]
+    with contextlib.ExitStack() as stack:
+        for lock in locks:
+            stack.enter_context(lock)
+        yield
 
 
 def run_spec(config: MeasureConfig, *, seed: int, lr: float, d: int | None = None) -> RunSpec:
@@ -94,21 +121,23 @@ class _Cell:
         self.data = load_data(config.dataset, device, config.val_fraction)
         self.used: dict[str, RunRow] = {}
 
-    def record(self, spec: RunSpec, result: RunResult, role: str) -> RunRow:
+    def record(self, spec: RunSpec, result: RunResult, role: str,
+               device: str | None = None) -> RunRow:
         row = run_row(spec, result, cell=self.key, suite=self.suite, role=role,
-                      metric=self.data.metric, device=device_name(self.device))
+                      metric=self.data.metric, device=device or device_name(self.device))
         self.store.put(row)
         self.used[row.run_key] = row
         return row
 
     def runs(self, specs: list[RunSpec], role: str) -> list[RunRow]:
         """Rows of ``specs``: from the store where finished, else trained through the executor."""
-        rows = {s.key(): self.store.get(s.key()) for s in specs}
-        missing = [s for s in specs if rows[s.key()] is None]
-        if missing:
-            results = self.executor.map(execute, [(s, self.device) for s in missing])
-            for spec, result in zip(missing, results):
-                rows[spec.key()] = self.record(spec, result, role)
+        with _holding([self._lock_name(s.key()) for s in specs]):
+            rows = {s.key(): self.store.get(s.key()) for s in specs}
+            missing = [s for s in specs if rows[s.key()] is None]
+            if missing:
+                results = self.executor.map(execute, [(s, self.device) for s in missing])
+                for spec, (result, device) in zip(missing, results):
+                    rows[spec.key()] = self.record(spec, result, role, device)
         for row in rows.values():
             self.used[row.run_key] = row
         return [rows[s.key()] for s in specs]
@@ -126,8 +155,14 @@ class _Cell:
                 self.used[stored.run_key] = stored
                 return _result_of(stored)
             self.on_event(f"tuning {role} lr={lr:.3g}" + (f" at d={d}" if d else ""))
-            result = run(spec, self.data, on_eval=report)
-            self.record(spec, result, "tune")
+            if not getattr(self.executor, "distributed", False):  # here, pruned live by Optuna
+                result, device = run(spec, self.data, on_eval=report), None
+            else:  # train on a worker, then replay its evaluations to the pruner: a pruned
+                # trial ends exactly as it would have here (not stored), only later
+                [(result, device)] = self.executor.map(execute, [(spec, self.device)])
+                for index, point in enumerate(result.history):
+                    report(index, point["val_score"], point["val_loss"])
+            self.record(spec, result, "tune", device)
             return result
 
         # the study depends on what the runs depend on, so cells that share a baseline share it
@@ -136,13 +171,17 @@ class _Cell:
             json.dumps([probe, config.tune_trials, config.lr_range], sort_keys=True, default=str)
             .encode()
         ).hexdigest()[:16]
-        lr, tried = tune_lr(train_at, study_name=f"{role}-{study}", storage=self.storage,
-                            n_trials=config.tune_trials, lr_range=config.lr_range)
+        with _holding([self._lock_name(f"study-{role}-{study}")]):
+            lr, tried = tune_lr(train_at, study_name=f"{role}-{study}", storage=self.storage,
+                                n_trials=config.tune_trials, lr_range=config.lr_range)
         for trial_lr in tried:  # trials finished by an earlier, interrupted call count too
             row = self.store.get(run_spec(config, seed=TUNE_SEED, lr=trial_lr, d=d).key())
             if row is not None:
                 self.used[row.run_key] = row
         return lr
+
+    def _lock_name(self, key: str) -> str:
+        return f"{self.store.out_dir.resolve()}/{key}"
 
 
 def _result_of(row: RunRow) -> RunResult:
@@ -167,12 +206,12 @@ def measure(
     suite_version: str | None = None,
     device: str | None = None,
     storage: str | None = None,
-    executor: LocalExecutor | None = None,
+    executor: Executor | None = None,
     on_event: OnEvent | None = None,
 ) -> MeasurementRow:
     """Measure d_int of one cell (see the module docstring); returns the stored row."""
     store = RunStore(out)
-    storage = storage or f"sqlite:///{Path(out).resolve() / 'optuna.db'}"
+    storage = storage or str(Path(out).resolve() / "optuna-journal.log")
     open_storage(storage)  # fail before any training when the storage cannot be opened
     device = device or default_device()
     cell = _Cell(config, store, executor or LocalExecutor(), device, suite, storage, on_event)

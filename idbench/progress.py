@@ -23,7 +23,7 @@ def status(title: str = "measuring") -> Iterator[Callable[[str], None]]:
         def on_event(message: str) -> None:
             live.update(f"{title}: {escape(message)}")
             if not console.is_terminal:
-                console.print(f"{title}: {message}", highlight=False)
+                console.print(f"{title}: {message}", highlight=False, markup=False)
 
         yield on_event
 
@@ -59,7 +59,7 @@ def suite_progress() -> Iterator[tuple[Callable[[int, int, str], None], Callable
         bar.update(tasks["suite"], completed=index)
         bar.update(tasks["cell"], description=f"  {escape(label)}")
         if not console.is_terminal:
-            console.print(f"cell {index + 1}/{total}: {label}", highlight=False)
+            console.print(f"cell {index + 1}/{total}: {label}", highlight=False, markup=False)
 
     def on_event(message: str) -> None:
         if tasks:

@@ -13,6 +13,8 @@ Example::
 from __future__ import annotations
 
 import fnmatch
+import threading
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -22,11 +24,13 @@ import polars as pl
 import idbench.leaderboard as leaderboard
 from idbench.config import MeasureConfig
 from idbench.errors import IdbenchError
-from idbench.executors import LocalExecutor
+import idbench.executors as executors
+from idbench.executors import Executor
 from idbench.measurement import cell_key, measure
 from idbench.schema import MeasurementRow
 from idbench.store import RunStore
 from idbench.suites import Cell, Suite, load_suite
+from idbench.tuning import open_storage
 
 OnEvent = Callable[[str], None]
 
@@ -93,7 +97,8 @@ def run_suite(
     resume: bool = False,
     device: str | None = None,
     storage: str | None = None,
-    executor: LocalExecutor | None = None,
+    executor: Executor | str | None = None,
+    executor_options: dict | None = None,
     on_event: OnEvent | None = None,
     on_cell: Callable[[int, int, str], None] | None = None,
 ) -> SuiteResult:
@@ -102,6 +107,11 @@ def run_suite(
     ``out`` holds the run store and the Optuna studies (default ``idbench-out/<suite>``);
     ``leaderboard_dir`` the published results (default ``leaderboards/<suite>``). An output folder
     that already holds runs is only continued with ``resume=True``.
+
+    ``executor`` is an executor, or the name of one to start (``"dask"``, with
+    ``executor_options`` such as ``workers``) after the suite and storage are checked and to close
+    at the end. With a distributed executor the cells are measured concurrently, as many at a time
+    as it has slots (each cell's d search stays sequential).
     """
     suite = load_suite(suite_path)
     cells = select_cells(suite, only)
@@ -115,13 +125,21 @@ def run_suite(
     result = SuiteResult(suite)
     todo = [c for c in cells if c.skipped is None]
     result.skipped = [(cell_label(c.config), c.skipped) for c in cells if c.skipped is not None]
-    for index, cell in enumerate(todo):
-        label = cell_label(cell.config)
-        if on_cell is not None:
-            on_cell(index, len(todo), label)
-        row = measure(cell.config, out=out, suite=suite.name, suite_version=suite.version,
-                      device=device, storage=storage, executor=executor, on_event=on_event)
-        result.measurements.append(row)
+    if todo:
+        if storage is not None:
+            open_storage(storage)  # a bad URL fails before a cluster starts or anything trains
+        owned = isinstance(executor, str) or (executor is None and bool(executor_options))
+        if owned:
+            executor = executors.create(executor or "local", **(executor_options or {}))
+        try:
+            result.measurements = _measure_cells(
+                todo, executor or executors.LocalExecutor(), on_cell,
+                lambda config, executor: measure(
+                    config, out=out, suite=suite.name, suite_version=suite.version,
+                    device=device, storage=storage, executor=executor, on_event=on_event))
+        finally:
+            if owned:
+                executor.close()
     if not result.measurements:
         raise IdbenchError(f"no cell of {suite.name} could run: " + "; ".join(
             f"{label}: {reason}" for label, reason in result.skipped))
@@ -133,3 +151,51 @@ def run_suite(
     store.export_measurements(leaderboard_dir / "measurements.parquet")
     result.table = leaderboard.format_table(leaderboard.table(measurements, runs), "md")
     return result
+
+
+def _measure_cells(cells: list[Cell], executor: Executor, on_cell: Callable | None,
+                   measure_one: Callable) -> list[MeasurementRow]:
+    """Measure ``cells`` (rows in cell order): one after the other in this process, or, for a
+    distributed executor, up to ``executor.slots`` at a time in threads that wait on its workers.
+
+    The first error (or Ctrl-C) cancels the outstanding runs and stops the other cells; what
+    finished is stored, so ``--resume`` continues from there.
+    """
+    total = len(cells)
+    if not getattr(executor, "distributed", False) or total == 1:
+        rows = []
+        for index, cell in enumerate(cells):
+            if on_cell is not None:
+                on_cell(index, total, cell_label(cell.config))
+            rows.append(measure_one(cell.config, executor))
+        return rows
+
+    done = [0]
+    guard = threading.Lock()
+
+    def one(cell: Cell) -> MeasurementRow:
+        if on_cell is not None:
+            with guard:
+                on_cell(done[0], total, cell_label(cell.config))
+        row = measure_one(cell.config, executor)
+        with guard:
+            done[0] += 1
+        return row
+
+    pool = ThreadPoolExecutor(max_workers=min(total, max(1, executor.slots)),
+                              thread_name_prefix="idbench-cell")
+    futures = []
+    try:
+        futures = [pool.submit(one, cell) for cell in cells]
+        wait(futures, return_when=FIRST_EXCEPTION)
+        failed = next((f for f in futures if f.done() and f.exception() is not None), None)
+        if failed is not None:
+            failed.result()  # raises the cell's error (the except below cancels the rest)
+        return [f.result() for f in futures]
+    except BaseException:
+        for future in futures:
+            future.cancel()  # cells not started yet
+        executor.cancel()  # runs in flight: the waiting cell threads then end promptly
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)

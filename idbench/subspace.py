@@ -4,8 +4,8 @@
 one projection per compartment, and holds the only trainable tensor, z (zeros at the start). The
 forward pass computes theta once and runs the module with views of that flat vector swapped in for
 its parameters (what ``torch.func.functional_call`` does), so nothing is copied back into the
-module and autograd flows straight from the loss to z through the projection's adjoint. Buffers (BatchNorm running statistics) are the
-module's own and keep updating as usual.
+module and autograd flows straight from the loss to z through the projection's adjoint. Buffers
+(BatchNorm running statistics) are the module's own and keep updating as usual.
 
 Compartments split theta into K contiguous parts (``compartments=K``, near-equal sizes) or one part
 per parameter tensor (``compartments="layer"``), each with its own independent basis of ``d``

@@ -6,8 +6,8 @@ is smoother than accuracy and is what the random-bases study tuned on). A median
 trials whose intermediate validation loss is already worse than the median of earlier trials at
 the same evaluation. Diverged runs score +inf, which steers TPE away from too-large rates.
 
-Studies live in an Optuna storage (by default a SQLite file in the output folder), so tuning
-resumes after an interruption, and any storage URL can be shared by several machines.
+Studies live in an Optuna storage (by default a journal file in the output folder), so tuning
+resumes after an interruption, and any RDB storage URL can be shared by several machines.
 
 Example::
 
@@ -22,6 +22,8 @@ import math
 from typing import Callable
 
 import optuna
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
 
 from idbench.errors import IdbenchError
 from idbench.seeding import derive_seed
@@ -34,7 +36,17 @@ STARTUP_TRIALS = 4  # trials on an even log grid before TPE takes over
 
 
 def open_storage(url: str) -> optuna.storages.BaseStorage:
-    """The Optuna storage at ``url``, or one clear error saying why it cannot be opened."""
+    """The Optuna storage at ``url``, or one clear error saying why it cannot be opened.
+
+    ``url`` is an RDB URL (``sqlite:///f.db``, ``postgresql://...``: safe for many processes on
+    many machines with a server database) or a path to a journal file (the default: an
+    append-only log with file locks, fast and safe for several processes on one machine).
+    """
+    if "://" not in url:
+        try:
+            return JournalStorage(JournalFileBackend(url))
+        except OSError as exc:
+            raise IdbenchError(f"cannot open tuning journal {url!r}: {exc.strerror or exc}") from None
     try:
         return optuna.storages.get_storage(url)
     except ModuleNotFoundError as exc:
@@ -70,7 +82,8 @@ def tune_lr(
     startup = startup_grid(lr_range, min(STARTUP_TRIALS, n_trials))
     while (finished := sum(t.state in done for t in study.trials)) < n_trials:
         if finished < len(startup):
-            study.enqueue_trial({"lr": startup[finished]}, skip_if_exists=True)
+            if not _queued(study, startup[finished]):
+                study.enqueue_trial({"lr": startup[finished]})
         # a sampler seeded by the number of finished trials makes a resumed study propose
         # exactly what an uninterrupted one would have
         study.sampler = optuna.samplers.TPESampler(
@@ -88,6 +101,19 @@ def tune_lr(
     if not finite:  # every rate diverged: the smallest one tried is the least bad guess
         return min(tried), tried
     return min(finite, key=lambda t: t.value).params["lr"], tried
+
+
+def _queued(study: optuna.Study, lr: float) -> bool:
+    """Whether a trial at ``lr`` is waiting or finished. A trial left running (or failed) by a
+    killed process does not count: optuna's ``skip_if_exists`` counts it, and a resumed study would
+    then draw a random rate where an uninterrupted one ran the grid's."""
+    live = (optuna.trial.TrialState.WAITING, optuna.trial.TrialState.COMPLETE,
+            optuna.trial.TrialState.PRUNED)
+    for trial in study.trials:
+        params = trial.system_attrs.get("fixed_params", trial.params)
+        if trial.state in live and math.isclose(params.get("lr", math.nan), lr):
+            return True
+    return False
 
 
 def startup_grid(lr_range: tuple[float, float], n: int) -> list[float]:

@@ -1,3 +1,4 @@
+import idbench  # noqa: F401 - first, so its OpenMP settings precede torch's import
 import warnings
 
 import pytest
