@@ -53,6 +53,9 @@ class MeasureConfig(BaseModel):
     # constant; Adam's per-coordinate steps move theta by ~lr * sqrt(d): "inverse-sqrt-d".
     # "auto" picks by optimizer (and inverse-d for rbd/nes, which take plain SGD steps).
     lr_scaling: Literal["auto", "none", "inverse-d", "inverse-sqrt-d"] = "auto"
+    # subspace lr tuned within [prior / w, prior * w], prior = the tuned baseline lr carried from
+    # d = D to d_ref by lr_scaling; None: the whole lr_range (also with a global baseline)
+    lr_window: float | None = Field(10.0, gt=1)
 
     @field_validator("threshold")
     @classmethod

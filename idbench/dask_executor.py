@@ -24,14 +24,15 @@ The parent stores each result under its run key, so a run that executed twice is
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import threading
 from concurrent.futures import CancelledError
 from typing import Any, Callable, Iterable, TypeVar
 
-import dask
 import distributed
+import distributed.comm
 from distributed import Client, LocalCluster
 from distributed.diagnostics.plugin import WorkerPlugin
 
@@ -121,7 +122,7 @@ class DaskExecutor:
         cluster_config: str | None = None,
         device: str | None = None,
         retries: int = 2,
-        timeout: float = 10.0,
+        timeout: float = 5.0,
         devices: list[str] | None = None,
     ) -> None:
         if scheduler and cluster_config:
@@ -231,8 +232,10 @@ class DaskExecutor:
 def _connect(address: str, timeout: float) -> Client:
     """A client of the scheduler at ``address``, or one clear error within ``timeout`` seconds."""
     try:
-        with dask.config.set({"distributed.comm.timeouts.connect": f"{timeout}s"}):
-            return Client(address, timeout=timeout, set_as_default=False)
+        # try the address alone first: a Client that fails to connect complains again when
+        # garbage collected
+        asyncio.run(_probe(address, timeout))
+        return Client(address, timeout=timeout, set_as_default=False)
     except Exception as exc:  # OSError/TimeoutError when unreachable, ValueError when malformed
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise IdbenchError(
@@ -240,3 +243,8 @@ def _connect(address: str, timeout: float) -> Client:
             "(e.g. tcp://host:8786) and that `dask scheduler` runs there, or leave out --scheduler "
             "to start a local cluster"
         ) from None
+
+
+async def _probe(address: str, timeout: float) -> None:
+    comm = await distributed.comm.connect(address, timeout=timeout)
+    await comm.close()

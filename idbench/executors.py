@@ -91,7 +91,7 @@ def _dask(
     cluster_config: str | None = None,
     device: str | None = None,
     retries: int = 2,
-    timeout: float = 10.0,
+    timeout: float = 5.0,
 ) -> Executor:
     """Dask distributed (see :mod:`idbench.dask_executor`); needs the ``dask`` extra."""
     try:
@@ -115,8 +115,8 @@ def create(spec: str = "local", **options: Any) -> Executor:
     _, name, _ = EXECUTORS.resolve(spec)
     if name == "local" and options:
         flags = ", ".join("--" + k.replace("_", "-") for k in sorted(options))
-        raise IdbenchError(f"{flags} apply to a Dask cluster: add --executor dask (runs then go to "
-                           "Dask workers), or leave them out to train in this process")
+        raise IdbenchError(f"{flags}: only for a Dask cluster; add --executor dask (runs then go "
+                           "to Dask workers), or leave it out to train in this process")
     return EXECUTORS.create(spec, **options)
 
 

@@ -142,7 +142,7 @@ class _Cell:
             self.used[row.run_key] = row
         return [rows[s.key()] for s in specs]
 
-    def tune(self, role: str, d: int | None) -> float:
+    def tune(self, role: str, d: int | None, lr_range: tuple[float, float]) -> float:
         """The tuned learning rate for baseline (``d`` None) or subspace runs at ``d``."""
         config = self.config
         if config.tune_trials == 0:
@@ -168,12 +168,12 @@ class _Cell:
         # the study depends on what the runs depend on, so cells that share a baseline share it
         probe = run_spec(config, seed=TUNE_SEED, lr=1.0, d=d).to_dict()
         study = hashlib.sha256(
-            json.dumps([probe, config.tune_trials, config.lr_range], sort_keys=True, default=str)
+            json.dumps([probe, config.tune_trials, lr_range], sort_keys=True, default=str)
             .encode()
         ).hexdigest()[:16]
         with _holding([self._lock_name(f"study-{role}-{study}")]):
             lr, tried = tune_lr(train_at, study_name=f"{role}-{study}", storage=self.storage,
-                                n_trials=config.tune_trials, lr_range=config.lr_range)
+                                n_trials=config.tune_trials, lr_range=lr_range)
         for trial_lr in tried:  # trials finished by an earlier, interrupted call count too
             row = self.store.get(run_spec(config, seed=TUNE_SEED, lr=trial_lr, d=d).key())
             if row is not None:
@@ -231,7 +231,7 @@ def measure(
     if config.global_baseline is not None:
         baseline_mean, baseline_std, lr_baseline = config.global_baseline, 0.0, math.nan
     else:
-        lr_baseline = cell.tune("baseline", None)
+        lr_baseline = cell.tune("baseline", None, config.lr_range)
         cell.on_event(f"baseline: {config.seeds} seeds at lr={lr_baseline:.3g}")
         rows = cell.runs([run_spec(config, seed=s, lr=lr_baseline) for s in seeds], "baseline")
         if all(r.diverged for r in rows):
@@ -247,10 +247,22 @@ def measure(
 
     d_ref = config.d_ref or (grid[len(grid) // 2] if grid else round(math.sqrt(config.d_min * d_max)))
     d_ref = min(d_ref, D)
-    lr_sub = None if config.tune_every_probe else cell.tune("subspace", d_ref)
+
+    def sub_range(d: int) -> tuple[float, float]:
+        """Where to tune the subspace lr at d: around the baseline's lr carried from d = D to d by
+        the lr scaling rule (within a factor lr_window), else the whole lr_range."""
+        if math.isnan(lr_baseline) or config.lr_window is None:
+            return config.lr_range
+        prior = config.subspace_lr(lr_baseline, D, d)
+        return prior / config.lr_window, prior * config.lr_window
+
+    lr_sub = None if config.tune_every_probe else cell.tune("subspace", d_ref, sub_range(d_ref))
 
     def evaluate(d: int) -> list[float]:
-        lr = cell.tune("subspace", d) if lr_sub is None else config.subspace_lr(lr_sub, d_ref, d)
+        if lr_sub is None:
+            lr = cell.tune("subspace", d, sub_range(d))
+        else:
+            lr = config.subspace_lr(lr_sub, d_ref, d)
         cell.on_event(f"probe d={d}: {config.seeds} seeds at lr={lr:.3g}")
         rows = cell.runs([run_spec(config, seed=s, lr=lr, d=d) for s in seeds], "probe")
         return [r.val_score for r in rows]
@@ -274,7 +286,9 @@ def measure(
         threshold=config.threshold, search="grid" if grid else "bisect", d_min=config.d_min,
         d_max=d_max, resolution=config.resolution, grid=json.dumps(grid) if grid else None,
         tune_trials=config.tune_trials,
-        tune_at="every-probe" if config.tune_every_probe else f"ref:{d_ref}",
+        tune_at=("every-probe" if config.tune_every_probe else f"ref:{d_ref}")
+        + ("" if math.isnan(lr_baseline) or config.lr_window is None
+           else f" window:{config.lr_window:g}"),
         lr_baseline=lr_baseline, lr_subspace=lr_sub,
         lr_scaling="none" if lr_sub is None else config.resolved_lr_scaling,
         baseline_mean=baseline_mean, baseline_std=baseline_std, threshold_score=threshold_score,

@@ -121,25 +121,25 @@ def run_suite(
         raise IdbenchError(
             f"{out} already holds runs: pass --resume to continue that suite, or choose another --out"
         )
-    store = RunStore(out)
     result = SuiteResult(suite)
     todo = [c for c in cells if c.skipped is None]
     result.skipped = [(cell_label(c.config), c.skipped) for c in cells if c.skipped is not None]
-    if todo:
-        if storage is not None:
-            open_storage(storage)  # a bad URL fails before a cluster starts or anything trains
-        owned = isinstance(executor, str) or (executor is None and bool(executor_options))
-        if owned:
-            executor = executors.create(executor or "local", **(executor_options or {}))
-        try:
+    if storage is not None and "://" in storage and not storage.startswith("sqlite"):
+        open_storage(storage)  # a server URL without its driver fails before anything starts
+    owned = bool(todo) and (isinstance(executor, str) or (executor is None and executor_options))
+    if owned:  # an unknown name, or a scheduler that cannot be reached, fails here
+        executor = executors.create(executor or "local", **(executor_options or {}))
+    try:
+        store = RunStore(out)
+        if todo:
             result.measurements = _measure_cells(
                 todo, executor or executors.LocalExecutor(), on_cell,
                 lambda config, executor: measure(
                     config, out=out, suite=suite.name, suite_version=suite.version,
                     device=device, storage=storage, executor=executor, on_event=on_event))
-        finally:
-            if owned:
-                executor.close()
+    finally:
+        if owned:
+            executor.close()
     if not result.measurements:
         raise IdbenchError(f"no cell of {suite.name} could run: " + "; ".join(
             f"{label}: {reason}" for label, reason in result.skipped))

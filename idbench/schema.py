@@ -108,7 +108,7 @@ class MeasurementRow(BaseModel):
     resolution: float  # relative resolution of the bisection
     grid: str | None  # JSON list of d for grid mode
     tune_trials: int
-    tune_at: str  # where the subspace lr was tuned: "ref:<d>" or "every-probe"
+    tune_at: str  # where the subspace lr was tuned: "ref:<d>" or "every-probe" [+ " window:<w>"]
     lr_baseline: float
     lr_subspace: float | None  # lr at d_ref; None when tuned at every probe
     lr_scaling: str  # how lr_subspace carries to other d: none | inverse-d | inverse-sqrt-d

@@ -75,7 +75,9 @@ def tune_lr(
         study_name=study_name,
         storage=open_storage(storage),
         direction="minimize",
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1),
+        # the grid trials are never pruned: under a decaying schedule a large rate looks bad
+        # early and good at the end, and with few trials each grid point matters
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=STARTUP_TRIALS, n_warmup_steps=2),
         load_if_exists=True,
     )
     done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
