@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import functools
 import re
 
@@ -12,6 +13,7 @@ from torch import nn
 
 import idbench.models as models
 from idbench.errors import IdbenchError
+from idbench.subspace import SubspaceModel
 from idbench.models.lenet import LocallyConnected2d
 
 MNIST = (1, 28, 28)
@@ -74,16 +76,20 @@ def _specs() -> list[str]:
     return [n for n in models.list() if n not in ("toy-sums", "timm:")] + TINY_TIMM
 
 
-@pytest.mark.parametrize("shape", [MNIST, CIFAR], ids=["mnist", "cifar"])
-@pytest.mark.parametrize("spec", _specs())
-def test_forward_backward(spec: str, shape: tuple[int, ...]) -> None:
+def build_or_skip(spec: str, shape: tuple[int, ...]) -> nn.Module:
     try:
-        model = build(spec, shape)
+        return build(spec, shape)
     except IdbenchError as exc:
         # The paper models and the tiny timm models fit both; a model added elsewhere may not.
         if spec in PAPER_MODELS or spec in TINY_TIMM or "does not fit" not in str(exc):
             raise
         pytest.skip(f"{spec} does not fit {shape}")
+
+
+@pytest.mark.parametrize("shape", [MNIST, CIFAR], ids=["mnist", "cifar"])
+@pytest.mark.parametrize("spec", _specs())
+def test_forward_backward(spec: str, shape: tuple[int, ...]) -> None:
+    model = build_or_skip(spec, shape)
     model.train()
     model.zero_grad(set_to_none=True)
     x = torch.randn(2, *shape, generator=torch.Generator().manual_seed(0))
@@ -94,6 +100,19 @@ def test_forward_backward(spec: str, shape: tuple[int, ...]) -> None:
     assert all(g is not None for g in grads.values()), [n for n, g in grads.items() if g is None]
     assert all(torch.isfinite(g).all() for g in grads.values())
     assert any(g.abs().sum() > 0 for g in grads.values())
+
+
+@pytest.mark.parametrize("shape", [MNIST, CIFAR], ids=["mnist", "cifar"])
+@pytest.mark.parametrize("spec", _specs())
+def test_forward_backward_inside_a_subspace(spec: str, shape: tuple[int, ...]) -> None:
+    net = copy.deepcopy(build_or_skip(spec, shape))  # build() is cached: keep its model intact
+    net.zero_grad(set_to_none=True)
+    model = SubspaceModel(net, d=16, projection="sparse", seed=0)
+    x = torch.randn(2, *shape, generator=torch.Generator().manual_seed(0))
+    F.cross_entropy(model(x), torch.tensor([3, 7])).backward()
+    assert model.z.grad.shape == (16,)
+    assert torch.isfinite(model.z.grad).all() and model.z.grad.abs().sum() > 0
+    assert all(p.grad is None for p in net.parameters())  # only z trains
 
 
 def test_create_restores_train_mode_and_checks_output_shape() -> None:
