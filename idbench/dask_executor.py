@@ -77,6 +77,7 @@ class DevicePlugin(WorkerPlugin):
     """Runs on every worker as it starts (also after a restart): sets its device and threads."""
 
     name = "idbench-device"
+    idempotent = True  # a second client of the cluster keeps the devices its owner assigned
 
     def __init__(self, devices: list[str] | None = None, threads: int | None = None) -> None:
         self.devices, self.threads = devices, threads
@@ -129,8 +130,8 @@ class DaskExecutor:
             raise IdbenchError("give either --scheduler (an existing cluster) or --cluster-config "
                                "(submit workers to SLURM), not both")
         if workers is not None and (scheduler or cluster_config):
-            raise IdbenchError("--workers sizes a local cluster: with --scheduler the cluster's own "
-                               "workers run, with --cluster-config the config's jobs (`jobs:`)")
+            raise IdbenchError("--workers sizes a local cluster: with --scheduler the cluster's "
+                               "own workers run, with --cluster-config the config's `jobs:`")
         self._lock = threading.Lock()
         self._outstanding: set[distributed.Future] = set()
         self._cancelled = False
@@ -152,7 +153,7 @@ class DaskExecutor:
             threads = max(1, cpu_cores() // len(devices))
             self.cluster = LocalCluster(
                 n_workers=len(devices), threads_per_worker=1, processes=True,
-                resources={"device": 1}, dashboard_address=None, silence_logs=logging.ERROR,
+                resources={"device": 1}, dashboard_address=":0", silence_logs=logging.ERROR,
                 scheduler_kwargs={"allowed_failures": retries},
             )
             self.client = Client(self.cluster, set_as_default=False)

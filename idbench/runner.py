@@ -162,7 +162,7 @@ def _measure_cells(cells: list[Cell], executor: Executor, on_cell: Callable | No
     finished is stored, so ``--resume`` continues from there.
     """
     total = len(cells)
-    if not getattr(executor, "distributed", False) or total == 1:
+    if not getattr(executor, "distributed", False):
         rows = []
         for index, cell in enumerate(cells):
             if on_cell is not None:
@@ -187,7 +187,10 @@ def _measure_cells(cells: list[Cell], executor: Executor, on_cell: Callable | No
     futures = []
     try:
         futures = [pool.submit(one, cell) for cell in cells]
-        wait(futures, return_when=FIRST_EXCEPTION)
+        # wake up now and then: a signal (Ctrl-C) is only handled while this thread runs Python
+        while wait(futures, timeout=0.2, return_when=FIRST_EXCEPTION).not_done:
+            if any(f.done() and f.exception() is not None for f in futures):
+                break
         failed = next((f for f in futures if f.done() and f.exception() is not None), None)
         if failed is not None:
             failed.result()  # raises the cell's error (the except below cancels the rest)

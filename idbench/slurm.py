@@ -27,6 +27,8 @@ from __future__ import annotations
 import difflib
 import inspect
 import shutil
+import signal
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -38,12 +40,19 @@ IDBENCH_KEYS = {"gpus", "jobs"}  # ours; everything else goes to SLURMCluster
 
 
 def _require() -> None:
+    """Import dask-jobqueue, keeping this process's Ctrl-C handling: importing it replaces the
+    SIGINT handler with one that exits at once (dask_jobqueue/runner.py), which would skip the
+    cancelling of outstanding runs."""
+    handler = signal.getsignal(signal.SIGINT)
     try:
         import dask_jobqueue  # noqa: F401
     except ImportError:
         from idbench.executors import DASK_HINT
 
         raise IdbenchError(f"--cluster-config needs dask-jobqueue: {DASK_HINT}") from None
+    finally:
+        if handler is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, handler)
 
 
 def _slurm_options() -> list[str]:
@@ -52,7 +61,8 @@ def _slurm_options() -> list[str]:
     from dask_jobqueue.slurm import SLURMJob
 
     internal = {"self", "scheduler", "loop", "job_cls", "asynchronous", "n_workers", "config_name",
-                "base_class_kwargs", "job_kwargs", "scheduler_cls"}
+                "base_class_kwargs", "job_kwargs", "scheduler_cls",
+                "extra", "env_extra", "job_extra", "header_skip", "project"}  # deprecated names
     names = set()
     for function in (JobQueueCluster.__init__, Job.__init__, SLURMJob.__init__):
         names |= {p.name for p in inspect.signature(function).parameters.values()
@@ -104,13 +114,14 @@ def cluster_options(settings: dict[str, Any], *, retries: int = 2) -> tuple[dict
                                            f"--gres=gpu:{gpus}"]
     options["worker_extra_args"] = [*options.get("worker_extra_args", []),
                                     "--resources", "device=1"]
-    options["scheduler_options"] = {"dashboard_address": None, "allowed_failures": retries,
+    options["scheduler_options"] = {"dashboard_address": ":0", "allowed_failures": retries,
                                     **options.get("scheduler_options", {})}
     options.setdefault("job_name", "idbench-worker")
     return options, jobs
 
 
 def _cluster(settings: dict[str, Any], retries: int) -> tuple[Any, int]:
+    _require()
     from dask_jobqueue import SLURMCluster
 
     options, jobs = cluster_options(settings, retries=retries)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import _thread
 import functools
 import os
 import subprocess
@@ -123,7 +124,7 @@ def test_a_run_that_kills_its_worker_is_retried_and_stored_once(dask_cpu, tmp_pa
     monkeypatch.setattr(RunStore, "put", lambda self, row: puts.append(row.run_key)
                         or real_put(self, row))
     config = MeasureConfig(model="fc[depth=1,width=16]", dataset="digits", projection="fastfood",
-                           seeds=2, epochs=2, tune_trials=0, lr=0.1, grid=(16, 64))
+                           seeds=2, epochs=2, tune_trials=0, lr=0.1, grid=(16, 64), d_max=1200)
     markers = tmp_path / "markers"
     markers.mkdir()
     row = measure(config, out=tmp_path / "out", device="cpu", executor=_Killing(dask_cpu, markers))
@@ -139,16 +140,14 @@ def test_a_run_that_kills_its_worker_is_retried_and_stored_once(dask_cpu, tmp_pa
 def test_an_interrupted_suite_cancels_its_runs_and_leaves_a_store_that_resumes(
     reference, tiny_suite, dask_cpu, tmp_path, lb_rows
 ):
-    """Ctrl-C (here raised by a cell thread) cancels outstanding runs; the store stays readable
-    and a resumed run (here local) ends with the uninterrupted leaderboard. Runs last: the
-    cancelled executor takes no more work."""
+    """Ctrl-C (here: at the first failing probe) cancels outstanding runs; the store stays
+    readable and a resumed run (here local) ends with the uninterrupted leaderboard. Runs last:
+    the cancelled executor takes no more work."""
     _, ref_lb, _ = reference
-    events = []
 
-    def on_event(message: str) -> None:
-        events.append(message)
+    def on_event(message: str) -> None:  # called in a cell's thread
         if message.startswith("probe d=") and message.endswith("(fail)"):
-            raise KeyboardInterrupt
+            _thread.interrupt_main()  # what Ctrl-C does: KeyboardInterrupt in the main thread
 
     start = time.monotonic()
     with pytest.raises(KeyboardInterrupt):
@@ -190,7 +189,7 @@ def test_dask_without_its_packages_says_how_to_install(monkeypatch):
 
 def test_unreachable_scheduler_fails_within_seconds(tiny_suite, tmp_path):
     start = time.monotonic()
-    with pytest.raises(IdbenchError, match="cannot reach the Dask scheduler at 'tcp://127.0.0.1:1'"):
+    with pytest.raises(IdbenchError, match="cannot reach the Dask scheduler at 'tcp://127.0.0.1"):
         run_suite(tiny_suite, out=tmp_path / "out", device="cpu", executor="dask",
                   executor_options={"scheduler": "tcp://127.0.0.1:1", "timeout": 2})
     assert time.monotonic() - start < 15
@@ -198,7 +197,7 @@ def test_unreachable_scheduler_fails_within_seconds(tiny_suite, tmp_path):
 
 
 def test_scheduler_whose_workers_have_no_device_resource_is_refused():
-    with distributed.LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster:
+    with distributed.LocalCluster(n_workers=1, processes=False, dashboard_address=":0") as cluster:
         with pytest.raises(IdbenchError, match="--resources device=1"):
             executors.create("dask", scheduler=cluster.scheduler_address)
 
@@ -209,3 +208,24 @@ def test_storage_url_without_its_driver_fails_before_training(tiny_suite, tmp_pa
         run_suite(tiny_suite, out=tmp_path / "out", device="cpu",
                   storage="postgresql://idbench@127.0.0.1:1/studies")
     assert not (tmp_path / "out").exists()
+
+
+def test_local_workers_get_one_gpu_each_unless_asked_to_share(monkeypatch):
+    import torch
+
+    from idbench import dask_executor
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 3)
+    assert dask_executor.local_devices(None, None) == ["cuda:0", "cuda:1", "cuda:2"]
+    assert dask_executor.local_devices(2, None) == ["cuda:0", "cuda:1"]
+    assert dask_executor.local_devices(4, None) == ["cuda:0", "cuda:1", "cuda:2", "cuda:0"]
+    assert dask_executor.local_devices(None, "cuda:1") == ["cuda:1"]
+    assert dask_executor.local_devices(None, "cpu") == ["cpu"] * dask_executor.cpu_cores()
+    # a worker started by dask-jobqueue with two processes per job: <job>-<i> takes GPU i
+    assert dask_executor._auto("idbench-worker-7-1") == "cuda:1"
+    assert dask_executor._auto("tcp-worker") == "cuda:0"
+    plugin = dask_executor.DevicePlugin(["cuda:0", "cuda:1"])
+    assert plugin._assigned(1) == "cuda:1" and plugin._assigned("x") is None
+    with pytest.raises(IdbenchError, match="at least 1"):
+        dask_executor.local_devices(0, None)
