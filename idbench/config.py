@@ -31,6 +31,7 @@ class MeasureConfig(BaseModel):
     optimizer: Literal["sgd", "adam"] = "sgd"
     momentum: float = 0.9
     schedule: Literal["cosine", "constant"] = "cosine"
+    warmup: float = Field(0.05, ge=0, lt=1)  # linear warm-up, fraction of the budget
     patience: int | None = None
     val_fraction: float = 0.1
     # threshold
@@ -43,11 +44,12 @@ class MeasureConfig(BaseModel):
     grid: tuple[int, ...] | None = None  # fixed-grid mode instead of the search
     # learning-rate tuning (Optuna)
     tune_trials: int = Field(8, ge=0)  # 0: use lr / lr_subspace as given
+    tune_seeds: int = Field(2, ge=1)  # seeds per trial; the objective is their mean val loss
     tune_every_probe: bool = False  # tune at every probe instead of once at d_ref
     d_ref: int | None = None  # where the subspace lr is tuned (default: geometric mid of range)
     lr: float = 0.1  # baseline lr when not tuned
     lr_subspace: float | None = None  # subspace lr when not tuned (default: lr)
-    lr_range: tuple[float, float] = (1e-3, 1e3)  # subspace rates at small d can be large
+    lr_range: tuple[float, float] = (1e-3, 10.0)  # the baseline's (and a global baseline's subspace) range
     # how the subspace lr tuned at d_ref carries to other d. With unit-norm columns E[P P^T] =
     # (d/D) I, so an SGD step moves theta by lr * d / D times the gradient: "inverse-d" keeps that
     # constant; Adam's per-coordinate steps move theta by ~lr * sqrt(d): "inverse-sqrt-d".

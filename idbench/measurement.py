@@ -23,6 +23,7 @@ Example::
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import hashlib
 import json
@@ -105,7 +106,7 @@ def run_spec(config: MeasureConfig, *, seed: int, lr: float, d: int | None = Non
         compartments=None if d is None else config.compartments,
         method="fpd" if d is None else config.method,
         optimizer=config.optimizer, momentum=config.momentum, batch_size=config.batch_size,
-        epochs=config.epochs, steps=config.steps, schedule=config.schedule,
+        epochs=config.epochs, steps=config.steps, schedule=config.schedule, warmup=config.warmup,
         patience=config.patience, val_fraction=config.val_fraction,
     )
 
@@ -148,8 +149,20 @@ class _Cell:
         if config.tune_trials == 0:
             return config.lr if d is None else (config.lr_subspace or config.lr)
 
+        tune_seeds = [TUNE_SEED + i for i in range(config.tune_seeds)]
+
         def train_at(lr: float, report: EvalCallback) -> RunResult:
-            spec = run_spec(config, seed=TUNE_SEED, lr=lr, d=d)
+            """Every tuning seed at ``lr`` (the first reports to the pruner): a rate at the edge of
+            stability that works on one seed and kills another is not chosen."""
+            results = [one(seed, lr, report if i == 0 else _ignore) for i, seed in enumerate(tune_seeds)]
+            losses = [r.val_loss for r in results]
+            return dataclasses.replace(
+                results[0], diverged=any(r.diverged for r in results),
+                val_loss=float(np.mean(losses)), val_score=float(np.mean([r.val_score for r in results])),
+            )
+
+        def one(seed: int, lr: float, report: EvalCallback) -> RunResult:
+            spec = run_spec(config, seed=seed, lr=lr, d=d)
             stored = self.store.get(spec.key())
             if stored is not None:
                 self.used[stored.run_key] = stored
@@ -168,20 +181,26 @@ class _Cell:
         # the study depends on what the runs depend on, so cells that share a baseline share it
         probe = run_spec(config, seed=TUNE_SEED, lr=1.0, d=d).to_dict()
         study = hashlib.sha256(
-            json.dumps([probe, config.tune_trials, lr_range], sort_keys=True, default=str)
+            json.dumps([probe, config.tune_trials, config.tune_seeds, lr_range], sort_keys=True,
+                       default=str)
             .encode()
         ).hexdigest()[:16]
         with _holding([self._lock_name(f"study-{role}-{study}")]):
             lr, tried = tune_lr(train_at, study_name=f"{role}-{study}", storage=self.storage,
                                 n_trials=config.tune_trials, lr_range=lr_range)
         for trial_lr in tried:  # trials finished by an earlier, interrupted call count too
-            row = self.store.get(run_spec(config, seed=TUNE_SEED, lr=trial_lr, d=d).key())
-            if row is not None:
-                self.used[row.run_key] = row
+            for seed in tune_seeds:
+                row = self.store.get(run_spec(config, seed=seed, lr=trial_lr, d=d).key())
+                if row is not None:
+                    self.used[row.run_key] = row
         return lr
 
     def _lock_name(self, key: str) -> str:
         return f"{self.store.out_dir.resolve()}/{key}"
+
+
+def _ignore(index: int, val_score: float, val_loss: float) -> None:
+    """An evaluation callback that reports nowhere."""
 
 
 def _result_of(row: RunRow) -> RunResult:
@@ -282,10 +301,11 @@ def measure(
         method_options=_subspace_options(cell.used.values(), "method_options"),
         compartments=str(config.compartments or 1),
         seeds=config.seeds, epochs=config.epochs, steps_budget=config.steps,
-        batch_size=config.batch_size, optimizer=config.optimizer, baseline_kind=config.baseline,
+        batch_size=config.batch_size, optimizer=config.optimizer, schedule=config.schedule,
+        warmup=config.warmup, baseline_kind=config.baseline,
         threshold=config.threshold, search="grid" if grid else "bisect", d_min=config.d_min,
         d_max=d_max, resolution=config.resolution, grid=json.dumps(grid) if grid else None,
-        tune_trials=config.tune_trials,
+        tune_trials=config.tune_trials, tune_seeds=config.tune_seeds,
         tune_at=("every-probe" if config.tune_every_probe else f"ref:{d_ref}")
         + ("" if math.isnan(lr_baseline) or config.lr_window is None
            else f" window:{config.lr_window:g}"),

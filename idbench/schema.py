@@ -52,6 +52,7 @@ class RunRow(BaseModel):
     epochs: float | None
     steps_budget: int | None  # RunSpec.steps (None: epochs decide)
     schedule: str
+    warmup: float  # fraction of the budget with a linear learning-rate warm-up
     eval_every: int | None
     patience: int | None
     val_fraction: float
@@ -100,6 +101,8 @@ class MeasurementRow(BaseModel):
     steps_budget: int | None
     batch_size: int
     optimizer: str
+    schedule: str  # learning-rate schedule of every run: cosine (to zero) or constant
+    warmup: float  # fraction of each run's budget with a linear warm-up
     baseline_kind: str  # "local" or "global:<score>"
     threshold: float  # fraction of the baseline to reach, e.g. 0.9
     search: str  # "bisect" or "grid"
@@ -108,6 +111,7 @@ class MeasurementRow(BaseModel):
     resolution: float  # relative resolution of the bisection
     grid: str | None  # JSON list of d for grid mode
     tune_trials: int
+    tune_seeds: int  # seeds per tuning trial (objective: mean final validation loss)
     tune_at: str  # where the subspace lr was tuned: "ref:<d>" or "every-probe" [+ " window:<w>"]
     lr_baseline: float
     lr_subspace: float | None  # lr at d_ref; None when tuned at every probe

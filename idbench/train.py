@@ -63,6 +63,7 @@ class RunSpec:
     epochs: float | None = 5.0
     steps: int | None = None  # overrides epochs when given
     schedule: str = "cosine"
+    warmup: float = 0.05  # fraction of the budget with a linear warm-up of the learning rate
     eval_every: int | None = None  # steps between evaluations; default once per epoch
     patience: int | None = None  # early stop after this many evaluations without improvement
     val_fraction: float = 0.1
@@ -75,6 +76,8 @@ class RunSpec:
             raise IdbenchError(f"unknown optimizer {self.optimizer!r}; choose from {OPTIMIZERS}")
         if self.schedule not in SCHEDULES:
             raise IdbenchError(f"unknown schedule {self.schedule!r}; choose from {SCHEDULES}")
+        if not 0 <= self.warmup < 1:
+            raise IdbenchError(f"warmup must be a fraction of the budget in [0, 1), got {self.warmup}")
         if not (isinstance(self.lr, (int, float)) and self.lr > 0 and math.isfinite(self.lr)):
             raise IdbenchError(f"lr must be a positive number, got {self.lr!r}")
         if self.batch_size < 1:
@@ -146,9 +149,14 @@ def evaluate(model: nn.Module, data: Dataset, split: str) -> tuple[float, float]
 
 
 def _lr_at(spec: RunSpec, step: int, budget: int) -> float:
-    """Learning rate of step ``step`` (0-based): cosine decay to zero at ``budget``, or constant."""
+    """Learning rate of step ``step`` (0-based): a linear warm-up over the first ``warmup`` of the
+    budget (a large rate at initialisation can kill a network on some seeds and not others), then
+    cosine decay to zero at ``budget``, or constant."""
+    warm = round(spec.warmup * budget)
+    if step < warm:
+        return spec.lr * (step + 1) / warm
     if spec.schedule == "cosine":
-        return spec.lr * 0.5 * (1 + math.cos(math.pi * step / budget))
+        return spec.lr * 0.5 * (1 + math.cos(math.pi * (step - warm) / (budget - warm)))
     return spec.lr
 
 

@@ -239,7 +239,7 @@ def measurement(cell: str, d_int: int | None) -> MeasurementRow:
         normalisation="unit-column", method="fpd", method_options="{}", compartments="1", seeds=3,
         epochs=1.0, steps_budget=None, batch_size=128, optimizer="sgd", baseline_kind="local",
         threshold=0.9, search="bisect", d_min=10, d_max=1000, resolution=0.05, grid=None,
-        tune_trials=0, tune_at="ref:100", lr_baseline=0.1, lr_subspace=0.1, lr_scaling="inverse-d", baseline_mean=0.9,
+        tune_trials=0, tune_seeds=1, tune_at="ref:100", lr_baseline=0.1, lr_subspace=0.1, lr_scaling="inverse-d", schedule="cosine", warmup=0.05, baseline_mean=0.9,
         baseline_std=0.01, threshold_score=0.81, d_int=d_int, d_lo=None, d_hi=d_int, ci_low=None,
         ci_high=None, censored=d_int is None, probes="[]", n_runs=12, wall_s=3.5, device="cpu",
         versions=json.dumps(versions(), sort_keys=True), git_rev=git_rev(), timestamp=now_iso(),
