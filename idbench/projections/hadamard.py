@@ -69,6 +69,12 @@ def _factor_logs(log2n: int) -> list[int]:
     return [base + (1 if i < extra else 0) for i in range(parts)]
 
 
+@functools.lru_cache(maxsize=64)
+def _plan(n: int) -> tuple[int, ...]:
+    """The Kronecker factor sizes of H_n, in the order fwht applies them."""
+    return tuple(1 << k for k in _factor_logs(n.bit_length() - 1))
+
+
 def fwht(x: torch.Tensor) -> torch.Tensor:
     """Unnormalised Walsh-Hadamard transform along the last axis (length a power of two).
 
@@ -79,16 +85,15 @@ def fwht(x: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"fwht needs a power-of-two length, got {n}")
     if n == 1:
         return x
-    lead = x.shape[:-1]
-    logs = _factor_logs(n.bit_length() - 1)
+    *middle, last = _plan(n)
     y = x.reshape(-1, n)
     outer, inner = y.shape[0], n
-    for k in logs[:-1]:
-        # H_f on a middle axis: (outer, f, inner) -> H_f @ block, one contiguous batched matmul
-        f = 1 << k
+    for f in middle:
+        # H_f on a middle axis: (outer, f, inner) -> H_f @ block, one batched matmul (bmm on the
+        # expanded factor directly: the same kernel as matmul's broadcasting, less dispatch)
         inner //= f
-        y = hadamard_matrix(f, dtype=x.dtype, device=x.device) @ y.reshape(outer, f, inner)
+        h = hadamard_matrix(f, dtype=x.dtype, device=x.device)
+        y = torch.bmm(h.expand(outer, f, f), y.view(outer, f, inner))
         outer *= f
-    f = 1 << logs[-1]
-    y = y.reshape(-1, f) @ hadamard_matrix(f, dtype=x.dtype, device=x.device)
-    return y.reshape(*lead, n)
+    y = torch.mm(y.reshape(-1, last), hadamard_matrix(last, dtype=x.dtype, device=x.device))
+    return y.view(x.shape)
