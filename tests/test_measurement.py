@@ -149,3 +149,13 @@ def test_cli_bad_input_prints_one_line_and_exits_2(tmp_path):
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and "d_min (100) is larger than d_max (10)" in done.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_rbd_measurement_records_its_method_and_plain_sgd(tmp_path):
+    config = digits_config(method="rbd", epochs=8, tune_trials=4, resolution=0.2)
+    row = measure(config, out=tmp_path, device="cpu")
+    assert row.method == "rbd" and not row.censored
+    probes = RunStore(tmp_path).table().filter(pl.col("role") == "probe")
+    assert set(probes["method"]) == {"rbd"}
+    assert (probes["momentum"] == 0.0).all() and (probes["optimizer"] == "sgd").all()
+    assert (probes["d_total"] == probes["d"]).all()
