@@ -39,15 +39,6 @@ class OrthogonalProjection(Projection):
         return g @ self.q
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Single-threaded BLAS: on a shared, busy CPU (as in CI) threads wait on each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture
 def orthogonal(monkeypatch):
     monkeypatch.setitem(PROJECTIONS._factories, OrthogonalProjection.name, OrthogonalProjection)
