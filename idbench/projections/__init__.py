@@ -3,7 +3,7 @@
     import idbench.projections
     P = idbench.projections.create("fastfood", D=199_210, d=1000, seed=0, device="cpu")
     theta = theta0 + P(z)            # differentiable in z; P.adjoint(g) maps gradients back
-    idbench.projections.list()       # ['dense', 'fastfood', 'fastjl', 'sparse']
+    idbench.projections.list()       # ['dense', 'fastfood', 'fastjl', 'kron', 'sparse']
 
 All follow the unit-column normalisation of the design notes and are deterministic in their seed;
 options go in brackets (``sparse[density=0.01]``, ``fastjl[nnz_per_row=8]``, ``dense[regenerate=true]``).
@@ -17,11 +17,14 @@ from idbench.projections.base import NORMALISATION, Projection
 from idbench.projections.dense import DenseProjection
 from idbench.projections.fastfood import FastfoodProjection
 from idbench.projections.fastjl import FastJLProjection
+from idbench.projections.kron import KronProjection
 from idbench.projections.sparse import SparseProjection
 from idbench.registry import Registry
 
 PROJECTIONS: Registry[Projection] = Registry("projection")
-for _cls in (DenseProjection, SparseProjection, FastfoodProjection, FastJLProjection):
+for _cls in (
+    DenseProjection, SparseProjection, FastfoodProjection, FastJLProjection, KronProjection,
+):
     PROJECTIONS.register(_cls.name)(_cls)
 
 

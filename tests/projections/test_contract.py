@@ -9,11 +9,11 @@ import idbench.projections as projections
 from idbench.errors import IdbenchError
 
 NAMES = projections.list()
-STRUCTURED = {"sparse", "fastfood", "fastjl"}
+STRUCTURED = {"sparse", "fastfood", "fastjl", "kron"}
 
 
-def test_all_four_are_registered():
-    assert NAMES == ["dense", "fastfood", "fastjl", "sparse"]
+def test_all_five_are_registered():
+    assert NAMES == ["dense", "fastfood", "fastjl", "kron", "sparse"]
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -83,6 +83,7 @@ def test_structured_state_is_linear_in_D(name):
         "fastfood": 5 * (D + n),  # signs, permutation and its inverse, G, S per block
         "fastjl": 4 * 4 * D + D + 2 * n,  # 4 nonzeros per row, in P and P^T (values, indices)
         "sparse": 4 * 1.05 * d * math.sqrt(D) + D + d + 2,
+        "kron": D + 2 * (math.isqrt(D) + 2) * (math.isqrt(d) + 2),  # rows kept, A and B
     }[name]
     assert p.state_numel() <= bound
     assert p.state_numel() < D * d / 20  # far from a dense D x d matrix
@@ -126,7 +127,7 @@ def test_bad_seed_and_options():
 
 
 def test_unknown_name_suggests_close_match():
-    with pytest.raises(IdbenchError, match="Did you mean 'fastfood'.*dense, fastfood, fastjl, sparse"):
+    with pytest.raises(IdbenchError, match="Did you mean 'fastfood'.*dense, fastfood, fastjl, kron, sparse"):
         projections.create("fastfod", D=10, d=2, seed=0)
 
 
@@ -135,3 +136,4 @@ def test_describe_records_normalisation(name):
     info = projections.create(name, D=100, d=10, seed=3).describe()
     assert info["normalisation"] == "unit-column"
     assert (info["projection"], info["D"], info["d"], info["seed"]) == (name, 100, 10, 3)
+
