@@ -39,11 +39,12 @@ RUN mkdir idbench \
     && pip uninstall --yes idbench \
     && rm -rf idbench build ./*.egg-info
 
-# 3. idbench itself (editable, so that shipped suites are found by name: `idbench run quickstart`)
+# 3. idbench itself, a plain install: the shipped suites are package data (`idbench ls suites`),
+#    found by name from any folder, so /app keeps only the user's outputs
 COPY idbench ./idbench
-COPY suites ./suites
-RUN pip install --no-cache-dir --no-deps --editable . \
+RUN pip install --no-cache-dir --no-deps . \
+    && rm -rf idbench build ./*.egg-info \
     && chown -R idbench:idbench /app
 
 USER 1000
-CMD ["idbench", "run", "suites/quickstart.yaml"]
+CMD ["idbench", "run", "quickstart"]

@@ -56,12 +56,13 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
-import idbench
 from idbench.config import MeasureConfig
 from idbench.errors import IdbenchError
 from idbench.registry import Registry
 
-SUITES_DIR = Path(idbench.__file__).resolve().parents[1] / "suites"
+# shipped as package data, so `idbench run quickstart` works after any install (the checkout's
+# top-level suites/ is a link to this folder)
+SUITES_DIR = Path(__file__).resolve().parent / "_suites"
 
 # The four lists of a grid and the MeasureConfig field each one fills.
 CELL_KEYS = {"models": "model", "datasets": "dataset", "projections": "projection",
@@ -152,7 +153,7 @@ class Cell:
 
 
 def shipped_suites() -> dict[str, Path]:
-    """The suite files that come with idbench (``suites/*.yaml``), by name."""
+    """The suite files that come with idbench (``idbench/_suites/*.yaml``), by name."""
     if not SUITES_DIR.is_dir():
         return {}
     return {p.stem: p for p in sorted(SUITES_DIR.glob("*.yaml"))}

@@ -31,7 +31,9 @@ def test_dockerfile_passes_hadolint():
 
 def test_image_runs_the_quickstart_as_a_user_with_a_small_context():
     dockerfile = (ROOT / "Dockerfile").read_text()
-    assert 'CMD ["idbench", "run", "suites/quickstart.yaml"]' in dockerfile
+    # a plain install: the suites are package data, found by name (no editable install, no COPY)
+    assert 'CMD ["idbench", "run", "quickstart"]' in dockerfile
+    assert "--editable" not in dockerfile and "COPY suites" not in dockerfile
     assert "ARG BASE=python:3.11-slim" in dockerfile and "FROM ${BASE}" in dockerfile
     assert "download.pytorch.org/whl/cpu" in dockerfile  # CPU wheels by default
     assert "\nUSER " in dockerfile and "USER root" not in dockerfile
@@ -39,4 +41,4 @@ def test_image_runs_the_quickstart_as_a_user_with_a_small_context():
     assert dockerfile.index("COPY pyproject.toml") < dockerfile.index("COPY idbench")
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert "**" in ignored and "!idbench/" in ignored  # an allowlist: only what the image needs
-    assert (ROOT / "suites" / "quickstart.yaml").is_file()
+    assert (ROOT / "idbench" / "_suites" / "quickstart.yaml").is_file()
