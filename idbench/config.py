@@ -28,7 +28,7 @@ class MeasureConfig(BaseModel):
     epochs: float | None = 5.0
     steps: int | None = None
     batch_size: int = Field(128, ge=1)
-    optimizer: Literal["sgd", "adam"] = "sgd"
+    optimizer: Literal["sgd", "adam", "lbfgs"] = "sgd"  # lbfgs: fpd only (idbench.methods.fpd)
     momentum: float = 0.9
     schedule: Literal["cosine", "constant"] = "cosine"
     warmup: float = Field(0.05, ge=0, lt=1)  # linear warm-up, fraction of the budget
@@ -91,6 +91,15 @@ class MeasureConfig(BaseModel):
         lo, hi = self.lr_range
         if not 0 < lo < hi:
             raise ValueError("lr_range must be (low, high) with 0 < low < high")
+        if self.optimizer == "lbfgs":
+            from idbench.methods import method_class  # here: methods import torch
+
+            if not method_class(self.method).uses_optimizer:
+                raise ValueError(
+                    f"optimizer lbfgs trains z with an optimiser, but method {self.method!r} takes "
+                    "its own steps (plain SGD on a fresh basis): use method fpd with lbfgs, or "
+                    "optimizer sgd with this method"
+                )
         return self
 
     @classmethod

@@ -62,9 +62,10 @@ def default_device() -> str:
 
 
 @functools.lru_cache(maxsize=2)
-def load_data(dataset: str, device: str, val_fraction: float) -> Dataset:
+def load_data(dataset: str, device: str, val_fraction: float, split_seed: int = 0) -> Dataset:
     """Load a dataset once per process (suites measure many cells on the same data)."""
-    return idbench.data.load(dataset, device=device, val_fraction=val_fraction)
+    return idbench.data.load(dataset, device=device, val_fraction=val_fraction,
+                             split_seed=split_seed)
 
 
 def execute(job: tuple[RunSpec, str]) -> tuple[RunResult, str]:
@@ -75,7 +76,8 @@ def execute(job: tuple[RunSpec, str]) -> tuple[RunResult, str]:
     """
     spec, device = job
     device = worker_device() or device
-    return run(spec, load_data(spec.dataset, device, spec.val_fraction)), device_name(device)
+    data = load_data(spec.dataset, device, spec.val_fraction, spec.split_seed)
+    return run(spec, data), device_name(device)
 
 
 _LOCKS: dict[str, threading.Lock] = {}
@@ -156,8 +158,8 @@ class _Cell:
             stability that works on one seed and kills another is not chosen."""
             results = [one(seed, lr, report if i == 0 else _ignore) for i, seed in enumerate(tune_seeds)]
             losses = [r.val_loss for r in results]
-            return dataclasses.replace(
-                results[0], diverged=any(r.diverged for r in results),
+            return dataclasses.replace(  # a run retried (on a worker) diverged at this rate
+                results[0], diverged=any(r.diverged or r.retries for r in results),
                 val_loss=float(np.mean(losses)), val_score=float(np.mean([r.val_score for r in results])),
             )
 
@@ -169,7 +171,7 @@ class _Cell:
                 return _result_of(stored)
             self.on_event(f"tuning {role} lr={lr:.3g}" + (f" at d={d}" if d else ""))
             if not getattr(self.executor, "distributed", False):  # here, pruned live by Optuna
-                result, device = run(spec, self.data, on_eval=report), None
+                result, device = run(spec, self.data, on_eval=report, max_retries=0), None
             else:  # train on a worker, then replay its evaluations to the pruner: a pruned
                 # trial ends exactly as it would have here (not stored), only later
                 [(result, device)] = self.executor.map(execute, [(spec, self.device)])
@@ -207,6 +209,7 @@ def _result_of(row: RunRow) -> RunResult:
     return RunResult(
         val_score=row.val_score, val_loss=row.val_loss, test_score=row.test_score,
         train_loss=row.train_loss, steps=row.steps, wall_s=row.wall_s, diverged=row.diverged,
+        retries=row.retries, lr_final=row.lr_final,
         stopped_early=row.stopped_early, D=row.D, d_total=row.d_total,
     )
 

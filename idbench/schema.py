@@ -62,7 +62,9 @@ class RunRow(BaseModel):
     val_loss: float
     test_score: float
     train_loss: float
-    diverged: bool
+    diverged: bool  # diverged at every rate tried (lr, then halved up to 3 times): scores 0
+    retries: int = 0  # diverged attempts before the one recorded, each retried at half the rate
+    lr_final: float | None = None  # peak rate of the recorded attempt (lr / 2**retries)
     stopped_early: bool
     steps: int  # optimiser steps actually taken
     wall_s: float

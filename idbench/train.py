@@ -7,8 +7,11 @@ never the best epoch's: picking the best epoch on the data that decides the meas
 subspace runs. For the same reason the default schedule decays the learning rate to zero by the end
 of the budget (cosine), so the final model does not sit on a noisy oscillation.
 
-A NaN or infinite loss ends the run as ``diverged`` (performance 0, counted as a failed run) instead
-of raising, so searches and tuning go on.
+A NaN or infinite loss ends a training attempt as ``diverged``. Divergence is a property of the
+rate, not of d, so :func:`run` retries a diverged run at half the rate, up to ``MAX_RETRIES`` times,
+and records the retries and the rate that finished (``RunResult.retries``, ``lr_final``); only a
+run that diverges at every rate is ``diverged`` (performance 0, a failed run). Tuning trials are not
+retried: there a diverging rate is what the tuner must learn.
 
 Example::
 
@@ -36,10 +39,10 @@ import idbench.methods as methods
 import idbench.models as models
 from idbench.data import Dataset
 from idbench.errors import IdbenchError
+from idbench.methods.fpd import OPTIMIZERS
 from idbench.seeding import cpu_generator, derive_seed
 from idbench.subspace import Compartments, SubspaceModel
 
-OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("cosine", "constant")
 EVAL_BATCH = 2048
 
@@ -110,8 +113,10 @@ class RunResult:
     train_loss: float  # mean training loss over the last evaluation interval
     steps: int
     wall_s: float
-    diverged: bool = False
+    diverged: bool = False  # diverged at every rate tried
     stopped_early: bool = False
+    retries: int = 0  # diverged attempts at higher rates before this result
+    lr_final: float | None = None  # the (peak) rate of the attempt this result comes from
     D: int = 0
     d_total: int | None = None
     subspace: dict[str, Any] = field(default_factory=dict)  # SubspaceModel.describe()
@@ -251,6 +256,25 @@ def train(
     )
 
 
-def run(spec: RunSpec, data: Dataset, *, on_eval: EvalCallback | None = None) -> RunResult:
-    """Build the model of ``spec`` and train it on ``data`` (already loaded on its device)."""
-    return train(build_model(spec, data), data, spec, on_eval=on_eval)
+MAX_RETRIES = 3  # retries of a diverged run, each at half the previous rate
+
+
+def run(
+    spec: RunSpec, data: Dataset, *, on_eval: EvalCallback | None = None,
+    max_retries: int = MAX_RETRIES,
+) -> RunResult:
+    """Build the model of ``spec`` and train it on ``data`` (already loaded on its device).
+
+    A diverged attempt is retried from the same initialisation at half the rate, up to
+    ``max_retries`` times (0 for tuning trials, whose ``on_eval`` reports must come from one
+    attempt at the trial's own rate). The spec, and so the run's key, keeps the nominal rate.
+    """
+    attempt, wall_s = spec, 0.0
+    for retries in range(max_retries + 1):
+        result = train(build_model(attempt, data), data, attempt, on_eval=on_eval)
+        wall_s += result.wall_s
+        result.retries, result.lr_final, result.wall_s = retries, attempt.lr, wall_s
+        if not result.diverged:
+            break
+        attempt = dataclasses.replace(attempt, lr=attempt.lr / 2)
+    return result

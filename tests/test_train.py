@@ -68,7 +68,7 @@ def test_budget_in_steps_overrides_epochs(digits):
     "overrides,match",
     [
         (dict(projection="dense"), "needs both a projection and d"),
-        (dict(optimizer="lbfgs"), "unknown optimizer"),
+        (dict(optimizer="newton"), "unknown optimizer"),
         (dict(lr=-1.0), "lr must be a positive"),
         (dict(epochs=0), "positive budget"),
         (dict(schedule="step"), "unknown schedule"),

@@ -22,6 +22,7 @@ class Method:
 
     name: ClassVar[str]
     uses_subspace_model: ClassVar[bool] = True
+    uses_optimizer: ClassVar[bool] = True  # False: the method takes its own steps (no optimizer)
 
     def __init__(self, model: nn.Module, run_spec: Any) -> None:
         self.model, self.spec = model, run_spec

@@ -76,6 +76,7 @@ class RandomBasesMethod(Method):
     """Base of the step rules that draw a fresh basis every step and update the plain network."""
 
     uses_subspace_model = False
+    uses_optimizer = False
 
     def __init__(
         self, model: nn.Module, run_spec: Any, *, distribution: str, grad_cosine: bool,

@@ -1,7 +1,22 @@
 """Fixed projection descent: an ordinary optimiser on the trainable tensors of the model.
 
 For a :class:`~idbench.subspace.SubspaceModel` that is z alone (Li et al. 2018); for a plain network
-(the baseline) every parameter. SGD with momentum or Adam, as the run spec says.
+(the baseline) every parameter. The optimiser is the run spec's ``optimizer``, built by
+:func:`build_optimizer` (the one place that knows the choices):
+
+- ``sgd``: SGD with the spec's momentum and weight decay;
+- ``adam``: Adam with the spec's weight decay;
+- ``lbfgs``: ``torch.optim.LBFGS`` with a strong-Wolfe line search. Meant for full-batch (or
+  large-batch) problems such as the known-answer toys and small models: in a small subspace the
+  problem can be badly conditioned (condition numbers of 100 to 3,000 at d = d_int on the toy), and
+  a first-order method does not finish in its budget where a quasi-Newton one converges. One
+  trainer step is one ``LBFGS.step`` of up to ``LBFGS_MAX_ITER`` iterations on the same batch, so
+  a budget of ``steps`` outer steps is up to ``steps * LBFGS_MAX_ITER`` iterations. The scheduled
+  learning rate is the line search's first trial step (the search then moves it), so the result
+  hardly depends on it; ``lr = 1`` with a constant schedule is the natural choice.
+
+Methods that take their own steps (``rbd``, ``nes``) do not use this optimiser;
+:class:`~idbench.config.MeasureConfig` refuses ``lbfgs`` with them before any training.
 """
 
 from __future__ import annotations
@@ -13,28 +28,48 @@ from torch import nn
 
 from idbench.methods.base import LossFn, Method
 
+OPTIMIZERS = ("sgd", "adam", "lbfgs")
+LBFGS_MAX_ITER = 20  # LBFGS iterations per trainer step
+LBFGS_HISTORY = 20  # curvature pairs LBFGS keeps
+
+
+def build_optimizer(spec: Any, params: list[nn.Parameter]) -> torch.optim.Optimizer:
+    """The optimiser named by ``spec.optimizer`` (one of :data:`OPTIMIZERS`) over ``params``."""
+    if spec.optimizer == "adam":
+        return torch.optim.Adam(params, lr=spec.lr, weight_decay=spec.weight_decay)
+    if spec.optimizer == "lbfgs":
+        return torch.optim.LBFGS(
+            params, lr=spec.lr, max_iter=LBFGS_MAX_ITER, history_size=LBFGS_HISTORY,
+            line_search_fn="strong_wolfe",
+        )
+    return torch.optim.SGD(params, lr=spec.lr, momentum=spec.momentum,
+                           weight_decay=spec.weight_decay)
+
 
 class FixedProjectionDescent(Method):
     name = "fpd"
 
     def __init__(self, model: nn.Module, run_spec: Any) -> None:
         super().__init__(model, run_spec)
-        spec = run_spec
         params = [p for p in model.parameters() if p.requires_grad]
-        if spec.optimizer == "adam":
-            self.optimizer: torch.optim.Optimizer = torch.optim.Adam(
-                params, lr=spec.lr, weight_decay=spec.weight_decay
-            )
-        else:
-            self.optimizer = torch.optim.SGD(
-                params, lr=spec.lr, momentum=spec.momentum, weight_decay=spec.weight_decay
-            )
+        self.optimizer = build_optimizer(run_spec, params)
 
     def step(self, loss_fn: LossFn, lr: float) -> torch.Tensor:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        self.optimizer.zero_grad(set_to_none=True)
-        loss = loss_fn(self.model)
-        loss.backward()
-        self.optimizer.step()
-        return loss.detach()
+
+        def closure() -> torch.Tensor:
+            self.optimizer.zero_grad(set_to_none=True)
+            loss = loss_fn(self.model)
+            loss.backward()
+            return loss
+
+        # every optimiser takes a closure; LBFGS calls it once per line-search evaluation and
+        # returns the loss at the step's start
+        return self.optimizer.step(closure).detach()
+
+    def describe(self) -> dict[str, Any]:
+        if self.spec.optimizer != "lbfgs":
+            return {}
+        return {"lbfgs_max_iter": LBFGS_MAX_ITER, "lbfgs_history": LBFGS_HISTORY,
+                "line_search": "strong_wolfe"}
