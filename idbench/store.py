@@ -27,6 +27,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -197,6 +198,10 @@ class RunStore:
             frame = pl.read_parquet(files, glob=False, hive_partitioning=False)
             if frame.schema == kind.schema and (frame["schema_version"] == SCHEMA_VERSION).all():
                 return frame
+            if set(frame.columns) <= set(kind.schema) and "schema_version" in frame.columns:
+                if (frame["schema_version"] <= SCHEMA_VERSION).all():
+                    with contextlib.suppress(IdbenchError):  # the slow path names the file
+                        return _upgrade(frame, kind, folder)
         except (pl.exceptions.PolarsError, OSError):
             pass
         # slow path: file by file, to name the file that is damaged or from another schema
@@ -215,18 +220,56 @@ def _read_file(path: Path, kind: _Kind) -> pl.DataFrame:
     versions = (
         frame["schema_version"].unique().to_list() if "schema_version" in frame.columns else [None]
     )
-    if versions != [SCHEMA_VERSION]:
+    if len(versions) != 1 or versions[0] is None or versions[0] > SCHEMA_VERSION:
         raise IdbenchError(
-            f"{path} holds results of schema version {versions[0]}, but this idbench reads version "
-            f"{SCHEMA_VERSION}: the results in {path.parent.parent} come from another idbench "
+            f"{path} holds results of schema version {versions[0]}, but this idbench reads versions "
+            f"up to {SCHEMA_VERSION}: the results in {path.parent.parent} come from another idbench "
             "version; rerun into a fresh --out (or read them with the version that wrote them)"
         )
-    if frame.schema != kind.schema or frame.height != 1:
+    if frame.height != 1 or not set(frame.columns) <= set(kind.schema):
         raise IdbenchError(
             f"{path} does not hold one {kind.model.__name__} of schema version {SCHEMA_VERSION}; "
             f"the file is damaged: delete it ({kind.redo})"
         )
-    return frame
+    try:
+        return _upgrade(frame, kind, path)
+    except IdbenchError:
+        raise
+    except (pl.exceptions.PolarsError, ValueError) as exc:
+        raise IdbenchError(
+            f"{path} does not hold one {kind.model.__name__} of schema version {SCHEMA_VERSION} "
+            f"({exc}); the file is damaged: delete it ({kind.redo})"
+        ) from None
+
+
+def _upgrade(frame: pl.DataFrame, kind: _Kind, where: Path) -> pl.DataFrame:
+    """``frame`` (rows of this or an older schema version) in the current schema.
+
+    The upgrade path for stores written before a column was added: a missing column is filled
+    with its field's default, or null where the field is optional; a column whose type widened
+    (``int`` to ``float``) is cast. A missing column with neither (a required field) means the
+    rows cannot be read as they are: that is an error naming the column.
+    """
+    if frame.schema == kind.schema:
+        return frame
+    fill = []
+    for name, dtype in kind.schema.items():
+        if name in frame.columns:
+            continue
+        field = kind.model.model_fields[name]
+        nullable = type(None) in typing.get_args(field.annotation)
+        if field.is_required() and not nullable:
+            version = frame["schema_version"][0]
+            raise IdbenchError(
+                f"{where} holds results of schema version {version} without the column {name!r} "
+                "that this idbench needs: rerun into a fresh --out (or read them with the version "
+                "that wrote them)"
+            )
+        value = None if field.is_required() else field.get_default(call_default_factory=True)
+        fill.append(pl.lit(value, dtype=dtype).alias(name))
+    return frame.with_columns(fill).select(
+        [pl.col(name).cast(dtype) for name, dtype in kind.schema.items()]
+    )
 
 
 def _write_atomic(frame: pl.DataFrame, path: Path) -> None:

@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 import textwrap
+import typing
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -228,7 +229,7 @@ def test_empty_store_has_all_columns(tmp_path):
     assert runs.columns == list(RunRow.model_fields)
     assert measurements.height == 0 and measurements.columns == list(MeasurementRow.model_fields)
     assert measurements.schema == polars_schema(MeasurementRow)
-    assert (measurements.schema["d_int"], measurements.schema["censored"]) == (pl.Int64, pl.Boolean)
+    assert (measurements.schema["d_int"], measurements.schema["censored"]) == (pl.Float64, pl.Boolean)
 
 
 def measurement(cell: str, d_int: int | None) -> MeasurementRow:
@@ -269,3 +270,34 @@ def test_provenance_helpers():
     assert rev is None or re.fullmatch(r"[0-9a-f]{40}(-dirty)?", rev)
     assert datetime.now(timezone.utc) - datetime.fromisoformat(now_iso()) < timedelta(seconds=5)
     assert device_name("cpu") == "cpu"
+
+
+def test_rows_of_an_older_schema_are_upgraded_with_defaults_and_nulls(tmp_path, rows):
+    """A store written before columns were added still reads: the upgrade path fills each
+    missing column with its field's default, or null where the field is optional."""
+    store = RunStore(tmp_path)
+    store.put(rows["baseline"])
+    store.put(rows["probe"])
+    path = tmp_path / "runs" / f"{rows['probe'].run_key}.parquet"
+    optional = [n for n, f in RunRow.model_fields.items()  # X | None: null when missing
+                if type(None) in typing.get_args(f.annotation) and (f.is_required() or f.default is None)]
+    assert "grad_cosine" in optional
+    pl.read_parquet(path).drop(optional).write_parquet(path)  # as an older idbench wrote it
+    row = store.get(rows["probe"].run_key)
+    assert row is not None and all(getattr(row, name) is None for name in optional)
+    table = store.table()
+    assert table.schema == polars_schema(RunRow) and table.height == 2
+    upgraded = table.filter(pl.col("run_key") == rows["probe"].run_key)
+    assert upgraded.select(optional).null_count().row(0) == (1,) * len(optional)
+    assert upgraded["val_score"][0] == rows["probe"].val_score
+
+
+def test_rows_missing_a_required_column_are_refused_with_the_column(tmp_path, rows):
+    store = RunStore(tmp_path)
+    store.put(rows["probe"])
+    path = tmp_path / "runs" / f"{rows['probe'].run_key}.parquet"
+    pl.read_parquet(path).drop("val_score").write_parquet(path)
+    with pytest.raises(IdbenchError, match=r"without the column 'val_score'.*fresh --out"):
+        store.table()
+    with pytest.raises(IdbenchError, match="without the column 'val_score'"):
+        store.get(rows["probe"].run_key)
