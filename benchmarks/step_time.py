@@ -12,7 +12,7 @@ Prints one JSON object per line (with ``--json``, nothing else)::
 
 ``state_bytes`` is the projection's stored random state (the dense matrix: D * d * 4 bytes).
 
-    python benchmarks/step_time.py            # FC 784-200-200-10 and LeNet, d = 1000, all four
+    python benchmarks/step_time.py            # FC 784-200-200-10 and LeNet, d = 1000, every projection
     python benchmarks/step_time.py --quick    # FC only, fewer repeats
     python benchmarks/step_time.py --json --projections fastfood,sparse --repeats 400
 """

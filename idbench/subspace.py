@@ -147,6 +147,10 @@ class SubspaceModel(nn.Module):
             prefix, _, leaf = name.rpartition(".")
             self._slots.append((module.get_submodule(prefix), leaf, index[id(p)]))
         self.z = nn.Parameter(torch.zeros(d * len(self.bounds), device=device, dtype=self.theta0.dtype))
+        # Path tracking (idbench.paths): forward() keeps its theta when z is at this version, so
+        # theta after a step costs no extra projection product.
+        self.keep_theta_at: int | None = None
+        self.kept_theta: torch.Tensor | None = None
 
     @property
     def d_total(self) -> int:
@@ -170,7 +174,10 @@ class SubspaceModel(nn.Module):
         return parts[0] if len(parts) == 1 else torch.cat(parts)
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
-        views = list(self.layout.unflatten(self.theta()).values())
+        theta = self.theta()
+        if self.keep_theta_at == self.z._version:
+            self.kept_theta = theta.detach()
+        views = list(self.layout.unflatten(theta).values())
         originals = []
         try:
             for owner, leaf, i in self._slots:

@@ -1,0 +1,153 @@
+"""Training-path metrics (Tuddenham's thesis, ch. 3): how straight a run's path through space is.
+
+For the points x_0, x_1, ..., x_T a run passes through (the trainable point before the first step
+and after every step) with steps s_i = x_i - x_{i-1}:
+
+    displacement   D_t = ||x_T - x_0||
+    path length    D_s = sum_i ||s_i||
+    directedness   psi = D_t / D_s, in [0, 1]
+
+psi = 1 is a straight line; a random walk of isotropic Gaussian steps has E[D_t] / E[D_s] =
+1 / sqrt(T) (:func:`random_walk_psi`), so psi well above 1 / sqrt(T) means a directed run. The
+windowed psi_N is the same ratio over consecutive windows of N steps (default :data:`WINDOW` = 250,
+Tuddenham's choice), which shows how directed training is at each stage (e.g. after a rate drop).
+psi is NaN (undefined) for a path of length zero.
+
+:class:`TrainingPaths` tracks a run in theta-space (the D parameters) always and in z-space (the
+subspace coordinates) for subspace runs. Everything per step is a tensor op on the device (a
+difference, a norm, a running sum): no per-step host synchronisation. For a subspace run, theta
+after step t is the theta the model computes in its next forward pass, which the
+:class:`~idbench.subspace.SubspaceModel` keeps on request (keyed by the version counter of z, so it
+is theta at exactly that z); tracking theta then costs no extra projection product per step.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from idbench.errors import IdbenchError
+from idbench.subspace import SubspaceModel
+
+WINDOW = 250  # steps per window of the windowed directedness (Tuddenham)
+
+
+def random_walk_psi(steps: int) -> float:
+    """E[D_t] / E[D_s] after ``steps`` i.i.d. isotropic Gaussian steps: 1 / sqrt(steps).
+
+    With s_i ~ N(0, sigma^2 I_n), E||s_i|| = sigma sqrt(2) G(n) and x_T - x_0 ~ N(0, T sigma^2 I_n),
+    so E[D_t] = sigma sqrt(2T) G(n) and E[D_s] = T sigma sqrt(2) G(n), G(n) = Gamma((n+1)/2) /
+    Gamma(n/2), whatever the dimension n and scale sigma.
+    """
+    return 1.0 / math.sqrt(steps)
+
+
+class PathTracker:
+    """Displacement, path length and directedness (whole path and windowed) of a path of points."""
+
+    def __init__(self, start: torch.Tensor, *, window: int = WINDOW) -> None:
+        if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+            raise IdbenchError(f"the path window must be a positive number of steps, got {window!r}")
+        self.window, self.steps = window, 0
+        self._start = start.detach().flatten().clone()
+        self._last = self._start.clone()
+        self._window_start = self._start.clone()
+        self._length = self._start.new_zeros(())
+        self._window_length = self._start.new_zeros(())
+        self._window_psi: list[torch.Tensor] = []  # one 0-d device tensor per completed window
+
+    def add(self, point: torch.Tensor) -> None:
+        """Append the next point of the path (device ops only, no host synchronisation)."""
+        point = point.detach().flatten()
+        step = torch.linalg.vector_norm(point - self._last)
+        self._length += step
+        self._window_length += step
+        self._last.copy_(point)
+        self.steps += 1
+        if self.steps % self.window == 0:
+            chord = torch.linalg.vector_norm(point - self._window_start)
+            self._window_psi.append(chord / self._window_length)
+            self._window_start.copy_(point)
+            self._window_length = self._start.new_zeros(())
+
+    def window_psi(self) -> list[float]:
+        """psi of every completed window of ``window`` steps, in order (one host sync)."""
+        return torch.stack(self._window_psi).tolist() if self._window_psi else []
+
+    def summary(self) -> dict[str, float]:
+        """Whole-path displacement, path length and psi, and psi of the last completed window
+        (NaN before the first window completes), as floats (one host sync)."""
+        displacement = torch.linalg.vector_norm(self._last - self._start)
+        last_window = self._window_psi[-1] if self._window_psi else displacement.new_full((), math.nan)
+        disp, length, window = torch.stack([displacement, self._length, last_window]).tolist()
+        return {
+            "displacement": disp,
+            "path_length": length,
+            "psi": disp / length if length > 0 else math.nan,
+            "psi_window": window,
+        }
+
+
+def _flat_parameters(model: nn.Module) -> torch.Tensor:
+    return torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+
+
+class TrainingPaths:
+    """The path of one training run in theta-space, and in z-space when ``model`` is a subspace.
+
+    Call :meth:`after_step` after every optimiser step and :meth:`summary` after an evaluation or
+    at the end. For a :class:`~idbench.subspace.SubspaceModel`, theta after step t is picked up
+    from the model's next forward pass (the one of step t + 1, or an evaluation): the theta path
+    runs one point behind the z path until :meth:`summary` catches it up (with the theta the last
+    evaluation computed, or one projection product if there was none).
+    """
+
+    def __init__(self, model: nn.Module, *, window: int = WINDOW) -> None:
+        self.window = window
+        self._model = model
+        self._subspace = model if isinstance(model, SubspaceModel) else None
+        if self._subspace is not None:
+            self.z: PathTracker | None = PathTracker(self._subspace.z, window=window)
+            self.theta = PathTracker(self._subspace.theta0, window=window)  # theta at z = 0
+            self._subspace.keep_theta_at = None
+        else:
+            self.z = None
+            self.theta = PathTracker(_flat_parameters(model), window=window)
+
+    def after_step(self) -> None:
+        """Record the point after one optimiser step."""
+        sub = self._subspace
+        if sub is None:
+            self.theta.add(_flat_parameters(self._model))
+            return
+        self.z.add(sub.z)
+        if sub.keep_theta_at is not None:  # theta after the previous step is owed
+            if sub.kept_theta is not None:  # computed by this step's forward pass at that z
+                self.theta.add(sub.kept_theta)
+            else:  # no forward pass at that z (no step rule here does this): close the gap now
+                self._catch_up()
+                return
+        sub.keep_theta_at, sub.kept_theta = sub.z._version, None
+
+    def _catch_up(self) -> None:
+        """Add theta at the current z, if the theta path is behind the z path."""
+        sub = self._subspace
+        if sub is None or sub.keep_theta_at is None:
+            return
+        if sub.kept_theta is not None and sub.keep_theta_at == sub.z._version:
+            self.theta.add(sub.kept_theta)
+        else:
+            with torch.no_grad():
+                self.theta.add(sub.theta())
+        sub.keep_theta_at, sub.kept_theta = None, None
+
+    def summary(self) -> dict[str, float]:
+        """``theta_displacement``, ``theta_path_length``, ``theta_psi``, ``theta_psi_window`` and,
+        for a subspace run, the same four with ``z_``; the theta path is caught up first."""
+        self._catch_up()
+        out = {f"theta_{k}": v for k, v in self.theta.summary().items()}
+        if self.z is not None:
+            out.update({f"z_{k}": v for k, v in self.z.summary().items()})
+        return out

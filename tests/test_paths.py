@@ -1,0 +1,135 @@
+"""Training-path metrics: known answers on synthetic paths, and exact tracking of real runs."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from idbench.errors import IdbenchError
+from idbench.paths import PathTracker, TrainingPaths, random_walk_psi
+from idbench.subspace import SubspaceModel
+
+
+def test_a_straight_line_has_psi_one():
+    start = torch.randn(30, dtype=torch.float64)
+    direction = torch.randn(30, dtype=torch.float64)
+    tracker = PathTracker(start, window=10)
+    for t in range(1, 101):
+        tracker.add(start + (t + t * t / 50) * direction)  # uneven step sizes, one direction
+    stats = tracker.summary()
+    assert stats["psi"] == pytest.approx(1.0, abs=1e-12)
+    assert stats["displacement"] == pytest.approx(float(direction.norm()) * 300, rel=1e-12)
+    assert stats["path_length"] == pytest.approx(stats["displacement"], rel=1e-12)
+    assert tracker.window_psi() == pytest.approx([1.0] * 10, abs=1e-12)
+
+
+def test_a_random_walk_has_psi_one_over_sqrt_t():
+    """Isotropic Gaussian steps: psi ~ 1/sqrt(T) (whole run) and 1/sqrt(N) (windows of N), and the
+    path length is T sigma sqrt(2) G(n) with G(n) = Gamma((n+1)/2) / Gamma(n/2)."""
+    n, steps, window, sigma, walks = 50, 400, 25, 0.3, 40
+    gen = torch.Generator().manual_seed(0)
+    psi, windows, lengths = [], [], []
+    for _ in range(walks):
+        points = (sigma * torch.randn(steps, n, generator=gen, dtype=torch.float64)).cumsum(0)
+        tracker = PathTracker(torch.zeros(n, dtype=torch.float64), window=window)
+        for point in points:
+            tracker.add(point)
+        stats = tracker.summary()
+        psi.append(stats["psi"])
+        lengths.append(stats["path_length"])
+        windows += tracker.window_psi()
+    assert len(windows) == walks * steps // window
+    assert sum(psi) / walks == pytest.approx(random_walk_psi(steps), rel=0.05)
+    assert sum(windows) / len(windows) == pytest.approx(random_walk_psi(window), rel=0.05)
+    g = math.exp(math.lgamma((n + 1) / 2) - math.lgamma(n / 2))
+    assert sum(lengths) / walks == pytest.approx(steps * sigma * math.sqrt(2) * g, rel=0.01)
+
+
+def test_psi_is_nan_for_a_path_that_does_not_move():
+    tracker = PathTracker(torch.ones(3), window=2)
+    tracker.add(torch.ones(3))
+    stats = tracker.summary()
+    assert stats["path_length"] == 0 and math.isnan(stats["psi"]) and math.isnan(stats["psi_window"])
+
+
+@pytest.mark.parametrize("window", [0, -3, 2.5, True])
+def test_a_bad_window_raises(window):
+    with pytest.raises(IdbenchError, match="window"):
+        PathTracker(torch.zeros(2), window=window)
+
+
+def _net() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 3))
+
+
+def _reference(points: list[torch.Tensor], window: int) -> dict[str, float]:
+    """The metrics computed directly from a list of points (brute force)."""
+    x = torch.stack(points).double()
+    steps = (x[1:] - x[:-1]).norm(dim=1)
+    last = (len(points) - 1) // window * window
+    return {
+        "displacement": float((x[-1] - x[0]).norm()),
+        "path_length": float(steps.sum()),
+        "psi_window": float((x[last] - x[last - window]).norm() / steps[last - window : last].sum()),
+    }
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam", "lbfgs"])
+@pytest.mark.parametrize("compartments", [None, "layer"])
+def test_subspace_run_paths_are_exact(optimizer, compartments):
+    """z and theta paths of a real subspace run, with evaluations in between, match the metrics
+    computed from theta0 + P z after every step (L-BFGS: several forward passes per step)."""
+    model = SubspaceModel(_net(), d=3, projection="fastfood", seed=1, compartments=compartments)
+    x, y = torch.randn(32, 6, generator=torch.Generator().manual_seed(1)), torch.arange(32) % 3
+    opt = {
+        "sgd": lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9),
+        "adam": lambda p: torch.optim.Adam(p, lr=0.05),
+        "lbfgs": lambda p: torch.optim.LBFGS(p, lr=0.1, max_iter=3),  # 3 forward passes a step
+    }[optimizer]([model.z])
+    paths = TrainingPaths(model, window=4)
+    zs, thetas = [model.z.detach().clone()], [model.theta().detach().clone()]
+
+    def closure():
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        return loss
+
+    for step in range(1, 19):
+        opt.step(closure)
+        paths.after_step()
+        zs.append(model.z.detach().clone())
+        with torch.no_grad():
+            thetas.append(model.theta().clone())
+        if step in (5, 6, 13):  # an evaluation forward pass, then a summary
+            with torch.no_grad():
+                model(x)
+            paths.summary()
+    stats = paths.summary()
+    for space, points in (("z", zs), ("theta", thetas)):
+        for key, value in _reference(points, 4).items():
+            assert stats[f"{space}_{key}"] == pytest.approx(value, rel=1e-5), (space, key)
+        assert stats[f"{space}_psi"] == pytest.approx(
+            stats[f"{space}_displacement"] / stats[f"{space}_path_length"])
+    assert paths.z.steps == paths.theta.steps == 18
+
+
+def test_full_space_run_has_only_a_theta_path():
+    net = _net()
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    x, y = torch.randn(16, 6), torch.arange(16) % 3
+    paths = TrainingPaths(net, window=3)
+    points = [torch.cat([p.detach().reshape(-1).clone() for p in net.parameters()])]
+    for _ in range(7):
+        opt.zero_grad()
+        F.cross_entropy(net(x), y).backward()
+        opt.step()
+        paths.after_step()
+        points.append(torch.cat([p.detach().reshape(-1).clone() for p in net.parameters()]))
+    stats = paths.summary()
+    assert not any(k.startswith("z_") for k in stats)
+    for key, value in _reference(points, 3).items():
+        assert stats[f"theta_{key}"] == pytest.approx(value, rel=1e-5)
