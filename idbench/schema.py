@@ -105,6 +105,13 @@ class MeasurementRow(BaseModel):
     optimizer: str
     schedule: str  # learning-rate schedule of every run: cosine (to zero) or constant
     warmup: float  # fraction of each run's budget with a linear warm-up
+    momentum: float | None = None  # SGD momentum of every run (null: stored before it was a column)
+    weight_decay: float | None = None
+    eval_every: int | None = None  # steps between evaluations (null: once per epoch)
+    patience: int | None = None  # early stop after this many evaluations without improvement
+    val_fraction: float | None = None  # fraction of the training split held out for validation
+    split_seed: int | None = None  # seed of the train/validation split
+    lr_range: str | None = None  # JSON [low, high]: tuning range of the baseline lr
     baseline_kind: str  # "local" or "global:<score>"
     threshold: float  # fraction of the baseline to reach, e.g. 0.9
     search: str  # "bisect" or "grid"
@@ -122,10 +129,14 @@ class MeasurementRow(BaseModel):
     baseline_mean: float
     baseline_std: float
     threshold_score: float  # threshold * baseline
-    d_int: int | None  # smallest probed d whose mean score reaches threshold_score; None if censored
-    d_lo: int | None  # largest failing d below d_int (None: d_min passed)
-    d_hi: int | None  # smallest passing d (== d_int)
-    ci_low: float | None  # bootstrap confidence interval of the crossing d (over seeds)
+    # d_int: where the mean score over seeds crosses threshold_score, interpolated linearly in
+    # log d between d_lo and d_hi (search.estimate_with_interval); None if censored
+    d_int: float | None
+    d_lo: int | None  # largest failing probe below d_hi (None: d_min passed)
+    d_hi: int | None  # smallest passing probe with every larger probe passing
+    # 95% bootstrap percentile interval over seeds of the same crossing, always containing d_int;
+    # None below 3 seeds or when censored; ci_high inf when some resamples never cross
+    ci_low: float | None
     ci_high: float | None
     censored: bool  # no probe up to d_max passed: the result is "> d_max"
     probes: str  # JSON list of {d, mean, std, scores, passed}

@@ -272,6 +272,12 @@ def _upgrade(frame: pl.DataFrame, kind: _Kind, where: Path) -> pl.DataFrame:
     )
 
 
+def upgrade(frame: pl.DataFrame, model: type[BaseModel], where: str | os.PathLike[str]) -> pl.DataFrame:
+    """Rows of ``model`` (RunRow or MeasurementRow) of this or an older schema version in the
+    current schema, as :func:`_upgrade` (published leaderboards are read the same way)."""
+    return _upgrade(frame, _RUNS if model is RunRow else _MEASUREMENTS, Path(where))
+
+
 def _write_atomic(frame: pl.DataFrame, path: Path) -> None:
     """Write ``frame`` to ``path`` so that ``path`` is either absent, the old file, or complete."""
     tmp = path.with_name(f".tmp-{path.stem}-{os.getpid()}-{secrets.token_hex(4)}.parquet")

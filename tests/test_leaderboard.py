@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import math
 import re
 import shutil
 import subprocess
@@ -19,18 +20,19 @@ from idbench.errors import IdbenchError
 from idbench.leaderboard import load_results, render, render_results, table, to_csv, to_latex
 from idbench.leaderboard import plots
 from idbench.leaderboard.page import to_html
-from idbench.leaderboard.tables import fmt_wall, to_markdown
+from idbench.leaderboard.tables import fmt_options, fmt_wall, to_markdown
 from idbench.schema import SCHEMA_VERSION, MeasurementRow, RunRow
+from idbench.search import MIN_CI_SEEDS, Probe, decide, estimate_with_interval
 from idbench.store import polars_schema
 
 D_FC, D_LENET = 20_000, 5_000
 # (model, projection) -> what the search found; given in an order that is not the sorted one
 CELLS = {
     ("lenet", "fastfood"): dict(d_int=None, d_lo=None, d_hi=None, censored=True, ci=(None, None)),
-    ("fc[depth=1,width=64]", "sparse"): dict(d_int=300, d_lo=250, d_hi=300, censored=False,
+    ("fc[depth=1,width=64]", "sparse"): dict(d_int=281.0, d_lo=250, d_hi=300, censored=False,
                                              ci=(270.4, float("inf"))),
     ("lenet", "dense"): dict(d_int=64, d_lo=None, d_hi=64, censored=False, ci=(50.2, 64.0)),
-    ("fc[depth=1,width=64]", "dense"): dict(d_int=200, d_lo=150, d_hi=200, censored=False,
+    ("fc[depth=1,width=64]", "dense"): dict(d_int=187.4, d_lo=150, d_hi=200, censored=False,
                                             ci=(161.7, 238.2)),
 }
 BASELINE = 0.95
@@ -128,9 +130,9 @@ def test_markdown_has_one_row_per_cell_with_d_int_bracket_and_ci(frames):
     got = {(r[col["Model"]], r[col["Projection"]]): r for r in rows}
     assert set(got) == set(CELLS)
     expect = {  # d_int, bracket, CI, compression
-        ("fc[depth=1,width=64]", "dense"): ("200", "[150, 200]", "[162, 238]", "100"),
-        ("fc[depth=1,width=64]", "sparse"): ("300", "[250, 300]", "[270, ∞)", "66.7"),
-        ("lenet", "dense"): ("64", "(0, 64]", "[50, 64]", "78.1"),
+        ("fc[depth=1,width=64]", "dense"): ("187", "[150, 200]", "[162, 238]", "107"),
+        ("fc[depth=1,width=64]", "sparse"): ("281", "[250, 300]", "[270, ∞)", "71.2"),
+        ("lenet", "dense"): ("≤ 64", "(0, 64]", "[50, 64]", "78.1"),
         ("lenet", "fastfood"): ("> 1000", "(1000, ∞)", "—", "< 5.00"),
     }
     for key, (d_int, bracket, ci, ratio) in expect.items():
@@ -155,7 +157,7 @@ def test_rows_are_sorted_with_projections_of_a_cell_adjacent(frames):
 def test_remeasured_cell_keeps_the_latest_row(frames):
     measurements, runs = frames
     old = measurements.filter(pl.col("cell") == "cell1").with_columns(
-        d_int=pl.lit(999, pl.Int64), timestamp=pl.lit("2000-01-01T00:00:00+00:00"))
+        d_int=pl.lit(999.0), timestamp=pl.lit("2000-01-01T00:00:00+00:00"))
     df = table(pl.concat([old, measurements]), runs)
     assert df.height == len(CELLS) and 999 not in df["d_int"].to_list()
 
@@ -163,6 +165,7 @@ def test_remeasured_cell_keeps_the_latest_row(frames):
 def test_compartments_count_in_the_compression(frames):
     measurements, runs = frames
     split = measurements.with_columns(compartments=pl.lit("4"))
+    runs = runs.with_columns(d_total=pl.col("d") * 4, n_compartments=pl.lit(4))
     df = table(split, runs).filter(pl.col("projection") == "dense", pl.col("model") == "lenet")
     assert df["d_int_total"].item() == 256 and df["compression"].item() == pytest.approx(D_LENET / 256)
     assert "Compartments" in to_markdown(table(split, runs))
@@ -287,8 +290,8 @@ def test_rendering_from_stored_parquet_gives_the_same_table(frames, rendered, tm
     assert second["leaderboard.md"].read_text() == md
     assert rendered["leaderboard.md"].read_text() == md  # same as from the frames in memory
     for found in CELLS.values():
-        if found["d_int"] is not None:
-            assert f"| {found['d_int']} |" in md
+        if found["d_int"] is not None and found["d_lo"] is not None:
+            assert f"| {round(found['d_int'])} |" in md
 
 
 def test_plots_are_deterministic(frames, rendered, tmp_path):
@@ -348,3 +351,87 @@ def test_html_escapes_names(frames):
     measurements = frames[0].with_columns(model=pl.lit("<b>&x</b>"))
     html = to_html(table(measurements, frames[1]), {"suite": "tiny"})
     assert "<b>&x</b>" not in html and "&lt;b&gt;&amp;x&lt;/b&gt;" in html
+
+
+# one statistic: the estimate and its interval
+
+
+COMMITTED = sorted((Path(__file__).parent.parent / "leaderboards").glob("*/measurements.parquet"))
+
+
+@pytest.mark.parametrize("path", COMMITTED, ids=lambda p: p.parent.name)
+def test_committed_leaderboards_interval_contains_the_estimate(path):
+    """Every row of every committed leaderboard: the estimate of its stored probes lies in its
+    bracket and inside its interval. Recomputed from the probes (the statistic is a function of
+    them), so rows written before the estimate and its interval became one statistic count too."""
+    rows = pl.read_parquet(path).to_dicts()
+    assert rows
+    for row in rows:
+        probes = [Probe(p["d"], tuple(p["scores"]), p["passed"]) for p in json.loads(row["probes"])]
+        d_int, low, high = estimate_with_interval(probes, row["threshold_score"])
+        assert decide(probes) == (row["d_hi"], row["d_lo"])  # the stored bracket
+        if row["censored"]:
+            assert d_int is None
+            continue
+        assert (row["d_lo"] or 0) < d_int <= row["d_hi"]
+        if row["seeds"] < MIN_CI_SEEDS:
+            assert (low, high) == (None, None)
+        else:
+            assert low <= d_int <= high
+
+
+def test_no_interval_below_three_seeds_is_shown_as_na(frames):
+    measurements, runs = frames
+    two = measurements.with_columns(seeds=pl.lit(2), ci_low=None, ci_high=None)
+    md = to_markdown(table(two, runs))
+    header = [c.strip() for c in md.splitlines()[0].strip("|").split(" | ")]
+    ci = [r[header.index("95% CI")] for r in _md_rows(md)]
+    assert sorted(ci) == ["n/a", "n/a", "n/a", "—"]  # the censored cell has no estimate at all
+    assert "n/a below 3 seeds" in md
+
+
+# readable options, flags, bands
+
+
+def test_options_are_rounded_and_name_their_rule():
+    D = 199_210
+    sparse = json.dumps({"density": 1 / math.sqrt(D)})
+    assert fmt_options("sparse", sparse, D) == "sparse (density=1/sqrt(D)≈0.0022)"
+    assert fmt_options("sparse", json.dumps({"density": 0.01}), D) == "sparse (density≈0.01)"
+    fastjl = json.dumps({"density": 0.0078125, "nnz_per_row": 4})
+    assert fmt_options("fastjl", fastjl, D) == "fastjl (density=nnz_per_row/n, nnz_per_row=4)"
+    dense = json.dumps({"distribution": "gaussian", "regenerate": False, "sigma": 0.123456})
+    assert fmt_options("dense", dense, D) == \
+        "dense (distribution=gaussian, regenerate=false, sigma=0.123)"
+
+
+def test_diverged_and_retried_runs_are_flagged(frames):
+    measurements, runs = frames
+    cell = "cell1"  # fc sparse
+    probe = (pl.col("cell") == cell) & (pl.col("role") == "probe")
+    flagged = runs.with_columns(
+        diverged=pl.when(probe & (pl.col("d") == 16) & (pl.col("seed") == 0)).then(True)
+        .otherwise(pl.col("diverged")),
+        retries=pl.when(probe & (pl.col("d") <= 32)).then(1).otherwise(0),
+    )
+    df = table(measurements, flagged)
+    row = df.filter(pl.col("cell") == cell).row(0, named=True)
+    assert (row["diverged_runs"], row["retried_runs"]) == (1, 6)  # 2 d x 3 seeds retried
+    assert df.filter(pl.col("cell") != cell)["retried_runs"].sum() == 0
+    md = to_markdown(df)
+    assert f"{row['n_runs']} (1 diverged, 6 retried)" in md
+    assert md.count("diverged,") == 1
+
+
+def test_band_of_a_diverged_seed_stays_within_the_score_range():
+    from matplotlib.collections import PolyCollection
+    from matplotlib.figure import Figure
+
+    probes = pl.DataFrame({"d": [10.0] * 3 + [100.0] * 3, "score": [0.0, 0.0, 0.9, 1.0, 0.99, 0.9]})
+    ax = Figure().subplots()
+    plots._mean_band(ax, probes, "C0")
+    [band] = [c for c in ax.collections if isinstance(c, PolyCollection)]
+    y = band.get_paths()[0].vertices[:, 1]
+    assert y.min() == 0.0 and y.max() == 1.0  # mean - sd at d=10 is < 0, mean + sd at 100 > 1
+    [line] = ax.get_lines()
+    assert list(line.get_ydata()) == pytest.approx([0.3, 0.9633333])

@@ -41,7 +41,8 @@ def test_run_writes_parquet_tables_and_plots(tiny_run):
     assert measurements.height == 2 and set(measurements["projection"]) == {"sparse", "fastfood"}
     markdown = (lb / "leaderboard.md").read_text()
     for row in measurements.iter_rows(named=True):
-        shown = str(row["d_int"]) if not row["censored"] else f"> {row['d_max']}"
+        shown = (f"> {row['d_max']}" if row["censored"] else f"≤ {row['d_hi']}"
+                 if row["d_lo"] is None else f"| {round(row['d_int'])} |")
         assert shown in markdown
     assert result.table.splitlines()[0] == markdown.splitlines()[0]
 

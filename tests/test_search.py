@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from idbench.errors import IdbenchError
-from idbench.search import Probe, bootstrap_crossing, decide, search
+from idbench.search import MIN_CI_SEEDS, Probe, crossing, decide, estimate_with_interval, search
 
 
 def linear_curve(d_star: float, seeds: int = 3):
@@ -23,9 +23,10 @@ def linear_curve(d_star: float, seeds: int = 3):
 def test_finds_the_crossing_in_the_expected_number_of_probes():
     evaluate, calls = linear_curve(700)  # passes from d = 630
     result = search(evaluate, threshold_score=0.9, d_min=10, d_max=4000, resolution=0.05)
-    assert result.d_int >= 630 and result.d_lo < 630
-    assert result.d_int / result.d_lo - 1 <= 0.05
-    assert not result.censored and result.d_hi == result.d_int
+    assert result.d_hi >= 630 and result.d_lo < 630
+    assert result.d_hi / result.d_lo - 1 <= 0.05
+    assert not result.censored and result.d_lo < result.d_int <= result.d_hi
+    assert result.d_int == pytest.approx(630, rel=0.002)  # log-linear on a linear curve, 5% apart
     # growth 10..1280 (8 probes incl. the confirmation), then bisection of (320, 640) to 5%
     expected = math.ceil(math.log2(630 / 10)) + 2 + math.ceil(math.log2(math.log(2) / math.log(1.05)))
     assert len(calls) <= expected
@@ -35,7 +36,8 @@ def test_finds_the_crossing_in_the_expected_number_of_probes():
 def test_exact_integer_answer_when_resolution_allows():
     evaluate, _ = linear_curve(10 / 0.9 - 1e-9)  # passes from d = 10 exactly, fails at 9
     result = search(evaluate, threshold_score=0.9, d_min=1, d_max=100, resolution=0.01)
-    assert (result.d_int, result.d_lo) == (10, 9)
+    assert (result.d_hi, result.d_lo) == (10, 9)
+    assert result.d_int == pytest.approx(10, abs=1e-6)  # the mean curve reaches 0.9 at d = 10
 
 
 def test_lucky_pass_below_a_failing_plateau_is_not_returned():
@@ -43,7 +45,7 @@ def test_lucky_pass_below_a_failing_plateau_is_not_returned():
         return [1.0] if d == 40 else [min(1.0, d / 700)]
 
     result = search(evaluate, threshold_score=0.9, d_min=10, d_max=4000)
-    assert result.d_int >= 630
+    assert result.d_hi >= 630 and result.d_int > result.d_lo
     failing = [p.d for p in result.probes if not p.passed]
     assert all(f < result.d_int for f in failing)
 
@@ -56,7 +58,8 @@ def test_noisy_non_monotonic_curve_never_answers_below_a_failing_probe():
                         d_min=10, d_max=5000)
         assert result.d_int is not None
         assert all(p.passed for p in result.probes if p.d >= result.d_int)
-        assert 450 < result.d_int < 1400
+        assert all(not p.passed for p in result.probes if p.d == result.d_lo)
+        assert 450 < result.d_int <= result.d_hi < 1400
 
 
 def test_censored_when_nothing_passes():
@@ -81,20 +84,90 @@ def test_grid_mode_matches_the_search(d_star):
     by_grid = search(evaluate, threshold_score=0.9, d_min=10, d_max=4000, grid=grid)
     assert sorted(calls) == grid
     passing_grid = [d for d in grid if d >= 0.9 * d_star]
-    assert by_grid.d_int == passing_grid[0]
+    assert by_grid.d_hi == passing_grid[0]
     evaluate, _ = linear_curve(d_star)
     by_search = search(evaluate, threshold_score=0.9, d_min=10, d_max=4000, resolution=0.01)
-    assert by_grid.d_lo < by_search.d_int <= by_grid.d_int * 1.01  # within the resolution
+    assert by_grid.d_lo < by_search.d_hi <= by_grid.d_hi * 1.01  # within the resolution
+    # the estimate lies in its bracket; the fine search interpolates close to the true crossing
+    assert by_grid.d_lo < 0.9 * d_star <= by_grid.d_hi and by_grid.d_lo < by_grid.d_int <= by_grid.d_hi
+    assert by_search.d_int == pytest.approx(0.9 * d_star, rel=0.01)
 
 
-def test_bootstrap_interval_brackets_the_crossing_and_shrinks_without_noise():
+def test_crossing_interpolates_in_log_d_with_the_decide_rule():
+    d = np.array([100, 200, 400, 800])
+    curves = np.array([
+        [0.0, 0.0, 0.5, 1.0],  # crosses 0.75 halfway (in log d) between 400 and 800
+        [1.0, 1.0, 1.0, 1.0],  # passes at the smallest probe: d[0]
+        [0.0, 1.0, 0.0, 1.0],  # a pass below a failing probe does not count: 3/4 of 400..800
+        [0.0, 0.0, 0.0, 0.5],  # never reaches the threshold
+    ]).T
+    got = crossing(d, curves, 0.75)
+    assert got[:3] == pytest.approx([400 * math.sqrt(2), 100, 400 * 2 ** 0.75])
+    assert math.isinf(got[3])
+
+
+def test_estimate_is_the_crossing_of_the_mean_curve_and_inside_its_bracket():
     probes = [Probe(d, tuple([min(1.0, d / 700)] * 4), d >= 630) for d in (320, 640, 1280)]
-    low, high = bootstrap_crossing(probes, 0.9)
-    assert low == high and 320 < low <= 640
+    d_int, low, high = estimate_with_interval(probes, 0.9)
+    d_hi, d_lo = decide(probes)
+    # log-linear between (320, 0.457) and (640, 0.914)
+    frac = (0.9 - 320 / 700) / (640 / 700 - 320 / 700)
+    assert d_int == pytest.approx(math.exp(math.log(320) + frac * math.log(2)))
+    assert d_lo < d_int <= d_hi
+    assert low == high == pytest.approx(d_int)  # identical seeds: every resample is the curve
+
+
+def test_interval_of_noisy_seeds_is_wider_and_contains_the_estimate():
     rng = np.random.default_rng(0)
     noisy = [Probe(d, tuple(min(1.0, d / 700) + rng.normal(0, 0.05, 8)), True) for d in (320, 640, 1280)]
-    low, high = bootstrap_crossing(noisy, 0.9)
-    assert 320 <= low < high <= 1280
+    d_int, low, high = estimate_with_interval(noisy, 0.9)
+    assert 320 <= low < d_int < high <= 1280
+
+
+@pytest.mark.parametrize("seeds", [1, 2])
+def test_no_interval_below_three_seeds(seeds):
+    probes = [Probe(d, tuple(min(1.0, d / 700) + 0.01 * s for s in range(seeds)), d >= 630)
+              for d in (320, 640, 1280)]
+    d_int, low, high = estimate_with_interval(probes, 0.9)
+    assert MIN_CI_SEEDS == 3
+    assert 320 < d_int <= 640 and (low, high) == (None, None)
+
+
+def test_censored_curve_has_no_estimate_and_no_interval():
+    probes = [Probe(d, (0.1, 0.2, 0.3), False) for d in (10, 100)]
+    assert estimate_with_interval(probes, 0.9) == (None, None, None)
+
+
+def _random_probes(rng: np.random.Generator) -> tuple[list[Probe], float]:
+    """A random probe set: a noisy sigmoid in log d, or noise around the threshold (non-monotone)."""
+    n_seeds = int(rng.integers(3, 9))
+    ds = np.unique(np.exp(rng.uniform(np.log(5), np.log(5000), rng.integers(2, 10))).round())
+    threshold = 0.855
+    if rng.random() < 0.5:
+        d_star = np.exp(rng.uniform(np.log(5), np.log(5000)))
+        level = 1 / (1 + np.exp(-rng.uniform(0.5, 4) * np.log(ds / d_star)))
+    else:
+        level = rng.uniform(0.78, 0.92, len(ds))
+    scores = level[:, None] + rng.normal(0, rng.uniform(0, 0.1), (len(ds), n_seeds))
+    return [Probe(int(d), tuple(map(float, s)), bool(np.mean(s) >= threshold))
+            for d, s in zip(ds, scores)], threshold
+
+
+def test_property_interval_contains_the_estimate_which_lies_in_its_bracket():
+    rng = np.random.default_rng(2024)
+    crossed = 0
+    for _ in range(1500):
+        probes, threshold = _random_probes(rng)
+        d_int, low, high = estimate_with_interval(probes, threshold, replicates=500)
+        d_hi, d_lo = decide(probes)
+        if d_hi is None:
+            assert (d_int, low, high) == (None, None, None)
+            continue
+        crossed += 1
+        assert (d_lo or 0) < d_int <= d_hi
+        assert low <= d_int <= high
+        assert min(p.d for p in probes) <= low  # a crossing is never below the smallest probe
+    assert crossed > 500  # the property was exercised on many crossing curves
 
 
 def test_decide_rule():

@@ -1,7 +1,8 @@
 """Leaderboard plots (seaborn on matplotlib's Agg canvas, no pyplot state).
 
 - :func:`accuracy_vs_d`: the score of every probe against d (log axis), one panel per cell
-  (model x dataset x method), one line per projection with the spread over seeds (± 1 sd), the
+  (model x dataset x method), one line per projection with the spread over seeds (± 1 sd, clipped
+  to the score's range [0, 1]), the
   threshold and the baseline as horizontal lines, d_int as a dotted vertical line.
 - :func:`dint_by_projection`: d_int of every cell with its 95% bootstrap interval, by projection;
   censored cells are an open triangle at d_max pointing right.
@@ -72,6 +73,7 @@ def _palette(df: pl.DataFrame) -> dict[str, tuple]:
 
 def _panel_title(row: dict) -> str:
     extra = "" if row["compartments"] == "1" else f", {row['compartments']} compartments"
+    extra += "" if row["epochs"] is None else f", {row['epochs']:g} epochs"
     title = f"{row['model']} · {row['dataset']} · {row['method']}{extra}"
     return "\n".join(textwrap.wrap(title, 48))
 
@@ -87,6 +89,23 @@ def _probe_frame(df: pl.DataFrame) -> pl.DataFrame:
     schema = {"cell": pl.String, "projection": pl.String, "d": pl.Float64, "seed": pl.Int64,
               "score": pl.Float64}
     return pl.DataFrame(records, schema=schema)
+
+
+SCORE_RANGE = (0.0, 1.0)  # every metric idbench reports (accuracy) lies in [0, 1]
+
+
+def _mean_band(ax, probes: pl.DataFrame, color) -> None:
+    """Mean score over seeds against d, with a band of ± 1 sd clipped to the score's range (a
+    diverged seed scoring 0 must not draw the band below 0)."""
+    stats = (
+        probes.group_by("d").agg(mean=pl.col("score").mean(), sd=pl.col("score").std().fill_null(0))
+        .sort("d")
+    )
+    d, mean, sd = (stats[c].to_numpy() for c in ("d", "mean", "sd"))
+    low, high = SCORE_RANGE
+    ax.fill_between(d, (mean - sd).clip(low, high), (mean + sd).clip(low, high), color=color,
+                    alpha=0.2, lw=0)
+    ax.plot(d, mean, color=color, marker="o", markersize=4)
 
 
 def accuracy_vs_d(df: pl.DataFrame) -> Figure:
@@ -105,13 +124,12 @@ def accuracy_vs_d(df: pl.DataFrame) -> Figure:
             handles = []
             for row in panel.iter_rows(named=True):
                 color = palette[row["projection"]]
-                mine = data.filter(pl.col("cell") == row["cell"]).to_pandas()
-                if len(mine):
-                    sns.lineplot(data=mine, x="d", y="score", estimator="mean", errorbar="sd",
-                                 marker="o", markersize=4, color=color, ax=ax, legend=False)
+                mine = data.filter(pl.col("cell") == row["cell"])
+                if mine.height:
+                    _mean_band(ax, mine, color)
                 if row["d_int"] is not None and not row["censored"]:
                     ax.axvline(row["d_int"], color=color, ls=":", lw=1.2)
-                label = f"{row['projection']}: {name} {fmt_d_int(row['d_int'], row['censored'], row['d_max'])}"
+                label = f"{row['projection']}: {name} {fmt_d_int(row)}"
                 handles.append(Line2D([], [], color=color, marker="o", markersize=4, label=label))
             for threshold in sorted(set(panel["threshold_score"].to_list())):
                 ax.axhline(threshold, color="0.3", ls="--", lw=1)
@@ -145,7 +163,7 @@ def dint_by_projection(df: pl.DataFrame) -> Figure:
             k = projections.index(row["projection"])
             y = g - 0.4 + step * (k + 0.5)
             color = palette[row["projection"]]
-            text = fmt_d_int(row["d_int"], row["censored"], row["d_max"])
+            text = fmt_d_int(row)
             if row["censored"]:
                 ax.plot([row["d_max"]], [y], marker=">", ms=8, mfc="none", color=color)
                 ax.annotate(text, (row["d_max"], y), xytext=(-4, 0), textcoords="offset points",

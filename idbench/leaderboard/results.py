@@ -5,8 +5,9 @@ A results folder (``leaderboards/<suite>/``, or a measurement's ``--out`` folder
     measurements.parquet   one row per measured cell (:class:`~idbench.schema.MeasurementRow`)
     runs.parquet           one row per training run (:class:`~idbench.schema.RunRow`)
 
-Files from another schema version, or missing columns, are refused with one :class:`IdbenchError`
-before any output is written.
+Files from a newer schema version, or without a column the current rows require, are refused
+with one :class:`IdbenchError` before any output is written; rows of an older version are upgraded
+as the run store upgrades them (a column added since is filled with its default).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import polars as pl
 
 from idbench.errors import IdbenchError
 from idbench.schema import SCHEMA_VERSION, MeasurementRow, RunRow
-from idbench.store import polars_schema
+from idbench.store import polars_schema, upgrade
 
 MEASUREMENTS_FILE = "measurements.parquet"
 RUNS_FILE = "runs.parquet"
@@ -58,24 +59,20 @@ def _read(path: Path, schema: pl.Schema) -> pl.DataFrame:
 
 
 def check_frame(frame: pl.DataFrame, schema: pl.Schema, name: str) -> pl.DataFrame:
-    """``frame`` cast to ``schema``, after checking its schema version and columns."""
+    """``frame`` in ``schema``, after checking its schema version and columns: rows of an older
+    version are upgraded as the run store does (a column added since, filled with its default)."""
     if "schema_version" not in frame.columns:
         raise IdbenchError(f"{name} has no schema_version column: it is not an idbench results file")
     versions = sorted(v for v in frame["schema_version"].unique().to_list() if v is not None)
-    other = [v for v in versions if v != SCHEMA_VERSION]
-    if other:
+    newer = [v for v in versions if v > SCHEMA_VERSION]
+    if newer:
         raise IdbenchError(
-            f"{name} was written by schema version {other[0]}, this idbench reads version "
+            f"{name} was written by schema version {newer[0]}, this idbench reads versions up to "
             f"{SCHEMA_VERSION}: re-run the suite or use a matching idbench"
         )
-    missing = [c for c in schema.names() if c not in frame.columns]
-    if missing:
-        raise IdbenchError(
-            f"{name} lacks the column(s) {', '.join(missing)} of schema version {SCHEMA_VERSION}: "
-            "the file is damaged or was not written by idbench; re-run the suite"
-        )
+    model = MeasurementRow if schema == MEASUREMENT_SCHEMA else RunRow
     try:
-        return frame.select([pl.col(c).cast(t) for c, t in schema.items()])
+        return upgrade(frame, model, name)
     except pl.exceptions.PolarsError as exc:
         raise IdbenchError(f"{name} has columns of the wrong type ({exc}); re-run the suite") from None
 

@@ -3,14 +3,18 @@
 :func:`table` turns measurement rows into typed leaderboard rows (CSV keeps these raw values);
 :func:`display` turns those into the strings every text format shows:
 
-- d_int: an integer, or ``> d_max`` when no probe up to d_max passed (censored);
-- bracket ``[d_lo, d_hi]``: the largest failing and the smallest passing probe (``(0, d_hi]`` when
-  d_min passed, ``(d_max, ∞)`` when censored);
-- CI: the bootstrap 95% interval of the crossing over seeds, rounded (``∞`` where some
-  resamples never cross);
+- d_int: the crossing of the mean score curve over seeds with the threshold, interpolated linearly
+  in log d between the bracket's probes, rounded (``≤ d_hi`` when the smallest probe already
+  passed, ``> d_max`` when no probe up to d_max passed);
+- bracket ``[d_lo, d_hi]``: the largest failing probe below, and the smallest probe from which
+  every larger probe passes (``(0, d_hi]`` when d_min passed, ``(d_max, ∞)`` when censored);
+- CI: the bootstrap 95% percentile interval of the same crossing over resampled seeds, rounded
+  (``∞`` where some resamples never cross, ``n/a`` below 3 seeds);
 - D/d_int: the compression, with the total number of directions when theta is split into
   compartments (``< D/d_max`` when censored);
-- baseline: mean ± std over seeds; runs; wall time as ``3m 12s``.
+- options readable: floats rounded, a density set by its default rule named (``1/sqrt(D)``);
+- baseline: mean ± std over seeds; runs, with diverged and retried runs flagged; wall time as
+  ``3m 12s``.
 """
 
 from __future__ import annotations
@@ -21,48 +25,59 @@ import math
 import polars as pl
 
 from idbench.leaderboard.results import check_measurements, check_runs, latest_per_cell
+from idbench.search import CI_LEVEL, MIN_CI_SEEDS
 
 # the identity of a cell apart from its projection: rows sharing it sit together
-GROUP = ["dataset", "model", "D", "method", "method_options", "compartments"]
+GROUP = ["dataset", "model", "D", "method", "method_options", "compartments", "epochs"]
 SORT = [*GROUP, "projection", "projection_options"]
 COLUMNS = [
     "cell", "suite", "model", "dataset", "D", "method", "method_options", "compartments",
-    "projection", "projection_options", "metric", "seeds", "baseline_kind", "baseline_mean",
-    "baseline_std", "threshold", "threshold_score", "d_int", "censored", "d_max", "d_lo", "d_hi",
-    "ci_low", "ci_high", "d_int_total", "d_max_total", "compression", "n_runs", "wall_s",
-    "probes",
+    "projection", "projection_options", "metric", "seeds", "epochs", "optimizer", "baseline_kind",
+    "baseline_mean", "baseline_std", "threshold", "threshold_score", "d_int", "censored", "d_max",
+    "d_lo", "d_hi", "ci_low", "ci_high", "d_int_total", "d_max_total", "compression", "n_runs",
+    "diverged_runs", "retried_runs", "wall_s", "probes",
 ]
 
 
 def table(measurements: pl.DataFrame, runs: pl.DataFrame | None = None) -> pl.DataFrame:
     """The leaderboard rows (typed values), sorted by dataset, model, method, then projection.
 
-    ``runs`` is only needed for the total number of directions of per-layer compartments.
+    ``runs`` gives the total number of directions per unit of d (the number of compartments when
+    d counts directions per compartment) and the diverged and retried runs of each cell.
     """
     m = latest_per_cell(check_measurements(measurements))
     runs = check_runs(runs)
-    totals = {
-        (cell, d): total
-        for cell, d, total in runs.filter(pl.col("role") == "probe")
-        .select("cell", "d", "d_total").drop_nulls().unique().iter_rows()
-    }
+    probes = runs.filter(pl.col("role") == "probe")
+    per_d = dict(
+        probes.filter(pl.col("d") > 0).select("cell", pl.col("d_total") / pl.col("d"))
+        .drop_nulls().unique(subset="cell").iter_rows()
+    )
+    # flags count the runs a measurement decides on: baselines and probes, not tuning trials
+    decided = runs.filter(pl.col("role").is_in(["baseline", "probe"]))
+    retried = pl.col("retries") > 0 if "retries" in runs.columns else pl.lit(False)
+    flags = decided.group_by("cell").agg(
+        diverged_runs=pl.col("diverged").sum().cast(pl.Int64),
+        retried_runs=retried.sum().cast(pl.Int64),
+    )
 
-    def total(cell: str, compartments: str, d: int | None) -> int | None:
-        if d is None:
-            return None
-        if compartments.isdigit():
-            return d * int(compartments)
-        return totals.get((cell, d))
+    def factor(cell: str, compartments: str) -> float | None:
+        if cell in per_d:
+            return per_d[cell]
+        return float(compartments) if compartments.isdigit() else None
 
-    rows = m.select("cell", "compartments", "d_int", "d_max").iter_rows()
-    d_int_total, d_max_total = zip(*((total(c, k, di), total(c, k, dm)) for c, k, di, dm in rows)) \
-        if m.height else ((), ())
-    out = m.with_columns(
-        pl.Series("d_int_total", d_int_total, dtype=pl.Int64),
-        pl.Series("d_max_total", d_max_total, dtype=pl.Int64),
-    ).with_columns(
-        compression=pl.when(pl.col("censored")).then(None)
-        .otherwise(pl.col("D") / pl.col("d_int_total")),
+    factors = [factor(c, k) for c, k in m.select("cell", "compartments").iter_rows()]
+    out = (
+        m.with_columns(pl.Series("factor", factors, dtype=pl.Float64))
+        .with_columns(
+            d_int_total=pl.col("d_int") * pl.col("factor"),
+            d_max_total=(pl.col("d_max") * pl.col("factor")).round().cast(pl.Int64),
+        )
+        .with_columns(
+            compression=pl.when(pl.col("censored")).then(None)
+            .otherwise(pl.col("D") / pl.col("d_int_total")),
+        )
+        .join(flags, on="cell", how="left")
+        .with_columns(pl.col("diverged_runs", "retried_runs").fill_null(0))
     )
     return out.select(COLUMNS).sort(SORT, nulls_last=True, maintain_order=True)
 
@@ -80,7 +95,28 @@ def groups(df: pl.DataFrame) -> list[int]:
 # display strings
 
 
-def _options(name: str, options: str | None) -> str:
+def fmt_value(value: object) -> str:
+    """An option value as a reader wants it: floats to 3 significant digits, booleans lower case."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return str(value)
+
+
+def _option(projection: str, key: str, value: object, options: dict, D: int) -> str:
+    """``key=value``, naming the rule when a density is the one its projection derives."""
+    if key == "density" and isinstance(value, float):
+        if projection == "sparse" and math.isclose(value, 1 / math.sqrt(D), rel_tol=1e-9):
+            return f"density=1/sqrt(D)≈{value:.2g}"
+        if projection == "fastjl" and "nnz_per_row" in options:
+            return "density=nnz_per_row/n"  # n: d rounded up to a power of two (varies with d)
+        return f"density≈{value:.2g}"
+    return f"{key}={fmt_value(value)}"
+
+
+def fmt_options(name: str, options: str | None, D: int) -> str:
+    """``name (k=v, ...)`` with readable values (see :func:`_option`)."""
     try:
         parsed = json.loads(options) if options else {}
     except json.JSONDecodeError:
@@ -88,11 +124,12 @@ def _options(name: str, options: str | None) -> str:
     if not parsed:
         return name
     if isinstance(parsed, dict):
-        return f"{name} ({', '.join(f'{k}={v}' for k, v in sorted(parsed.items()))})"
+        shown = ", ".join(_option(name, k, v, parsed, D) for k, v in sorted(parsed.items()))
+        return f"{name} ({shown})"
     return f"{name} ({parsed})"
 
 
-def _num(x: float) -> str:
+def _num(x: float | None) -> str:
     if x is None or math.isnan(x):
         return "—"
     if math.isinf(x):
@@ -100,10 +137,13 @@ def _num(x: float) -> str:
     return str(round(x))
 
 
-def fmt_d_int(d_int: int | None, censored: bool, d_max: int) -> str:
-    if censored:
-        return f"> {d_max}"
-    return "—" if d_int is None else str(d_int)
+def fmt_d_int(row: dict) -> str:
+    """The estimate, rounded: ``> d_max`` when censored, ``≤ d_hi`` when d_min already passed."""
+    if row["censored"]:
+        return f"> {row['d_max']}"
+    if row["d_int"] is None:
+        return "—"
+    return f"≤ {row['d_hi']}" if row["d_lo"] is None else _num(row["d_int"])
 
 
 def fmt_bracket(d_lo: int | None, d_hi: int | None, censored: bool, d_max: int) -> str:
@@ -114,7 +154,13 @@ def fmt_bracket(d_lo: int | None, d_hi: int | None, censored: bool, d_max: int) 
     return f"(0, {d_hi}]" if d_lo is None else f"[{d_lo}, {d_hi}]"
 
 
-def fmt_ci(low: float | None, high: float | None) -> str:
+def fmt_ci(row: dict) -> str:
+    """``[low, high]``; ``n/a`` below :data:`MIN_CI_SEEDS` seeds; ``—`` when censored."""
+    if row["censored"]:
+        return "—"
+    if row["seeds"] < MIN_CI_SEEDS:
+        return "n/a"
+    low, high = row["ci_low"], row["ci_high"]
     if low is None or high is None:
         return "—"
     return f"[{_num(low)}, {_num(high)}{')' if math.isinf(high) else ']'}"
@@ -139,6 +185,13 @@ def fmt_baseline(mean: float, std: float, kind: str) -> str:
     return f"{mean:.3f} ± {std:.3f}"
 
 
+def fmt_runs(row: dict) -> str:
+    """The number of runs, with the diverged and retried ones among baselines and probes."""
+    flags = [f"{row[c]} {w}" for c, w in (("diverged_runs", "diverged"), ("retried_runs", "retried"))
+             if row[c]]
+    return str(row["n_runs"]) + (f" ({', '.join(flags)})" if flags else "")
+
+
 def fmt_wall(seconds: float | None) -> str:
     """``0.4s``, ``12s``, ``3m 12s``, ``2h 05m``, ``1d 03h``."""
     if seconds is None or math.isnan(seconds):
@@ -161,6 +214,10 @@ def d_int_name(df: pl.DataFrame) -> str:
     return f"d_int{thresholds[0] * 100:g}" if len(thresholds) == 1 else "d_int"
 
 
+def _varies(df: pl.DataFrame, column: str) -> bool:
+    return df[column].n_unique() > 1
+
+
 def display(df: pl.DataFrame) -> tuple[list[str], list[list[str]], list[bool]]:
     """``(headers, rows, right_aligned)``: the table as strings, in the order of ``df``."""
     name = d_int_name(df)
@@ -170,11 +227,16 @@ def display(df: pl.DataFrame) -> tuple[list[str], list[list[str]], list[bool]]:
         ("Model", False, lambda r: r["model"]),
         ("Dataset", False, lambda r: r["dataset"]),
         ("D", True, lambda r: str(r["D"])),
-        ("Method", False, lambda r: _options(r["method"], r["method_options"])),
-        ("Projection", False, lambda r: _options(r["projection"], r["projection_options"])),
+        ("Method", False, lambda r: fmt_options(r["method"], r["method_options"], r["D"])),
+        ("Projection", False,
+         lambda r: fmt_options(r["projection"], r["projection_options"], r["D"])),
     ]
     if split:
         columns.append(("Compartments", True, lambda r: r["compartments"]))
+    if _varies(df, "epochs"):
+        columns.append(("Epochs", True, lambda r: fmt_value(r["epochs"])))
+    if _varies(df, "optimizer"):
+        columns.append(("Optimiser", False, lambda r: r["optimizer"]))
     if len(metrics) > 1:
         columns.append(("Metric", False, lambda r: r["metric"]))
     if name == "d_int":
@@ -183,11 +245,11 @@ def display(df: pl.DataFrame) -> tuple[list[str], list[list[str]], list[bool]]:
     columns += [
         (f"Baseline {metric}", True,
          lambda r: fmt_baseline(r["baseline_mean"], r["baseline_std"], r["baseline_kind"])),
-        (name, True, lambda r: fmt_d_int(r["d_int"], r["censored"], r["d_max"])),
+        (name, True, fmt_d_int),
         ("Bracket", True, lambda r: fmt_bracket(r["d_lo"], r["d_hi"], r["censored"], r["d_max"])),
-        ("95% CI", True, lambda r: fmt_ci(r["ci_low"], r["ci_high"])),
+        (f"{CI_LEVEL:.0%} CI", True, fmt_ci),
         (f"D/{name}", True, fmt_compression),
-        ("Runs", True, lambda r: str(r["n_runs"])),
+        ("Runs", True, fmt_runs),
         ("Wall time", True, lambda r: fmt_wall(r["wall_s"])),
     ]
     rows = [[f(r) for _, _, f in columns] for r in df.iter_rows(named=True)]
@@ -201,14 +263,24 @@ def caption(df: pl.DataFrame) -> str:
     thresholds = ", ".join(f"{t:g}" for t in df["threshold"].unique().sort().to_list())
     seeds = ", ".join(str(s) for s in df["seeds"].unique().sort().to_list())
     split = any(c != "1" for c in df["compartments"].to_list())
+    level = f"{CI_LEVEL:.0%}"
     return (
         f"Score: final-model validation {metrics}. Baseline: mean ± std over {seeds} seeds of "
         f"full-space training (\"global\": a fixed score). Threshold = {thresholds} × baseline. "
-        f"{name}: the smallest probed d whose mean score over seeds reaches the threshold "
-        f"(\"> d_max\": no probe up to d_max passed)"
-        + (", d per compartment" if split else "")
-        + ". Bracket: largest failing and smallest passing probe. 95% CI: bootstrap over seeds. "
-        f"D/{name}: compression, D over the total number of directions."
+        f"{name}: the estimate, where the mean score over seeds crosses the threshold, "
+        "interpolated linearly in log d between the two probes of the bracket, rounded "
+        f"(\"≤ d\": the smallest probe d already passed; \"> d_max\": no probe up to d_max passed)"
+        + (", in directions per compartment" if split else "")
+        + ". Bracket [d_lo, d_hi]: the largest failing probe below, and the smallest probe from "
+        f"which every larger probe passed (the evidence for {name}). {level} CI: the bootstrap "
+        "percentile interval of the same crossing when the seeds are resampled (2,000 resamples, "
+        f"widened where needed to contain the estimate); n/a below {MIN_CI_SEEDS} seeds, "
+        "∞ when some resamples never cross. "
+        f"D/{name}: compression, D over the total number of directions at {name}. "
+        "density=1/sqrt(D): the sparse default; fastjl's density is nnz_per_row/n, n = d rounded "
+        "up to a power of two. Runs: training runs used (baselines, probes, lr tuning), with "
+        "diverged (every rate failed) and retried (diverged at first, rerun at a lower rate) "
+        "baseline and probe runs flagged."
     )
 
 
