@@ -9,12 +9,27 @@ network instead and set ``uses_subspace_model = False``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable, ClassVar
 
 import torch
 from torch import nn
 
 LossFn = Callable[[nn.Module], torch.Tensor]  # mean loss of the current batch under a module
+
+
+@dataclass(frozen=True)
+class BatchLoss:
+    """The loss of one training batch: a :data:`LossFn` (``batch(module)`` is the mean loss of the
+    batch under ``module``) that also exposes the batch and the loss of (outputs, targets), for step
+    rules that need single examples (``optimizer: ngd``)."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+    def __call__(self, module: nn.Module) -> torch.Tensor:
+        return self.loss(module(self.x), self.y)
 
 
 class Method:
