@@ -18,7 +18,7 @@ from PIL import Image
 
 from idbench.errors import IdbenchError
 from idbench.leaderboard import load_results, render, render_results, table, to_csv, to_latex
-from idbench.leaderboard import plots
+from idbench.leaderboard import comparison, format_table, plots
 from idbench.leaderboard.page import to_html
 from idbench.leaderboard.tables import fmt_options, fmt_wall, to_markdown
 from idbench.schema import SCHEMA_VERSION, MeasurementRow, RunRow
@@ -435,3 +435,41 @@ def test_band_of_a_diverged_seed_stays_within_the_score_range():
     assert y.min() == 0.0 and y.max() == 1.0  # mean - sd at d=10 is < 0, mean + sd at 100 > 1
     [line] = ax.get_lines()
     assert list(line.get_ydata()) == pytest.approx([0.3, 0.9633333])
+
+
+# the comparison view
+
+
+def test_comparison_has_one_row_per_model_and_a_column_per_projection_and_method(frames):
+    measurements, runs = frames
+    fc_dense = measurements.filter(pl.col("cell") == "cell3")  # fc dense: 187.4 [161.7, 238.2]
+    rbd = fc_dense.with_columns(
+        cell=pl.lit("cell9"), method=pl.lit("rbd"), projection=pl.lit("fastfood"),
+        compartments=pl.lit("layer"), d_int=pl.lit(93.7), ci_low=pl.lit(80.0),
+        ci_high=pl.lit(120.0))
+    df = table(pl.concat([measurements, rbd]), runs)
+    headers, rows = comparison.comparison(df)
+    assert headers == ["Model", "Dataset", "D", "dense fpd", "fastfood fpd",
+                       "fastfood rbd (layer compartments)", "sparse fpd"]
+    assert rows == [
+        ["fc[depth=1,width=64]", "digits", str(D_FC), "187 [162, 238] ×1.00", "",
+         "94 [80, 120] ×0.50", "281 [270, ∞) ×1.50"],
+        ["lenet", "digits", str(D_LENET), "≤ 64 [50, 64] ×1.00", "> 1000", "", ""],
+    ]
+    md = format_table(df, "md")
+    assert comparison.to_markdown(df) in md and "ratio to d_int90 of dense FPD" in md
+    html = format_table(df, "html")
+    assert '<table id="comparison">' in html and html.count("<tr>") == df.height + 1 + 3
+
+
+def test_comparison_counts_total_directions_and_splits_rows_by_budget(frames):
+    measurements, runs = frames
+    four = measurements.filter(pl.col("cell") == "cell1").with_columns(  # fc sparse, 281 per part
+        cell=pl.lit("cell8"), compartments=pl.lit("4"), epochs=pl.lit(5.0))
+    df = table(pl.concat([measurements, four]), runs)
+    headers, rows = comparison.comparison(df)
+    assert headers[:4] == ["Model", "Dataset", "D", "Epochs"] and "sparse fpd (4 compartments)" in headers
+    fc5 = next(r for r in rows if r[0] == "fc[depth=1,width=64]" and r[3] == "5")
+    # 4 x 281 = 1124 total directions, CI scaled alike; no dense fpd at 5 epochs: no ratio
+    assert fc5[headers.index("sparse fpd (4 compartments)")] == "1124 [1082, ∞)"
+    assert len(rows) == 3  # fc at 2 and 5 epochs, lenet at 2

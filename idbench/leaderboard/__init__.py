@@ -3,6 +3,8 @@
 :func:`render` writes, into ``out_dir`` (``leaderboards/<suite>/``, next to the Parquet files)::
 
     leaderboard.md  leaderboard.html  leaderboard.csv  leaderboard.tex
+                                                  (md and html add the comparison view, one
+                                                  row per model: idbench.leaderboard.comparison)
     dint_vs_d.png  dint_vs_d.svg                  score against d per cell, by projection
     dint_by_projection.png  dint_by_projection.svg  d_int with its interval, by projection
     provenance.json
@@ -32,7 +34,7 @@ from typing import Any
 import polars as pl
 
 from idbench.errors import IdbenchError
-from idbench.leaderboard import plots as plotting
+from idbench.leaderboard import comparison
 from idbench.leaderboard import provenance as prov
 from idbench.leaderboard.page import to_html
 from idbench.leaderboard.results import check_measurements, check_runs, load_results
@@ -49,7 +51,8 @@ def format_table(
 ) -> str:
     """The leaderboard rows ``df`` (from :func:`table`) as ``md``, ``html``, ``csv`` or ``tex``."""
     if fmt == "md":
-        return to_markdown(df) + ("\n" + prov.to_markdown(provenance) if provenance else "")
+        return (to_markdown(df) + "\n" + comparison.to_markdown(df)
+                + ("\n" + prov.to_markdown(provenance) if provenance else ""))
     if fmt == "html":
         return to_html(df, provenance, images)
     if fmt == "csv":
@@ -89,7 +92,9 @@ def render(
     try:
         files: dict[str, bytes] = {}
         images: dict[str, bytes] = {}
-        if plots:
+        if plots:  # matplotlib and seaborn load here, not with the package: they take seconds
+            from idbench.leaderboard import plots as plotting
+
             for name, function in PLOTS.items():
                 fig = getattr(plotting, function)(df)
                 for ext in ("png", "svg"):

@@ -12,6 +12,7 @@ from typing import Any
 
 import polars as pl
 
+from idbench.leaderboard import comparison
 from idbench.leaderboard import provenance as prov
 from idbench.leaderboard.tables import caption, display, groups
 
@@ -79,6 +80,8 @@ def to_html(
         "<body>",
         f"<h1>{escape(title)}</h1>",
         f'<div class="scroll">{table_html(df)}</div>',
+        "<h2>Comparison</h2>",
+        f'<div class="scroll">{comparison.to_html(df)}</div>',
     ]
     for name, png in (images or {}).items():
         data = base64.b64encode(png).decode("ascii")

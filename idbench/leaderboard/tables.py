@@ -60,10 +60,12 @@ def table(measurements: pl.DataFrame, runs: pl.DataFrame | None = None) -> pl.Da
         retried_runs=retried.sum().cast(pl.Int64),
     )
 
-    def factor(cell: str, compartments: str) -> float | None:
+    def factor(cell: str, compartments: str) -> float:
+        """Directions per unit of d: K for K equal compartments (d per compartment); 1 for one
+        compartment and for per-layer compartments (d is the total, split across layers)."""
         if cell in per_d:
             return per_d[cell]
-        return float(compartments) if compartments.isdigit() else None
+        return float(compartments) if compartments.isdigit() else 1.0
 
     factors = [factor(c, k) for c, k in m.select("cell", "compartments").iter_rows()]
     out = (
@@ -104,18 +106,19 @@ def fmt_value(value: object) -> str:
     return str(value)
 
 
-def _option(projection: str, key: str, value: object, options: dict, D: int) -> str:
-    """``key=value``, naming the rule when a density is the one its projection derives."""
+def _option(projection: str, key: str, value: object, options: dict, D: int, values: bool) -> str:
+    """``key=value``, naming the rule when a density is the one its projection derives (with its
+    rounded value unless ``values`` is false: the rule alone names the same choice for every D)."""
     if key == "density" and isinstance(value, float):
         if projection == "sparse" and math.isclose(value, 1 / math.sqrt(D), rel_tol=1e-9):
-            return f"density=1/sqrt(D)≈{value:.2g}"
+            return f"density=1/sqrt(D)≈{value:.2g}" if values else "density=1/sqrt(D)"
         if projection == "fastjl" and "nnz_per_row" in options:
             return "density=nnz_per_row/n"  # n: d rounded up to a power of two (varies with d)
         return f"density≈{value:.2g}"
     return f"{key}={fmt_value(value)}"
 
 
-def fmt_options(name: str, options: str | None, D: int) -> str:
+def fmt_options(name: str, options: str | None, D: int, *, values: bool = True) -> str:
     """``name (k=v, ...)`` with readable values (see :func:`_option`)."""
     try:
         parsed = json.loads(options) if options else {}
@@ -124,12 +127,12 @@ def fmt_options(name: str, options: str | None, D: int) -> str:
     if not parsed:
         return name
     if isinstance(parsed, dict):
-        shown = ", ".join(_option(name, k, v, parsed, D) for k, v in sorted(parsed.items()))
+        shown = ", ".join(_option(name, k, v, parsed, D, values) for k, v in sorted(parsed.items()))
         return f"{name} ({shown})"
     return f"{name} ({parsed})"
 
 
-def _num(x: float | None) -> str:
+def fmt_num(x: float | None) -> str:
     if x is None or math.isnan(x):
         return "—"
     if math.isinf(x):
@@ -143,7 +146,7 @@ def fmt_d_int(row: dict) -> str:
         return f"> {row['d_max']}"
     if row["d_int"] is None:
         return "—"
-    return f"≤ {row['d_hi']}" if row["d_lo"] is None else _num(row["d_int"])
+    return f"≤ {row['d_hi']}" if row["d_lo"] is None else fmt_num(row["d_int"])
 
 
 def fmt_bracket(d_lo: int | None, d_hi: int | None, censored: bool, d_max: int) -> str:
@@ -160,10 +163,14 @@ def fmt_ci(row: dict) -> str:
         return "—"
     if row["seeds"] < MIN_CI_SEEDS:
         return "n/a"
-    low, high = row["ci_low"], row["ci_high"]
+    return fmt_interval(row["ci_low"], row["ci_high"])
+
+
+def fmt_interval(low: float | None, high: float | None) -> str:
+    """``[low, high]`` rounded, ``[low, ∞)`` when open; ``—`` when missing."""
     if low is None or high is None:
         return "—"
-    return f"[{_num(low)}, {_num(high)}{')' if math.isinf(high) else ']'}"
+    return f"[{fmt_num(low)}, {fmt_num(high)}{')' if math.isinf(high) else ']'}"
 
 
 def fmt_ratio(x: float | None) -> str:
@@ -214,7 +221,7 @@ def d_int_name(df: pl.DataFrame) -> str:
     return f"d_int{thresholds[0] * 100:g}" if len(thresholds) == 1 else "d_int"
 
 
-def _varies(df: pl.DataFrame, column: str) -> bool:
+def varies(df: pl.DataFrame, column: str) -> bool:
     return df[column].n_unique() > 1
 
 
@@ -233,9 +240,9 @@ def display(df: pl.DataFrame) -> tuple[list[str], list[list[str]], list[bool]]:
     ]
     if split:
         columns.append(("Compartments", True, lambda r: r["compartments"]))
-    if _varies(df, "epochs"):
+    if varies(df, "epochs"):
         columns.append(("Epochs", True, lambda r: fmt_value(r["epochs"])))
-    if _varies(df, "optimizer"):
+    if varies(df, "optimizer"):
         columns.append(("Optimiser", False, lambda r: r["optimizer"]))
     if len(metrics) > 1:
         columns.append(("Metric", False, lambda r: r["metric"]))
