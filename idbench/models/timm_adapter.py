@@ -14,7 +14,6 @@ import pickle
 from pathlib import Path
 from typing import Any
 
-import timm
 from torch import nn
 
 from idbench.errors import IdbenchError
@@ -27,6 +26,8 @@ _RESERVED = ("pretrained", "num_classes", "in_chans", "img_size")
 
 def _build(name: str, kwargs: dict[str, Any], img_size: tuple[int, int]) -> nn.Module:
     """``timm.create_model`` with ``img_size`` when the model accepts it."""
+    import timm  # here, not at the top: importing timm takes seconds, and only timm: models need it
+
     try:
         return timm.create_model(name, **kwargs, img_size=img_size)
     except TypeError as exc:
@@ -46,6 +47,8 @@ def timm_model(
 ) -> nn.Module:
     """The timm model ``name``, randomly initialised, or loaded from the local file ``checkpoint``
     (a state dict, or a dict holding one under ``state_dict``/``model``, as timm saves them)."""
+    import timm
+
     model = f"timm:{name}"
     if not timm.is_model(name):
         close = difflib.get_close_matches(name, timm.list_models(), n=3, cutoff=0.6)
