@@ -1,63 +1,80 @@
 """What one measurement (one cell of a suite) is asked to do: :class:`MeasureConfig`.
 
 A suite expands into a list of these; ``idbench measure`` builds one from its flags;
-:func:`idbench.measure` takes one. Defaults are the protocol of the design notes.
+:func:`idbench.measure` takes one. Defaults are the protocol of the design notes. The training
+options are :class:`~idbench.options.TrainOptions`, shared with every run's
+:class:`~idbench.train.RunSpec`; each field has a one-line help text (its ``description``).
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from idbench.errors import IdbenchError
+from idbench.keys import key_fields, stable_key
+from idbench.options import TrainOptions, options_error
 
 
-class MeasureConfig(BaseModel):
+class MeasureConfig(TrainOptions):
     """One cell: model x dataset x projection x method, with its protocol options."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
-
-    model: str  # model spec, e.g. "fc[depth=2,width=200]"
-    dataset: str  # dataset spec
-    projection: str = "dense"  # projection spec, e.g. "sparse[density=0.01]"
-    method: str = "fpd"  # method spec, e.g. "rbd[distribution=uniform]"
-    compartments: int | Literal["layer"] | None = None
-    # training budget and optimiser (shared by baseline and subspace runs)
-    seeds: int = Field(3, ge=1)
-    epochs: float | None = 5.0
-    steps: int | None = None
-    batch_size: int = Field(128, ge=1)
-    optimizer: Literal["sgd", "adam", "lbfgs"] = "sgd"  # lbfgs: fpd only (idbench.methods.fpd)
-    momentum: float = 0.9
-    schedule: Literal["cosine", "constant"] = "cosine"
-    warmup: float = Field(0.05, ge=0, lt=1)  # linear warm-up, fraction of the budget
-    patience: int | None = None
-    val_fraction: float = 0.1
+    model: str = Field(description="model spec, e.g. fc[depth=2,width=200]")
+    dataset: str = Field(description="dataset spec, e.g. fashion-mnist")
+    projection: str = Field("dense", description="projection spec, e.g. sparse[density=0.01]")
+    method: str = Field("fpd", description="method spec, e.g. rbd[distribution=uniform]")
+    compartments: int | Literal["layer"] | None = Field(
+        None, description="split theta into K equal compartments, or 'layer'; each has d directions")
+    seeds: int = Field(3, ge=1, description="seeds per baseline and per probe")
     # threshold
-    threshold: float = 0.9  # fraction of the baseline
-    baseline: str = "local"  # "local" or "global:<score>"
+    threshold: float = Field(0.9, description="fraction of the baseline to reach (0.9: d_int90)")
+    baseline: str = Field("local", description="'local' (trained full-space baseline) or "
+                          "'global:<score>'")
     # d search
-    d_min: int = Field(10, ge=1)
-    d_max: int = Field(100_000, ge=1)
-    resolution: float = Field(0.05, gt=0, lt=1)  # relative bisection resolution
-    grid: tuple[int, ...] | None = None  # fixed-grid mode instead of the search
+    d_min: int = Field(10, ge=1, description="smallest d of the search")
+    d_max: int = Field(100_000, ge=1, description="largest d of the search (beyond: censored)")
+    resolution: float = Field(0.05, gt=0, lt=1, description="relative resolution of the bisection")
+    grid: tuple[int, ...] | None = Field(None, description="fixed list of d to probe instead of "
+                                         "the search")
     # learning-rate tuning (Optuna)
-    tune_trials: int = Field(8, ge=0)  # 0: use lr / lr_subspace as given
-    tune_seeds: int = Field(2, ge=1)  # seeds per trial; the objective is their mean val loss
-    tune_every_probe: bool = False  # tune at every probe instead of once at d_ref
-    d_ref: int | None = None  # where the subspace lr is tuned (default: geometric mid of range)
-    lr: float = 0.1  # baseline lr when not tuned
-    lr_subspace: float | None = None  # subspace lr when not tuned (default: lr)
-    lr_range: tuple[float, float] = (1e-3, 10.0)  # the baseline's (and a global baseline's subspace) range
+    tune_trials: int = Field(8, ge=0, description="Optuna trials per tuned lr; 0: use lr and "
+                             "lr_subspace as given")
+    tune_seeds: int = Field(2, ge=1, description="seeds per tuning trial (objective: their mean "
+                            "final validation loss)")
+    tune_every_probe: bool = Field(False, description="tune the subspace lr at every probe "
+                                   "instead of once at d_ref")
+    d_ref: int | None = Field(None, description="where the subspace lr is tuned (default: "
+                              "geometric middle of the range)")
+    lr: float = Field(0.1, description="baseline lr when not tuned")
+    lr_subspace: float | None = Field(None, description="subspace lr when not tuned "
+                                      "(default: lr)")
+    lr_range: tuple[float, float] = Field(
+        (1e-3, 10.0), description="tuning range of the baseline lr (and of a global baseline's "
+        "subspace lr)")
     # how the subspace lr tuned at d_ref carries to other d. With unit-norm columns E[P P^T] =
     # (d/D) I, so an SGD step moves theta by lr * d / D times the gradient: "inverse-d" keeps that
     # constant; Adam's per-coordinate steps move theta by ~lr * sqrt(d): "inverse-sqrt-d".
     # "auto" picks by optimizer (and inverse-d for rbd/nes, which take plain SGD steps).
-    lr_scaling: Literal["auto", "none", "inverse-d", "inverse-sqrt-d"] = "auto"
+    lr_scaling: Literal["auto", "none", "inverse-d", "inverse-sqrt-d"] = Field(
+        "auto", description="how the subspace lr tuned at d_ref carries to other d")
     # subspace lr tuned within [prior / w, prior * w], prior = the tuned baseline lr carried from
     # d = D to d_ref by lr_scaling; None: the whole lr_range (also with a global baseline)
-    lr_window: float | None = Field(10.0, gt=1)
+    lr_window: float | None = Field(10.0, gt=1, description="tune the subspace lr within this "
+                                    "factor of the baseline lr carried to d_ref; None: lr_range")
+
+    # the fields the cell key has always hashed, in their order (idbench.keys.key_fields)
+    KEY_FIELDS: ClassVar[tuple[str, ...]] = (
+        "model", "dataset", "projection", "method", "compartments", "seeds", "epochs", "steps",
+        "batch_size", "optimizer", "momentum", "schedule", "warmup", "patience", "val_fraction",
+        "threshold", "baseline", "d_min", "d_max", "resolution", "grid", "tune_trials",
+        "tune_seeds", "tune_every_probe", "d_ref", "lr", "lr_subspace", "lr_range", "lr_scaling",
+        "lr_window",
+    )
+
+    def key(self) -> str:
+        """The cell key: a stable hash of everything that determines the measurement."""
+        return stable_key(key_fields(self, self.KEY_FIELDS), 16, style="pydantic")
 
     @field_validator("threshold")
     @classmethod
@@ -86,8 +103,6 @@ class MeasureConfig(BaseModel):
             raise ValueError(f"d_min ({self.d_min}) is larger than d_max ({self.d_max})")
         if self.grid is not None and (not self.grid or min(self.grid) < 1):
             raise ValueError("grid must be a non-empty list of positive integers")
-        if self.steps is None and (self.epochs is None or self.epochs <= 0):
-            raise ValueError("give a positive budget: epochs > 0 or steps >= 1")
         lo, hi = self.lr_range
         if not 0 < lo < hi:
             raise ValueError("lr_range must be (low, high) with 0 < low < high")
@@ -103,17 +118,12 @@ class MeasureConfig(BaseModel):
         return self
 
     @classmethod
-    def build(cls, **options: object) -> "MeasureConfig":
+    def build(cls, **options: Any) -> "MeasureConfig":
         """Validate ``options`` into a config, turning pydantic's errors into one IdbenchError."""
-        from pydantic import ValidationError
-
         try:
             return cls(**options)
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}" for e in exc.errors()
-            )
-            raise IdbenchError(f"bad measurement options: {problems}") from None
+            raise IdbenchError(options_error(exc, "measurement options")) from None
 
     @property
     def resolved_lr_scaling(self) -> str:

@@ -25,82 +25,90 @@ Example::
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar, Literal
 
 import torch
+from pydantic import Field, ValidationError, field_validator, model_validator
 from torch import nn
 
 import idbench.methods as methods
 import idbench.models as models
 from idbench.data import Dataset
 from idbench.errors import IdbenchError
-from idbench.methods.fpd import OPTIMIZERS
+from idbench.keys import key_fields, stable_key
+from idbench.options import TrainOptions, options_error
 from idbench.seeding import cpu_generator, derive_seed
-from idbench.subspace import Compartments, SubspaceModel
+from idbench.subspace import SubspaceModel
 
-SCHEDULES = ("cosine", "constant")
 EVAL_BATCH = 2048
 
 
-@dataclass(frozen=True)
-class RunSpec:
-    """Everything that determines one training run; its :meth:`key` identifies the run."""
+class RunSpec(TrainOptions):
+    """Everything that determines one training run; its :meth:`key` identifies the run.
 
-    model: str  # model spec, e.g. "fc[depth=2,width=200]"
-    dataset: str  # dataset spec, e.g. "fashion-mnist"
-    seed: int  # initialisation, basis and batch order all derive from it
-    lr: float
-    projection: str | None = None  # None: full-space (baseline) run
-    d: int | None = None  # directions per compartment
-    compartments: Compartments = None  # None / K / "layer"
-    method: str = "fpd"
-    optimizer: str = "sgd"
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    batch_size: int = 128
-    epochs: float | None = 5.0
-    steps: int | None = None  # overrides epochs when given
-    schedule: str = "cosine"
-    warmup: float = 0.05  # fraction of the budget with a linear warm-up of the learning rate
-    eval_every: int | None = None  # steps between evaluations; default once per epoch
-    patience: int | None = None  # early stop after this many evaluations without improvement
-    val_fraction: float = 0.1
-    split_seed: int = 0
+    The training options (budget, optimiser, schedule...) are :class:`TrainOptions`, shared with
+    :class:`~idbench.config.MeasureConfig`; a bad value raises one :class:`IdbenchError`.
+    """
 
-    def __post_init__(self) -> None:
+    model: str = Field(description="model spec, e.g. fc[depth=2,width=200]")
+    dataset: str = Field(description="dataset spec, e.g. fashion-mnist")
+    seed: int = Field(description="initialisation, basis and batch order all derive from it")
+    lr: float = Field(description="peak learning rate")
+    projection: str | None = Field(None, description="projection spec; None: a full-space "
+                                   "(baseline) run")
+    d: int | None = Field(None, ge=1, description="directions per compartment")
+    compartments: int | Literal["layer"] | None = Field(
+        None, description="None (one), K equal parts, or 'layer'")
+    method: str = Field("fpd", description="method spec: fpd, rbd, nes")
+
+    # the fields the run key has always hashed (idbench.keys.key_fields): a field added later
+    # changes the key only when set to something other than its default
+    KEY_FIELDS: ClassVar[tuple[str, ...]] = (
+        "model", "dataset", "seed", "lr", "projection", "d", "compartments", "method", "optimizer",
+        "momentum", "weight_decay", "batch_size", "epochs", "steps", "schedule", "warmup",
+        "eval_every", "patience", "val_fraction", "split_seed",
+    )
+
+    def __init__(self, **fields: Any) -> None:
+        try:
+            super().__init__(**fields)
+        except ValidationError as exc:
+            raise IdbenchError(options_error(exc, "run options")) from None
+
+    @field_validator("lr")
+    @classmethod
+    def _lr(cls, value: float) -> float:
+        if not (value > 0 and math.isfinite(value)):
+            raise ValueError(f"lr must be a positive number, got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _subspace(self) -> "RunSpec":
         if (self.projection is None) != (self.d is None):
-            raise IdbenchError("a subspace run needs both a projection and d; a baseline neither")
-        if self.optimizer not in OPTIMIZERS:
-            raise IdbenchError(f"unknown optimizer {self.optimizer!r}; choose from {OPTIMIZERS}")
-        if self.schedule not in SCHEDULES:
-            raise IdbenchError(f"unknown schedule {self.schedule!r}; choose from {SCHEDULES}")
-        if not 0 <= self.warmup < 1:
-            raise IdbenchError(f"warmup must be a fraction of the budget in [0, 1), got {self.warmup}")
-        if not (isinstance(self.lr, (int, float)) and self.lr > 0 and math.isfinite(self.lr)):
-            raise IdbenchError(f"lr must be a positive number, got {self.lr!r}")
-        if self.batch_size < 1:
-            raise IdbenchError(f"batch_size must be >= 1, got {self.batch_size}")
-        if self.steps is None and (self.epochs is None or self.epochs <= 0):
-            raise IdbenchError("give a positive budget: epochs > 0 or steps >= 1")
-        if self.steps is not None and self.steps < 1:
-            raise IdbenchError(f"steps must be >= 1, got {self.steps}")
+            raise ValueError("a subspace run needs both a projection and d; a baseline neither")
+        return self
 
     @property
     def is_baseline(self) -> bool:
         return self.projection is None
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return self.model_dump()
+
+    def replace(self, **changes: Any) -> "RunSpec":
+        """A copy with ``changes`` applied, checked like a new spec."""
+        return RunSpec(**{**self.model_dump(), **changes})
+
+    def key_payload(self) -> dict[str, Any]:
+        """What the key hashes: every field, less later fields left at their defaults."""
+        return key_fields(self, self.KEY_FIELDS)
 
     def key(self) -> str:
-        """A stable hash of every field: equal specs are the same run."""
-        payload = json.dumps(self.to_dict(), sort_keys=True, default=str)
-        return hashlib.sha256(payload.encode()).hexdigest()[:20]
+        """A stable hash of the spec: equal specs are the same run."""
+        return stable_key(self.key_payload(), 20)
 
 
 @dataclass
@@ -276,5 +284,5 @@ def run(
         result.retries, result.lr_final, result.wall_s = retries, attempt.lr, wall_s
         if not result.diverged:
             break
-        attempt = dataclasses.replace(attempt, lr=attempt.lr / 2)
+        attempt = attempt.replace(lr=attempt.lr / 2)
     return result

@@ -7,7 +7,7 @@ import sys
 import polars as pl
 import pytest
 
-import idbench.measurement as measurement
+import idbench.cell as cell
 from idbench.config import MeasureConfig
 from idbench.errors import IdbenchError
 from idbench.measurement import measure
@@ -50,7 +50,7 @@ def test_interrupted_measurement_resumes_and_matches_an_uninterrupted_one(tmp_pa
     total = reference.n_runs
 
     trained = []
-    real_execute = measurement.execute
+    real_execute = cell.execute
 
     def crashing_execute(job):
         if len(trained) == 5:
@@ -58,13 +58,13 @@ def test_interrupted_measurement_resumes_and_matches_an_uninterrupted_one(tmp_pa
         trained.append(job[0].key())
         return real_execute(job)
 
-    monkeypatch.setattr(measurement, "execute", crashing_execute)
+    monkeypatch.setattr(cell, "execute", crashing_execute)
     with pytest.raises(KeyboardInterrupt):
         measure(digits_config(), out=tmp_path / "run", device="cpu")
     stored_before = set(RunStore(tmp_path / "run").table()["run_key"])
 
     trained.clear()
-    monkeypatch.setattr(measurement, "execute", lambda job: trained.append(job[0].key())
+    monkeypatch.setattr(cell, "execute", lambda job: trained.append(job[0].key())
                         or real_execute(job))
     resumed = measure(digits_config(), out=tmp_path / "run", device="cpu")
     assert not set(trained) & stored_before  # nothing finished was trained again

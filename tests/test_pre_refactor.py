@@ -16,7 +16,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from idbench.measurement import cell_key, measure, run_spec
+from idbench.cell import run_spec
+from idbench.measurement import cell_key, measure
 from idbench.store import RunStore
 from idbench.suites import load_suite
 

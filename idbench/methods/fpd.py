@@ -27,8 +27,7 @@ import torch
 from torch import nn
 
 from idbench.methods.base import LossFn, Method
-
-OPTIMIZERS = ("sgd", "adam", "lbfgs")
+from idbench.options import OPTIMIZERS  # noqa: F401 - the choices, defined with the options
 LBFGS_MAX_ITER = 20  # LBFGS iterations per trainer step
 LBFGS_HISTORY = 20  # curvature pairs LBFGS keeps
 

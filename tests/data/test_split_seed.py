@@ -2,7 +2,7 @@
 
 import torch
 
-import idbench.measurement as measurement
+import idbench.cell as measurement  # execute and load_data live in idbench.cell
 from idbench.train import RunSpec
 
 

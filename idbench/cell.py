@@ -1,0 +1,190 @@
+"""The runs of one measurement while it is measured: :class:`CellRuns` trains or reuses them.
+
+A measurement asks for runs by :class:`~idbench.train.RunSpec` and for tuned learning rates; this
+module answers from the run store where a run is finished, trains the rest through the executor,
+records every run it trains, and remembers every run the measurement used (its ``n_runs`` and wall
+time count them whether trained now or found in the store).
+
+Cells measured concurrently (distributed executors) can share runs and Optuna studies, e.g. the
+baseline of one model under several projections: the locks of :func:`holding` let the first thread
+train them while the others wait and then find them in the store.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import threading
+from typing import Callable, Iterator
+
+import numpy as np
+
+import idbench.data
+from idbench.config import MeasureConfig
+from idbench.data import Dataset
+from idbench.executors import Executor, worker_device
+from idbench.keys import stable_key
+from idbench.options import TrainOptions
+from idbench.schema import RunRow
+from idbench.store import RunStore, device_name, run_row
+from idbench.train import EvalCallback, RunResult, RunSpec, run
+from idbench.tuning import tune_lr
+
+TUNE_SEED = 10_000  # tuning trials use their own seed, apart from the measured seeds
+OnEvent = Callable[[str], None]
+
+
+@functools.lru_cache(maxsize=2)
+def load_data(dataset: str, device: str, val_fraction: float, split_seed: int = 0) -> Dataset:
+    """Load a dataset once per process (suites measure many cells on the same data)."""
+    return idbench.data.load(dataset, device=device, val_fraction=val_fraction,
+                             split_seed=split_seed)
+
+
+def execute(job: tuple[RunSpec, str]) -> tuple[RunResult, str]:
+    """Train one run (``job`` = (spec, device)); returns (result, device name it trained on).
+
+    A top-level function so executors can ship it. On a Dask worker the run trains on the
+    worker's own device (:func:`idbench.executors.worker_device`), not the parent's.
+    """
+    spec, device = job
+    device = worker_device() or device
+    data = load_data(spec.dataset, device, spec.val_fraction, spec.split_seed)
+    return run(spec, data), device_name(device)
+
+
+def run_spec(config: MeasureConfig, *, seed: int, lr: float, d: int | None = None) -> RunSpec:
+    """The RunSpec of a baseline run (``d`` None) or a subspace run of ``config``: the config's
+    training options, the cell's model and data, and for subspace runs its projection and method."""
+    options = config.model_dump(include=set(TrainOptions.model_fields))
+    subspace = {} if d is None else {"projection": config.projection, "d": d,
+                                     "compartments": config.compartments,
+                                     "method": config.method}
+    return RunSpec(model=config.model, dataset=config.dataset, seed=seed, lr=lr, **subspace,
+                   **options)
+
+
+_LOCKS: dict[str, threading.Lock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+@contextlib.contextmanager
+def holding(names: list[str]) -> Iterator[None]:
+    """Hold the locks of ``names`` (taken in sorted order, so threads cannot deadlock)."""
+    with _LOCKS_GUARD:
+        locks = [_LOCKS.setdefault(name, threading.Lock()) for name in sorted(set(names))]
+    with contextlib.ExitStack() as stack:
+        for lock in locks:
+            stack.enter_context(lock)
+        yield
+
+
+class CellRuns:
+    """The runs of one cell: stored, trained, tuned, and which of them the measurement used."""
+
+    def __init__(self, config: MeasureConfig, store: RunStore, executor: Executor, device: str,
+                 suite: str | None, storage: str, on_event: OnEvent | None) -> None:
+        self.config, self.store, self.executor = config, store, executor
+        self.device, self.suite, self.storage = device, suite, storage
+        self.on_event = on_event or (lambda message: None)
+        self.key = config.key()
+        self.data = load_data(config.dataset, device, config.val_fraction, config.split_seed)
+        self.used: dict[str, RunRow] = {}
+
+    def record(self, spec: RunSpec, result: RunResult, role: str,
+               device: str | None = None) -> RunRow:
+        """Store the run ``spec`` trained to ``result`` and count it as used."""
+        row = run_row(spec, result, cell=self.key, suite=self.suite, role=role,
+                      metric=self.data.metric, device=device or device_name(self.device))
+        self.store.put(row)
+        self.used[row.run_key] = row
+        return row
+
+    def runs(self, specs: list[RunSpec], role: str) -> list[RunRow]:
+        """Rows of ``specs``: from the store where finished, else trained through the executor."""
+        with holding([self._lock_name(s.key()) for s in specs]):
+            rows = {s.key(): self.store.get(s.key()) for s in specs}
+            missing = [s for s in specs if rows[s.key()] is None]
+            if missing:
+                results = self.executor.map(execute, [(s, self.device) for s in missing])
+                for spec, (result, device) in zip(missing, results):
+                    rows[spec.key()] = self.record(spec, result, role, device)
+        for row in rows.values():
+            self.used[row.run_key] = row
+        return [rows[s.key()] for s in specs]
+
+    def tune(self, role: str, d: int | None, lr_range: tuple[float, float]) -> float:
+        """The tuned learning rate for baseline (``d`` None) or subspace runs at ``d``."""
+        config = self.config
+        if config.tune_trials == 0:
+            return config.lr if d is None else (config.lr_subspace or config.lr)
+        study = self._study_name(role, d, lr_range)
+        with holding([self._lock_name(f"study-{study}")]):
+            lr, tried = tune_lr(lambda lr, report: self._trial(lr, d, role, report),
+                                study_name=study, storage=self.storage,
+                                n_trials=config.tune_trials, lr_range=lr_range)
+        for trial_lr in tried:  # trials finished by an earlier, interrupted call count too
+            for seed in self._tune_seeds():
+                row = self.store.get(run_spec(config, seed=seed, lr=trial_lr, d=d).key())
+                if row is not None:
+                    self.used[row.run_key] = row
+        return lr
+
+    def _study_name(self, role: str, d: int | None, lr_range: tuple[float, float]) -> str:
+        """The study depends on what its runs depend on, so cells that share a baseline share
+        its study."""
+        probe = run_spec(self.config, seed=TUNE_SEED, lr=1.0, d=d).key_payload()
+        payload = [probe, self.config.tune_trials, self.config.tune_seeds, lr_range]
+        return f"{role}-{stable_key(payload, 16)}"
+
+    def _tune_seeds(self) -> list[int]:
+        return [TUNE_SEED + i for i in range(self.config.tune_seeds)]
+
+    def _trial(self, lr: float, d: int | None, role: str, report: EvalCallback) -> RunResult:
+        """One tuning trial: every tuning seed at ``lr`` (the first reports to the pruner), so a
+        rate at the edge of stability that works on one seed and kills another is not chosen."""
+        results = [self._tuning_run(seed, lr, d, role, report if i == 0 else _ignore)
+                   for i, seed in enumerate(self._tune_seeds())]
+        return dataclasses.replace(  # a run retried (on a worker) diverged at this rate
+            results[0], diverged=any(r.diverged or r.retries for r in results),
+            val_loss=float(np.mean([r.val_loss for r in results])),
+            val_score=float(np.mean([r.val_score for r in results])),
+        )
+
+    def _tuning_run(self, seed: int, lr: float, d: int | None, role: str,
+                    report: EvalCallback) -> RunResult:
+        """One run of a trial, from the store, trained here (pruned live by Optuna) or on a
+        worker (its evaluations then replayed to the pruner: a pruned trial ends exactly as it
+        would have here, not stored, only later)."""
+        spec = run_spec(self.config, seed=seed, lr=lr, d=d)
+        stored = self.store.get(spec.key())
+        if stored is not None:
+            self.used[stored.run_key] = stored
+            return _result_of(stored)
+        self.on_event(f"tuning {role} lr={lr:.3g}" + (f" at d={d}" if d else ""))
+        if not getattr(self.executor, "distributed", False):
+            result, device = run(spec, self.data, on_eval=report, max_retries=0), None
+        else:
+            [(result, device)] = self.executor.map(execute, [(spec, self.device)])
+            for index, point in enumerate(result.history):
+                report(index, point["val_score"], point["val_loss"])
+        self.record(spec, result, "tune", device)
+        return result
+
+    def _lock_name(self, key: str) -> str:
+        return f"{self.store.out_dir.resolve()}/{key}"
+
+
+def _ignore(index: int, val_score: float, val_loss: float) -> None:
+    """An evaluation callback that reports nowhere."""
+
+
+def _result_of(row: RunRow) -> RunResult:
+    """The result a stored run row records (what tuning needs of it)."""
+    return RunResult(
+        val_score=row.val_score, val_loss=row.val_loss, test_score=row.test_score,
+        train_loss=row.train_loss, steps=row.steps, wall_s=row.wall_s, diverged=row.diverged,
+        retries=row.retries, lr_final=row.lr_final,
+        stopped_early=row.stopped_early, D=row.D, d_total=row.d_total,
+    )

@@ -1,0 +1,69 @@
+"""The training options, defined once: :class:`TrainOptions` (type, default, bounds, help of each).
+
+A training run (:class:`idbench.train.RunSpec`) and a measurement (:class:`idbench.config.MeasureConfig`)
+both hold these options: they inherit them from here, so a default, a bound or an error message
+exists in one place, and the command line derives its flags from :data:`TrainOptions.model_fields`
+(each field's ``description`` is its one-line help). Errors of either model become one
+:class:`~idbench.errors.IdbenchError` through :func:`options_error`.
+
+Example::
+
+    TrainOptions(epochs=10, optimizer="adam")
+    {name: f.description for name, f in TrainOptions.model_fields.items()}
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+OPTIMIZERS = ("sgd", "adam", "lbfgs")  # lbfgs: fpd only (idbench.methods.fpd)
+SCHEDULES = ("cosine", "constant")
+
+
+class TrainOptions(BaseModel):
+    """How every run of a measurement trains: budget, batches, optimiser, schedule, validation."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
+
+    epochs: float | None = Field(5.0, description="training budget in epochs (steps overrides it)")
+    steps: int | None = Field(None, ge=1, description="training budget in optimiser steps; "
+                              "overrides epochs when given")
+    batch_size: int = Field(128, ge=1, description="examples per optimiser step")
+    optimizer: Literal[OPTIMIZERS] = Field(  # type: ignore[valid-type]
+        "sgd", description="optimiser of baseline and fpd runs: sgd, adam or lbfgs (fpd only)")
+    momentum: float = Field(0.9, ge=0, description="SGD momentum")
+    weight_decay: float = Field(0.0, ge=0, description="weight decay of sgd and adam")
+    schedule: Literal[SCHEDULES] = Field(  # type: ignore[valid-type]
+        "cosine", description="learning-rate schedule: cosine (decays to zero) or constant")
+    warmup: float = Field(0.05, ge=0, lt=1, description="fraction of the budget with a linear "
+                          "learning-rate warm-up")
+    eval_every: int | None = Field(None, ge=1, description="steps between validation "
+                                   "evaluations (default: once per epoch)")
+    patience: int | None = Field(None, ge=1, description="stop early after this many "
+                                 "evaluations without a better validation loss")
+    val_fraction: float = Field(0.1, gt=0, lt=1, description="fraction of the training split "
+                                "held out for validation")
+    split_seed: int = Field(0, ge=0, description="seed of the train/validation split")
+
+    @model_validator(mode="after")
+    def _budget(self) -> "TrainOptions":
+        if self.steps is None and (self.epochs is None or self.epochs <= 0):
+            raise ValueError("give a positive budget: epochs > 0 or steps >= 1")
+        return self
+
+
+def options_error(exc: ValidationError, what: str) -> str:
+    """One line naming every problem of a :class:`ValidationError`, e.g. ``bad run options:
+    unknown optimizer 'newton'; choose from sgd, adam, lbfgs``."""
+    problems = []
+    for error in exc.errors():
+        field = ".".join(map(str, error["loc"]))
+        if error["type"] == "literal_error":
+            choices = error.get("ctx", {}).get("expected", "").replace("'", "").replace(" or", ",")
+            problems.append(f"unknown {field} {error['input']!r}; choose from {choices}")
+        else:
+            message = error["msg"].removeprefix("Value error, ")
+            problems.append(f"{field}: {message}" if field else message)
+    return f"bad {what}: " + "; ".join(problems)

@@ -1,0 +1,90 @@
+"""One definition of the options and one content hash: keys of stored runs and cells never move."""
+
+from typing import ClassVar
+
+import pytest
+from pydantic import Field
+
+from idbench.cell import run_spec
+from idbench.config import MeasureConfig
+from idbench.errors import IdbenchError
+from idbench.keys import key_fields, stable_key
+from idbench.measurement import RECORDED_AS, RENAMED, config_columns
+from idbench.options import TrainOptions
+from idbench.schema import MeasurementRow
+from idbench.train import RunSpec
+
+CONFIGS = [
+    dict(model="fc", dataset="digits"),
+    dict(model="fc[depth=2,width=200]", dataset="fashion-mnist", projection="sparse[density=0.01]",
+         lr=1e-5, lr_range=(1e-5, 3.0), grid=(10, 100), compartments="layer", epochs=1,
+         tune_every_probe=True, lr_window=None, d_ref=300, baseline="global:0.9"),
+    dict(model="lenet", dataset="cifar10", method="rbd", optimizer="adam", steps=100, epochs=None,
+         compartments=4, seeds=5, lr_subspace=3.0000000000000004e-7),
+]
+SPECS = [
+    dict(model="fc", dataset="digits", seed=0, lr=0.1),
+    dict(model="fc", dataset="digits", seed=3, lr=1e-5, projection="fastfood", d=100,
+         compartments="layer", method="rbd[distribution=uniform]", optimizer="adam", epochs=1.5,
+         steps=7, eval_every=3, patience=2, split_seed=4, weight_decay=1e-4),
+]
+# computed by idbench at commit e31009f, before the options were defined once
+CELL_KEYS = ["5916358d67d198a8", "8b889510573680a0", "ec3b871c61d28554"]
+RUN_KEYS = ["4d89803b184c42f8c822", "40ef1d69f03efdf6b1c3"]
+
+
+def test_cell_and_run_keys_are_those_of_the_code_before_the_refactoring():
+    assert [MeasureConfig(**c).key() for c in CONFIGS] == CELL_KEYS
+    assert [RunSpec(**s).key() for s in SPECS] == RUN_KEYS
+
+
+def test_a_field_added_later_changes_no_key_at_its_default_and_keys_when_set():
+    class Later(RunSpec):
+        label_smoothing: float = Field(0.0, description="added after stores were written")
+        KEY_FIELDS: ClassVar[tuple[str, ...]] = RunSpec.KEY_FIELDS
+
+    assert Later(**SPECS[0]).key() == RUN_KEYS[0]
+    assert Later(**SPECS[0], label_smoothing=0.1).key() != RUN_KEYS[0]
+    assert "label_smoothing" in key_fields(Later(**SPECS[0], label_smoothing=0.1),
+                                           RunSpec.KEY_FIELDS)
+
+
+def test_stable_key_is_order_free_in_json_style_and_length_is_respected():
+    assert stable_key({"a": 1, "b": 2}, 12) == stable_key({"b": 2, "a": 1}, 12)
+    assert len(stable_key([1, 2], 20)) == 20
+    assert stable_key({"a": 1, "b": 2}, 12, style="pydantic") != stable_key(
+        {"b": 2, "a": 1}, 12, style="pydantic")
+
+
+def test_run_specs_take_every_training_option_of_the_config():
+    config = MeasureConfig(model="fc", dataset="digits", weight_decay=1e-4, eval_every=3,
+                           split_seed=2, momentum=0.5, batch_size=32)
+    spec = run_spec(config, seed=1, lr=0.2, d=10)
+    for name in TrainOptions.model_fields:
+        assert getattr(spec, name) == getattr(config, name), name
+    assert (spec.projection, spec.d, spec.method) == ("dense", 10, "fpd")
+    assert run_spec(config, seed=1, lr=0.2).projection is None
+
+
+def test_every_option_has_help_and_bad_values_raise_one_idbench_error():
+    for model in (TrainOptions, MeasureConfig, RunSpec):
+        for name, field in model.model_fields.items():
+            assert field.description, f"{model.__name__}.{name} has no help text"
+    with pytest.raises(IdbenchError, match="unknown optimizer 'newton'; choose from sgd, adam"):
+        RunSpec(**SPECS[0], optimizer="newton")
+    with pytest.raises(IdbenchError, match="positive budget"):
+        MeasureConfig.build(model="fc", dataset="digits", epochs=0)
+    with pytest.raises(IdbenchError, match="positive budget"):
+        RunSpec(**SPECS[0], epochs=0)
+
+
+def test_every_config_field_is_recorded_in_the_measurement_row():
+    row_fields = set(MeasurementRow.model_fields)
+    for name in MeasureConfig.model_fields:
+        column = RENAMED.get(name, RECORDED_AS.get(name, name))
+        assert column in row_fields, f"MeasureConfig.{name} is recorded in no MeasurementRow column"
+    columns = config_columns(MeasureConfig(model="fc[depth=1]", dataset="digits",
+                                           projection="sparse[density=0.1]", steps=5))
+    assert (columns["projection"], columns["model"], columns["steps_budget"]) == (
+        "sparse", "fc[depth=1]", 5)
+    assert columns["lr_range"] == "[0.001, 10.0]"
