@@ -381,3 +381,22 @@ def test_a_suite_must_be_a_mapping(tmp_path: Path, text: str) -> None:
 def test_missing_required_key(tmp_path: Path) -> None:
     message = error_of(write(tmp_path, 'version: "1"\ngrids:\n  - models: [fc]\n'))
     assert "line 3:" in message and "missing key 'datasets'" in message
+
+
+def test_fashion_mnist_leaderboard_suites_hold_the_cells_issue_13_asks_for() -> None:
+    """The flagship (fpd x four projections, rbd on Fastfood with and without layer compartments),
+    the budget suite (Fastfood at 1, 2, 5, 10 epochs) and the FC family (depth x width)."""
+    flagship = [c.config for c in load_suite("fashion-mnist").cells()]
+    assert {(c.model, c.projection, c.method, c.compartments) for c in flagship} == {
+        (m, p, "fpd", None) for m in ("fc[depth=2,width=200]", "lenet")
+        for p in ("dense", "sparse", "fastfood", "fastjl")
+    } | {(m, "fastfood", "rbd", k) for m in ("fc[depth=2,width=200]", "lenet") for k in (None, "layer")}
+    assert {c.seeds for c in flagship} == {3}
+    budget = [c.config for c in load_suite("fashion-mnist-budget").cells()]
+    assert sorted((c.model, c.epochs) for c in budget) == sorted(
+        (m, e) for m in ("fc[depth=2,width=200]", "lenet") for e in (1, 2, 5, 10))
+    assert {(c.projection, c.method, c.seeds) for c in budget} == {("fastfood", "fpd", 3)}
+    family = [c.config for c in load_suite("fashion-mnist-fc-family").cells()]
+    assert {c.model for c in family} == {f"fc[depth={k},width={w}]" for k in (1, 2, 3)
+                                         for w in (50, 100, 200, 400)}
+    assert {(c.projection, c.seeds) for c in family} == {("fastfood", 3)}
