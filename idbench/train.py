@@ -39,6 +39,7 @@ import idbench.models as models
 from idbench.data import Dataset
 from idbench.errors import IdbenchError
 from idbench.keys import key_fields, stable_key
+from idbench.methods.base import BatchLoss
 from idbench.options import TrainOptions, options_error
 from idbench.seeding import cpu_generator, derive_seed
 from idbench.subspace import SubspaceModel
@@ -161,7 +162,7 @@ def evaluate(model: nn.Module, data: Dataset, split: str) -> tuple[float, float]
     return score_sum / len(x), loss_sum / len(x)
 
 
-def _lr_at(spec: RunSpec, step: int, budget: int) -> float:
+def lr_at(spec: RunSpec, step: int, budget: int) -> float:
     """Learning rate of step ``step`` (0-based): a linear warm-up over the first ``warmup`` of the
     budget (a large rate at initialisation can kill a network on some seeds and not others), then
     cosine decay to zero at ``budget``, or constant."""
@@ -183,85 +184,141 @@ def total_steps(spec: RunSpec, n_train: int) -> int:
 EvalCallback = Callable[[int, float, float], None]
 
 
+class Batches:
+    """The training batches of a run: a fresh seeded permutation of the training split every
+    epoch, each batch augmented by the dataset with the run's own generator."""
+
+    def __init__(self, data: Dataset, spec: RunSpec) -> None:
+        self.data, self.batch_size = data, spec.batch_size
+        self.n_train = len(data.x_train)
+        self.steps_per_epoch = math.ceil(self.n_train / spec.batch_size)
+        device = data.x_train.device
+        self._order_gen = cpu_generator(spec.seed, "batches")
+        self._aug_gen = torch.Generator(device=device).manual_seed(derive_seed(spec.seed, "augment"))
+        self._order = torch.empty(0, dtype=torch.long)
+
+    def at(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(inputs, targets) of step ``step``; steps must come in order."""
+        position = step % self.steps_per_epoch
+        if position == 0:
+            self._order = torch.randperm(self.n_train, generator=self._order_gen).to(
+                self.data.x_train.device)
+        idx = self._order[position * self.batch_size : (position + 1) * self.batch_size]
+        return self.data.augment_batch(self.data.x_train[idx], self._aug_gen), self.data.y_train[idx]
+
+
+@dataclass
+class TrainState:
+    """Where a run stands: steps taken, evaluations so far, the training loss summed since the
+    last evaluation (a tensor, so steps need no device sync), and whether it has ended early."""
+
+    budget: int
+    eval_every: int
+    loss_sum: torch.Tensor
+    step: int = 0
+    loss_count: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_loss: float = math.inf
+    since_best: int = 0
+    diverged: bool = False
+    stopped_early: bool = False
+
+    @property
+    def running(self) -> bool:
+        return self.step < self.budget and not (self.diverged or self.stopped_early)
+
+    def add_step(self, loss: torch.Tensor) -> None:
+        """Count one step with its batch loss; a non-finite loss (checked every 10 steps, a sync
+        each) ends the run as diverged."""
+        self.loss_sum += loss
+        self.loss_count += 1
+        self.step += 1
+        if self.step % 10 == 0 and not math.isfinite(float(loss)):
+            self.diverged = True
+
+    def take_train_loss(self) -> float:
+        """The mean training loss since the last evaluation (and restart the sum)."""
+        train_loss = float(self.loss_sum) / self.loss_count
+        self.loss_sum, self.loss_count = torch.zeros_like(self.loss_sum), 0
+        return train_loss
+
+
+StepHook = Callable[[TrainState, torch.Tensor], None]  # after every step: the state, batch loss
+
+
 def train(
-    model: nn.Module, data: Dataset, spec: RunSpec, *, on_eval: EvalCallback | None = None
+    model: nn.Module, data: Dataset, spec: RunSpec, *, on_eval: EvalCallback | None = None,
+    on_step: StepHook | None = None,
 ) -> RunResult:
     """Train ``model`` (all parameters that require grad) as ``spec`` says.
 
     ``on_eval(index, val_score, val_loss)`` is called after every evaluation (Optuna pruning hooks
-    in here and may raise to stop the run).
+    in here and may raise to stop the run); ``on_step(state, loss)`` after every step (per-step
+    measurements hook in here; ``loss`` is a tensor, reading it syncs the device).
     """
     start = time.perf_counter()
     method = methods.create(spec.method, model=model, run_spec=spec)
-    n_train = len(data.x_train)
-    steps_per_epoch = math.ceil(n_train / spec.batch_size)
-    budget = total_steps(spec, n_train)
-    eval_every = spec.eval_every or min(steps_per_epoch, budget)
-    device = data.x_train.device
-    batch_gen = cpu_generator(spec.seed, "batches")
-    aug_gen = torch.Generator(device=device).manual_seed(derive_seed(spec.seed, "augment"))
+    batches = Batches(data, spec)
+    budget = total_steps(spec, batches.n_train)
+    state = TrainState(budget=budget,
+                       eval_every=spec.eval_every or min(batches.steps_per_epoch, budget),
+                       loss_sum=torch.zeros((), device=data.x_train.device))
     torch.manual_seed(derive_seed(spec.seed, "train"))  # dropout and other in-model randomness
-
-    history: list[dict[str, float]] = []
-    best_loss, since_best = math.inf, 0
-    diverged = stopped_early = False
-    loss_sum, loss_count = torch.zeros((), device=device), 0
-    order = torch.empty(0, dtype=torch.long)
-    step = 0
     model.train()
-    while step < budget:
-        position = step % steps_per_epoch
-        if position == 0:
-            order = torch.randperm(n_train, generator=batch_gen).to(device)
-        idx = order[position * spec.batch_size : (position + 1) * spec.batch_size]
-        xb, yb = data.augment_batch(data.x_train[idx], aug_gen), data.y_train[idx]
-        loss = method.step(lambda m: data.loss(m(xb), yb), _lr_at(spec, step, budget))
-        loss_sum += loss
-        loss_count += 1
-        step += 1
-        if step % 10 == 0 and not math.isfinite(float(loss)):
-            diverged = True
-            break
-        if step % eval_every and step != budget:
-            continue
-        train_loss = float(loss_sum) / loss_count
-        loss_sum, loss_count = torch.zeros((), device=device), 0
-        if not math.isfinite(train_loss):
-            diverged = True
-            break
-        val_score, val_loss = evaluate(model, data, "val")
-        if not math.isfinite(val_loss):
-            diverged = True
-            break
-        history.append({"step": step, "val_score": val_score, "val_loss": val_loss,
-                        "train_loss": train_loss})
-        if on_eval is not None:
-            on_eval(len(history) - 1, val_score, val_loss)
-        if val_loss < best_loss:
-            best_loss, since_best = val_loss, 0
-        else:
-            since_best += 1
-        if spec.patience is not None and since_best >= spec.patience and step < budget:
-            stopped_early = True
-            break
+    while state.running:
+        xb, yb = batches.at(state.step)
+        loss = method.step(BatchLoss(xb, yb, data.loss), lr_at(spec, state.step, budget))
+        state.add_step(loss)
+        if on_step is not None:
+            on_step(state, loss)
+        if not state.diverged and (state.step % state.eval_every == 0 or state.step == budget):
+            _evaluate_into(state, model, data, spec, on_eval)
+    return _result(model, method, data, state, start)
 
+
+def _evaluate_into(state: TrainState, model: nn.Module, data: Dataset, spec: RunSpec,
+                   on_eval: EvalCallback | None) -> None:
+    """One evaluation: the training loss since the last one and the validation score and loss go
+    into ``state.history``; a non-finite loss ends the run as diverged, ``patience`` evaluations
+    without a better validation loss end it early."""
+    train_loss = state.take_train_loss()
+    if not math.isfinite(train_loss):
+        state.diverged = True
+        return
+    val_score, val_loss = evaluate(model, data, "val")
+    if not math.isfinite(val_loss):
+        state.diverged = True
+        return
+    state.history.append({"step": state.step, "val_score": val_score, "val_loss": val_loss,
+                          "train_loss": train_loss})
+    if on_eval is not None:
+        on_eval(len(state.history) - 1, val_score, val_loss)
+    if val_loss < state.best_loss:
+        state.best_loss, state.since_best = val_loss, 0
+    else:
+        state.since_best += 1
+    if spec.patience is not None and state.since_best >= spec.patience and state.step < state.budget:
+        state.stopped_early = True
+
+
+def _result(model: nn.Module, method: methods.Method, data: Dataset, state: TrainState,
+            start: float) -> RunResult:
+    """The run's result: the final model's scores (zero when diverged) and its description;
+    ``start`` is the run's ``time.perf_counter()`` at its start."""
     info = model.describe() if isinstance(model, SubspaceModel) else {}
     info.update(method.describe())
     D = info.get("D") or sum(p.numel() for p in model.parameters())
-    if diverged:
-        return RunResult(
-            val_score=0.0, val_loss=math.inf, test_score=0.0, train_loss=math.inf, steps=step,
-            wall_s=time.perf_counter() - start, diverged=True, D=D,
-            d_total=info.get("d_total"), subspace=info, history=history,
-        )
+    common = dict(steps=state.step, D=D, d_total=info.get("d_total"), subspace=info,
+                  history=state.history)
+    if state.diverged:
+        return RunResult(val_score=0.0, val_loss=math.inf, test_score=0.0, train_loss=math.inf,
+                         wall_s=time.perf_counter() - start, diverged=True, **common)
     test_score, _ = evaluate(model, data, "test")
-    last = history[-1]
-    return RunResult(
-        val_score=last["val_score"], val_loss=last["val_loss"], test_score=test_score,
-        train_loss=last["train_loss"], steps=step, wall_s=time.perf_counter() - start,
-        stopped_early=stopped_early, D=D, d_total=info.get("d_total"), subspace=info,
-        history=history,
-    )
+    last = state.history[-1]
+    return RunResult(val_score=last["val_score"], val_loss=last["val_loss"],
+                     test_score=test_score, train_loss=last["train_loss"],
+                     wall_s=time.perf_counter() - start,
+                     stopped_early=state.stopped_early, **common)
 
 
 MAX_RETRIES = 3  # retries of a diverged run, each at half the previous rate

@@ -4,7 +4,7 @@ import pytest
 
 import idbench.data
 from idbench.errors import IdbenchError
-from idbench.train import RunSpec, run, total_steps
+from idbench.train import RunSpec, build_model, lr_at, run, total_steps, train
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +23,6 @@ def test_fc_on_digits_learns_quickly(digits):
     assert result.val_score > 0.9 and result.test_score > 0.85
     assert not result.diverged
     assert result.steps == 20 * math.ceil(len(digits.x_train) / 128)
-    assert result.wall_s < 10
     assert len(result.history) == 20 and result.history[-1]["val_score"] == result.val_score
     assert result.D == 64 * 64 + 64 + 64 * 10 + 10
 
@@ -83,3 +82,25 @@ def test_spec_key_is_stable_and_sensitive():
     assert spec().key() == spec().key()
     assert spec().key() != spec(seed=1).key()
     assert spec().key() != spec(lr=0.1000001).key()
+
+
+def test_schedule_warms_up_linearly_then_decays_by_cosine_to_zero():
+    cosine = spec(lr=2.0, warmup=0.1)
+    assert [lr_at(cosine, step, 100) for step in (0, 4, 9)] == pytest.approx([0.2, 1.0, 2.0])
+    assert lr_at(cosine, 10, 100) == pytest.approx(2.0)  # the peak: cos(0)
+    assert lr_at(cosine, 55, 100) == pytest.approx(1.0)  # half-way through the decay
+    assert lr_at(cosine, 99, 100) == pytest.approx(1 + math.cos(math.pi * 89 / 90))
+    constant = spec(lr=2.0, warmup=0.1, schedule="constant")
+    assert [lr_at(constant, step, 100) for step in (0, 9, 50, 99)] == pytest.approx(
+        [0.2, 2.0, 2.0, 2.0])
+    assert lr_at(spec(lr=2.0, warmup=0.0), 0, 100) == pytest.approx(2.0)
+
+
+def test_step_hook_sees_every_step_with_its_loss(digits):
+    seen = []
+    run_spec = spec(steps=7, eval_every=3)
+    result = train(build_model(run_spec, digits), digits, run_spec,
+                   on_step=lambda state, loss: seen.append((state.step, float(loss))))
+    assert [step for step, _ in seen] == list(range(1, 8))
+    assert all(math.isfinite(loss) for _, loss in seen)
+    assert [h["step"] for h in result.history] == [3, 6, 7]
