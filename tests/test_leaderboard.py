@@ -23,7 +23,7 @@ from idbench.leaderboard.page import to_html
 from idbench.leaderboard.tables import fmt_options, fmt_wall, to_markdown
 from idbench.schema import SCHEMA_VERSION, MeasurementRow, RunRow
 from idbench.search import MIN_CI_SEEDS, Probe, decide, estimate_with_interval
-from idbench.store import polars_schema
+from idbench.frames import polars_schema
 
 D_FC, D_LENET = 20_000, 5_000
 # (model, projection) -> what the search found; given in an order that is not the sorted one
@@ -473,3 +473,49 @@ def test_comparison_counts_total_directions_and_splits_rows_by_budget(frames):
     # 4 x 281 = 1124 total directions, CI scaled alike; no dense fpd at 5 epochs: no ratio
     assert fc5[headers.index("sparse fpd (4 compartments)")] == "1124 [1082, ∞)"
     assert len(rows) == 3  # fc at 2 and 5 epochs, lenet at 2
+
+
+# budget and model-size plots
+
+
+def _variants(frames, changes: list[dict]) -> pl.DataFrame:
+    """Copies of the fc dense measurement (cell3), one per dict of column values."""
+    base = frames[0].filter(pl.col("cell") == "cell3")
+    return pl.concat([
+        base.with_columns(cell=pl.lit(f"v{i}"), **{k: pl.lit(v) for k, v in change.items()})
+        for i, change in enumerate(changes)
+    ], how="vertical_relaxed")
+
+
+def _errorbar_points(fig) -> list[list[tuple[float, float]]]:
+    """(x, y) of the markers of every error-bar line of the figure's first axes."""
+    ax = fig.axes[0]
+    return [list(zip(line.get_xdata(), line.get_ydata())) for line in ax.get_lines()
+            if line.get_marker() == "o"]
+
+
+def test_dint_against_the_budget_plot(frames, tmp_path):
+    budgets = {1.0: 400.0, 2.0: 300.0, 5.0: 250.0, 10.0: 245.0}
+    changes = [dict(epochs=e, d_int=d, ci_low=d * 0.9, ci_high=d * 1.1) for e, d in budgets.items()]
+    df = table(_variants(frames, changes), frames[1])
+    assert plots.has_budgets(df) and not plots.has_family(df)
+    [points] = _errorbar_points(plots.dint_vs_budget(df))
+    assert points == [(e, pytest.approx(d)) for e, d in budgets.items()]
+    paths = render(_variants(frames, changes), frames[1], tmp_path / "lb", formats=("md",))
+    assert "dint_vs_budget.png" in paths and "dint_vs_D.png" not in paths
+    assert not plots.has_budgets(table(*frames))  # one budget: no such plot
+
+
+def test_dint_against_D_plot_has_one_line_per_depth(frames, tmp_path):
+    sizes = {(k, w): 784 * w + w + (k - 1) * (w * w + w) + 10 * w + 10
+             for k in (1, 2) for w in (50, 100, 200)}
+    changes = [dict(model=f"fc[depth={k},width={w}]", D=D, d_int=300.0 + k, ci_low=280.0,
+                    ci_high=330.0) for (k, w), D in sizes.items()]
+    df = table(_variants(frames, changes), frames[1])
+    assert plots.has_family(df) and not plots.has_budgets(df)
+    lines = _errorbar_points(plots.dint_vs_D(df))
+    assert sorted(lines) == sorted(
+        [[(sizes[(k, w)], 300.0 + k) for w in (50, 100, 200)] for k in (1, 2)])
+    paths = render(_variants(frames, changes), frames[1], tmp_path / "lb", formats=("md",))
+    assert "dint_vs_D.svg" in paths
+    assert not plots.has_family(table(*frames))  # two models of different families

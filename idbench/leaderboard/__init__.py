@@ -7,6 +7,8 @@
                                                   row per model: idbench.leaderboard.comparison)
     dint_vs_d.png  dint_vs_d.svg                  score against d per cell, by projection
     dint_by_projection.png  dint_by_projection.svg  d_int with its interval, by projection
+    dint_vs_budget.png  dint_vs_budget.svg        d_int against epochs (several budgets only)
+    dint_vs_D.png  dint_vs_D.svg                  d_int against D (a model family only)
     provenance.json
 
 All or nothing: every file is written into a hidden temporary folder first and moved into
@@ -42,7 +44,9 @@ from idbench.leaderboard.tables import d_int_name, table, to_csv, to_latex, to_m
 
 FORMATS = ("md", "html", "csv", "tex")
 # output name -> function of idbench.leaderboard.plots (looked up at call time)
-PLOTS = {"dint_vs_d": "accuracy_vs_d", "dint_by_projection": "dint_by_projection"}
+# (dint_vs_budget and dint_vs_D only where the results hold several budgets or model sizes)
+PLOTS = {"dint_vs_d": "accuracy_vs_d", "dint_by_projection": "dint_by_projection",
+         "dint_vs_budget": "dint_vs_budget", "dint_vs_D": "dint_vs_D"}
 
 
 def format_table(
@@ -96,6 +100,8 @@ def render(
             from idbench.leaderboard import plots as plotting
 
             for name, function in PLOTS.items():
+                if not plotting.applies(function, df):
+                    continue
                 fig = getattr(plotting, function)(df)
                 for ext in ("png", "svg"):
                     files[f"{name}.{ext}"] = plotting.render_bytes(fig, ext)
@@ -125,6 +131,10 @@ def render(
 def _plot_title(name: str, df: pl.DataFrame) -> str:
     if name == "dint_vs_d":
         return f"Validation {', '.join(df['metric'].unique().sort())} against d"
+    if name == "dint_vs_budget":
+        return f"{d_int_name(df)} against the training budget"
+    if name == "dint_vs_D":
+        return f"{d_int_name(df)} against the number of parameters D"
     return f"{d_int_name(df)} by projection"
 
 

@@ -6,6 +6,10 @@
   threshold and the baseline as horizontal lines, d_int as a dotted vertical line.
 - :func:`dint_by_projection`: d_int of every cell with its 95% bootstrap interval, by projection;
   censored cells are an open triangle at d_max pointing right.
+- :func:`dint_vs_budget` (when a cell was measured at several budgets): d_int with its interval
+  against epochs per run, one line per cell.
+- :func:`dint_vs_D` (when three or more sizes of one model family were measured alike): d_int with
+  its interval against D, one line per family (FC networks of one depth over their widths).
 
 The data are the ``probes`` of each measurement row: exactly the per-seed scores the search
 decided on. Figures have a fixed size (:func:`accuracy_figsize`, :func:`dint_figsize` at
@@ -30,6 +34,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from idbench.leaderboard.tables import GROUP, d_int_name, fmt_d_int, groups
+from idbench.registry import format_spec, parse_spec
 
 DPI = 100
 FACET_W, FACET_H = 4.8, 3.6  # inches per panel of accuracy_vs_d
@@ -64,6 +69,15 @@ def _log_x(ax) -> None:
     ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
     ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def _log_y(ax) -> None:
+    """Log y axis labelled with plain numbers at 1, 1.5, 2, 3, 5, 7 x 10^k (d_int ranges are
+    often narrower than a decade)."""
+    ax.set_yscale("log")
+    ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 1.5, 2.0, 3.0, 5.0, 7.0)))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _: f"{y:g}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
 
 
 def _palette(df: pl.DataFrame) -> dict[str, tuple]:
@@ -189,6 +203,111 @@ def dint_by_projection(df: pl.DataFrame) -> Figure:
     return fig
 
 
+# series of the two optional plots: what a line holds fixed
+BUDGET_SERIES = ["dataset", "model", "D", "projection", "method", "compartments"]
+FAMILY_SERIES = ["dataset", "projection", "method", "compartments", "epochs", "family"]
+FAMILY_AXIS = "width"  # the model option a family varies (FC networks of one depth: one line)
+
+
+def _with_family(df: pl.DataFrame) -> pl.DataFrame:
+    """``df`` with a ``family`` column: the model spec without its ``width`` option."""
+    def family(model: str) -> str:
+        name, options = parse_spec(model)
+        return format_spec(name, {k: v for k, v in options.items() if k != FAMILY_AXIS})
+
+    return df.with_columns(pl.Series("family", [family(m) for m in df["model"]], pl.String))
+
+
+def has_budgets(df: pl.DataFrame) -> bool:
+    """Some cell was measured at two or more budgets (epochs): :func:`dint_vs_budget` applies."""
+    rows = df.filter(pl.col("epochs").is_not_null())
+    return rows.height > 0 and rows.group_by(BUDGET_SERIES).agg(
+        pl.col("epochs").n_unique()).get_column("epochs").max() >= 2
+
+
+def has_family(df: pl.DataFrame) -> bool:
+    """Three or more sizes D of one model family share everything else: :func:`dint_vs_D` applies."""
+    return df.height > 0 and _with_family(df).group_by(FAMILY_SERIES).agg(
+        pl.col("D").n_unique()).get_column("D").max() >= 3
+
+
+def applies(function: str, df: pl.DataFrame) -> bool:
+    """Whether the plot ``function`` of this module has something to show for ``df``."""
+    return {"dint_vs_budget": has_budgets, "dint_vs_D": has_family}.get(function, lambda _: True)(df)
+
+
+def _dint_points(ax, part: pl.DataFrame, x: str, color, label: str) -> None:
+    """d_int (total directions) of each row against column ``x``, with its 95% CI as an error bar;
+    censored rows as an open triangle at d_max pointing up."""
+    rows = part.sort(x).to_dicts()
+    done = [r for r in rows if not r["censored"] and r["d_int_total"] is not None]
+    xs = [r[x] for r in done]
+    ys = [r["d_int_total"] for r in done]
+    factor = [r["d_int_total"] / r["d_int"] for r in done]
+    # no interval (below 3 seeds): no bar; an open one (some resamples never cross): to 10 x d_int
+    low = [max(0.0, y - r["ci_low"] * f) if r["ci_low"] is not None else 0.0
+           for y, r, f in zip(ys, done, factor)]
+    high = [max(0.0, min(r["ci_high"] * f, 10 * y) - y) if r["ci_high"] is not None else 0.0
+            for y, r, f in zip(ys, done, factor)]
+    ax.errorbar(xs, ys, yerr=[low, high], color=color, marker="o", ms=5, capsize=3, lw=1.2,
+                label=label)
+    for r in rows:
+        if r["censored"]:
+            ax.plot([r[x]], [r["d_max_total"] or r["d_max"]], marker="^", ms=8, mfc="none",
+                    color=color)
+
+
+def dint_vs_budget(df: pl.DataFrame) -> Figure:
+    """d_int with its 95% CI against the training budget (epochs per run), one line per cell;
+    ``df`` is :func:`~idbench.leaderboard.tables.table`. Where the line stops moving beyond its
+    CIs, the budget suffices."""
+    rows = df.filter(pl.col("epochs").is_not_null())
+    name = d_int_name(df)
+    series = rows.group_by(BUDGET_SERIES, maintain_order=True)
+    colors = sns.color_palette("colorblind", max(1, len(rows.select(BUDGET_SERIES).unique())))
+    with _style():
+        fig = Figure(figsize=(7.0, 4.5), dpi=DPI, layout="constrained")
+        ax = fig.subplots()
+        for color, (_, part) in zip(colors, series):
+            first = part.row(0, named=True)
+            extra = "" if first["compartments"] == "1" else f", {first['compartments']} compartments"
+            label = f"{first['model']} · {first['projection']} {first['method']}{extra}"
+            _dint_points(ax, part, "epochs", color, label)
+        _log_y(ax)
+        _log_x(ax)
+        ax.set_xlabel("training budget (epochs per run)")
+        ax.set_ylabel(f"{name} (total directions), 95% CI")
+        ax.set_title(f"{name} against the training budget; △ censored (> d_max)")
+        ax.legend(fontsize=7, loc="best", framealpha=0.85)
+    return fig
+
+
+def dint_vs_D(df: pl.DataFrame) -> Figure:
+    """d_int with its 95% CI against the number of parameters D, one line per model family (FC
+    networks of one depth over their widths); flat lines: d_int does not grow with D."""
+    rows = _with_family(df)
+    name = d_int_name(df)
+    series = rows.group_by(FAMILY_SERIES, maintain_order=True)
+    colors = sns.color_palette("colorblind", max(1, len(rows.select(FAMILY_SERIES).unique())))
+    with _style():
+        fig = Figure(figsize=(7.0, 4.5), dpi=DPI, layout="constrained")
+        ax = fig.subplots()
+        for color, (_, part) in zip(colors, series):
+            if part["D"].n_unique() < 2:
+                continue
+            first = part.row(0, named=True)
+            extra = "" if first["compartments"] == "1" else f", {first['compartments']} compartments"
+            label = f"{first['family']} · {first['projection']} {first['method']}{extra}"
+            _dint_points(ax, part, "D", color, label)
+        _log_y(ax)
+        _log_x(ax)
+        ax.set_xlabel("D (number of parameters)")
+        ax.set_ylabel(f"{name} (total directions), 95% CI")
+        ax.set_title(f"{name} against model size; △ censored (> d_max)")
+        ax.legend(fontsize=7, loc="best", framealpha=0.85)
+    return fig
+
+
 def render_bytes(fig: Figure, fmt: str) -> bytes:
     """The figure as PNG or SVG bytes, without creation dates (deterministic for equal input)."""
     metadata = {"Date": None} if fmt == "svg" else {"Software": None}
@@ -212,5 +331,6 @@ def save(fig: Figure, path: str | os.PathLike[str]) -> Path:
     return path
 
 
-__all__ = ["DPI", "GROUP", "accuracy_figsize", "accuracy_vs_d", "dint_by_projection",
-           "dint_figsize", "render_bytes", "save"]
+__all__ = ["DPI", "GROUP", "accuracy_figsize", "accuracy_vs_d", "applies", "dint_by_projection",
+           "dint_figsize", "dint_vs_D", "dint_vs_budget", "has_budgets", "has_family",
+           "render_bytes", "save"]
