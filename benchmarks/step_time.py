@@ -12,9 +12,16 @@ Prints one JSON object per line (with ``--json``, nothing else)::
 
 ``state_bytes`` is the projection's stored random state (the dense matrix: D * d * 4 bytes).
 
-    python benchmarks/step_time.py            # FC 784-200-200-10 and LeNet, d = 1000, every projection
+    python benchmarks/step_time.py            # FC 784-200-200-10 and LeNet, d = 1000, all kinds
     python benchmarks/step_time.py --quick    # FC only, fewer repeats
     python benchmarks/step_time.py --json --projections fastfood,sparse --repeats 400
+
+With ``--ngd`` it times instead a natural-gradient subspace step (``optimizer: ngd``: the SGD step
+plus the per-example gradients of ``--ngd-samples`` examples, their batched adjoint and the Woodbury
+solve, with the sketch refreshed every ``--ngd-refresh`` steps) against the SGD subspace step, at
+d = 1000 for FC and d = 290 for LeNet (Li et al.'s MNIST d_int90 of each) unless ``--d`` says::
+
+    python benchmarks/step_time.py --ngd --projections fastfood     # {"sgd_ms", "ngd_ms", "ratio"}
 """
 
 from __future__ import annotations
@@ -30,9 +37,12 @@ import torch.nn.functional as F
 
 import idbench.models as models
 import idbench.projections as projections
+from idbench.methods.base import BatchLoss
+from idbench.methods.ngd import NaturalGradient
 from idbench.subspace import SubspaceModel
 
 MODELS = {"fc": "fc[depth=2,width=200]", "lenet": "lenet"}
+NGD_D = {"fc": 1000, "lenet": 290}  # d of the ngd comparison (Li et al.'s MNIST d_int90)
 INPUT_SHAPE = (1, 28, 28)
 NUM_CLASSES = 10
 
@@ -57,6 +67,23 @@ def make_step(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor):
     def step() -> None:
         opt.zero_grad(set_to_none=True)
         F.cross_entropy(model(x), y).backward()
+        opt.step()
+
+    return step
+
+
+def make_ngd_step(
+    model: SubspaceModel, x: torch.Tensor, y: torch.Tensor, *, samples: int, refresh: int
+):
+    """One ngd training step of ``model`` (what fpd does with ``optimizer: ngd``), as a closure."""
+    opt = torch.optim.SGD([model.z], lr=0.01, momentum=0.9)
+    ngd = NaturalGradient(model, samples=samples, damping=0.1, refresh=refresh)
+    batch = BatchLoss(x, y, F.cross_entropy)
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        batch(model).backward()
+        ngd.precondition(batch)
         opt.step()
 
     return step
@@ -89,7 +116,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="FC only, fewer repeats")
     parser.add_argument("--models", default=None, help="comma-separated: fc,lenet")
     parser.add_argument("--projections", default=None, help="comma-separated (default: all)")
-    parser.add_argument("--d", type=int, default=1000)
+    parser.add_argument("--d", type=int, default=None,
+                        help="default 1000 (--ngd: FC 1000, LeNet 290)")
+    parser.add_argument("--ngd", action="store_true", help="time ngd against sgd subspace steps")
+    parser.add_argument("--ngd-samples", type=int, default=16, help="examples in the Fisher sketch")
+    parser.add_argument("--ngd-refresh", type=int, default=1, help="steps between sketch refreshes")
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=None, help="timed blocks per measurement")
     parser.add_argument("--block", type=int, default=5, help="steps per timed block")
@@ -109,35 +140,49 @@ def main(argv: list[str] | None = None) -> int:
     y = torch.randint(0, NUM_CLASSES, (args.batch,), generator=gen)
     printed_header = False
     for model_name in model_names:
+        d = args.d or (NGD_D[model_name] if args.ngd else 1000)
         for name in names:
             torch.manual_seed(0)
-            net, full_net = (
+            net, other_net = (
                 models.create(MODELS[model_name], input_shape=INPUT_SHAPE, num_classes=NUM_CLASSES)
                 for _ in range(2)
             )
             D = sum(p.numel() for p in net.parameters())
-            sub = SubspaceModel(net, d=args.d, projection=name, seed=0)
-            full_ms, sub_ms = compare(
-                make_step(full_net, x, y), make_step(sub, x, y),
-                repeats=repeats, block=args.block, warmup=warmup,
-            )
-            row = {
-                "model": model_name, "D": D, "d": args.d, "projection": name,
-                "full_ms": round(full_ms, 3), "subspace_ms": round(sub_ms, 3),
-                "ratio": round(sub_ms / full_ms, 3),
-                "state_bytes": sum(state_bytes(p) for p in sub.projections),
-                "batch": args.batch, "threads": torch.get_num_threads(),
-            }
+            sub = SubspaceModel(net, d=d, projection=name, seed=0)
+            row = {"model": model_name, "D": D, "d": d, "projection": name}
+            if args.ngd:
+                ngd_sub = SubspaceModel(other_net, d=d, projection=name, seed=0)
+                refresh = args.ngd_refresh  # whole refresh cycles per block: each pays its share
+                sgd_ms, ngd_ms = compare(
+                    make_step(sub, x, y),
+                    make_ngd_step(ngd_sub, x, y, samples=args.ngd_samples, refresh=refresh),
+                    repeats=repeats, block=-(-args.block // refresh) * refresh, warmup=warmup,
+                )
+                row.update(sgd_ms=round(sgd_ms, 3), ngd_ms=round(ngd_ms, 3),
+                           ratio=round(ngd_ms / sgd_ms, 3), ngd_samples=args.ngd_samples,
+                           ngd_refresh=args.ngd_refresh)
+                columns = (("sgd ms", sgd_ms), ("ngd ms", ngd_ms), ("ratio", ngd_ms / sgd_ms))
+            else:
+                full_ms, sub_ms = compare(
+                    make_step(other_net, x, y), make_step(sub, x, y),
+                    repeats=repeats, block=args.block, warmup=warmup,
+                )
+                row.update(full_ms=round(full_ms, 3), subspace_ms=round(sub_ms, 3),
+                           ratio=round(sub_ms / full_ms, 3),
+                           state_bytes=sum(state_bytes(p) for p in sub.projections))
+                columns = (("full ms", full_ms), ("sub ms", sub_ms), ("ratio", sub_ms / full_ms),
+                           ("state MB", row["state_bytes"] / 1e6))
+            row.update(batch=args.batch, threads=torch.get_num_threads())
             if args.json:
                 print(json.dumps(row), flush=True)
-            else:
-                if not printed_header:
-                    print(f"{'model':<7}{'D':>9}{'d':>6}  {'projection':<11}{'full ms':>9}"
-                          f"{'sub ms':>9}{'ratio':>7}{'state MB':>10}")
-                    printed_header = True
-                print(f"{model_name:<7}{D:>9}{args.d:>6}  {name:<11}{full_ms:>9.3f}{sub_ms:>9.3f}"
-                      f"{sub_ms / full_ms:>7.2f}{row['state_bytes'] / 1e6:>10.2f}", flush=True)
-            del sub, net, full_net
+                continue
+            if not printed_header:
+                print(f"{'model':<7}{'D':>9}{'d':>6}  {'projection':<11}"
+                      + "".join(f"{label:>10}" for label, _ in columns))
+                printed_header = True
+            print(f"{model_name:<7}{D:>9}{d:>6}  {name:<11}"
+                  + "".join(f"{value:>10.3f}" for _, value in columns), flush=True)
+            del sub, net, other_net
     return 0
 
 

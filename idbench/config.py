@@ -44,10 +44,10 @@ class MeasureConfig(TrainOptions):
                             "final validation loss)")
     tune_every_probe: bool = Field(False, description="tune the subspace lr at every probe "
                                    "instead of once at d_ref")
-    d_ref: int | None = Field(None, description="where the subspace lr is tuned (default: "
+    d_ref: int | None = Field(None, ge=1, description="where the subspace lr is tuned (default: "
                               "geometric middle of the range)")
-    lr: float = Field(0.1, description="baseline lr when not tuned")
-    lr_subspace: float | None = Field(None, description="subspace lr when not tuned "
+    lr: float = Field(0.1, gt=0, description="baseline lr when not tuned")
+    lr_subspace: float | None = Field(None, gt=0, description="subspace lr when not tuned "
                                       "(default: lr)")
     lr_range: tuple[float, float] = Field(
         (1e-3, 10.0), description="tuning range of the baseline lr (and of a global baseline's "
@@ -106,14 +106,14 @@ class MeasureConfig(TrainOptions):
         lo, hi = self.lr_range
         if not 0 < lo < hi:
             raise ValueError("lr_range must be (low, high) with 0 < low < high")
-        if self.optimizer == "lbfgs":
+        if self.optimizer in ("lbfgs", "ngd"):
             from idbench.methods import method_class  # here: methods import torch
 
             if not method_class(self.method).uses_optimizer:
                 raise ValueError(
-                    f"optimizer lbfgs trains z with an optimiser, but method {self.method!r} takes "
-                    "its own steps (plain SGD on a fresh basis): use method fpd with lbfgs, or "
-                    "optimizer sgd with this method"
+                    f"optimizer {self.optimizer} trains z with an optimiser, but method "
+                    f"{self.method!r} takes its own steps (plain SGD on a fresh basis): use method "
+                    f"fpd with {self.optimizer}, or optimizer sgd with this method"
                 )
         return self
 
@@ -130,7 +130,9 @@ class MeasureConfig(TrainOptions):
         """The lr scaling rule in force (``auto`` resolved)."""
         if self.lr_scaling != "auto":
             return self.lr_scaling
-        plain_sgd = self.optimizer == "sgd" or not self.method.startswith("fpd")
+        # ngd is SGD on a preconditioned gradient: outside the few directions its Fisher sketch
+        # spans, its step is the SGD step scaled by 1 / damping
+        plain_sgd = self.optimizer in ("sgd", "ngd") or not self.method.startswith("fpd")
         return "inverse-d" if plain_sgd else "inverse-sqrt-d"
 
     def subspace_lr(self, lr_ref: float, d_ref: int, d: int) -> float:

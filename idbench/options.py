@@ -18,7 +18,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-OPTIMIZERS = ("sgd", "adam", "lbfgs")  # lbfgs: fpd only (idbench.methods.fpd)
+OPTIMIZERS = ("sgd", "adam", "lbfgs", "ngd")  # lbfgs, ngd: fpd only (idbench.methods.fpd)
 SCHEDULES = ("cosine", "constant")
 
 
@@ -32,7 +32,8 @@ class TrainOptions(BaseModel):
                               "overrides epochs when given")
     batch_size: int = Field(128, ge=1, description="examples per optimiser step")
     optimizer: Literal[OPTIMIZERS] = Field(  # type: ignore[valid-type]
-        "sgd", description="optimiser of baseline and fpd runs: sgd, adam or lbfgs (fpd only)")
+        "sgd", description="optimiser of baseline and fpd runs: sgd, adam, or (fpd only) lbfgs "
+        "or ngd (natural gradient: SGD on the damped empirical-Fisher direction)")
     momentum: float = Field(0.9, ge=0, description="SGD momentum")
     weight_decay: float = Field(0.0, ge=0, description="weight decay of sgd and adam")
     schedule: Literal[SCHEDULES] = Field(  # type: ignore[valid-type]
@@ -46,6 +47,11 @@ class TrainOptions(BaseModel):
     val_fraction: float = Field(0.1, gt=0, lt=1, description="fraction of the training split "
                                 "held out for validation")
     split_seed: int = Field(0, ge=0, description="seed of the train/validation split")
+    ngd_samples: int = Field(16, ge=1, description="ngd: examples of each batch whose gradients "
+                             "sketch the empirical Fisher")
+    ngd_damping: float = Field(0.1, gt=0, description="ngd: damping lambda added to the Fisher")
+    ngd_refresh: int = Field(10, ge=1, description="ngd: steps between recomputations of the "
+                             "Fisher sketch")
 
     @model_validator(mode="after")
     def _budget(self) -> "TrainOptions":

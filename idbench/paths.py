@@ -49,7 +49,9 @@ class PathTracker:
 
     def __init__(self, start: torch.Tensor, *, window: int = WINDOW) -> None:
         if isinstance(window, bool) or not isinstance(window, int) or window < 1:
-            raise IdbenchError(f"the path window must be a positive number of steps, got {window!r}")
+            raise IdbenchError(
+                f"the path window must be a positive number of steps, got {window!r}"
+            )
         self.window, self.steps = window, 0
         self._start = start.detach().flatten().clone()
         self._last = self._start.clone()
@@ -80,7 +82,8 @@ class PathTracker:
         """Whole-path displacement, path length and psi, and psi of the last completed window
         (NaN before the first window completes), as floats (one host sync)."""
         displacement = torch.linalg.vector_norm(self._last - self._start)
-        last_window = self._window_psi[-1] if self._window_psi else displacement.new_full((), math.nan)
+        nan = displacement.new_full((), math.nan)
+        last_window = self._window_psi[-1] if self._window_psi else nan
         disp, length, window = torch.stack([displacement, self._length, last_window]).tolist()
         return {
             "displacement": disp,

@@ -51,7 +51,8 @@ def test_psi_is_nan_for_a_path_that_does_not_move():
     tracker = PathTracker(torch.ones(3), window=2)
     tracker.add(torch.ones(3))
     stats = tracker.summary()
-    assert stats["path_length"] == 0 and math.isnan(stats["psi"]) and math.isnan(stats["psi_window"])
+    assert stats["path_length"] == 0
+    assert math.isnan(stats["psi"]) and math.isnan(stats["psi_window"])
 
 
 @pytest.mark.parametrize("window", [0, -3, 2.5, True])
@@ -73,7 +74,9 @@ def _reference(points: list[torch.Tensor], window: int) -> dict[str, float]:
     return {
         "displacement": float((x[-1] - x[0]).norm()),
         "path_length": float(steps.sum()),
-        "psi_window": float((x[last] - x[last - window]).norm() / steps[last - window : last].sum()),
+        "psi_window": float(
+            (x[last] - x[last - window]).norm() / steps[last - window : last].sum()
+        ),
     }
 
 

@@ -6,6 +6,9 @@ For a :class:`~idbench.subspace.SubspaceModel` that is z alone (Li et al. 2018);
 
 - ``sgd``: SGD with the spec's momentum and weight decay;
 - ``adam``: Adam with the spec's weight decay;
+- ``ngd``: natural gradient (:mod:`idbench.methods.ngd`): SGD with the spec's momentum and weight
+  decay on the damped empirical-Fisher direction F^{-1} g instead of g (``ngd_samples``,
+  ``ngd_damping``, ``ngd_refresh``);
 - ``lbfgs``: ``torch.optim.LBFGS`` with a strong-Wolfe line search. Meant for full-batch (or
   large-batch) problems such as the known-answer toys and small models: in a small subspace the
   problem can be badly conditioned (condition numbers of 100 to 3,000 at d = d_int on the toy), and
@@ -26,7 +29,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from idbench.methods.base import LossFn, Method
+from idbench.methods.base import BatchLoss, Method
+from idbench.methods.ngd import NaturalGradient
 from idbench.options import OPTIMIZERS  # noqa: F401 - the choices, defined with the options
 LBFGS_MAX_ITER = 20  # LBFGS iterations per trainer step
 LBFGS_HISTORY = 20  # curvature pairs LBFGS keeps
@@ -41,7 +45,7 @@ def build_optimizer(spec: Any, params: list[nn.Parameter]) -> torch.optim.Optimi
             params, lr=spec.lr, max_iter=LBFGS_MAX_ITER, history_size=LBFGS_HISTORY,
             line_search_fn="strong_wolfe",
         )
-    return torch.optim.SGD(params, lr=spec.lr, momentum=spec.momentum,
+    return torch.optim.SGD(params, lr=spec.lr, momentum=spec.momentum,  # sgd, and ngd's steps
                            weight_decay=spec.weight_decay)
 
 
@@ -52,8 +56,12 @@ class FixedProjectionDescent(Method):
         super().__init__(model, run_spec)
         params = [p for p in model.parameters() if p.requires_grad]
         self.optimizer = build_optimizer(run_spec, params)
+        self.natural = None if run_spec.optimizer != "ngd" else NaturalGradient(
+            model, samples=run_spec.ngd_samples, damping=run_spec.ngd_damping,
+            refresh=run_spec.ngd_refresh,
+        )
 
-    def step(self, loss_fn: LossFn, lr: float) -> torch.Tensor:
+    def step(self, loss_fn: BatchLoss, lr: float) -> torch.Tensor:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
 
@@ -61,6 +69,8 @@ class FixedProjectionDescent(Method):
             self.optimizer.zero_grad(set_to_none=True)
             loss = loss_fn(self.model)
             loss.backward()
+            if self.natural is not None:
+                self.natural.precondition(loss_fn)
             return loss
 
         # every optimiser takes a closure; LBFGS calls it once per line-search evaluation and

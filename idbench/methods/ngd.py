@@ -1,4 +1,4 @@
-"""Natural gradient in the subspace: the damped empirical-Fisher step of SENG (Yang et al.), sketched.
+"""Natural gradient in the subspace: the damped empirical-Fisher step of SENG (Yang et al.).
 
 For the trainable vector w of a run (z of a subspace run, n = d_total; theta of a full-space run,
 n = D) the direction of a step is
@@ -28,13 +28,11 @@ work. U (and its b x b factor) is recomputed every ``refresh`` steps (SENG refre
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
-from idbench.errors import IdbenchError
 from idbench.methods.base import BatchLoss
 from idbench.subspace import FlatLayout, SubspaceModel
 
@@ -62,24 +60,15 @@ class FisherSketch:
         return (g - coefficients @ self.U) / self.damping
 
 
-def validate_ngd_options(samples: Any, damping: Any, refresh: Any) -> None:
-    """Raise an :class:`IdbenchError` naming the first bad ngd option and its valid range."""
-    for label, value in (("ngd_samples", samples), ("ngd_refresh", refresh)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise IdbenchError(f"{label} must be an integer >= 1, got {value!r}")
-    if isinstance(damping, bool) or not isinstance(damping, (int, float)) or not damping > 0:
-        raise IdbenchError(f"ngd_damping must be a number > 0, got {damping!r}")
-
-
 class NaturalGradient:
     """Replaces the gradient of the trainable tensors of ``model`` by F^{-1} g (module docstring).
 
     ``precondition(batch)`` is called after the batch loss's backward pass, before the optimiser
     step; every ``refresh``-th call recomputes U from the first ``samples`` examples of ``batch``.
+    The options are checked where they are defined (:class:`idbench.options.TrainOptions`).
     """
 
     def __init__(self, model: nn.Module, *, samples: int, damping: float, refresh: int) -> None:
-        validate_ngd_options(samples, damping, refresh)
         self.samples, self.damping, self.refresh = samples, float(damping), refresh
         self.model = model
         self.subspace = model if isinstance(model, SubspaceModel) else None
@@ -99,16 +88,19 @@ class NaturalGradient:
         losses, one row each (the network in eval mode)."""
         x, y = batch.x[: self.samples], batch.y[: self.samples]
 
-        def example_loss(theta: torch.Tensor, xi: torch.Tensor, yi: torch.Tensor) -> torch.Tensor:
-            out = functional_call(self.net, self.layout.unflatten(theta), (xi.unsqueeze(0),))
+        def example_loss(params: dict[str, torch.Tensor], xi: torch.Tensor, yi: torch.Tensor):
+            out = functional_call(self.net, params, (xi.unsqueeze(0),))
             return batch.loss(out, yi.unsqueeze(0))
 
         was_training = self.net.training
         self.net.eval()
-        try:
-            G = vmap(grad(example_loss), in_dims=(None, 0, 0))(self._theta(), x, y)  # (b, D)
+        try:  # gradients by parameter tensor (a flat-theta argument would cost a (b, D) scatter)
+            per_tensor = vmap(grad(example_loss), in_dims=(None, 0, 0))(
+                self.layout.unflatten(self._theta()), x, y
+            )
         finally:
             self.net.train(was_training)
+        G = torch.cat([per_tensor[name].flatten(1) for name in self.layout.names], dim=1)  # (b, D)
         if self.subspace is None:
             return G
         parts = [
@@ -126,7 +118,3 @@ class NaturalGradient:
         direction = self.sketch.solve(torch.cat([g.reshape(-1) for g in grads]))
         for g, part in zip(grads, direction.split([g.numel() for g in grads])):
             g.copy_(part.view_as(g))
-
-    def describe(self) -> dict[str, Any]:
-        return {"ngd_samples": self.samples, "ngd_damping": self.damping,
-                "ngd_refresh": self.refresh, "ngd_fisher": "empirical, eval mode"}

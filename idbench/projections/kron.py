@@ -2,14 +2,14 @@
 explain generalization"): a d -> D map whose matrix is a Kronecker product of two small Gaussians.
 
 The d coordinates are zero-padded to d1 * d2 (d1 = ceil(sqrt(d)), d2 = ceil(d / d1), so at most
-d1 - 1 padded coordinates, never used) and reshaped row-major to a d1 x d2 matrix Z. With A (D1 x d1)
-and B (D2 x d2) (D1 = ceil(sqrt(D)), D2 = ceil(D / D1), so D1 * D2 >= D):
+d1 - 1 padded coordinates, never used) and reshaped row-major to a d1 x d2 matrix Z. With
+A (D1 x d1) and B (D2 x d2) (D1 = ceil(sqrt(D)), D2 = ceil(D / D1), so D1 * D2 >= D):
 
     P z = c * R vec(A Z B^T),        P[(i, j), (k, l)] = c * A[i, k] * B[j, l]
 
 vec is row-major (row (i, j) of the D1 * D2 rows is i * D2 + j) and R keeps D of those rows in a
-random order (a random permutation of the D1 * D2 rows, cut to its first D), so that parameters
-next to each other in theta do not share a row of A Z B^T.
+random order (a random permutation of the D1 * D2 rows, cut to its first D): without it, runs of
+D2 neighbouring parameters (one layer's weights) would all share one row of A.
 
 Scaling: A and B have i.i.d. Gaussian entries with every column then normalised to unit norm (as
 for ``dense``), so every column A[:, k] (x) B[:, l] of the full Kronecker matrix has norm exactly 1.

@@ -29,7 +29,7 @@ def test_lbfgs_solves_the_toy_at_exactly_its_answer(toy, projection):
     assert solved.val_score == 1.0 and solved.val_loss < 1e-8
     short = run(lbfgs_spec(projection=projection, d=9), toy)
     assert short.val_score < 1.0 and short.val_loss > 1e-3
-    assert solved.subspace["lbfgs_max_iter"] == LBFGS_MAX_ITER
+    assert solved.info.method_options["lbfgs_max_iter"] == LBFGS_MAX_ITER
 
 
 def test_lbfgs_trains_the_full_space_baseline(toy):
@@ -46,4 +46,4 @@ def test_lbfgs_with_a_method_that_takes_its_own_steps_is_one_clear_error(method)
 def test_unknown_optimizer_names_every_choice():
     with pytest.raises(IdbenchError, match="lbfgs"):
         lbfgs_spec(optimizer="newton")
-    assert OPTIMIZERS == ("sgd", "adam", "lbfgs")
+    assert OPTIMIZERS == ("sgd", "adam", "lbfgs", "ngd")

@@ -5,11 +5,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+import idbench.data as data
 import idbench.projections as projections
+from idbench.config import MeasureConfig
 from idbench.errors import IdbenchError
 from idbench.methods.base import BatchLoss
 from idbench.methods.ngd import FisherSketch, NaturalGradient
 from idbench.subspace import SubspaceModel
+from idbench.train import RunSpec, run
 
 
 @pytest.mark.parametrize("b,n", [(16, 50), (16, 5), (1, 7)])
@@ -83,11 +86,26 @@ def test_the_sketch_is_refreshed_every_refresh_steps():
     assert sketches[3] is sketches[5] and sketches[6] is not sketches[3]
 
 
-@pytest.mark.parametrize("options,match", [
-    (dict(samples=0, damping=0.1, refresh=1), "ngd_samples"),
-    (dict(samples=4, damping=0.0, refresh=1), "ngd_damping"),
-    (dict(samples=4, damping=0.1, refresh=1.5), "ngd_refresh"),
-])
-def test_bad_options_raise(options, match):
-    with pytest.raises(IdbenchError, match=match):
-        NaturalGradient(_net(), **options)
+@pytest.mark.parametrize("option,value", [("ngd_samples", 0), ("ngd_damping", 0.0),
+                                          ("ngd_refresh", 0), ("ngd_refresh", 2.5)])
+def test_bad_ngd_options_raise_one_idbench_error(option, value):
+    with pytest.raises(IdbenchError, match=option):
+        RunSpec(model="fc", dataset="digits", seed=0, lr=0.1, projection="fastfood", d=10,
+                optimizer="ngd", **{option: value})
+
+
+@pytest.mark.parametrize("method", ["rbd", "nes[sigma=0.1]"])
+def test_ngd_with_a_method_that_takes_its_own_steps_is_one_clear_error(method):
+    with pytest.raises(IdbenchError, match="ngd.*takes its own steps.*use method fpd"):
+        MeasureConfig.build(model="fc", dataset="digits", method=method, optimizer="ngd")
+
+
+def test_an_ngd_run_learns_digits():
+    """FC on digits in a 200-dimensional fastfood subspace: ngd (refreshing the sketch every step)
+    ends well above chance, and records its options in the spec."""
+    spec = RunSpec(model="fc[depth=1,width=32]", dataset="digits", seed=0, lr=0.1,
+                   projection="fastfood", d=200, optimizer="ngd", epochs=4, batch_size=64,
+                   ngd_refresh=1)
+    result = run(spec, data.load("digits"))
+    assert not result.diverged and result.retries == 0
+    assert result.val_score > 0.8
