@@ -9,7 +9,8 @@
 
 Registered: ``mnist``, ``fashion-mnist``, ``cifar10``, ``cifar100``, ``svhn`` (torchvision,
 :mod:`idbench.data.vision`), ``digits`` (scikit-learn, :mod:`idbench.data.digits`) and the toy
-problem with a known answer ``toy-sums`` (:mod:`idbench.data.toy`). Where files live and when they
+problems with a known answer ``toy-sums`` (:mod:`idbench.data.toy`) and ``planted-lstsq``
+(:mod:`idbench.data.planted`). Where files live and when they
 are downloaded: :mod:`idbench.data.files`; what a loaded dataset holds: :class:`Dataset`.
 """
 
@@ -62,4 +63,4 @@ def list(pattern: str = "*") -> list[str]:  # noqa: A001 - mirrors idbench.model
     return DATASETS.list(pattern)
 
 
-from idbench.data import digits, toy, vision  # noqa: E402, F401 - registers the datasets
+from idbench.data import digits, planted, toy, vision  # noqa: E402, F401 - registers the datasets

@@ -74,4 +74,4 @@ def list(pattern: str = "*") -> list[str]:  # noqa: A001 - mirrors timm.list_mod
 
 # The model files register themselves on import; they need MODELS, so they come last.
 from idbench.models import cnn, fc, lenet, resnet, timm_adapter  # noqa: E402, F401
-from idbench.models import toy  # noqa: E402, F401
+from idbench.models import planted, toy  # noqa: E402, F401
