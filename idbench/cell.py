@@ -27,7 +27,9 @@ from idbench.executors import Executor, worker_device
 from idbench.keys import stable_key
 from idbench.options import TrainOptions
 from idbench.schema import RunRow
-from idbench.store import RunStore, device_name, run_row
+from idbench.provenance import device_name
+from idbench.rows import run_row
+from idbench.store import RunStore
 from idbench.train import EvalCallback, RunResult, RunSpec, run
 from idbench.tuning import tune_lr
 

@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
-import torch
 
 import idbench.models
 from idbench.cell import CellRuns, OnEvent, run_spec
@@ -41,17 +40,15 @@ from idbench.errors import IdbenchError
 from idbench.executors import Executor, LocalExecutor
 from idbench.schema import MeasurementRow
 from idbench.search import Probe, SearchResult, search
-from idbench.store import RunStore, device_name, git_rev, now_iso, versions
+from idbench.provenance import device_name, git_rev, now_iso, versions
+from idbench.store import RunStore
+from idbench.preflight import check_measurement, stored_measurement
 from idbench.tuning import open_storage
 
 
 def cell_key(config: MeasureConfig) -> str:
     """A stable hash of the cell's full configuration (:meth:`MeasureConfig.key`)."""
     return config.key()
-
-
-def default_device() -> str:
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 @dataclass(frozen=True)
@@ -146,15 +143,15 @@ def measure(
     on_event: OnEvent | None = None,
 ) -> MeasurementRow:
     """Measure d_int of one cell (see the module docstring); returns the stored row."""
-    store = RunStore(out)
-    stored = store.get_measurement(cell_key(config))
-    if stored is not None and (stored.suite, stored.suite_version) == (suite, suite_version):
-        # measured before: its runs, and so its result, are the stored ones; returning the row
-        # here spares loading data and models (a rerun takes a second, not a minute)
+    stored = stored_measurement(config, out, suite=suite, suite_version=suite_version,
+                                device=device)
+    if stored is not None:  # measured before: its runs, and so its result, are the stored ones
         return stored
+    # every input checked before anything is written: a mistake leaves `out` as it was
+    device = check_measurement(config, out=out, device=device, storage=storage)
+    store = RunStore(out)
     storage = storage or str(Path(out).resolve() / "optuna-journal.log")
-    open_storage(storage)  # fail before any training when the storage cannot be opened
-    device = device or default_device()
+    open_storage(storage)
     runs = CellRuns(config, store, executor or LocalExecutor(), device, suite, storage, on_event)
     bounds = search_bounds(runs)
     baseline = measure_baseline(runs)
@@ -180,14 +177,10 @@ def search_bounds(runs: CellRuns) -> Bounds:
     config = runs.config
     D = parameter_count(config, runs.data)
     d_max = config.d_max
-    if config.d_min > D:
-        raise IdbenchError(f"d_min = {config.d_min} exceeds the model's D = {D} parameters")
-    if d_max > D:
+    if d_max > D:  # (d_min and the grid were checked against D: idbench.preflight.check_fits)
         warnings.warn(f"d_max = {d_max} exceeds D = {D}: searching up to D instead", stacklevel=3)
         d_max = D
     grid = sorted(set(config.grid)) if config.grid else None
-    if grid and grid[-1] > D:
-        raise IdbenchError(f"grid value {grid[-1]} exceeds the model's D = {D} parameters")
     d_ref = config.d_ref or (grid[len(grid) // 2] if grid else round(math.sqrt(config.d_min * d_max)))
     return Bounds(D=D, d_max=d_max, grid=grid, d_ref=min(d_ref, D))
 

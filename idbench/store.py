@@ -11,8 +11,10 @@ One file per key makes resuming trivial (``has(key)``: the run is done) and make
 safe without locks: a row is written to a uniquely named temporary file in the same folder, flushed
 to disk, then renamed onto its final name. The rename is atomic, so a reader sees either no file or
 a complete one; a crash loses only the run in flight; two processes writing the same key leave
-exactly one file, because the same key always maps to the same name. Temporary leftovers of a crash
-start with a dot and are ignored by readers.
+exactly one file, because the same key always maps to the same name (:mod:`idbench.atomic`).
+Temporary leftovers of a crash start with a dot and are ignored by readers; opening the store
+deletes those whose writer process is dead. Rows of an older schema version are read through
+:func:`idbench.frames.upgrade`. The store only persists rows: they are built by :mod:`idbench.rows`.
 
 Example::
 
@@ -20,7 +22,7 @@ Example::
     key = spec.key()
     if not store.has(key):
         result = idbench.train.run(spec, data)
-        store.put(run_row(spec, result, cell=cell, suite=None, role="probe", metric="accuracy",
+        store.put(idbench.rows.run_row(spec, result, cell=cell, suite=None, role="probe", metric="accuracy",
                           device=device_name(data.x_train.device)))
     runs = store.table()  # polars.DataFrame, one row per run, columns as in RunRow
 """
@@ -28,56 +30,22 @@ Example::
 from __future__ import annotations
 
 import contextlib
-import functools
-import json
 import os
-import platform
 import re
 import secrets
-import subprocess
-import types
-import typing
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import polars as pl
 from pydantic import BaseModel
 
-import idbench
+from idbench.atomic import remove_stale_temps, write_atomic
 from idbench.errors import IdbenchError
-from idbench.registry import parse_spec
+from idbench.frames import polars_schema, upgrade
 from idbench.schema import SCHEMA_VERSION, MeasurementRow, RunRow
 
-if TYPE_CHECKING:
-    import torch
-
-    from idbench.train import RunResult, RunSpec
-
-# keys of SubspaceModel.describe(); whatever else a run's description holds is the method's
-SUBSPACE_KEYS = frozenset(
-    {"projection", "projection_options", "normalisation", "compartments", "n_compartments", "d",
-     "d_total", "D"}
-)
 _KEY = re.compile(r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]*")
-_POLARS_TYPES: dict[Any, pl.DataType] = {
-    int: pl.Int64(), float: pl.Float64(), str: pl.String(), bool: pl.Boolean()
-}
-
-
-def polars_schema(model: type[BaseModel]) -> pl.Schema:
-    """The Polars schema of a row model: its fields in order, ``X | None`` as nullable ``X``."""
-    schema = {}
-    for name, field in model.model_fields.items():
-        annotation = field.annotation
-        if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
-            annotation = next(a for a in typing.get_args(annotation) if a is not type(None))
-        if typing.get_origin(annotation) is typing.Literal:
-            annotation = type(typing.get_args(annotation)[0])
-        schema[name] = _POLARS_TYPES[annotation]
-    return pl.Schema(schema)
 
 
 @dataclass(frozen=True)
@@ -118,6 +86,7 @@ class RunStore:
                     probe.write_bytes(b"")
                 finally:
                     probe.unlink(missing_ok=True)
+                remove_stale_temps(folder)  # left by a writer killed in the middle of a write
         except OSError as exc:
             for path in created:
                 try:
@@ -149,7 +118,7 @@ class RunStore:
 
     def export(self, path: str | os.PathLike[str]) -> None:
         """Write all runs as one Parquet file at ``path`` (atomically), e.g. a leaderboard's."""
-        _write_atomic(self.table(), Path(path))
+        write_atomic(path, self.table().write_parquet)
 
     # measurements
 
@@ -167,7 +136,7 @@ class RunStore:
 
     def export_measurements(self, path: str | os.PathLike[str]) -> None:
         """Write all measurements as one Parquet file at ``path`` (atomically)."""
-        _write_atomic(self.measurements(), Path(path))
+        write_atomic(path, self.measurements().write_parquet)
 
     # shared by both kinds
 
@@ -184,7 +153,7 @@ class RunStore:
 
     def _put(self, kind: _Kind, row: BaseModel) -> None:
         frame = pl.DataFrame([row.model_dump()], schema=kind.schema)
-        _write_atomic(frame, self._path(kind, getattr(row, kind.key)))
+        write_atomic(self._path(kind, getattr(row, kind.key)), frame.write_parquet)
 
     def _table(self, kind: _Kind) -> pl.DataFrame:
         folder = self.out_dir / kind.folder
@@ -201,7 +170,7 @@ class RunStore:
             if set(frame.columns) <= set(kind.schema) and "schema_version" in frame.columns:
                 if (frame["schema_version"] <= SCHEMA_VERSION).all():
                     with contextlib.suppress(IdbenchError):  # the slow path names the file
-                        return _upgrade(frame, kind, folder)
+                        return upgrade(frame, kind.model, folder)
         except (pl.exceptions.PolarsError, OSError):
             pass
         # slow path: file by file, to name the file that is damaged or from another schema
@@ -232,7 +201,7 @@ def _read_file(path: Path, kind: _Kind) -> pl.DataFrame:
             f"the file is damaged: delete it ({kind.redo})"
         )
     try:
-        return _upgrade(frame, kind, path)
+        return upgrade(frame, kind.model, path)
     except IdbenchError:
         raise
     except (pl.exceptions.PolarsError, ValueError) as exc:
@@ -240,187 +209,3 @@ def _read_file(path: Path, kind: _Kind) -> pl.DataFrame:
             f"{path} does not hold one {kind.model.__name__} of schema version {SCHEMA_VERSION} "
             f"({exc}); the file is damaged: delete it ({kind.redo})"
         ) from None
-
-
-def _upgrade(frame: pl.DataFrame, kind: _Kind, where: Path) -> pl.DataFrame:
-    """``frame`` (rows of this or an older schema version) in the current schema.
-
-    The upgrade path for stores written before a column was added: a missing column is filled
-    with its field's default, or null where the field is optional; a column whose type widened
-    (``int`` to ``float``) is cast. A missing column with neither (a required field) means the
-    rows cannot be read as they are: that is an error naming the column.
-    """
-    if frame.schema == kind.schema:
-        return frame
-    fill = []
-    for name, dtype in kind.schema.items():
-        if name in frame.columns:
-            continue
-        field = kind.model.model_fields[name]
-        nullable = type(None) in typing.get_args(field.annotation)
-        if field.is_required() and not nullable:
-            version = frame["schema_version"][0]
-            raise IdbenchError(
-                f"{where} holds results of schema version {version} without the column {name!r} "
-                "that this idbench needs: rerun into a fresh --out (or read them with the version "
-                "that wrote them)"
-            )
-        value = None if field.is_required() else field.get_default(call_default_factory=True)
-        fill.append(pl.lit(value, dtype=dtype).alias(name))
-    return frame.with_columns(fill).select(
-        [pl.col(name).cast(dtype) for name, dtype in kind.schema.items()]
-    )
-
-
-def upgrade(frame: pl.DataFrame, model: type[BaseModel], where: str | os.PathLike[str]) -> pl.DataFrame:
-    """Rows of ``model`` (RunRow or MeasurementRow) of this or an older schema version in the
-    current schema, as :func:`_upgrade` (published leaderboards are read the same way)."""
-    return _upgrade(frame, _RUNS if model is RunRow else _MEASUREMENTS, Path(where))
-
-
-def _write_atomic(frame: pl.DataFrame, path: Path) -> None:
-    """Write ``frame`` to ``path`` so that ``path`` is either absent, the old file, or complete."""
-    tmp = path.with_name(f".tmp-{path.stem}-{os.getpid()}-{secrets.token_hex(4)}.parquet")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "wb") as f:
-            frame.write_parquet(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise IdbenchError(
-            f"cannot write {path}: {exc.strerror or exc}; check the free space and permissions of "
-            "the output folder"
-        ) from None
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-# row builders
-
-
-def run_row(
-    spec: RunSpec,
-    result: RunResult,
-    *,
-    cell: str,
-    suite: str | None,
-    role: str,
-    metric: str,
-    device: str,
-) -> RunRow:
-    """The store row of one finished run: the spec, the outcome and the provenance.
-
-    Subspace columns (projection, normalisation, compartments, d...) come from the run's own
-    description (``result.subspace``), so they record what was built rather than what was asked;
-    they are None for baseline runs. ``method_options`` holds what the method's ``describe()``
-    added (with options given in the method spec).
-    """
-    info = result.subspace
-    method, method_options = parse_spec(spec.method)
-    extra = {k: v for k, v in info.items() if k not in SUBSPACE_KEYS}
-    grad_cosine = extra.pop("grad_cosine", None)
-    # methods with their own update rule (rbd, nes) say which optimiser they really used
-    optimiser = {k: extra.pop(k, getattr(spec, k)) for k in ("optimizer", "momentum", "weight_decay")}
-    method_options.update(extra.pop("method_options", {}))
-    method_options.update(extra)
-    subspace: dict[str, Any] = dict.fromkeys(
-        ("projection", "normalisation", "compartments", "n_compartments", "d", "d_total")
-    )
-    projection_options: dict[str, Any] = {}
-    if not spec.is_baseline:
-        name, projection_options = parse_spec(spec.projection)
-        projection_options.update(info.get("projection_options", {}))
-        compartments = info.get("compartments", spec.compartments or 1)
-        subspace = {
-            "projection": info.get("projection", name),
-            "normalisation": info.get("normalisation"),
-            "compartments": str(compartments),
-            "n_compartments": info.get("n_compartments"),
-            "d": spec.d,
-            "d_total": result.d_total if result.d_total is not None else info.get("d_total"),
-        }
-    return RunRow(
-        run_key=spec.key(), cell=cell, suite=suite, role=role,
-        model=spec.model, dataset=spec.dataset, D=result.D, metric=metric,
-        projection_options=_json(projection_options), method=method,
-        method_options=_json(method_options), **subspace,
-        seed=spec.seed, lr=spec.lr, **optimiser, batch_size=spec.batch_size, epochs=spec.epochs,
-        steps_budget=spec.steps, schedule=spec.schedule, warmup=spec.warmup,
-        eval_every=spec.eval_every,
-        patience=spec.patience, val_fraction=spec.val_fraction, split_seed=spec.split_seed,
-        val_score=result.val_score, val_loss=result.val_loss, test_score=result.test_score,
-        train_loss=result.train_loss, diverged=result.diverged, retries=result.retries,
-        lr_final=result.lr_final if result.lr_final is not None else spec.lr,
-        stopped_early=result.stopped_early, steps=result.steps, wall_s=result.wall_s,
-        grad_cosine=grad_cosine, history=_json(result.history), device=device, versions=_json(versions()),
-        git_rev=git_rev(), timestamp=now_iso(),
-    )
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, default=str)
-
-
-# provenance
-
-
-@functools.cache
-def _versions() -> tuple[tuple[str, str | None], ...]:
-    found: dict[str, str | None] = {"idbench": idbench.__version__,
-                                    "python": platform.python_version()}
-    for package in ("torch", "numpy", "polars", "optuna"):
-        try:
-            found[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            found[package] = None
-    return tuple(found.items())
-
-
-def versions() -> dict[str, str | None]:
-    """Versions of idbench, Python and the libraries behind the results (None: not installed)."""
-    return dict(_versions())
-
-
-@functools.cache
-def git_rev() -> str | None:
-    """The git commit of the idbench source checkout, ``-dirty`` if the package has local changes.
-
-    None when idbench is not running from its own git checkout (an installed wheel, git missing).
-    Dirty means changed or untracked files inside the ``idbench`` package folder; other files of the
-    checkout (results, notes) do not change what the code computes.
-    """
-    package = Path(idbench.__file__).resolve().parent
-    root = package.parent
-
-    def git(*args: str) -> str:
-        done = subprocess.run(
-            ["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10, check=True
-        )
-        return done.stdout.strip()
-
-    try:
-        if Path(git("rev-parse", "--show-toplevel")).resolve() != root:
-            return None  # e.g. installed into a virtualenv inside some other repository
-        rev = git("rev-parse", "HEAD")
-        dirty = git("status", "--porcelain", "--", str(package))
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return f"{rev}-dirty" if dirty else rev
-
-
-def now_iso() -> str:
-    """The current time in UTC, ISO 8601, e.g. ``2025-01-31T12:00:00.123456+00:00``."""
-    return datetime.now(timezone.utc).isoformat()
-
-
-def device_name(device: str | torch.device) -> str:
-    """The device with its hardware name for result rows: ``"cpu"``, ``"cuda:0 NVIDIA H100"``."""
-    import torch
-
-    device = torch.device(device)
-    if device.type != "cuda":
-        return str(device)
-    index = device.index if device.index is not None else torch.cuda.current_device()
-    return f"cuda:{index} {torch.cuda.get_device_name(index)}"

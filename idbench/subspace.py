@@ -30,6 +30,7 @@ from torch import nn
 import idbench.projections as projections
 from idbench.errors import IdbenchError
 from idbench.registry import parse_spec
+from idbench.runinfo import SubspaceInfo
 from idbench.seeding import derive_seed
 
 Compartments = int | str | None
@@ -66,8 +67,19 @@ class FlatLayout:
         parts = theta.split([shape.numel() for shape in self.shapes])
         return {name: part.view(shape) for name, part, shape in zip(self.names, parts, self.shapes)}
 
-    def compartments(self, compartments: Compartments) -> list[tuple[int, int]]:
-        """[start, end) bounds of each compartment in the flat vector."""
+    def compartments(self, compartments: Compartments, d: int) -> list[tuple[int, int]]:
+        """[start, end) bounds of each compartment in the flat vector, each checked to hold the
+        ``d`` directions it gets: the one place that lays out compartments."""
+        bounds = self._compartment_bounds(compartments)
+        for k, (start, end) in enumerate(bounds):
+            if d > end - start:
+                raise IdbenchError(
+                    f"d = {d} is larger than compartment {k} ({end - start} parameters): lower d "
+                    "or use fewer compartments"
+                )
+        return bounds
+
+    def _compartment_bounds(self, compartments: Compartments) -> list[tuple[int, int]]:
         if compartments in (None, 1):
             return [(0, self.D)]
         if compartments == "layer":
@@ -121,14 +133,8 @@ class SubspaceModel(nn.Module):
         self.module = module.requires_grad_(False)
         self.layout = FlatLayout.of(module)
         self.register_buffer("theta0", self.layout.flatten(module).clone())
-        self.bounds = self.layout.compartments(compartments)
+        self.bounds = self.layout.compartments(compartments, d)
         self.compartments = compartments if compartments is not None else 1
-        for k, (start, end) in enumerate(self.bounds):
-            if d > end - start:
-                raise IdbenchError(
-                    f"d = {d} is larger than compartment {k} ({end - start} parameters): lower d "
-                    "or use fewer compartments"
-                )
         device = self.theta0.device
         self.projections = nn.ModuleList(
             projections.create(
@@ -188,17 +194,12 @@ class SubspaceModel(nn.Module):
             for (owner, leaf, _), original in zip(self._slots, originals):
                 owner._parameters[leaf] = original
 
-    def describe(self) -> dict[str, Any]:
+    def info(self) -> SubspaceInfo:
         """The choices that determine this subspace, for result rows."""
         name, options = parse_spec(self.projection)
         first = self.projections[0].describe()
-        return {
-            "projection": name,
-            "projection_options": {**first["projection_options"], **options},
-            "normalisation": first["normalisation"],
-            "compartments": str(self.compartments),
-            "n_compartments": len(self.bounds),
-            "d": self.d,
-            "d_total": self.d_total,
-            "D": self.layout.D,
-        }
+        return SubspaceInfo(
+            projection=name, projection_options={**first["projection_options"], **options},
+            normalisation=first["normalisation"], compartments=str(self.compartments),
+            directions=(self.d,) * len(self.bounds), D=self.layout.D,
+        )

@@ -46,9 +46,6 @@ Use::
 from __future__ import annotations
 
 import difflib
-import hashlib
-import inspect
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,6 +55,8 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 from idbench.config import MeasureConfig
 from idbench.errors import IdbenchError
+from idbench.preflight import check_spec
+from idbench.keys import stable_key
 from idbench.registry import Registry
 
 # shipped as package data, so `idbench run quickstart` works after any install (the checkout's
@@ -67,13 +66,6 @@ SUITES_DIR = Path(__file__).resolve().parent / "_suites"
 # The four lists of a grid and the MeasureConfig field each one fills.
 CELL_KEYS = {"models": "model", "datasets": "dataset", "projections": "projection",
              "methods": "method"}
-# What the callers of each registry pass themselves: not options a spec may set.
-_CONTEXT = {
-    "model": {"input_shape", "num_classes", "name"},
-    "dataset": {"ctx"},
-    "projection": {"D", "d", "seed", "dtype"},
-    "method": {"model", "run_spec"},
-}
 
 
 class Grid(BaseModel):
@@ -243,9 +235,7 @@ def load_suite(name_or_path: str | Path) -> Suite:
         raise lines.error(errors[0]) from None
     suite.name = suite.name or path.stem
     suite._path = path
-    suite._hash = hashlib.sha256(
-        json.dumps(data, sort_keys=True, default=str).encode()
-    ).hexdigest()[:12]
+    suite._hash = stable_key(data, 12)
     _check_options(suite.defaults, ("defaults",), lines)
     for i, grid in enumerate(suite.grids):
         _check_options(grid.options, ("grids", i, "options"), lines)
@@ -283,24 +273,9 @@ def _check_names(grid: Grid, index: int, lines: "_Lines") -> None:
         for j, spec in enumerate(getattr(grid, key)):
             loc = ("grids", index, key, j)
             try:
-                _check_spec(registry, spec)
+                check_spec(registry, spec)
             except IdbenchError as exc:
                 raise lines.at(loc, f"in {_format_loc(loc)}: {exc}") from None
-
-
-def _check_spec(registry: Registry[Any], spec: str) -> None:
-    factory, name, options = registry.resolve(spec)
-    params = inspect.signature(factory).parameters
-    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
-        return
-    context = _CONTEXT.get(registry.kind, set())
-    accepted = sorted(k for k in params if k not in context)
-    unknown = [k for k in options if k not in accepted and k != "name"]
-    if unknown:
-        raise IdbenchError(
-            f"{registry.kind} {name!r} does not take option(s) {', '.join(map(repr, unknown))}; "
-            f"its options are: {', '.join(accepted) or '(none)'}"
-        )
 
 
 def _expand(suite: Suite, lines: "_Lines") -> list[tuple[MeasureConfig, int]]:

@@ -41,6 +41,8 @@ from idbench.errors import IdbenchError
 from idbench.keys import key_fields, stable_key
 from idbench.methods.base import BatchLoss
 from idbench.options import TrainOptions, options_error
+from idbench.paths import TrainingPaths
+from idbench.runinfo import Optimiser, RunInfo
 from idbench.seeding import cpu_generator, derive_seed
 from idbench.subspace import SubspaceModel
 
@@ -128,8 +130,11 @@ class RunResult:
     lr_final: float | None = None  # the (peak) rate of the attempt this result comes from
     D: int = 0
     d_total: int | None = None
-    subspace: dict[str, Any] = field(default_factory=dict)  # SubspaceModel.describe()
+    info: RunInfo | None = None  # subspace, method and optimiser as built (None: read from a row)
     history: list[dict[str, float]] = field(default_factory=list)  # per evaluation
+    # training-path metrics of the whole run (idbench.paths): theta_ and, for a subspace run, z_
+    # displacement, path_length, psi and psi_window (the last completed window)
+    path_metrics: dict[str, float] = field(default_factory=dict)
 
 
 def build_model(spec: RunSpec, data: Dataset) -> nn.Module:
@@ -215,6 +220,7 @@ class TrainState:
     budget: int
     eval_every: int
     loss_sum: torch.Tensor
+    paths: TrainingPaths  # the path through parameter (and subspace) space, step by step
     step: int = 0
     loss_count: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
@@ -262,12 +268,14 @@ def train(
     budget = total_steps(spec, batches.n_train)
     state = TrainState(budget=budget,
                        eval_every=spec.eval_every or min(batches.steps_per_epoch, budget),
-                       loss_sum=torch.zeros((), device=data.x_train.device))
+                       loss_sum=torch.zeros((), device=data.x_train.device),
+                       paths=TrainingPaths(model, window=spec.path_window))
     torch.manual_seed(derive_seed(spec.seed, "train"))  # dropout and other in-model randomness
     model.train()
     while state.running:
         xb, yb = batches.at(state.step)
         loss = method.step(BatchLoss(xb, yb, data.loss), lr_at(spec, state.step, budget))
+        state.paths.after_step()
         state.add_step(loss)
         if on_step is not None:
             on_step(state, loss)
@@ -290,7 +298,7 @@ def _evaluate_into(state: TrainState, model: nn.Module, data: Dataset, spec: Run
         state.diverged = True
         return
     state.history.append({"step": state.step, "val_score": val_score, "val_loss": val_loss,
-                          "train_loss": train_loss})
+                          "train_loss": train_loss, **state.paths.summary()})
     if on_eval is not None:
         on_eval(len(state.history) - 1, val_score, val_loss)
     if val_loss < state.best_loss:
@@ -301,15 +309,25 @@ def _evaluate_into(state: TrainState, model: nn.Module, data: Dataset, spec: Run
         state.stopped_early = True
 
 
+def run_info(model: nn.Module, method: methods.Method) -> RunInfo:
+    """What the run reports about itself: the subspace the model (or the method) built, the
+    optimiser really used, the method's options and diagnostics."""
+    subspace = model.info() if isinstance(model, SubspaceModel) else method.subspace_info()
+    spec = method.spec
+    D = subspace.D if subspace is not None else sum(p.numel() for p in model.parameters())
+    optimiser = method.optimiser() or Optimiser(spec.optimizer, spec.momentum, spec.weight_decay)
+    return RunInfo(D=D, subspace=subspace, optimiser=optimiser,
+                   method_options=method.describe(), grad_cosine=method.grad_cosine())
+
+
 def _result(model: nn.Module, method: methods.Method, data: Dataset, state: TrainState,
             start: float) -> RunResult:
     """The run's result: the final model's scores (zero when diverged) and its description;
     ``start`` is the run's ``time.perf_counter()`` at its start."""
-    info = model.describe() if isinstance(model, SubspaceModel) else {}
-    info.update(method.describe())
-    D = info.get("D") or sum(p.numel() for p in model.parameters())
-    common = dict(steps=state.step, D=D, d_total=info.get("d_total"), subspace=info,
-                  history=state.history)
+    info = run_info(model, method)
+    common = dict(steps=state.step, D=info.D, info=info, history=state.history,
+                  path_metrics=state.paths.summary(),
+                  d_total=info.subspace.d_total if info.subspace is not None else None)
     if state.diverged:
         return RunResult(val_score=0.0, val_loss=math.inf, test_score=0.0, train_loss=math.inf,
                          wall_s=time.perf_counter() - start, diverged=True, **common)

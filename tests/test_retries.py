@@ -10,7 +10,7 @@ import math
 import pytest
 
 import idbench.data
-from idbench.store import run_row
+from idbench.rows import run_row
 from idbench.train import MAX_RETRIES, RunSpec, run
 
 

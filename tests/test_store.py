@@ -19,7 +19,11 @@ import idbench.data
 import idbench.store as store_module
 from idbench.errors import IdbenchError
 from idbench.schema import MeasurementRow, RunRow
-from idbench.store import RunStore, device_name, git_rev, now_iso, polars_schema, run_row, versions
+from idbench.atomic import temp_path
+from idbench.frames import polars_schema
+from idbench.provenance import device_name, git_rev, now_iso, versions
+from idbench.rows import run_row
+from idbench.store import RunStore
 from idbench.train import RunSpec, run
 
 MODEL = "fc[depth=1,width=16]"
@@ -74,7 +78,8 @@ def test_run_row_maps_spec_result_and_provenance(trained, rows):
 def test_method_options_are_what_the_method_added(trained):
     spec, result = trained["probe"]
     extra = {"sigma": 0.5, "antithetic": True}  # what e.g. nes.describe() adds
-    result = dataclasses.replace(result, subspace={**result.subspace, **extra})
+    info = dataclasses.replace(result.info, method_options=extra)
+    result = dataclasses.replace(result, info=info)
     row = run_row(spec, result, cell="c", suite=None, role="probe", metric="accuracy", device="cpu")
     assert row.method_options == '{"antithetic": true, "sigma": 0.5}'
 
@@ -164,12 +169,28 @@ def test_killed_writer_leaves_a_temp_file_that_readers_ignore(tmp_path, rows):
     store.put(rows["baseline"])
     assert writer(tmp_path, out, rows["probe"], [7], crash=True).wait(timeout=60) == 9
     leftovers = temp_files(out / "runs")
-    assert len(leftovers) == 1 and re.fullmatch(r"\.tmp-k007-\d+-[0-9a-f]+\.parquet", leftovers[0])
+    assert len(leftovers) == 1 and re.fullmatch(r"\.tmp-\d+-[0-9a-f]{8}-[0-9a-f]{8}-k007\.parquet",
+                                                 leftovers[0])
     # a half-written leftover is ignored too
     good = (out / "runs" / f"{rows['baseline'].run_key}.parquet").read_bytes()
     (out / "runs" / ".tmp-k008-1-abcd.parquet").write_bytes(good[: len(good) // 2])
     assert not store.has("k007") and store.get("k007") is None
     assert store.table()["run_key"].to_list() == [rows["baseline"].run_key]
+
+
+def test_opening_a_store_removes_the_temp_files_of_dead_writers_only(tmp_path, rows):
+    out = tmp_path / "out"
+    RunStore(out).put(rows["baseline"])
+    assert writer(tmp_path, out, rows["probe"], [7], crash=True).wait(timeout=60) == 9
+    [dead] = temp_files(out / "runs")
+    live = temp_path(out / "runs" / "k009.parquet")  # as this (live) process would name it
+    live.write_bytes(b"being written")
+    other = out / "runs" / ".tmp-k008-1-abcd.parquet"  # not a name idbench writes: kept
+    other.write_bytes(b"?")
+    RunStore(out)
+    assert sorted(temp_files(out / "runs")) == sorted([live.name, other.name])
+    assert dead not in temp_files(out / "runs")
+    assert RunStore(out).table()["run_key"].to_list() == [rows["baseline"].run_key]
 
 
 @pytest.mark.parametrize("sub", ["out", "a/b/out"])

@@ -81,8 +81,8 @@ def test_equal_compartments_each_have_their_own_basis():
     assert model.d_total == 15 and len(model.projections) == 3
     m0, m1 = (p.matrix for p in model.projections[:2])
     assert not torch.allclose(m0[:161], m1)
-    info = model.describe()
-    assert (info["d"], info["d_total"], info["n_compartments"], info["D"]) == (5, 15, 3, 484)
+    info = model.info()
+    assert (info.directions, info.d_total, info.n_compartments, info.D) == ((5,) * 3, 15, 3, 484)
 
 
 def test_layer_compartments_follow_parameter_tensors():

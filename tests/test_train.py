@@ -45,8 +45,10 @@ def test_same_seed_is_bit_identical_and_other_seed_differs(digits):
 def test_subspace_run_records_its_subspace(digits):
     result = run(spec(projection="sparse", d=50, compartments=2, epochs=2), digits)
     assert result.d_total == 100
-    assert result.subspace["projection"] == "sparse" and result.subspace["n_compartments"] == 2
-    assert result.subspace["normalisation"] == "unit-column"
+    subspace = result.info.subspace
+    assert subspace.projection == "sparse" and subspace.n_compartments == 2
+    assert subspace.normalisation == "unit-column" and subspace.directions == (50, 50)
+    assert result.info.optimiser.name == "sgd" and result.info.D == result.D
 
 
 def test_early_stop_reports_the_final_model_not_the_best(digits):

@@ -27,14 +27,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
+from idbench.atomic import write_atomic
 from idbench.errors import IdbenchError
 from idbench.leaderboard import comparison
 from idbench.leaderboard import provenance as prov
@@ -91,8 +90,6 @@ def render(
     info = prov.collect(measurements, runs, provenance)
 
     out_dir = Path(out_dir)
-    anchor = next(p for p in (out_dir, *out_dir.parents) if p.exists())  # may be the cwd "."
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name or 'leaderboard'}.tmp-", dir=anchor))
     try:
         files: dict[str, bytes] = {}
         images: dict[str, bytes] = {}
@@ -111,21 +108,13 @@ def render(
             files[f"leaderboard.{fmt}"] = text.encode("utf-8")
         stamped = {**info, "rendered_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         files["provenance.json"] = (json.dumps(stamped, indent=2, default=str) + "\n").encode()
-        for name, data in files.items():
-            (tmp / name).write_bytes(data)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        paths = {}
-        for name in files:
-            os.replace(tmp / name, out_dir / name)
-            paths[name] = out_dir / name
-        return paths
+        # every file rendered before the first is written: a rendering error leaves nothing
+        return {name: write_atomic(out_dir / name, data) for name, data in files.items()}
     except OSError as exc:
         raise IdbenchError(
             f"cannot write the leaderboard to {out_dir}: {exc.strerror or exc}; check the free "
             "space and permissions"
         ) from None
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _plot_title(name: str, df: pl.DataFrame) -> str:

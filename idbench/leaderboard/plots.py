@@ -22,7 +22,6 @@ import io
 import json
 import math
 import os
-import secrets
 import textwrap
 from pathlib import Path
 
@@ -33,6 +32,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
+from idbench.atomic import write_atomic
 from idbench.leaderboard.tables import GROUP, d_int_name, fmt_d_int, groups
 from idbench.registry import format_spec, parse_spec
 
@@ -321,14 +321,7 @@ def save(fig: Figure, path: str | os.PathLike[str]) -> Path:
     """Write ``fig`` to ``path`` (format from the suffix, .png or .svg) atomically."""
     path = Path(path)
     fmt = path.suffix.lstrip(".").lower() or "png"
-    data = render_bytes(fig, fmt)
-    tmp = path.with_name(f".tmp-{path.name}-{secrets.token_hex(4)}")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return write_atomic(path, render_bytes(fig, fmt))
 
 
 __all__ = ["DPI", "GROUP", "accuracy_figsize", "accuracy_vs_d", "applies", "dint_by_projection",

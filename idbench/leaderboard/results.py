@@ -19,7 +19,7 @@ import polars as pl
 
 from idbench.errors import IdbenchError
 from idbench.schema import SCHEMA_VERSION, MeasurementRow, RunRow
-from idbench.store import polars_schema, upgrade
+from idbench.frames import polars_schema, upgrade
 
 MEASUREMENTS_FILE = "measurements.parquet"
 RUNS_FILE = "runs.parquet"
@@ -28,7 +28,8 @@ RUN_SCHEMA = polars_schema(RunRow)
 
 
 def load_results(path: str | os.PathLike[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """``(measurements, runs)`` of a results folder, or of a ``measurements.parquet`` path.
+    """``(measurements, runs)`` of a results folder, of a ``measurements.parquet`` path, or of a
+    run store (the ``--out`` folder of ``idbench measure`` or ``idbench run``).
 
     Raises :class:`IdbenchError` when a file is missing, unreadable, or of another schema version.
     """
@@ -37,8 +38,21 @@ def load_results(path: str | os.PathLike[str]) -> tuple[pl.DataFrame, pl.DataFra
     if not folder.is_dir():
         raise IdbenchError(
             f"results folder {folder} does not exist: give the folder that holds "
-            f"{MEASUREMENTS_FILE} and {RUNS_FILE} (e.g. leaderboards/<suite>/)"
+            f"{MEASUREMENTS_FILE} and {RUNS_FILE} (e.g. leaderboards/<suite>/) or the --out "
+            "folder of `idbench measure` or `idbench run`"
         )
+    if not (folder / MEASUREMENTS_FILE).is_file() and (folder / "measurements").is_dir():
+        # a run store (`idbench measure --out`, `idbench run --out`): its rows, read in place
+        from idbench.store import RunStore
+
+        store = RunStore(folder)
+        measurements = store.measurements()
+        if measurements.height == 0:
+            raise IdbenchError(
+                f"{folder} holds no finished measurement yet ({store.table().height} runs): "
+                "finish it by rerunning the command that wrote it"
+            )
+        return measurements, store.table()
     measurements = _read(folder / MEASUREMENTS_FILE, MEASUREMENT_SCHEMA)
     runs = _read(folder / RUNS_FILE, RUN_SCHEMA)
     return measurements, runs

@@ -15,6 +15,8 @@ from typing import Any, Callable, ClassVar
 import torch
 from torch import nn
 
+from idbench.runinfo import Optimiser, SubspaceInfo
+
 LossFn = Callable[[nn.Module], torch.Tensor]  # mean loss of the current batch under a module
 
 
@@ -46,5 +48,18 @@ class Method:
         raise NotImplementedError
 
     def describe(self) -> dict[str, Any]:
-        """Choices of the method that a result row records (beyond the RunSpec)."""
+        """The method's own options that a result row records (``method_options``)."""
         return {}
+
+    def optimiser(self) -> Optimiser | None:
+        """The optimiser that really updates the run; None: the run spec's own."""
+        return None
+
+    def subspace_info(self) -> SubspaceInfo | None:
+        """The subspace of a method that builds its own bases (rbd, nes); None: the model's
+        (a :class:`~idbench.subspace.SubspaceModel`) or none (a full-space run)."""
+        return None
+
+    def grad_cosine(self) -> float | None:
+        """Mean cosine between step direction and full gradient, where the method measures it."""
+        return None

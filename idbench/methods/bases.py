@@ -34,6 +34,7 @@ from idbench.errors import IdbenchError
 from idbench.methods.base import LossFn, Method
 from idbench.projections.dense import DISTRIBUTIONS
 from idbench.registry import format_spec, parse_spec
+from idbench.runinfo import Optimiser, SubspaceInfo
 from idbench.seeding import derive_seed
 from idbench.subspace import FlatLayout
 
@@ -88,14 +89,8 @@ class RandomBasesMethod(Method):
                 f"method {self.name!r} trains in random bases: give a projection and d"
             )
         self.layout = FlatLayout.of(model)
-        self.bounds = self.layout.compartments(run_spec.compartments)
         self.d = run_spec.d
-        for k, (start, end) in enumerate(self.bounds):
-            if self.d > end - start:
-                raise IdbenchError(
-                    f"d = {self.d} is larger than compartment {k} ({end - start} parameters): "
-                    "lower d or use fewer compartments"
-                )
+        self.bounds = self.layout.compartments(run_spec.compartments, self.d)
         self.basis_spec = basis_spec(run_spec.projection, distribution)
         self.method_options = {
             "distribution": distribution, "grad_cosine": bool(grad_cosine), **options,
@@ -134,22 +129,24 @@ class RandomBasesMethod(Method):
         self.t += 1
 
     def describe(self) -> dict[str, Any]:
-        """Keys as in SubspaceModel.describe() (so result rows fill), plus the method's options
-        and, with ``grad_cosine=true``, the mean cosine between step direction and gradient."""
+        """The method's options (``distribution``, ``grad_cosine`` and the subclass's own)."""
+        return dict(self.method_options)
+
+    def optimiser(self) -> Optimiser:
+        """The update is plain SGD on theta, whatever optimiser the run spec names."""
+        return Optimiser(name="sgd", momentum=0.0, weight_decay=0.0)
+
+    def subspace_info(self) -> SubspaceInfo:
+        """The per-step bases: the run's projection (as built), compartments and directions."""
         basis = self.basis_info
-        info: dict[str, Any] = {
-            "method_options": dict(self.method_options),
-            "projection": basis["projection"],
-            "projection_options": basis["projection_options"],
-            "normalisation": basis["normalisation"],
-            "compartments": str(self.spec.compartments or 1),
-            "n_compartments": len(self.bounds),
-            "d": self.d,
-            "d_total": self.d * len(self.bounds),
-            "D": self.layout.D,
-            # the update is plain SGD on theta, whatever optimiser the run spec names
-            "optimizer": "sgd", "momentum": 0.0, "weight_decay": 0.0,
-        }
-        if self.method_options["grad_cosine"]:
-            info["grad_cosine"] = float(self.cosine_sum) / self.t if self.t else None
-        return info
+        return SubspaceInfo(
+            projection=basis["projection"], projection_options=basis["projection_options"],
+            normalisation=basis["normalisation"], compartments=str(self.spec.compartments or 1),
+            directions=(self.d,) * len(self.bounds), D=self.layout.D,
+        )
+
+    def grad_cosine(self) -> float | None:
+        """With ``grad_cosine=true``: the mean cosine between step direction and gradient."""
+        if not self.method_options["grad_cosine"] or not self.t:
+            return None
+        return float(self.cosine_sum) / self.t

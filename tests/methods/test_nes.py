@@ -110,11 +110,12 @@ def test_trains_deterministically_and_records_its_options(digits):
     a, b, c = run(spec(0), digits), run(spec(0), digits), run(spec(1), digits)
     assert a.history == b.history and a.history != c.history
     assert a.val_score > 0.6
-    info = a.subspace
-    assert info["method_options"] == {"distribution": "gaussian", "grad_cosine": True,
-                                      "sigma": 0.01}
-    assert (info["d"], info["d_total"], info["projection"]) == (30, 30, "fastfood")
-    assert info["grad_cosine"] == pytest.approx((30 / a.D) ** 0.5, abs=0.08)
+    info = a.info
+    assert info.method_options == {"distribution": "gaussian", "grad_cosine": True,
+                                   "sigma": 0.01}
+    assert (info.subspace.directions, info.subspace.d_total, info.subspace.projection) == (
+        (30,), 30, "fastfood")
+    assert info.grad_cosine == pytest.approx((30 / a.D) ** 0.5, abs=0.08)
 
 
 @pytest.mark.parametrize(

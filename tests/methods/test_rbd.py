@@ -141,32 +141,34 @@ def test_compartments_record_per_compartment_and_total_directions(digits):
     for method in ("rbd", "fpd"):
         equal = run(spec(method=method, projection="fastfood", d=20, compartments=3, steps=3),
                     digits)
-        assert (equal.subspace["d"], equal.d_total, equal.subspace["n_compartments"]) == (20, 60, 3)
+        built = equal.info.subspace
+        assert (built.directions, equal.d_total, built.n_compartments) == ((20,) * 3, 60, 3)
         layer = run(spec(method=method, projection="dense", d=8, compartments="layer", steps=3),
                     digits)
-        assert layer.subspace["n_compartments"] == layers == 4
-        assert layer.d_total == 8 * layers and layer.subspace["compartments"] == "layer"
+        assert layer.info.subspace.n_compartments == layers == 4
+        assert layer.d_total == 8 * layers and layer.info.subspace.compartments == "layer"
 
 
 def test_describe_records_method_and_basis(digits):
     result = run(spec(method="rbd[distribution=uniform]", projection="dense", d=20, steps=3),
                  digits)
-    info = result.subspace
-    assert info["method_options"] == {"distribution": "uniform", "grad_cosine": False}
-    assert info["projection"] == "dense" and info["normalisation"] == "unit-column"
-    assert info["projection_options"] == {"distribution": "uniform", "regenerate": True}
-    assert result.D == D and "grad_cosine" not in info
+    info = result.info
+    assert info.method_options == {"distribution": "uniform", "grad_cosine": False}
+    assert info.subspace.projection == "dense" and info.subspace.normalisation == "unit-column"
+    assert info.subspace.projection_options == {"distribution": "uniform", "regenerate": True}
+    assert result.D == D and info.grad_cosine is None
+    assert (info.optimiser.name, info.optimiser.momentum) == ("sgd", 0.0)
 
 
 def test_grad_cosine_diagnostic(digits, orthogonal):
     # a complete orthonormal basis steps along the gradient itself
     full = run(spec(method="rbd[grad_cosine=true]", projection=OrthogonalProjection.name, d=D),
                digits)
-    assert full.subspace["grad_cosine"] == pytest.approx(1.0, abs=1e-5)
+    assert full.info.grad_cosine == pytest.approx(1.0, abs=1e-5)
     # d random unit directions catch about sqrt(d / D) of the gradient's direction
     part = run(spec(method="rbd[grad_cosine=true]", projection="dense", d=D // 10, steps=20),
                digits)
-    assert part.subspace["grad_cosine"] == pytest.approx((1 / 10) ** 0.5, abs=0.06)
+    assert part.info.grad_cosine == pytest.approx((1 / 10) ** 0.5, abs=0.06)
 
 
 @pytest.mark.parametrize(
