@@ -52,6 +52,8 @@ class TrainOptions(BaseModel):
     ngd_damping: float = Field(0.1, gt=0, description="ngd: damping lambda added to the Fisher")
     ngd_refresh: int = Field(10, ge=1, description="ngd: steps between recomputations of the "
                              "Fisher sketch")
+    path_window: int = Field(250, ge=1, description="steps per window of the windowed "
+                             "directedness psi of the training path (idbench.paths)")
 
     @model_validator(mode="after")
     def _budget(self) -> "TrainOptions":

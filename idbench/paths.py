@@ -11,7 +11,7 @@ psi = 1 is a straight line; a random walk of isotropic Gaussian steps has E[D_t]
 1 / sqrt(T) (:func:`random_walk_psi`), so psi well above 1 / sqrt(T) means a directed run. The
 windowed psi_N is the same ratio over consecutive windows of N steps (default :data:`WINDOW` = 250,
 Tuddenham's choice), which shows how directed training is at each stage (e.g. after a rate drop).
-psi is NaN (undefined) for a path of length zero.
+psi is None (undefined) for a path of length zero, psi_window also before a first window ends.
 
 :class:`TrainingPaths` tracks a run in theta-space (the D parameters) always and in z-space (the
 subspace coordinates) for subspace runs. Everything per step is a tensor op on the device (a
@@ -54,42 +54,42 @@ class PathTracker:
             )
         self.window, self.steps = window, 0
         self._start = start.detach().flatten().clone()
-        self._last = self._start.clone()
-        self._window_start = self._start.clone()
+        self._last = self._window_start = self._start
         self._length = self._start.new_zeros(())
         self._window_length = self._start.new_zeros(())
         self._window_psi: list[torch.Tensor] = []  # one 0-d device tensor per completed window
 
     def add(self, point: torch.Tensor) -> None:
-        """Append the next point of the path (device ops only, no host synchronisation)."""
+        """Append the next point of the path (device ops only, no host synchronisation).
+
+        The tracker keeps a reference to ``point``, not a copy: pass a tensor that nothing
+        modifies in place afterwards (a fresh one)."""
         point = point.detach().flatten()
-        step = torch.linalg.vector_norm(point - self._last)
+        step = torch.dist(point, self._last)
         self._length += step
         self._window_length += step
-        self._last.copy_(point)
+        self._last = point
         self.steps += 1
         if self.steps % self.window == 0:
-            chord = torch.linalg.vector_norm(point - self._window_start)
-            self._window_psi.append(chord / self._window_length)
-            self._window_start.copy_(point)
+            self._window_psi.append(torch.dist(point, self._window_start) / self._window_length)
+            self._window_start = point
             self._window_length = self._start.new_zeros(())
 
     def window_psi(self) -> list[float]:
         """psi of every completed window of ``window`` steps, in order (one host sync)."""
         return torch.stack(self._window_psi).tolist() if self._window_psi else []
 
-    def summary(self) -> dict[str, float]:
+    def summary(self) -> dict[str, float | None]:
         """Whole-path displacement, path length and psi, and psi of the last completed window
-        (NaN before the first window completes), as floats (one host sync)."""
-        displacement = torch.linalg.vector_norm(self._last - self._start)
-        nan = displacement.new_full((), math.nan)
-        last_window = self._window_psi[-1] if self._window_psi else nan
-        disp, length, window = torch.stack([displacement, self._length, last_window]).tolist()
+        (None before the first window completes), as floats (one host sync)."""
+        displacement = torch.dist(self._last, self._start)
+        values = torch.stack([displacement, self._length, *self._window_psi[-1:]]).tolist()
+        disp, length = values[:2]
         return {
             "displacement": disp,
             "path_length": length,
-            "psi": disp / length if length > 0 else math.nan,
-            "psi_window": window,
+            "psi": disp / length if length > 0 else None,
+            "psi_window": values[2] if len(values) > 2 and not math.isnan(values[2]) else None,
         }
 
 
@@ -125,7 +125,7 @@ class TrainingPaths:
         if sub is None:
             self.theta.add(_flat_parameters(self._model))
             return
-        self.z.add(sub.z)
+        self.z.add(sub.z.detach().clone())  # z itself changes in place at the next step
         if sub.keep_theta_at is not None:  # theta after the previous step is owed
             if sub.kept_theta is not None:  # computed by this step's forward pass at that z
                 self.theta.add(sub.kept_theta)
@@ -146,7 +146,7 @@ class TrainingPaths:
                 self.theta.add(sub.theta())
         sub.keep_theta_at, sub.kept_theta = None, None
 
-    def summary(self) -> dict[str, float]:
+    def summary(self) -> dict[str, float | None]:
         """``theta_displacement``, ``theta_path_length``, ``theta_psi``, ``theta_psi_window`` and,
         for a subspace run, the same four with ``z_``; the theta path is caught up first."""
         self._catch_up()

@@ -7,9 +7,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+import idbench.data
 from idbench.errors import IdbenchError
 from idbench.paths import PathTracker, TrainingPaths, random_walk_psi
 from idbench.subspace import SubspaceModel
+from idbench.train import RunSpec, build_model, run, train
 
 
 def test_a_straight_line_has_psi_one():
@@ -47,12 +49,14 @@ def test_a_random_walk_has_psi_one_over_sqrt_t():
     assert sum(lengths) / walks == pytest.approx(steps * sigma * math.sqrt(2) * g, rel=0.01)
 
 
-def test_psi_is_nan_for_a_path_that_does_not_move():
+def test_psi_is_undefined_for_a_path_that_does_not_move_and_before_a_window_ends():
     tracker = PathTracker(torch.ones(3), window=2)
     tracker.add(torch.ones(3))
     stats = tracker.summary()
     assert stats["path_length"] == 0
-    assert math.isnan(stats["psi"]) and math.isnan(stats["psi_window"])
+    assert stats["psi"] is None and stats["psi_window"] is None
+    tracker.add(torch.zeros(3))
+    assert tracker.summary()["psi_window"] == pytest.approx(1.0)
 
 
 @pytest.mark.parametrize("window", [0, -3, 2.5, True])
@@ -136,3 +140,24 @@ def test_full_space_run_has_only_a_theta_path():
     assert not any(k.startswith("z_") for k in stats)
     for key, value in _reference(points, 3).items():
         assert stats[f"theta_{key}"] == pytest.approx(value, rel=1e-5)
+
+
+def test_every_training_run_records_its_path():
+    """A subspace run reports theta- and z-space metrics, whole-run in ``path_metrics`` and at every
+    evaluation in its history; theta's displacement is ||P z|| at the end; a baseline has theta's."""
+    digits = idbench.data.load("digits")
+    spec = RunSpec(model="fc[depth=1,width=16]", dataset="digits", seed=0, lr=0.3, epochs=3,
+                   projection="fastfood", d=40, path_window=5)
+    model = build_model(spec, digits)
+    result = train(model, digits, spec)
+    metrics = result.path_metrics
+    with torch.no_grad():
+        assert metrics["theta_displacement"] == pytest.approx(float(model.offset().norm()), rel=1e-4)
+        assert metrics["z_displacement"] == pytest.approx(float(model.z.norm()), rel=1e-4)
+    for space in ("z", "theta"):
+        assert 0 < metrics[f"{space}_psi"] <= 1 and 0 < metrics[f"{space}_psi_window"] <= 1
+        assert [h[f"{space}_psi"] is not None for h in result.history] == [True] * 3
+        assert result.history[-1][f"{space}_path_length"] == metrics[f"{space}_path_length"]
+    baseline = run(spec.replace(projection=None, d=None), digits)
+    assert 0 < baseline.path_metrics["theta_psi"] <= 1
+    assert not any(key.startswith("z_") for key in baseline.path_metrics)
