@@ -16,14 +16,15 @@ import contextlib
 import dataclasses
 import functools
 import threading
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
 import idbench.data
+import idbench.models
 from idbench.config import MeasureConfig
 from idbench.data import Dataset
-from idbench.executors import Executor, worker_device
+from idbench.executors import Executor
 from idbench.keys import stable_key
 from idbench.options import TrainOptions
 from idbench.schema import RunRow
@@ -31,6 +32,7 @@ from idbench.provenance import device_name
 from idbench.rows import run_row
 from idbench.store import RunStore
 from idbench.train import EvalCallback, RunResult, RunSpec, run
+from idbench.workers import worker_device
 from idbench.tuning import tune_lr
 
 TUNE_SEED = 10_000  # tuning trials use their own seed, apart from the measured seeds
@@ -48,12 +50,19 @@ def execute(job: tuple[RunSpec, str]) -> tuple[RunResult, str]:
     """Train one run (``job`` = (spec, device)); returns (result, device name it trained on).
 
     A top-level function so executors can ship it. On a Dask worker the run trains on the
-    worker's own device (:func:`idbench.executors.worker_device`), not the parent's.
+    worker's own device (:func:`idbench.workers.worker_device`), not the parent's.
     """
     spec, device = job
     device = worker_device() or device
     data = load_data(spec.dataset, device, spec.val_fraction, spec.split_seed)
     return run(spec, data), device_name(device)
+
+
+def parameter_count(config: MeasureConfig, data: Dataset) -> int:
+    """D: the number of parameters of the cell's model on its data."""
+    net = idbench.models.create(config.model, input_shape=data.input_shape,
+                                num_classes=data.num_classes)
+    return sum(p.numel() for p in net.parameters())
 
 
 def run_spec(config: MeasureConfig, *, seed: int, lr: float, d: int | None = None) -> RunSpec:
@@ -95,23 +104,28 @@ class CellRuns:
         self.used: dict[str, RunRow] = {}
 
     def record(self, spec: RunSpec, result: RunResult, role: str,
-               device: str | None = None) -> RunRow:
-        """Store the run ``spec`` trained to ``result`` and count it as used."""
+               device: str | None = None, origin: dict[str, Any] | None = None) -> RunRow:
+        """Store the run ``spec`` trained to ``result`` and count it as used; ``origin``: where its
+        rate was tuned and how it was carried (RunRow's lr_tuned_at, lr_carried_by, curvature)."""
         row = run_row(spec, result, cell=self.key, suite=self.suite, role=role,
                       metric=self.data.metric, device=device or device_name(self.device))
+        if origin:
+            row = row.model_copy(update=origin)
         self.store.put(row)
         self.used[row.run_key] = row
         return row
 
-    def runs(self, specs: list[RunSpec], role: str) -> list[RunRow]:
-        """Rows of ``specs``: from the store where finished, else trained through the executor."""
+    def runs(self, specs: list[RunSpec], role: str,
+             origin: dict[str, Any] | None = None) -> list[RunRow]:
+        """Rows of ``specs``: from the store where finished, else trained through the executor
+        (and recorded with ``origin``, see :meth:`record`)."""
         with holding([self._lock_name(s.key()) for s in specs]):
             rows = {s.key(): self.store.get(s.key()) for s in specs}
             missing = [s for s in specs if rows[s.key()] is None]
             if missing:
                 results = self.executor.map(execute, [(s, self.device) for s in missing])
                 for spec, (result, device) in zip(missing, results):
-                    rows[spec.key()] = self.record(spec, result, role, device)
+                    rows[spec.key()] = self.record(spec, result, role, device, origin)
         for row in rows.values():
             self.used[row.run_key] = row
         return [rows[s.key()] for s in specs]
@@ -165,7 +179,7 @@ class CellRuns:
             self.used[stored.run_key] = stored
             return _result_of(stored)
         self.on_event(f"tuning {role} lr={lr:.3g}" + (f" at d={d}" if d else ""))
-        if not getattr(self.executor, "distributed", False):
+        if self.executor.in_process:
             result, device = run(spec, self.data, on_eval=report, max_retries=0), None
         else:
             [(result, device)] = self.executor.map(execute, [(spec, self.device)])

@@ -37,7 +37,7 @@ from distributed import Client, LocalCluster
 from distributed.diagnostics.plugin import WorkerPlugin
 
 from idbench.errors import IdbenchError
-from idbench.executors import set_worker_device
+from idbench.workers import set_worker_device
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -113,7 +113,7 @@ class DaskExecutor:
     """Training runs as Dask tasks, one per worker at a time (see the module docstring)."""
 
     name = "dask"
-    distributed = True
+    in_process = False  # runs train on the workers
 
     def __init__(
         self,

@@ -3,17 +3,19 @@
 An executor maps a picklable function over independent training runs and returns the results in
 order. The measurement code hands it every seed of one probe at once, so seeds run in parallel on a
 distributed executor while the d search itself stays sequential; :func:`idbench.run_suite` measures
-several cells at once (one thread per cell, up to ``slots``) when the executor is ``distributed``.
+several cells at once (one thread per cell, up to ``slots``) when runs do not train in this process
+(``in_process`` False).
 
 The interface (:class:`Executor`) is small::
 
     with idbench.executors.create("dask[workers=2]") as executor:   # or "local"
         results = executor.map(fn, items)      # ordered; blocks; safe to call from threads
         executor.slots                         # how many runs execute at once
+        executor.in_process                    # runs train here (Optuna prunes them live)
         executor.cancel()                      # drop outstanding work, refuse new work
 
-On a worker, :func:`worker_device` is the device that worker owns (``cuda:1``, ``cpu``), and
-:func:`idbench.measurement.execute` trains there, whatever device the parent process uses.
+On a worker, :func:`idbench.workers.worker_device` is the device that worker owns (``cuda:1``,
+``cpu``), and :func:`idbench.cell.execute` trains there, whatever device the parent process uses.
 """
 
 from __future__ import annotations
@@ -22,12 +24,11 @@ from typing import Any, Callable, Iterable, Protocol, TypeVar, runtime_checkable
 
 from idbench.errors import IdbenchError
 from idbench.registry import Registry
+from idbench.workers import DASK_HINT
 
 T = TypeVar("T")
 R = TypeVar("R")
 
-DASK_HINT = "pip install 'idbench[dask]'"
-_worker_device: str | None = None  # set on Dask workers by idbench.dask_executor.DevicePlugin
 
 
 @runtime_checkable
@@ -36,7 +37,9 @@ class Executor(Protocol):
 
     name: str
     slots: int  # runs that execute at once
-    distributed: bool  # runs leave this process (cells are then measured concurrently)
+    # runs train in this process: a tuning trial is pruned live by Optuna, and the cells of a suite
+    # are measured one after the other; otherwise runs go elsewhere and cells run concurrently
+    in_process: bool
 
     def map(self, fn: Callable[[T], R], items: Iterable[T]) -> list[R]: ...
 
@@ -50,7 +53,7 @@ class LocalExecutor:
 
     name = "local"
     slots = 1
-    distributed = False
+    in_process = True
 
     def map(self, fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
         return [fn(item) for item in items]
@@ -66,17 +69,6 @@ class LocalExecutor:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
-
-
-def worker_device() -> str | None:
-    """The device of the Dask worker this code runs on; None outside a worker (local runs)."""
-    return _worker_device
-
-
-def set_worker_device(device: str | None) -> None:
-    """Declare this process a worker that owns ``device`` (done by the Dask worker plugin)."""
-    global _worker_device
-    _worker_device = device
 
 
 EXECUTORS: Registry = Registry("executor")
@@ -120,4 +112,4 @@ def create(spec: str = "local", **options: Any) -> Executor:
     return EXECUTORS.create(spec, **options)
 
 
-__all__ = ["EXECUTORS", "Executor", "LocalExecutor", "create", "worker_device"]
+__all__ = ["EXECUTORS", "Executor", "LocalExecutor", "create"]

@@ -33,12 +33,13 @@ from typing import Any, Protocol
 
 import numpy as np
 
-import idbench.models
-from idbench.cell import CellRuns, OnEvent, run_spec
+from idbench.cell import CellRuns, OnEvent, parameter_count, run_spec
 from idbench.config import MeasureConfig
 from idbench.errors import IdbenchError
 from idbench.executors import Executor, LocalExecutor
 from idbench.schema import MeasurementRow
+from idbench.curvature import lambda_max_of_run
+from idbench.lr_protocol import Carry, TunedAtBracket
 from idbench.search import Probe, SearchResult, search
 from idbench.provenance import device_name, git_rev, now_iso, versions
 from idbench.store import RunStore
@@ -78,6 +79,10 @@ class SubspaceLr(Protocol):
     def lr_at(self, d: int) -> float:
         """The learning rate of every seed's run at probe ``d``."""
 
+    def origin(self, d: int) -> dict[str, Any]:
+        """The run-row columns that say where the rate at ``d`` was tuned and how it was carried:
+        ``lr_tuned_at``, ``lr_carried_by``, ``curvature``."""
+
     def record(self) -> dict[str, Any]:
         """The MeasurementRow columns that say how the rate was chosen: ``tune_at``,
         ``lr_subspace`` and ``lr_scaling``."""
@@ -88,7 +93,9 @@ def tuning_range(config: MeasureConfig, lr_baseline: float, D: int, d: int) -> t
     the lr scaling rule (within a factor lr_window), else the whole lr_range."""
     if math.isnan(lr_baseline) or config.lr_window is None:
         return config.lr_range
-    prior = config.subspace_lr(lr_baseline, D, d)
+    # no curvature estimate at d = D is made for the prior: curvature falls back to auto's rule
+    rule = config.fallback_lr_scaling if config.lr_scaling == "curvature" else None
+    prior = config.subspace_lr(lr_baseline, D, d, rule=rule)
     return prior / config.lr_window, prior * config.lr_window
 
 
@@ -101,17 +108,20 @@ def _window(config: MeasureConfig, lr_baseline: float) -> str:
 class CarriedFromReference:
     """Tuned once at ``d_ref``, carried to every other d by the config's lr scaling rule."""
 
-    config: MeasureConfig
+    carry: Carry
     lr_ref: float
     d_ref: int
     window: str
 
     def lr_at(self, d: int) -> float:
-        return self.config.subspace_lr(self.lr_ref, self.d_ref, d)
+        return self.carry(self.lr_ref, self.d_ref, d)
+
+    def origin(self, d: int) -> dict[str, Any]:
+        return self.carry.origin(self.d_ref, d)
 
     def record(self) -> dict[str, Any]:
         return {"tune_at": f"ref:{self.d_ref}{self.window}", "lr_subspace": self.lr_ref,
-                "lr_scaling": self.config.resolved_lr_scaling}
+                "lr_scaling": self.carry.rule}
 
 
 @dataclass
@@ -126,6 +136,9 @@ class TunedAtEveryProbe:
     def lr_at(self, d: int) -> float:
         config = self.runs.config
         return self.runs.tune("subspace", d, tuning_range(config, self.lr_baseline, self.D, d))
+
+    def origin(self, d: int) -> dict[str, Any]:
+        return {"lr_tuned_at": d, "lr_carried_by": "none", "curvature": None}
 
     def record(self) -> dict[str, Any]:
         return {"tune_at": f"every-probe{self.window}", "lr_subspace": None, "lr_scaling": "none"}
@@ -163,13 +176,6 @@ def measure(
                           suite_version=suite_version)
     store.put_measurement(row)
     return row
-
-
-def parameter_count(config: MeasureConfig, data: Any) -> int:
-    """D: the number of parameters of the cell's model on its data."""
-    net = idbench.models.create(config.model, input_shape=data.input_shape,
-                                num_classes=data.num_classes)
-    return sum(p.numel() for p in net.parameters())
 
 
 def search_bounds(runs: CellRuns) -> Bounds:
@@ -210,9 +216,15 @@ def choose_subspace_lr(runs: CellRuns, baseline: Baseline, bounds: Bounds) -> Su
     window = _window(config, baseline.lr)
     if config.tune_every_probe:
         return TunedAtEveryProbe(runs, baseline.lr, bounds.D, window)
-    lr_range = tuning_range(config, baseline.lr, bounds.D, bounds.d_ref)
-    lr_ref = runs.tune("subspace", bounds.d_ref, lr_range)
-    return CarriedFromReference(config, lr_ref, bounds.d_ref, window)
+    carry = Carry(config, lambda d: lambda_max_of_run(
+        run_spec(config, seed=0, lr=1.0, d=d), runs.data))
+
+    def tune(d: int) -> float:
+        return runs.tune("subspace", d, tuning_range(config, baseline.lr, bounds.D, d))
+
+    if config.lr_protocol == "bracket" and bounds.grid is None:
+        return TunedAtBracket(tune, carry, bounds.d_ref, window)
+    return CarriedFromReference(carry, tune(bounds.d_ref), bounds.d_ref, window)
 
 
 def search_d(runs: CellRuns, rule: SubspaceLr, bounds: Bounds,
@@ -224,23 +236,28 @@ def search_d(runs: CellRuns, rule: SubspaceLr, bounds: Bounds,
         lr = rule.lr_at(d)
         runs.on_event(f"probe d={d}: {config.seeds} seeds at lr={lr:.3g}")
         rows = runs.runs([run_spec(config, seed=s, lr=lr, d=d) for s in range(config.seeds)],
-                         "probe")
+                         "probe", origin=rule.origin(d))
         return [r.val_score for r in rows]
 
     def on_probe(probe: Probe) -> None:
         verdict = "pass" if probe.passed else "fail"
         runs.on_event(f"probe d={probe.d}: mean {probe.mean:.4f} ({verdict})")
 
-    return search(evaluate, threshold_score=threshold_score, d_min=config.d_min,
-                  d_max=bounds.d_max, resolution=config.resolution, grid=bounds.grid,
-                  on_probe=on_probe)
+    def search_from(start: int) -> SearchResult:
+        return search(evaluate, threshold_score=threshold_score, d_min=start,
+                      d_max=bounds.d_max, resolution=config.resolution, grid=bounds.grid,
+                      on_probe=on_probe)
+
+    if isinstance(rule, TunedAtBracket):  # re-tunes as the search narrows, and searches again
+        return rule.search(search_from, config.d_min)
+    return search_from(config.d_min)
 
 
 # MeasureConfig fields stored under another column name, and those recorded through another
 # column (how the subspace lr was chosen is in tune_at / lr_subspace / lr_scaling)
 RENAMED = {"steps": "steps_budget", "baseline": "baseline_kind"}
 RECORDED_AS = {"tune_every_probe": "tune_at", "d_ref": "tune_at", "lr_window": "tune_at",
-               "lr": "lr_baseline"}
+               "lr_protocol": "tune_at", "lr": "lr_baseline"}
 
 
 def config_columns(config: MeasureConfig) -> dict[str, Any]:

@@ -30,7 +30,7 @@ from idbench.measurement import cell_key, measure
 from idbench.schema import MeasurementRow
 from idbench.store import RunStore
 from idbench.suites import Cell, Suite, load_suite
-from idbench.tuning import open_storage
+from idbench.preflight import check_suite_run
 
 OnEvent = Callable[[str], None]
 
@@ -124,25 +124,28 @@ def run_suite(
     result = SuiteResult(suite)
     todo = [c for c in cells if c.skipped is None]
     result.skipped = [(cell_label(c.config), c.skipped) for c in cells if c.skipped is not None]
-    if storage is not None and "://" in storage and not storage.startswith("sqlite"):
-        open_storage(storage)  # a server URL without its driver fails before anything starts
-    owned = bool(todo) and (isinstance(executor, str) or (executor is None and executor_options))
+    if not todo:
+        raise IdbenchError(f"no cell of {suite.name} could run: " + "; ".join(
+            f"{label}: {reason}" for label, reason in result.skipped))
+    # every input checked before anything is written or trains (the cells' specs and options
+    # were checked by load_suite)
+    distributed = executor != "local" if isinstance(executor, str) else (
+        executor is not None and not executor.in_process)
+    check_suite_run([c.config for c in todo], out=out, leaderboard_dir=leaderboard_dir,
+                    device=device, storage=storage, local=not distributed)
+    owned = isinstance(executor, str) or (executor is None and bool(executor_options))
     if owned:  # an unknown name, or a scheduler that cannot be reached, fails here
         executor = executors.create(executor or "local", **(executor_options or {}))
     try:
         store = RunStore(out)
-        if todo:
-            result.measurements = _measure_cells(
-                todo, executor or executors.LocalExecutor(), on_cell,
-                lambda config, executor: measure(
-                    config, out=out, suite=suite.name, suite_version=suite.version,
-                    device=device, storage=storage, executor=executor, on_event=on_event))
+        result.measurements = _measure_cells(
+            todo, executor or executors.LocalExecutor(), on_cell,
+            lambda config, executor: measure(
+                config, out=out, suite=suite.name, suite_version=suite.version,
+                device=device, storage=storage, executor=executor, on_event=on_event))
     finally:
         if owned:
             executor.close()
-    if not result.measurements:
-        raise IdbenchError(f"no cell of {suite.name} could run: " + "; ".join(
-            f"{label}: {reason}" for label, reason in result.skipped))
     # the leaderboard covers every cell measured into this output folder (earlier --only runs too)
     measurements, runs = store.measurements(), store.table()
     provenance = {"suite": suite.name, "suite_version": suite.version, "suite_hash": suite.hash}
@@ -162,7 +165,7 @@ def _measure_cells(cells: list[Cell], executor: Executor, on_cell: Callable | No
     finished is stored, so ``--resume`` continues from there.
     """
     total = len(cells)
-    if not getattr(executor, "distributed", False):
+    if executor.in_process:
         rows = []
         for index, cell in enumerate(cells):
             if on_cell is not None:

@@ -47,7 +47,7 @@ def _require() -> None:
     try:
         import dask_jobqueue  # noqa: F401
     except ImportError:
-        from idbench.executors import DASK_HINT
+        from idbench.workers import DASK_HINT
 
         raise IdbenchError(f"--cluster-config needs dask-jobqueue: {DASK_HINT}") from None
     finally:

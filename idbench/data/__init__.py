@@ -20,12 +20,12 @@ import os
 
 import torch
 
-from idbench.data.dataset import Dataset, LoadContext
+# each loader module registers its datasets with DATASETS (decorators; vision's from its table)
+from idbench.data import digits, planted, toy, vision  # noqa: F401
+from idbench.data.dataset import DATASETS, Dataset, LoadContext
 from idbench.data.files import data_root, download_allowed
 from idbench.errors import IdbenchError
-from idbench.registry import Registry, format_spec
-
-DATASETS: Registry[Dataset] = Registry("dataset")
+from idbench.registry import format_spec
 
 
 def load(
@@ -62,5 +62,3 @@ def list(pattern: str = "*") -> list[str]:  # noqa: A001 - mirrors idbench.model
     """Registered dataset names matching a wildcard."""
     return DATASETS.list(pattern)
 
-
-from idbench.data import digits, planted, toy, vision  # noqa: E402, F401 - registers the datasets

@@ -20,6 +20,9 @@ import torch
 import torch.nn.functional as F
 
 from idbench.errors import IdbenchError
+from idbench.registry import Registry
+
+DATASETS: "Registry[Dataset]" = Registry("dataset")  # each loader module registers its datasets
 
 _TENSORS = ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")
 

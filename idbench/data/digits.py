@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from idbench.data import DATASETS
+from idbench.data.dataset import DATASETS
 from idbench.data.dataset import Dataset, LoadContext, image_dataset, split_indices
 
 TEST_FRACTION = 0.2

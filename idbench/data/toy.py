@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from idbench.data import DATASETS
+from idbench.data.dataset import DATASETS
 from idbench.data.dataset import Dataset, LoadContext
 from idbench.errors import IdbenchError
 

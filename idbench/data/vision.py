@@ -24,7 +24,7 @@ from typing import Callable
 
 import torch
 
-from idbench.data import DATASETS
+from idbench.data.dataset import DATASETS
 from idbench.data.dataset import Dataset, LoadContext, image_dataset
 from idbench.data.files import read_idx
 from idbench.errors import IdbenchError

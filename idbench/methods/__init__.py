@@ -15,15 +15,9 @@ from typing import Any
 
 from torch import nn
 
-from idbench.methods.base import LossFn, Method
-from idbench.methods.fpd import FixedProjectionDescent
-from idbench.methods.nes import EvolutionStrategies
-from idbench.methods.rbd import RandomBasesDescent
-from idbench.registry import Registry
-
-METHODS: Registry[Method] = Registry("method")
-for _cls in (FixedProjectionDescent, RandomBasesDescent, EvolutionStrategies):
-    METHODS.register(_cls.name)(_cls)
+# each module registers its method with METHODS (a decorator on its class)
+from idbench.methods import fpd, nes, rbd  # noqa: F401
+from idbench.methods.base import METHODS, LossFn, Method
 
 
 def method_class(spec: str) -> type[Method]:

@@ -15,9 +15,12 @@ from typing import Any, Callable, ClassVar
 import torch
 from torch import nn
 
+from idbench.registry import Registry
 from idbench.runinfo import Optimiser, SubspaceInfo
 
 LossFn = Callable[[nn.Module], torch.Tensor]  # mean loss of the current batch under a module
+
+METHODS: "Registry[Method]" = Registry("method")  # each method registers itself
 
 
 @dataclass(frozen=True)

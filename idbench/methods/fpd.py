@@ -29,7 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from idbench.methods.base import BatchLoss, Method
+from idbench.methods.base import METHODS, BatchLoss, Method
 from idbench.methods.ngd import NaturalGradient
 from idbench.options import OPTIMIZERS  # noqa: F401 - the choices, defined with the options
 LBFGS_MAX_ITER = 20  # LBFGS iterations per trainer step
@@ -49,6 +49,7 @@ def build_optimizer(spec: Any, params: list[nn.Parameter]) -> torch.optim.Optimi
                            weight_decay=spec.weight_decay)
 
 
+@METHODS.register("fpd")
 class FixedProjectionDescent(Method):
     name = "fpd"
 

@@ -33,13 +33,14 @@ from torch import nn
 from torch.func import vmap
 
 from idbench.errors import IdbenchError
-from idbench.methods.base import LossFn
+from idbench.methods.base import METHODS, LossFn
 from idbench.methods.bases import RandomBasesMethod, Reparametrised
 from idbench.projections import Projection
 
 _PERTURBED_ELEMENTS = 1 << 24  # parameters held by one batch of perturbed copies of theta
 
 
+@METHODS.register("nes")
 class EvolutionStrategies(RandomBasesMethod):
     name = "nes"
 
@@ -75,12 +76,12 @@ class EvolutionStrategies(RandomBasesMethod):
         """c_i = (L(theta + sigma eps_i) - L(theta - sigma eps_i)) / (2 sigma) for the d columns
         eps_i of compartment k's basis, in chunks of directions."""
         start, end = self.bounds[k]
-        theta = self.theta
+        theta, d = self.theta, basis.d  # the compartment's own number of directions
         chunk = max(1, _PERTURBED_ELEMENTS // (2 * theta.numel()))
-        coords = theta.new_empty(self.d)
-        for i0 in range(0, self.d, chunk):
-            m = min(chunk, self.d - i0)
-            unit = theta.new_zeros(m, self.d)
+        coords = theta.new_empty(d)
+        for i0 in range(0, d, chunk):
+            m = min(chunk, d - i0)
+            unit = theta.new_zeros(m, d)
             unit[torch.arange(m), torch.arange(i0, i0 + m)] = 1.0
             columns = basis(unit) * self.sigma  # (m, size_k): sigma eps_i
             perturbed = theta.repeat(2 * m, 1)

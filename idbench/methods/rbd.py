@@ -24,10 +24,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from idbench.methods.base import LossFn
+from idbench.methods.base import METHODS, LossFn
 from idbench.methods.bases import RandomBasesMethod
 
 
+@METHODS.register("rbd")
 class RandomBasesDescent(RandomBasesMethod):
     name = "rbd"
 

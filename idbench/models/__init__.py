@@ -17,10 +17,10 @@ import torch
 from torch import nn
 
 from idbench.errors import IdbenchError
-from idbench.models.common import does_not_fit
-from idbench.registry import Registry, parse_spec
-
-MODELS: Registry[nn.Module] = Registry("model")
+# each model file registers its factories with MODELS (decorators at the bottom of the file)
+from idbench.models import cnn, fc, lenet, planted, resnet, timm_adapter, toy  # noqa: F401
+from idbench.models.common import MODELS, does_not_fit
+from idbench.registry import parse_spec
 
 
 def create(spec: str, *, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
@@ -71,7 +71,3 @@ def list(pattern: str = "*") -> list[str]:  # noqa: A001 - mirrors timm.list_mod
     """Registered model names matching a wildcard."""
     return MODELS.list(pattern)
 
-
-# The model files register themselves on import; they need MODELS, so they come last.
-from idbench.models import cnn, fc, lenet, resnet, timm_adapter  # noqa: E402, F401
-from idbench.models import planted, toy  # noqa: E402, F401

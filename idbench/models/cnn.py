@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from idbench.models import MODELS
+from idbench.models.common import MODELS
 from idbench.models.common import does_not_fit, image_shape
 
 

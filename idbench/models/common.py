@@ -1,4 +1,4 @@
-"""Checks shared by the model factories: option values and whether an input shape fits a model.
+"""The model registry :data:`MODELS` and the checks its factories share (option values, shapes).
 
 Every failure is an :class:`~idbench.errors.IdbenchError` that names the model, the offending value
 and what to do instead, so a wrong model/dataset pairing is reported before any training starts.
@@ -6,7 +6,12 @@ and what to do instead, so a wrong model/dataset pairing is reported before any 
 
 from __future__ import annotations
 
+from typing import Any
+
 from idbench.errors import IdbenchError
+from idbench.registry import Registry
+
+MODELS: Registry[Any] = Registry("model")  # each model file registers its factories (decorators)
 
 
 def does_not_fit(model: str, input_shape: tuple[int, ...], why: str) -> IdbenchError:

@@ -12,7 +12,7 @@ import math
 import torch
 from torch import nn
 
-from idbench.models import MODELS
+from idbench.models.common import MODELS
 from idbench.models.common import check_int
 
 

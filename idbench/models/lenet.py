@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from idbench.models import MODELS
+from idbench.models.common import MODELS
 from idbench.models.common import does_not_fit, image_shape
 
 Size = tuple[int, int]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from idbench.models import MODELS
+from idbench.models.common import MODELS
 
 
 class PlantedLinear(nn.Module):

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from idbench.errors import IdbenchError
-from idbench.models import MODELS
+from idbench.models.common import MODELS
 from idbench.models.common import image_shape
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from torch import nn
 
 from idbench.errors import IdbenchError
-from idbench.models import MODELS
+from idbench.models.common import MODELS
 from idbench.models.common import image_shape
 
 # Set by idbench from the dataset (or forbidden, for pretrained), never by the spec.

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from idbench.errors import IdbenchError
-from idbench.models import MODELS
+from idbench.models.common import MODELS
 
 
 class GroupSums(nn.Module):

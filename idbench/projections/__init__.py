@@ -13,19 +13,9 @@ from __future__ import annotations
 
 import torch
 
-from idbench.projections.base import NORMALISATION, Projection
-from idbench.projections.dense import DenseProjection
-from idbench.projections.fastfood import FastfoodProjection
-from idbench.projections.fastjl import FastJLProjection
-from idbench.projections.kron import KronProjection
-from idbench.projections.sparse import SparseProjection
-from idbench.registry import Registry
-
-PROJECTIONS: Registry[Projection] = Registry("projection")
-for _cls in (
-    DenseProjection, SparseProjection, FastfoodProjection, FastJLProjection, KronProjection,
-):
-    PROJECTIONS.register(_cls.name)(_cls)
+# each module registers its projection with PROJECTIONS (a decorator on its class)
+from idbench.projections import dense, fastfood, fastjl, kron, sparse  # noqa: F401
+from idbench.projections.base import NORMALISATION, PROJECTIONS, Projection
 
 
 def create(

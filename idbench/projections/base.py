@@ -20,8 +20,12 @@ import torch
 from torch import nn
 
 from idbench.errors import IdbenchError
+from idbench.registry import Registry
 
 NORMALISATION = "unit-column"
+
+
+PROJECTIONS: "Registry[Projection]" = Registry("projection")  # each projection registers itself
 
 
 class _ProjectFn(torch.autograd.Function):

@@ -24,13 +24,14 @@ from typing import Any, Iterator
 import torch
 
 from idbench.errors import IdbenchError
-from idbench.projections.base import Projection
+from idbench.projections.base import PROJECTIONS, Projection
 from idbench.seeding import cpu_generator
 
 _CHUNK_ELEMENTS = 1 << 22  # 16 MB of float32 per generated chunk
 DISTRIBUTIONS = ("gaussian", "uniform", "bernoulli")
 
 
+@PROJECTIONS.register("dense")
 class DenseProjection(Projection):
     name = "dense"
 

@@ -21,11 +21,12 @@ import math
 import numpy as np
 import torch
 
-from idbench.projections.base import Projection
+from idbench.projections.base import PROJECTIONS, Projection
 from idbench.projections.hadamard import fwht, next_power_of_two
 from idbench.seeding import cpu_generator, derive_seed
 
 
+@PROJECTIONS.register("fastfood")
 class FastfoodProjection(Projection):
     name = "fastfood"
 

@@ -24,12 +24,13 @@ from typing import Any
 import torch
 
 from idbench.errors import IdbenchError
-from idbench.projections.base import Projection
+from idbench.projections.base import PROJECTIONS, Projection
 from idbench.projections.hadamard import fwht, next_power_of_two
 from idbench.projections.sparse import csr_matrix, csr_numel, spmm
 from idbench.seeding import cpu_generator
 
 
+@PROJECTIONS.register("fastjl")
 class FastJLProjection(Projection):
     name = "fastjl"
 

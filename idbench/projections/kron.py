@@ -30,7 +30,7 @@ import math
 
 import torch
 
-from idbench.projections.base import Projection
+from idbench.projections.base import PROJECTIONS, Projection
 from idbench.seeding import cpu_generator
 
 
@@ -46,6 +46,7 @@ def _unit_columns(shape: tuple[int, int], gen: torch.Generator) -> torch.Tensor:
     return m / m.norm(dim=0, keepdim=True)
 
 
+@PROJECTIONS.register("kron")
 class KronProjection(Projection):
     name = "kron"
 

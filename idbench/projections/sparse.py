@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from idbench.errors import IdbenchError
-from idbench.projections.base import Projection
+from idbench.projections.base import PROJECTIONS, Projection
 from idbench.seeding import cpu_generator
 
 
@@ -89,6 +89,7 @@ def packed_matvec(packed: torch.Tensor, x: torch.Tensor, D: int, pack: int) -> t
     return out.reshape(*x.shape[:-1], D)
 
 
+@PROJECTIONS.register("sparse")
 class SparseProjection(Projection):
     name = "sparse"
 

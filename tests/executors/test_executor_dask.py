@@ -18,6 +18,7 @@ distributed = pytest.importorskip("distributed")
 import cloudpickle  # noqa: E402  (comes with distributed)
 
 import idbench.executors as executors  # noqa: E402
+import idbench.workers as workers  # noqa: E402
 from idbench.config import MeasureConfig  # noqa: E402
 from idbench.dask_executor import DaskExecutor  # noqa: E402
 from idbench.errors import IdbenchError  # noqa: E402
@@ -66,7 +67,7 @@ def _occupy(job: tuple[str, float]) -> tuple[str | None, int, float, float]:
     """A fake run: which device it saw, in which process, from when to when."""
     start = time.monotonic()
     time.sleep(job[1])
-    return executors.worker_device(), os.getpid(), start, time.monotonic()
+    return workers.worker_device(), os.getpid(), start, time.monotonic()
 
 
 def test_concurrent_runs_never_exceed_the_slots_and_each_sees_its_own_device():
@@ -109,7 +110,7 @@ def _kill_first(fn, marker_dir: str, job):
 class _Killing:
     """The dask executor with the first run killing its worker."""
 
-    distributed = True
+    in_process = False
 
     def __init__(self, inner: DaskExecutor, marker_dir: Path) -> None:
         self.inner, self.marker_dir, self.slots = inner, str(marker_dir), inner.slots
