@@ -1,29 +1,55 @@
 """The ``idbench`` command: a thin layer over the library.
 
-Every command calls one library function; user mistakes (:class:`~idbench.errors.IdbenchError`)
-print one line to stderr and exit with status 2, with no traceback.
+Every command calls one library function. What the terminal shows:
+
+- a user mistake (:class:`~idbench.errors.IdbenchError`, or a flag click cannot parse) prints one
+  line ``idbench: error: ...`` to stderr and exits with status 2, with no traceback;
+- Ctrl-C prints one line saying what is stored and the exact command that continues, and exits
+  with status 130;
+- a warning prints one line ``idbench: warning: ...``, once.
+
+The flags of ``idbench measure`` are generated from :class:`~idbench.config.MeasureConfig` (type,
+help and default of each field, written once there), so every measurement option is a flag, as it
+is a key of a suite's ``defaults``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 import json
 import math
+import shlex
 import sys
+import types
+import typing
+import warnings
+from pathlib import Path
+from typing import Any, Iterator
 
 import typer
 
+from idbench.config import MeasureConfig
 from idbench.errors import IdbenchError
 
+SPEC_HELP = (
+    "Components are specs: a name with options in brackets, e.g. --model 'fc[depth=2,width=200]' "
+    "--projection 'sparse[density=0.01]' (quote them for the shell); `idbench ls models` (datasets, "
+    "projections, methods) lists the names."
+)
+# rich_markup_mode=None: help is plain text, so "[depth=2,width=200]" is shown, not eaten as markup
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+    rich_markup_mode=None,
     help="Measure the intrinsic dimension of neural-network training objectives.",
 )
+# The argv of this invocation (without the program name), for the line printed on Ctrl-C.
+_ARGV: list[str] = []
 
 
 @app.callback()
 def _root() -> None:
     """Measure the intrinsic dimension of neural-network training objectives."""
-
 
 
 @app.command("ls")
@@ -36,80 +62,175 @@ def ls(
         typer.echo(name)
 
 
-@app.command()
-def measure(
-    model: str = typer.Option(..., help="model spec, e.g. 'fc[depth=2,width=200]'"),
-    dataset: str = typer.Option(..., help="dataset spec, e.g. fashion-mnist"),
-    projection: str = typer.Option("dense", help="dense | sparse | fastfood | fastjl [options]"),
-    method: str = typer.Option("fpd", help="fpd | rbd | nes [options]"),
-    compartments: str = typer.Option(None, help="number of equal compartments, or 'layer'"),
-    seeds: int = typer.Option(3, help="seeds per baseline and per probe"),
-    epochs: float = typer.Option(5.0, help="training epochs per run"),
-    steps: int = typer.Option(None, help="training steps per run (overrides --epochs)"),
-    batch_size: int = typer.Option(128),
-    optimizer: str = typer.Option("sgd", help="sgd | adam"),
-    threshold: float = typer.Option(0.9, help="fraction of the baseline to reach (0.9: d_int90)"),
-    baseline: str = typer.Option("local", help="local | global:<score>"),
-    d_min: int = typer.Option(10),
-    d_max: int = typer.Option(100_000, help="largest d probed (clamped to D with a warning)"),
-    resolution: float = typer.Option(0.05, help="relative resolution of the bisection"),
-    grid: str = typer.Option(None, help="fixed grid instead of the search, e.g. 10,50,100"),
-    tune_trials: int = typer.Option(8, help="Optuna trials per tuned lr (0: use --lr)"),
-    tune_every_probe: bool = typer.Option(False, help="tune the lr at every probed d"),
-    lr: float = typer.Option(0.1, help="learning rate when not tuned"),
-    out: str = typer.Option("idbench-out", help="output folder (run store, Optuna studies)"),
-    storage: str = typer.Option(None, help="Optuna storage: RDB URL or journal file (default: journal in --out)"),
-    device: str = typer.Option(None, help="cpu | cuda | cuda:N (default: cuda if available)"),
-    as_json: bool = typer.Option(False, "--json", help="print one JSON object on stdout"),
-) -> None:
-    """Measure d_int90 of one model x dataset x projection x method."""
-    from idbench.config import MeasureConfig
-    from idbench.measurement import measure as run_measurement
-    from idbench.progress import status
+# --------------------------------------------------------------------------- measure: its flags
 
-    config = MeasureConfig.build(
-        model=model, dataset=dataset, projection=projection, method=method,
-        compartments=_compartments(compartments), seeds=seeds, epochs=epochs, steps=steps,
-        batch_size=batch_size, optimizer=optimizer, threshold=threshold, baseline=baseline,
-        d_min=d_min, d_max=d_max, resolution=resolution, grid=_grid(grid),
-        tune_trials=tune_trials, tune_every_probe=tune_every_probe, lr=lr,
-    )
-    with status() as on_event:
-        row = run_measurement(config, out=out, storage=storage, device=device, on_event=on_event)
+# the component specs first, in this order; then every other option in MeasureConfig's order
+_SPECS = ("model", "dataset", "projection", "method")
+_SPEC_METAVAR = "SPEC"
+
+
+def _plain(annotation: Any) -> tuple[Any, bool]:
+    """``(annotation without None, whether None is allowed)``."""
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        optional = len(args) < len(typing.get_args(annotation))
+        return (args[0] if len(args) == 1 else typing.Union[tuple(args)]), optional
+    return annotation, False
+
+
+def _metavar(name: str, annotation: Any) -> str:
+    """How a flag's value is written, e.g. ``INT``, ``sgd|adam``, ``D,D,...``, ``LOW,HIGH``."""
+    if name in _SPECS:
+        return _SPEC_METAVAR
+    plain, _ = _plain(annotation)
+    origin, args = typing.get_origin(plain), typing.get_args(plain)
+    if origin is typing.Literal:
+        return "|".join(map(str, args))
+    if origin is typing.Union:
+        return "|".join(_metavar(name, a) for a in args)
+    if origin is tuple:
+        item = "INT" if args and args[0] is int else "NUMBER"
+        return f"{item},{item},..." if len(args) == 2 and args[1] is Ellipsis else ",".join(
+            ("LOW", "HIGH") if len(args) == 2 else [item] * len(args))
+    return {int: "INT", float: "NUMBER", str: "TEXT"}.get(plain, "VALUE")
+
+
+def _is_bool(annotation: Any) -> bool:
+    return _plain(annotation)[0] is bool
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _option(name: str, field: Any) -> inspect.Parameter:
+    """The typer option of one MeasureConfig field: help from its description, default shown
+    from the field (the flag itself defaults to "not given", so the config's default applies)."""
+    help_text = field.description or ""
+    default = None if field.is_required() else field.get_default()
+    if default is not None:  # (a None default is said by the description, or means "not used")
+        shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
+        help_text += f" [default: {shown}]"
+    if _is_bool(field.annotation):
+        option = typer.Option(None, f"{_flag(name)}/--no-{name.replace('_', '-')}", help=help_text)
+        annotation: Any = bool | None
+    else:
+        option = typer.Option(... if field.is_required() else None, _flag(name), help=help_text,
+                              metavar=_metavar(name, field.annotation), show_default=False)
+        annotation = str | None
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option,
+                             annotation=annotation)
+
+
+def _measure_fields() -> list[str]:
+    """The specs, then the measurement's own options, then the training options."""
+    from idbench.options import TrainOptions
+
+    own = [f for f in MeasureConfig.model_fields if f not in TrainOptions.model_fields]
+    return [*_SPECS, *(f for f in own if f not in _SPECS), *TrainOptions.model_fields]
+
+
+def _config_value(name: str, text: str | bool | None) -> Any:
+    """A flag's text as the config takes it: ``none`` for an optional field, ``a,b`` for a tuple;
+    everything else is parsed (and checked) by MeasureConfig itself."""
+    if not isinstance(text, str):
+        return text
+    plain, optional = _plain(MeasureConfig.model_fields[name].annotation)
+    if optional and text.strip().lower() in ("none", "null"):
+        return None
+    if typing.get_origin(plain) is tuple:
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return text
+
+
+_RUN_OPTIONS = [
+    inspect.Parameter("out", inspect.Parameter.KEYWORD_ONLY, annotation=str, default=typer.Option(
+        "idbench-out", metavar="DIR", help="output folder: run store and Optuna studies (a rerun reuses them)")),
+    inspect.Parameter("storage", inspect.Parameter.KEYWORD_ONLY, annotation=str | None,
+                      default=typer.Option(None, metavar="URL|FILE", help="Optuna storage: RDB URL "
+                                           "or journal file [default: a journal in --out]")),
+    inspect.Parameter("device", inspect.Parameter.KEYWORD_ONLY, annotation=str | None,
+                      default=typer.Option(None, metavar="DEVICE", help="cpu | cuda | cuda:N | "
+                                           "mps [default: cuda if available, else cpu]")),
+    inspect.Parameter("as_json", inspect.Parameter.KEYWORD_ONLY, annotation=bool,
+                      default=typer.Option(False, "--json", help="print one JSON object on "
+                                           "stdout instead of the summary table")),
+]
+
+
+def measure(**flags: Any) -> None:
+    from idbench.preflight import stored_measurement
+    from idbench.progress import print_summary, status
+
+    out, storage, device, as_json = (flags.pop(k) for k in ("out", "storage", "device", "as_json"))
+    options = {name: _config_value(name, value) for name, value in flags.items() if value is not None}
+    config = MeasureConfig.build(**options)
+    # a stored measurement is printed without importing torch and the training modules (fast)
+    row = stored_measurement(config, out, device=device)
+    if row is None:
+        from idbench.measurement import measure as run_measurement
+
+        with _interruptible(out), status() as on_event:
+            row = run_measurement(config, out=out, storage=storage, device=device,
+                                  on_event=on_event)
     summary = {
         "model": row.model, "dataset": row.dataset, "projection": row.projection,
         "method": row.method, "D": row.D, "baseline_acc": row.baseline_mean,
-        "threshold": row.threshold, "threshold_acc": row.threshold_score, "d_int90": row.d_int,
-        "d_lo": row.d_lo, "d_hi": row.d_hi, "d_max": row.d_max, "ci_low": row.ci_low, "ci_high": row.ci_high,
+        "threshold": row.threshold, "threshold_acc": row.threshold_score,
+        quantity_name(row.threshold): row.d_int, "d_lo": row.d_lo, "d_hi": row.d_hi,
+        "d_max": row.d_max, "ci_low": row.ci_low, "ci_high": row.ci_high,
         "censored": row.censored, "n_runs": row.n_runs, "wall_s": round(row.wall_s, 3),
     }
     if as_json:  # strict JSON: a non-finite number (an unbounded interval) becomes null
         typer.echo(json.dumps({k: None if isinstance(v, float) and not math.isfinite(v) else v
                                for k, v in summary.items()}))
     else:
-        from idbench.progress import print_summary
-
         print_summary(summary)
+
+
+measure.__signature__ = inspect.Signature([  # type: ignore[attr-defined]
+    *(_option(name, MeasureConfig.model_fields[name]) for name in _measure_fields()),
+    *_RUN_OPTIONS,
+])
+measure.__doc__ = (
+    "Measure the intrinsic dimension (d_int90 at --threshold 0.9) of one model x dataset x "
+    f"projection x method. {SPEC_HELP} Every option is also a key of a suite file's defaults. "
+    "Optional values take 'none'."
+)
+app.command("measure")(measure)
+
+
+def quantity_name(threshold: float) -> str:
+    """The name of the measured quantity at ``threshold``: d_int90 at 0.9, d_int50 at 0.5."""
+    return f"d_int{threshold * 100:g}"
+
+
+# --------------------------------------------------------------------------- run, leaderboard
 
 
 @app.command("run")
 def run_suite(
     suite: str = typer.Argument(..., help="suite file or shipped suite name, e.g. quickstart"),
-    out: str = typer.Option(None, help="run store and studies (default idbench-out/<suite>)"),
-    leaderboard_dir: str = typer.Option(None, "--leaderboard", help="default leaderboards/<suite>"),
+    out: str = typer.Option(None, help="run store and studies [default: idbench-out/<suite>]"),
+    leaderboard_dir: str = typer.Option(None, "--leaderboard",
+                                        help="where the leaderboard goes "
+                                        "[default: leaderboards/<suite>]"),
     only: str = typer.Option(None, help="wildcard over model/dataset/projection/method"),
     dry_run: bool = typer.Option(False, help="print the cells and what is stored; train nothing"),
     resume: bool = typer.Option(False, help="continue a suite whose output folder holds runs"),
-    device: str = typer.Option(None, help="cpu | cuda | cuda:N (default: cuda if available)"),
-    storage: str = typer.Option(None, help="Optuna storage: RDB URL or journal file (default: journal in --out)"),
+    device: str = typer.Option(None, help="cpu | cuda | cuda:N | mps "
+                               "[default: cuda if available, else cpu]"),
+    storage: str = typer.Option(None, help="Optuna storage: RDB URL or journal file "
+                                "[default: a journal in --out]"),
     executor: str = typer.Option("local", help="local (this process) | dask (Dask workers)"),
-    workers: int = typer.Option(None, help="dask: local workers (default: one per GPU or core)"),
+    workers: int = typer.Option(None, help="dask: local workers [default: one per GPU or core]"),
     scheduler: str = typer.Option(None, help="dask: a running scheduler, e.g. tcp://host:8786"),
     cluster_config: str = typer.Option(None, help="dask: YAML of SLURM settings (idbench.slurm)"),
 ) -> None:
     """Run a benchmark suite and publish its leaderboard."""
     from idbench import progress
-    from idbench.runner import plan, run_suite as run
+    from idbench.runner import default_out, plan, run_suite as run
+    from idbench.suites import load_suite
 
     if dry_run:
         progress.print_plan(plan(suite, out=out, only=only))
@@ -121,7 +242,8 @@ def run_suite(
     options = {"workers": workers, "scheduler": scheduler, "cluster_config": cluster_config}
     if executor.startswith("dask"):
         options["device"] = device  # which devices the local workers own
-    with progress.suite_progress() as (on_cell, on_event):
+    store = out or str(default_out(load_suite(suite)))
+    with _interruptible(store, resume=True), progress.suite_progress() as (on_cell, on_event):
         result = run(suite, out=out, leaderboard_dir=leaderboard_dir, only=only, resume=resume,
                      device=device, storage=storage, executor=executor, executor_options=options,
                      on_event=on_event, on_cell=on_cell)
@@ -134,68 +256,121 @@ def run_suite(
 
 @app.command()
 def leaderboard(
-    results: str = typer.Argument(..., help="results folder or measurements.parquet"),
+    results: str = typer.Argument(..., help="a folder of results: the --out of `idbench measure` "
+                                  "or `idbench run`, or leaderboards/<suite>"),
     fmt: str = typer.Option("md", "--format", help="md | html | latex | csv"),
-    plot: str = typer.Option(None, help="also write the accuracy-vs-d plot to this file"),
+    plot: str = typer.Option(None, help="also write the score-against-d plot to this file "
+                             "(.png or .svg)"),
 ) -> None:
     """Render a leaderboard table from stored results, without training."""
     import idbench.leaderboard as lb
-    from idbench.leaderboard import plots
+    from idbench.preflight import check_plot_path
 
+    if plot:
+        check_plot_path(plot)
     measurements, runs = lb.load_results(results)
     df = lb.table(measurements, runs)
     typer.echo(lb.format_table(df, fmt))
     if plot:
+        from idbench.leaderboard import plots
+
         plots.save(plots.accuracy_vs_d(df), plot)
-
-
-def _compartments(text: str | None) -> int | str | None:
-    if text is None or text == "layer":
-        return text
-    try:
-        return int(text)
-    except ValueError:
-        raise IdbenchError(f"--compartments must be a number or 'layer', got {text!r}") from None
-
-
-def _grid(text: str | None) -> tuple[int, ...] | None:
-    if text is None:
-        return None
-    try:
-        return tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise IdbenchError(f"--grid must be comma-separated integers, got {text!r}") from None
 
 
 def list_names(kind: str, pattern: str = "*") -> list[str]:
     """Names of one kind of component (``idbench ls``)."""
     import fnmatch
 
-    import idbench.data
-    import idbench.methods
-    import idbench.models
-    import idbench.projections
-    from idbench.suites import shipped_suites
-
     listers = {
-        "models": idbench.models.list,
-        "datasets": idbench.data.list,
-        "projections": idbench.projections.list,
-        "methods": idbench.methods.list,
-        "suites": lambda p: [n for n in shipped_suites() if fnmatch.fnmatch(n, p)],
+        "models": lambda p: _registry("models").list(p),
+        "datasets": lambda p: _registry("data").list(p),
+        "projections": lambda p: _registry("projections").list(p),
+        "methods": lambda p: _registry("methods").list(p),
+        "suites": lambda p: [n for n in _shipped_suites() if fnmatch.fnmatch(n, p)],
     }
     if kind not in listers:
         raise IdbenchError(f"cannot list {kind!r}: choose one of {', '.join(listers)}")
     return listers[kind](pattern)
 
 
-def main() -> None:
-    """Entry point of the console script."""
+def _registry(package: str) -> Any:
+    import importlib
+
+    return importlib.import_module(f"idbench.{package}")
+
+
+def _shipped_suites() -> dict[str, Path]:
+    from idbench.suites import shipped_suites
+
+    return shipped_suites()
+
+
+# --------------------------------------------------------------------------- interrupts, warnings
+
+
+@contextlib.contextmanager
+def _interruptible(out: str | Path, *, resume: bool = False) -> Iterator[None]:
+    """Turn Ctrl-C into one line (what is stored in ``out``, the command that continues) and exit
+    status 130. ``resume``: the command continues with ``--resume`` (``idbench run``)."""
     try:
-        app()  # click handles its own usage errors (status 2) and Ctrl-C
-    except IdbenchError as exc:
-        typer.echo(f"idbench: error: {exc}", err=True)
-        sys.exit(2)
+        yield
+    except KeyboardInterrupt:
+        again = list(_ARGV)
+        if resume and "--resume" not in again:
+            again.append("--resume")
+        runs = Path(out) / "runs"
+        stored = sum(1 for p in runs.glob("*.parquet") if not p.name.startswith(".")) \
+            if runs.is_dir() else 0
+        what = f"{stored} finished run{'s' if stored != 1 else ''} stored in {out}" if stored \
+            else "no finished run stored yet"
+        typer.echo(f"idbench: interrupted: {what}; continue with: "
+                   f"{shlex.join(['idbench', *again])}", err=True)
+        raise SystemExit(130) from None
+
+
+_SHOWN: set[str] = set()
+
+
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: Any = None, line: str | None = None) -> None:
+    """One line per warning, each text once per process (not Python's two lines with the
+    source line)."""
+    text = " ".join(str(message).split())
+    if text in _SHOWN:
+        return
+    _SHOWN.add(text)
+    typer.echo(f"idbench: warning: {text}", err=True)
+
+
+# click's exception classes, found through typer's public ones (typer bundles its own click)
+_CLICK_ERROR = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the console script (``argv``: the arguments, default ``sys.argv[1:]``)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    _ARGV[:] = argv
+    _SHOWN.clear()
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        warnings.showwarning = _show_warning
+        try:
+            code = app(args=argv, prog_name="idbench", standalone_mode=False)
+        except IdbenchError as exc:
+            _fail(str(exc))
+        except _CLICK_ERROR as exc:  # a flag click cannot parse: the same one line
+            command = f"idbench {exc.ctx.info_name}" if getattr(exc, "ctx", None) and \
+                exc.ctx.info_name != "idbench" else "idbench"
+            _fail(f"{exc.format_message()} (see `{command} --help`)")
+        except (KeyboardInterrupt, typer.Abort):  # before any command started to store anything
+            typer.echo("idbench: interrupted: nothing was stored", err=True)
+            sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"idbench: error: {' '.join(message.split())}", err=True)
+    sys.exit(2)
 
 
 if __name__ == "__main__":

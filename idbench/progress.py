@@ -33,7 +33,7 @@ def print_summary(summary: dict[str, Any]) -> None:
     table = Table(show_header=False, box=None)
     for key, value in summary.items():
         shown = f"{value:.4g}" if isinstance(value, float) else str(value)
-        if key == "d_int90" and value is None:
+        if key.startswith("d_int") and value is None:
             shown = f"> {summary['d_max']} (censored)"
         table.add_row(key, escape(shown))
     console.print(table)

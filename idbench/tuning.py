@@ -18,6 +18,7 @@ Example::
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Callable
 
@@ -30,6 +31,11 @@ from idbench.seeding import derive_seed
 from idbench.train import EvalCallback, RunResult
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
+# A trial's error (a bug, or Ctrl-C) propagates out of tune_lr and is reported once, by the caller;
+# Optuna's own "Trial N failed ..." warning would repeat it, with a traceback.
+logging.getLogger("optuna.study._optimize").addFilter(
+    lambda record: not record.getMessage().startswith("Trial ") or " failed " not in record.getMessage()
+)
 
 TrainAt = Callable[[float, EvalCallback], RunResult]
 STARTUP_TRIALS = 4  # trials on an even log grid before TPE takes over

@@ -1,0 +1,139 @@
+"""Bad input on the command line: one line on stderr, exit status 2, no traceback, nothing written.
+
+A table of mistakes a new user makes with ``idbench measure``, ``run``, ``leaderboard`` and ``ls``,
+each run in this process through :func:`idbench.cli.main` (as the console script runs it). Every
+case asserts the same four properties; the output folder named in the command (``{out}``) must be
+exactly as it was before (here: absent), so the checks ran before anything was written or trained.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from idbench.cli import main
+
+MEASURE = ["measure", "--model", "fc[depth=1,width=8]", "--dataset", "digits", "--seeds", "1",
+           "--epochs", "1", "--tune-trials", "0", "--out", "{out}"]
+TINY = """
+name: tiny
+version: "1"
+defaults: {seeds: 1, epochs: 1, d_min: 8, d_max: 64, tune_trials: 0}
+grids:
+  - models: ["fc[depth=1,width=8]"]
+    datasets: [digits]
+"""
+NO_GPU_DEVICE = "cuda" if not torch.cuda.is_available() else f"cuda:{torch.cuda.device_count()}"
+
+# (case id, argv, a phrase the one line must contain); {out}, {file}, {suite}, {tmp} are filled in
+CASES = [
+    # measure: components and their options
+    ("misspelt projection", [*MEASURE, "--projection", "fastfod"], "Did you mean 'fastfood'"),
+    ("misspelt method", [*MEASURE, "--method", "fdp"], "unknown method 'fdp'"),
+    ("unknown model", [*MEASURE, "--model", "fcc"], "unknown model 'fcc'"),
+    ("unknown dataset", [*MEASURE, "--dataset", "digitz"], "unknown dataset 'digitz'"),
+    ("misspelt projection option", [*MEASURE, "--projection", "sparse[densty=0.1]"], "densty"),
+    ("misspelt model option", [*MEASURE, "--model", "fc[depht=2]"], "depht"),
+    ("unparsable spec", [*MEASURE, "--model", "fc[depth]"], "key=value"),
+    ("lbfgs with rbd", [*MEASURE, "--optimizer", "lbfgs", "--method", "rbd"], "lbfgs"),
+    # measure: rates, budgets and ranges
+    ("negative lr", [*MEASURE, "--lr", "-0.1"], "lr"),
+    ("zero subspace lr", [*MEASURE, "--lr-subspace", "0"], "lr_subspace"),
+    ("zero steps", [*MEASURE, "--steps", "0"], "steps"),
+    ("zero epochs", [*MEASURE, "--epochs", "0"], "positive budget"),
+    ("zero seeds", [*MEASURE, "--seeds", "0"], "seeds"),
+    ("seeds not a number", [*MEASURE, "--seeds", "abc"], "seeds"),
+    ("zero batch size", [*MEASURE, "--batch-size", "0"], "batch_size"),
+    ("warm-up of the whole budget", [*MEASURE, "--warmup", "1"], "warmup"),
+    ("threshold above 1", [*MEASURE, "--threshold", "1.5"], "threshold"),
+    ("global baseline above 1", [*MEASURE, "--baseline", "global:2"], "baseline"),
+    ("d_min above d_max", [*MEASURE, "--d-min", "100", "--d-max", "10"], "larger than d_max"),
+    ("d_min above D", [*MEASURE, "--d-min", "100000", "--d-max", "200000"], "exceeds the model's D"),
+    ("grid value above D", [*MEASURE, "--grid", "8,100000"], "exceeds the model's D"),
+    ("grid not numbers", [*MEASURE, "--grid", "8,x"], "grid"),
+    ("resolution of 2", [*MEASURE, "--resolution", "2"], "resolution"),
+    ("lr range of one number", [*MEASURE, "--lr-range", "1"], "lr_range"),
+    ("lr range reversed", [*MEASURE, "--lr-range", "10,1"], "0 < low < high"),
+    ("unknown optimizer", [*MEASURE, "--optimizer", "newton"], "unknown optimizer 'newton'"),
+    ("unknown schedule", [*MEASURE, "--schedule", "linear"], "unknown schedule 'linear'"),
+    ("unknown lr scaling", [*MEASURE, "--lr-scaling", "sqrt"], "lr_scaling"),
+    ("compartments not a number", [*MEASURE, "--compartments", "many"], "compartments"),
+    # measure: device, paths, flags
+    ("device tpu", [*MEASURE, "--device", "tpu"], "unknown device 'tpu'"),
+    ("cuda without that GPU", [*MEASURE, "--device", NO_GPU_DEVICE], "--device cuda"),
+    ("out under a file", [*MEASURE[:-1], "{file}/out"], "is a file"),
+    ("storage under a file", [*MEASURE, "--storage", "{file}/journal.log"], "is a file"),
+    ("unknown flag", [*MEASURE, "--epoch", "3"], "No such option: --epoch"),
+    ("missing model", ["measure", "--dataset", "digits", "--out", "{out}"], "--model"),
+    # run
+    ("missing suite file", ["run", "{tmp}/missing.yaml", "--out", "{out}"], "no suite file"),
+    ("misspelt suite name", ["run", "quickstar", "--out", "{out}"], "Did you mean 'quickstart'"),
+    ("suite with a misspelt key", ["run", "{tmp}/bad.yaml", "--out", "{out}"], "line"),
+    ("only matching no cell", ["run", "{suite}", "--only", "*lenet*", "--out", "{out}"],
+     "matches no cell"),
+    ("run on device tpu", ["run", "{suite}", "--device", "tpu", "--out", "{out}"], "tpu"),
+    ("leaderboard under a file", ["run", "{suite}", "--leaderboard", "{file}/lb", "--out", "{out}"],
+     "--leaderboard"),
+    ("unknown executor", ["run", "{suite}", "--executor", "nosuch", "--out", "{out}"],
+     "unknown executor 'nosuch'"),
+    ("workers without dask", ["run", "{suite}", "--workers", "2", "--out", "{out}"], "--workers"),
+    # leaderboard
+    ("leaderboard of a missing folder", ["leaderboard", "{out}"], "does not exist"),
+    ("leaderboard of an empty folder", ["leaderboard", "{tmp}"], "not found"),
+    ("plot format xyz", ["leaderboard", "{tmp}", "--plot", "{out}.xyz"], "'xyz'"),
+    ("plot under a file", ["leaderboard", "{tmp}", "--plot", "{file}/plot.png"], "is a file"),
+    # ls and the command itself
+    ("ls of an unknown kind", ["ls", "modles"], "cannot list 'modles'"),
+    ("ls without a kind", ["ls"], "Missing argument"),
+    ("ls with an extra argument", ["ls", "models", "a", "b"], "unexpected extra argument"),
+    ("unknown command", ["mesure"], "No such command 'mesure'"),
+]
+
+
+@pytest.fixture
+def places(tmp_path: Path) -> dict[str, str]:
+    (tmp_path / "a-file").write_text("not a folder\n")
+    (tmp_path / "tiny.yaml").write_text(TINY)
+    (tmp_path / "bad.yaml").write_text(TINY.replace("epochs: 1", "epoch: 1"))
+    return {"out": str(tmp_path / "out"), "file": str(tmp_path / "a-file"),
+            "suite": str(tmp_path / "tiny.yaml"), "tmp": str(tmp_path)}
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() if p.is_file() else b""
+            for p in sorted(root.rglob("*"))}
+
+
+def test_the_battery_has_at_least_30_cases_over_every_command():
+    assert len(CASES) >= 30 and len({case[0] for case in CASES}) == len(CASES)
+    assert {case[1][0] for case in CASES} >= {"measure", "run", "leaderboard", "ls"}
+
+
+@pytest.mark.parametrize("argv, phrase", [case[1:] for case in CASES],
+                         ids=[case[0] for case in CASES])
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(argv, phrase, places, tmp_path, capfd,
+                                                         monkeypatch):
+    monkeypatch.chdir(tmp_path)  # run's default leaderboards/<suite> would land here
+    argv = [arg.format(**places) for arg in argv]
+    before = tree(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    out, err = capfd.readouterr()
+    assert exit_.value.code == 2, err
+    assert err.startswith("idbench: error: ") and err.count("\n") == 1, err
+    assert "Traceback" not in err and phrase in err, err
+    assert tree(tmp_path) == before  # nothing new, nothing changed: --out stays as it was
+    assert out == ""
+
+
+def test_the_console_script_gives_the_same_one_line(tmp_path):
+    """The same properties through a real process (the entry point, not main())."""
+    done = subprocess.run([sys.executable, "-m", "idbench.cli", *MEASURE[:-1], str(tmp_path / "o"),
+                           "--device", "tpu"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.startswith("idbench: error: unknown device 'tpu'")
+    assert done.stderr.count("\n") == 1 and not (tmp_path / "o").exists()
