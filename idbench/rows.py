@@ -71,7 +71,8 @@ def run_row(
         train_loss=result.train_loss, diverged=result.diverged, retries=result.retries,
         lr_final=result.lr_final if result.lr_final is not None else spec.lr,
         stopped_early=result.stopped_early, steps=result.steps, wall_s=result.wall_s,
-        grad_cosine=info.grad_cosine, history=_json(result.history), device=device,
+        grad_cosine=info.grad_cosine, **result.path_metrics, history=_json(result.history),
+        device=device,
         versions=_json(versions()), git_rev=git_rev(), timestamp=now_iso(),
     )
 

@@ -57,6 +57,11 @@ class RunRow(BaseModel):
     patience: int | None
     val_fraction: float
     split_seed: int
+    # optimizer ngd's options and the path-metric window (null: stored before they were columns)
+    ngd_samples: int | None = None
+    ngd_damping: float | None = None
+    ngd_refresh: int | None = None
+    path_window: int | None = None
     # outcome (of the final model, never the best epoch)
     val_score: float
     val_loss: float
@@ -69,7 +74,18 @@ class RunRow(BaseModel):
     steps: int  # optimiser steps actually taken
     wall_s: float
     grad_cosine: float | None  # mean cosine of step and full gradient (rbd/nes diagnostic)
-    history: str  # JSON list of {step, val_score, val_loss, train_loss}
+    # training-path metrics of the whole run (idbench.paths): displacement, path length, their
+    # ratio psi (directedness) and psi of the last complete path_window steps; theta-space for
+    # every run, z-space for subspace runs (null otherwise, and for rows stored before them)
+    theta_displacement: float | None = None
+    theta_path_length: float | None = None
+    theta_psi: float | None = None
+    theta_psi_window: float | None = None
+    z_displacement: float | None = None
+    z_path_length: float | None = None
+    z_psi: float | None = None
+    z_psi_window: float | None = None
+    history: str  # JSON list of {step, val_score, val_loss, train_loss, and the path metrics}
     # provenance
     device: str
     versions: str  # JSON object: idbench, torch, python...
@@ -111,6 +127,10 @@ class MeasurementRow(BaseModel):
     patience: int | None = None  # early stop after this many evaluations without improvement
     val_fraction: float | None = None  # fraction of the training split held out for validation
     split_seed: int | None = None  # seed of the train/validation split
+    ngd_samples: int | None = None  # optimizer ngd's options (null: stored before ngd)
+    ngd_damping: float | None = None
+    ngd_refresh: int | None = None
+    path_window: int | None = None  # steps per window of the runs' windowed psi
     lr_range: str | None = None  # JSON [low, high]: tuning range of the baseline lr
     baseline_kind: str  # "local" or "global:<score>"
     threshold: float  # fraction of the baseline to reach, e.g. 0.9

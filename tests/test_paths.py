@@ -10,6 +10,7 @@ from torch import nn
 import idbench.data
 from idbench.errors import IdbenchError
 from idbench.paths import PathTracker, TrainingPaths, random_walk_psi
+from idbench.rows import run_row
 from idbench.subspace import SubspaceModel
 from idbench.train import RunSpec, build_model, run, train
 
@@ -161,3 +162,16 @@ def test_every_training_run_records_its_path():
     baseline = run(spec.replace(projection=None, d=None), digits)
     assert 0 < baseline.path_metrics["theta_psi"] <= 1
     assert not any(key.startswith("z_") for key in baseline.path_metrics)
+
+
+def test_run_rows_carry_the_path_metrics_and_the_window():
+    digits = idbench.data.load("digits")
+    spec = RunSpec(model="fc[depth=1,width=16]", dataset="digits", seed=0, lr=0.3, epochs=1,
+                   projection="fastfood", d=20, path_window=4)
+    result = run(spec, digits)
+    row = run_row(spec, result, cell="c", suite=None, role="probe", metric="accuracy",
+                  device="cpu")
+    assert row.path_window == 4
+    assert len(result.path_metrics) == 8  # theta_ and z_: displacement, length, psi, window
+    for key, value in result.path_metrics.items():
+        assert value is not None and getattr(row, key) == value
