@@ -519,3 +519,25 @@ def test_dint_against_D_plot_has_one_line_per_depth(frames, tmp_path):
     paths = render(_variants(frames, changes), frames[1], tmp_path / "lb", formats=("md",))
     assert "dint_vs_D.svg" in paths
     assert not plots.has_family(table(*frames))  # two models of different families
+
+
+def test_psi_against_d_plot_shows_one_cell_in_both_spaces(frames, tmp_path):
+    """Runs with training-path metrics: psi_vs_d draws the first cell's mean psi per d in z- and
+    theta-space; without them (older rows) there is no such plot."""
+    measurements, runs = frames
+    cell = table(*frames)["cell"][0]
+    probe = (pl.col("cell") == cell) & (pl.col("role") == "probe")
+    runs = runs.with_columns(
+        z_psi=pl.when(probe).then(1 / pl.col("d").cast(pl.Float64).sqrt() + pl.col("seed") * 0.01),
+        theta_psi=pl.when(probe).then(0.5 + pl.col("seed") * 0.01),
+    )
+    df = table(measurements, runs)
+    assert plots.applies("psi_vs_d", df, runs) and not plots.applies("psi_vs_d", df, frames[1])
+    lines = [line for line in plots.psi_vs_d(df, runs).axes[0].get_lines()
+             if line.get_marker() == "o"]
+    ds = sorted(runs.filter(probe)["d"].unique().to_list())
+    z_line, theta_line = (list(zip(line.get_xdata(), line.get_ydata())) for line in lines)
+    assert z_line == [(d, pytest.approx(d ** -0.5 + 0.01)) for d in ds]  # mean over seeds 0..2
+    assert theta_line == [(d, pytest.approx(0.51)) for d in ds]
+    paths = render(measurements, runs, tmp_path / "lb", formats=("md",))
+    assert "psi_vs_d.png" in paths and "psi_vs_d.svg" in paths

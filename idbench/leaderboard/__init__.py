@@ -9,6 +9,8 @@
     dint_by_projection.png  dint_by_projection.svg  d_int with its interval, by projection
     dint_vs_budget.png  dint_vs_budget.svg        d_int against epochs (several budgets only)
     dint_vs_D.png  dint_vs_D.svg                  d_int against D (a model family only)
+    psi_vs_d.png  psi_vs_d.svg                    directedness of training against d, one cell
+                                                  (runs with training-path metrics only)
     provenance.json
 
 All or nothing: every file is written into a hidden temporary folder first and moved into
@@ -43,9 +45,10 @@ from idbench.leaderboard.tables import d_int_name, table, to_csv, to_latex, to_m
 
 FORMATS = ("md", "html", "csv", "tex")
 # output name -> function of idbench.leaderboard.plots (looked up at call time)
-# (dint_vs_budget and dint_vs_D only where the results hold several budgets or model sizes)
+# (dint_vs_budget and dint_vs_D only where the results hold several budgets or model sizes,
+# psi_vs_d only where the runs recorded training-path metrics)
 PLOTS = {"dint_vs_d": "accuracy_vs_d", "dint_by_projection": "dint_by_projection",
-         "dint_vs_budget": "dint_vs_budget", "dint_vs_D": "dint_vs_D"}
+         "dint_vs_budget": "dint_vs_budget", "dint_vs_D": "dint_vs_D", "psi_vs_d": "psi_vs_d"}
 
 
 def format_table(
@@ -97,9 +100,9 @@ def render(
             from idbench.leaderboard import plots as plotting
 
             for name, function in PLOTS.items():
-                if not plotting.applies(function, df):
+                if not plotting.applies(function, df, runs):
                     continue
-                fig = getattr(plotting, function)(df)
+                fig = plotting.draw(function, df, runs)
                 for ext in ("png", "svg"):
                     files[f"{name}.{ext}"] = plotting.render_bytes(fig, ext)
                 images[_plot_title(name, df)] = files[f"{name}.png"]
@@ -124,6 +127,8 @@ def _plot_title(name: str, df: pl.DataFrame) -> str:
         return f"{d_int_name(df)} against the training budget"
     if name == "dint_vs_D":
         return f"{d_int_name(df)} against the number of parameters D"
+    if name == "psi_vs_d":
+        return "Directedness of the training path (psi) against d"
     return f"{d_int_name(df)} by projection"
 
 

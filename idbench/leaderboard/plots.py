@@ -10,6 +10,9 @@
   against epochs per run, one line per cell.
 - :func:`dint_vs_D` (when three or more sizes of one model family were measured alike): d_int with
   its interval against D, one line per family (FC networks of one depth over their widths).
+- :func:`psi_vs_d` (when the runs recorded training-path metrics): the directedness psi of the
+  training path against d for one cell, in z- and in theta-space, with the full-space baseline's
+  psi and a random walk's 1 / sqrt(steps) for reference. It reads the run rows.
 
 The data are the ``probes`` of each measurement row: exactly the per-seed scores the search
 decided on. Figures have a fixed size (:func:`accuracy_figsize`, :func:`dint_figsize` at
@@ -231,9 +234,19 @@ def has_family(df: pl.DataFrame) -> bool:
         pl.col("D").n_unique()).get_column("D").max() >= 3
 
 
-def applies(function: str, df: pl.DataFrame) -> bool:
-    """Whether the plot ``function`` of this module has something to show for ``df``."""
+def applies(function: str, df: pl.DataFrame, runs: pl.DataFrame | None = None) -> bool:
+    """Whether the plot ``function`` of this module has something to show for ``df`` (the
+    leaderboard rows) and ``runs`` (the run rows)."""
+    if function in RUN_PLOTS:
+        return _psi_cell(df, runs) is not None
     return {"dint_vs_budget": has_budgets, "dint_vs_D": has_family}.get(function, lambda _: True)(df)
+
+
+def draw(function: str, df: pl.DataFrame, runs: pl.DataFrame | None = None) -> Figure:
+    """The figure of plot ``function``; the plots of :data:`RUN_PLOTS` also read ``runs``."""
+    if function in RUN_PLOTS:
+        return globals()[function](df, runs)
+    return globals()[function](df)
 
 
 def _dint_points(ax, part: pl.DataFrame, x: str, color, label: str) -> None:
@@ -304,6 +317,59 @@ def dint_vs_D(df: pl.DataFrame) -> Figure:
         ax.set_xlabel("D (number of parameters)")
         ax.set_ylabel(f"{name} (total directions), 95% CI")
         ax.set_title(f"{name} against model size; △ censored (> d_max)")
+        ax.legend(fontsize=7, loc="best", framealpha=0.85)
+    return fig
+
+
+RUN_PLOTS = ("psi_vs_d",)  # plots drawn from the run rows, not only the leaderboard rows
+
+
+def _psi_cell(df: pl.DataFrame, runs: pl.DataFrame | None) -> str | None:
+    """The cell :func:`psi_vs_d` shows: the first of the leaderboard whose probe runs recorded psi
+    at two or more d (None: no such cell)."""
+    if runs is None or "z_psi" not in runs.columns:
+        return None
+    probes = runs.filter((pl.col("role") == "probe") & pl.col("z_psi").is_not_null())
+    counts = dict(probes.group_by("cell").agg(pl.col("d").n_unique()).iter_rows())
+    return next((cell for cell in df["cell"].to_list() if counts.get(cell, 0) >= 2), None)
+
+
+def psi_vs_d(df: pl.DataFrame, runs: pl.DataFrame) -> Figure:
+    """Directedness psi = displacement / path length of the training path against d for one cell
+    (:func:`_psi_cell`): every probe run (points) and the mean over seeds (line), in z-space and in
+    theta-space; the full-space baseline's theta-space psi and a random walk's 1 / sqrt(steps) of
+    the same number of steps are the references (Tuddenham's thesis, ch. 3)."""
+    from idbench.paths import random_walk_psi
+
+    cell = _psi_cell(df, runs)
+    row = df.filter(pl.col("cell") == cell).row(0, named=True)
+    mine = runs.filter(pl.col("cell") == cell)
+    probes = mine.filter((pl.col("role") == "probe") & pl.col("z_psi").is_not_null())
+    baselines = mine.filter((pl.col("role") == "baseline") & pl.col("theta_psi").is_not_null())
+    colors = dict(zip(("z", "theta"), sns.color_palette("colorblind", 2)))
+    with _style():
+        fig = Figure(figsize=(7.0, 4.5), dpi=DPI, layout="constrained")
+        ax = fig.subplots()
+        for space, color in colors.items():
+            column = f"{space}_psi"
+            ax.scatter(probes["d"].to_numpy(), probes[column].to_numpy(), color=color, s=12,
+                       alpha=0.5)
+            mean = probes.group_by("d").agg(pl.col(column).mean()).sort("d")
+            ax.plot(mean["d"].to_numpy(), mean[column].to_numpy(), color=color, marker="o",
+                    markersize=4, label=f"{space}-space (subspace runs; mean over seeds)")
+        if baselines.height:
+            ax.axhline(baselines["theta_psi"].mean(), color="0.3", ls="-.", lw=1,
+                       label="full-space baseline (theta-space)")
+        steps = int(probes["steps"].median())
+        ax.axhline(random_walk_psi(steps), color="0.6", ls="--", lw=1,
+                   label=f"random walk of {steps} steps: 1/sqrt(steps)")
+        _log_x(ax)
+        _log_y(ax)
+        per = "" if row["compartments"] == "1" else " per compartment"
+        ax.set_xlabel(f"d (subspace dimension{per})")
+        ax.set_ylabel("psi = displacement / path length")
+        ax.set_title(f"Directedness of training against d: {row['projection']}, "
+                     + _panel_title(row).replace("\n", " "))
         ax.legend(fontsize=7, loc="best", framealpha=0.85)
     return fig
 
