@@ -56,8 +56,15 @@ class MeasureConfig(TrainOptions):
     # (d/D) I, so an SGD step moves theta by lr * d / D times the gradient: "inverse-d" keeps that
     # constant; Adam's per-coordinate steps move theta by ~lr * sqrt(d): "inverse-sqrt-d".
     # "auto" picks by optimizer (and inverse-d for rbd/nes, which take plain SGD steps).
-    lr_scaling: Literal["auto", "none", "inverse-d", "inverse-sqrt-d"] = Field(
+    # "curvature": lr_d = lr_t * lambda_t / lambda_d, lambda = lambda_max(P^T H P) at theta0
+    # (idbench.lr_protocol.Carry; a failed estimate falls back to what "auto" picks)
+    lr_scaling: Literal["auto", "none", "inverse-d", "inverse-sqrt-d", "curvature"] = Field(
         "auto", description="how the subspace lr tuned at d_ref carries to other d")
+    # where the subspace lr is tuned (idbench.lr_protocol): "reference" once at d_ref;
+    # "bracket" at d_ref, then again near the crossing once the search has bracketed it
+    lr_protocol: Literal["reference", "bracket"] = Field(
+        "reference", description="tune the subspace lr once at d_ref (reference) or also where "
+        "the search brackets the crossing (bracket)")
     # subspace lr tuned within [prior / w, prior * w], prior = the tuned baseline lr carried from
     # d = D to d_ref by lr_scaling; None: the whole lr_range (also with a global baseline)
     lr_window: float | None = Field(10.0, gt=1, description="tune the subspace lr within this "
@@ -135,9 +142,18 @@ class MeasureConfig(TrainOptions):
         plain_sgd = self.optimizer in ("sgd", "ngd") or not self.method.startswith("fpd")
         return "inverse-d" if plain_sgd else "inverse-sqrt-d"
 
-    def subspace_lr(self, lr_ref: float, d_ref: int, d: int) -> float:
-        """The learning rate at ``d`` given the one tuned at ``d_ref``."""
-        rule = self.resolved_lr_scaling
+    @property
+    def fallback_lr_scaling(self) -> str:
+        """The rule ``auto`` picks: what ``curvature`` carrying falls back to where no estimate is
+        available (the tuning window's prior from d = D, a failed estimate)."""
+        return self.model_copy(update={"lr_scaling": "auto"}).resolved_lr_scaling
+
+    def subspace_lr(self, lr_ref: float, d_ref: int, d: int, rule: str | None = None) -> float:
+        """The learning rate at ``d`` given the one tuned at ``d_ref``, by ``rule`` (default: the
+        config's; ``curvature`` needs the estimates of idbench.lr_protocol.Carry)."""
+        rule = rule or self.resolved_lr_scaling
+        if rule == "curvature":
+            raise ValueError("curvature carrying needs lambda_max: use idbench.lr_protocol.Carry")
         if rule == "inverse-d":
             return lr_ref * d_ref / d
         if rule == "inverse-sqrt-d":

@@ -70,6 +70,11 @@ class RunRow(BaseModel):
     diverged: bool  # diverged at every rate tried (lr, then halved up to 3 times): scores 0
     retries: int = 0  # diverged attempts before the one recorded, each retried at half the rate
     lr_final: float | None = None  # peak rate of the recorded attempt (lr / 2**retries)
+    # where a probe's rate was tuned (d) and the rule that carried it to this d (inverse-d,
+    # inverse-sqrt-d, curvature, none: tuned here); null for baseline and tuning runs
+    lr_tuned_at: int | None = None
+    lr_carried_by: str | None = None
+    curvature: float | None = None  # lambda_max(P^T H P) at theta0 under lr_scaling=curvature
     stopped_early: bool
     steps: int  # optimiser steps actually taken
     wall_s: float

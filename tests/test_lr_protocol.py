@@ -1,0 +1,62 @@
+"""The bracket protocol re-tunes where the crossing lies; curvature carrying and its fallback."""
+
+import math
+import warnings
+
+import pytest
+
+from idbench.config import MeasureConfig
+from idbench.lr_protocol import Carry, TunedAtBracket
+from idbench.search import search
+
+
+def config(**options) -> MeasureConfig:
+    return MeasureConfig.build(model="fc", dataset="digits", **options)
+
+
+def test_probes_near_the_crossing_use_a_rate_tuned_near_it():
+    """A synthetic curve whose crossing is d = 40 under a rate tuned within x2 of d, but d = 80
+    under a rate tuned far away: tuning once at d_ref = 1000 would report 80; the bracket protocol
+    re-tunes at the bracket and reports 40, from probes that all used the re-tuned rate."""
+    tuned_at = []
+
+    def tune(d: int) -> float:
+        tuned_at.append(d)
+        return float(d)  # the "rate" remembers where it was tuned
+
+    rule = TunedAtBracket(tune, Carry(config(lr_scaling="none"), lambda d: math.nan), 1000, "")
+    used = {}
+
+    def evaluate(d: int) -> list[float]:
+        t = rule.lr_at(d)  # lr_scaling none: the rate tuned at t
+        used[d] = t
+        near = max(t / d, d / t) <= 2
+        return [1.0 if d >= (40 if near else 80) else 0.0]
+
+    result = rule.search(lambda start: search(evaluate, threshold_score=1.0, d_min=start,
+                                              d_max=4000, resolution=0.01), 1)
+    assert (result.d_lo, result.d_hi) == (39, 40)
+    assert tuned_at[0] == 1000 and len(tuned_at) >= 2
+    final = tuned_at[-1]
+    assert all(max(final / p.d, p.d / final) <= 2 for p in result.probes if 30 <= p.d <= 60)
+    assert rule.record()["tune_at"] == "bracket:" + ",".join(map(str, tuned_at))
+    assert rule.origin(40) == {"lr_tuned_at": final, "lr_carried_by": "none", "curvature": None}
+
+
+def test_curvature_carries_the_rate_by_the_ratio_of_top_eigenvalues():
+    lam = {10: 4.0, 40: 1.0}
+    carry = Carry(config(lr_scaling="curvature"), lam.__getitem__)
+    assert carry(0.1, 10, 40) == pytest.approx(0.4)
+    assert carry.origin(10, 40) == {"lr_tuned_at": 10, "lr_carried_by": "curvature",
+                                    "curvature": 1.0}
+
+
+def test_a_failed_estimate_falls_back_to_the_auto_rule_with_one_warning():
+    carry = Carry(config(lr_scaling="curvature", optimizer="sgd"), {10: 4.0, 40: math.nan}.get)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert carry(0.1, 10, 40) == pytest.approx(0.1 * 10 / 40)  # inverse-d, auto's SGD rule
+        carry(0.1, 10, 40)
+    assert len(caught) == 1 and "by inverse-d instead" in str(caught[0].message)
+    assert carry.origin(10, 40)["lr_carried_by"] == "inverse-d"
+    assert math.isnan(carry.origin(10, 40)["curvature"])
