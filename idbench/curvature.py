@@ -39,8 +39,8 @@ from idbench.subspace import FlatLayout, SubspaceModel
 from idbench.train import build_model
 
 LossFn = Callable[[nn.Module], torch.Tensor]
-LANCZOS_STEPS = 30  # Hessian-vector products per estimate
-CURVATURE_BATCH = 1024  # training samples of the fixed batch
+LANCZOS_STEPS = 20  # Hessian-vector products per estimate
+CURVATURE_BATCH = 512  # training samples of the fixed batch
 
 
 class _WithParams(nn.Module):
@@ -123,7 +123,7 @@ def lambda_max(model: nn.Module, loss_fn: LossFn, *, steps: int = LANCZOS_STEPS,
 
         def matvec(v: torch.Tensor) -> torch.Tensor:
             with torch.no_grad():
-                parts = v.split(model.d)
+                parts = v.split(model.directions)
                 pv = torch.cat([p(vk) for p, vk in zip(model.projections, parts)])
                 hpv = hvp(pv)
                 return torch.cat([p.adjoint(hpv[start:end])

@@ -201,6 +201,21 @@ def check_fits(config: MeasureConfig, device: str) -> int:
         raise IdbenchError(f"d_min = {config.d_min} exceeds the model's D = {D} parameters")
     if config.grid and max(config.grid) > D:
         raise IdbenchError(f"grid value {max(config.grid)} exceeds the model's D = {D} parameters")
+    if config.compartments == "layer":  # d is the total, at least one direction per layer
+        import idbench.models
+        from idbench.subspace import FlatLayout
+
+        data = load_data(config.dataset, device, config.val_fraction, config.split_seed)
+        net = idbench.models.create(config.model, input_shape=data.input_shape,
+                                    num_classes=data.num_classes)
+        layers = len(FlatLayout.of(net).compartments("layer", D)[0])
+        smallest = min(config.grid) if config.grid else config.d_min
+        if smallest < layers:
+            raise IdbenchError(
+                f"d = {smallest} is fewer than the {layers} layer compartments of {config.model}: "
+                f"with --compartments layer d counts all directions, at least one per layer; "
+                f"use --d-min {layers} or more"
+            )
     return D
 
 
@@ -221,7 +236,7 @@ def check_suite_run(configs: list[MeasureConfig], *, out: str | os.PathLike[str]
     seen = set()
     for config in configs:
         pairing = (config.model, config.dataset, config.val_fraction, config.split_seed,
-                   config.d_min, config.grid)
+                   config.d_min, config.grid, config.compartments)
         if pairing not in seen:
             seen.add(pairing)
             check_fits(config, device)

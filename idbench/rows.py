@@ -52,14 +52,14 @@ def run_row(
     info = result.info
     method_options = {**parse_spec(spec.method)[1], **info.method_options}
     subspace: dict[str, Any] = dict.fromkeys(
-        ("projection", "normalisation", "compartments", "n_compartments", "d_total"))
+        ("projection", "normalisation", "compartments", "n_compartments", "d_total", "directions"))
     projection_options: dict[str, Any] = {}
     if info.subspace is not None:
         built = info.subspace
         projection_options = {**parse_spec(spec.projection)[1], **built.projection_options}
         subspace = {"projection": built.projection, "normalisation": built.normalisation,
                     "compartments": built.compartments, "n_compartments": built.n_compartments,
-                    "d_total": built.d_total}
+                    "d_total": built.d_total, "directions": _json(list(built.directions))}
     optimiser = info.optimiser
     return RunRow(
         **spec_columns(spec), **subspace,

@@ -40,8 +40,11 @@ class RunRow(BaseModel):
     method_options: str  # JSON object of method options (distribution, sigma...)
     compartments: str | None  # "1", "K", or "layer"
     n_compartments: int | None
-    d: int | None  # directions per compartment
-    d_total: int | None  # total directions, n_compartments * d
+    # the search axis: directions per compartment with one or K equal compartments, the total
+    # with per-layer compartments (split across the layers: subspace.split_directions)
+    d: int | None
+    d_total: int | None  # total directions, the sum over compartments
+    directions: str | None = None  # JSON list: directions of each compartment
     # training protocol
     seed: int
     lr: float

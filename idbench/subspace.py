@@ -7,9 +7,11 @@ its parameters (what ``torch.func.functional_call`` does), so nothing is copied 
 module and autograd flows straight from the loss to z through the projection's adjoint. Buffers
 (BatchNorm running statistics) are the module's own and keep updating as usual.
 
-Compartments split theta into K contiguous parts (``compartments=K``, near-equal sizes) or one part
-per parameter tensor (``compartments="layer"``), each with its own independent basis of ``d``
-directions; the total number of directions is K * d.
+Compartments split theta into K contiguous parts (``compartments=K``, near-equal sizes, each with
+its own basis of ``d`` directions: K * d in all) or one part per layer (``compartments="layer"``: the
+parameters a module owns, a layer's weight and bias together), where ``d`` is the total number of
+directions, split across the layers by :func:`split_directions` (equal shares, a layer smaller
+than its share training all of its own directions); every compartment has its own basis.
 
 Example::
 
@@ -67,23 +69,32 @@ class FlatLayout:
         parts = theta.split([shape.numel() for shape in self.shapes])
         return {name: part.view(shape) for name, part, shape in zip(self.names, parts, self.shapes)}
 
-    def compartments(self, compartments: Compartments, d: int) -> list[tuple[int, int]]:
-        """[start, end) bounds of each compartment in the flat vector, each checked to hold the
-        ``d`` directions it gets: the one place that lays out compartments."""
+    def compartments(
+        self, compartments: Compartments, d: int
+    ) -> tuple[list[tuple[int, int]], tuple[int, ...]]:
+        """``(bounds, directions)``: the [start, end) bounds of each compartment in the flat
+        vector and the directions each one trains, checked: the one place that lays out
+        compartments.
+
+        One compartment, or K equal ones: ``d`` directions each (the total is K * d). Per layer:
+        ``d`` is the total, split across the layers by :func:`split_directions`.
+        """
         bounds = self._compartment_bounds(compartments)
+        if compartments == "layer":
+            return bounds, split_directions(d, [end - start for start, end in bounds])
         for k, (start, end) in enumerate(bounds):
             if d > end - start:
                 raise IdbenchError(
                     f"d = {d} is larger than compartment {k} ({end - start} parameters): lower d "
                     "or use fewer compartments"
                 )
-        return bounds
+        return bounds, (d,) * len(bounds)
 
     def _compartment_bounds(self, compartments: Compartments) -> list[tuple[int, int]]:
         if compartments in (None, 1):
             return [(0, self.D)]
         if compartments == "layer":
-            return [(o, o + s.numel()) for o, s in zip(self.offsets, self.shapes)]
+            return self._layer_bounds()
         if isinstance(compartments, bool) or not isinstance(compartments, int) or compartments < 1:
             raise IdbenchError(
                 f"compartments must be a positive integer or 'layer', got {compartments!r}"
@@ -97,6 +108,53 @@ class FlatLayout:
         sizes = [base + (1 if k < extra else 0) for k in range(compartments)]
         starts = [sum(sizes[:k]) for k in range(compartments)]
         return [(s, s + n) for s, n in zip(starts, sizes)]
+
+    def _layer_bounds(self) -> list[tuple[int, int]]:
+        """One compartment per layer: the parameters a module owns directly (a layer's weight and
+        bias together), which ``named_parameters`` lists one after the other."""
+        bounds: list[tuple[int, int]] = []
+        owner = None
+        for name, offset, shape in zip(self.names, self.offsets, self.shapes):
+            prefix = name.rpartition(".")[0]
+            end = offset + shape.numel()
+            if bounds and prefix == owner:
+                bounds[-1] = (bounds[-1][0], end)
+            else:
+                bounds.append((offset, end))
+            owner = prefix
+        return bounds
+
+
+def split_directions(d: int, sizes: list[int]) -> tuple[int, ...]:
+    """How ``d`` directions in total split across compartments of ``sizes`` parameters.
+
+    Equal shares (the random-bases paper's layer-wise compartments: every layer its own basis of
+    equal dimension), except that a compartment smaller than its share trains all of its own
+    directions (a full basis of its parameters) and the directions it leaves are shared equally by
+    the others, again and again (water-filling from the smallest compartment up). What integer
+    division leaves goes one each to the largest compartments. Every compartment gets at least one
+    direction and at most its size, and the shares sum to ``d``.
+    """
+    if not len(sizes) <= d <= sum(sizes):
+        raise IdbenchError(
+            f"d = {d} directions cannot be split across {len(sizes)} layer compartments of "
+            f"{sum(sizes)} parameters: every layer needs at least one direction and at most its "
+            f"own size; use {len(sizes)} <= d <= {sum(sizes)} (e.g. --d-min {len(sizes)})"
+        )
+    order = sorted(range(len(sizes)), key=lambda k: (sizes[k], k))  # smallest first
+    shares = [0] * len(sizes)
+    left = d
+    for i, k in enumerate(order):
+        rest = len(order) - i
+        if sizes[k] * rest <= left:  # no more than an equal share of what is left: all of it
+            shares[k] = sizes[k]
+            left -= sizes[k]
+            continue
+        base, extra = divmod(left, rest)  # every compartment from here on is larger than base
+        for j, m in enumerate(reversed(order[i:])):  # largest first get the extra directions
+            shares[m] = base + int(j < extra)
+        break
+    return tuple(shares)
 
 
 class _Shifted(torch.autograd.Function):
@@ -118,7 +176,8 @@ class _Shifted(torch.autograd.Function):
 
 
 class SubspaceModel(nn.Module):
-    """A module whose parameters are theta0 + P z, with z (K * d values) the only trainable tensor."""
+    """A module whose parameters are theta0 + P z, with z (the directions of every compartment)
+    the only trainable tensor."""
 
     def __init__(
         self,
@@ -133,15 +192,15 @@ class SubspaceModel(nn.Module):
         self.module = module.requires_grad_(False)
         self.layout = FlatLayout.of(module)
         self.register_buffer("theta0", self.layout.flatten(module).clone())
-        self.bounds = self.layout.compartments(compartments, d)
+        self.bounds, self.directions = self.layout.compartments(compartments, d)
         self.compartments = compartments if compartments is not None else 1
         device = self.theta0.device
         self.projections = nn.ModuleList(
             projections.create(
-                projection, D=end - start, d=d, seed=derive_seed(seed, "compartment", k),
+                projection, D=end - start, d=d_k, seed=derive_seed(seed, "compartment", k),
                 device=device, dtype=self.theta0.dtype,
             )
-            for k, (start, end) in enumerate(self.bounds)
+            for k, ((start, end), d_k) in enumerate(zip(self.bounds, self.directions))
         )
         self.d, self.seed, self.projection = d, seed, projection
         # Where each parameter lives (owning submodule, attribute name, index in the layout), tied
@@ -152,7 +211,8 @@ class SubspaceModel(nn.Module):
         for name, p in module.named_parameters(remove_duplicate=False):
             prefix, _, leaf = name.rpartition(".")
             self._slots.append((module.get_submodule(prefix), leaf, index[id(p)]))
-        self.z = nn.Parameter(torch.zeros(d * len(self.bounds), device=device, dtype=self.theta0.dtype))
+        self.z = nn.Parameter(
+            torch.zeros(sum(self.directions), device=device, dtype=self.theta0.dtype))
         # Path tracking (idbench.paths): forward() keeps its theta when z is at this version, so
         # theta after a step costs no extra projection product.
         self.keep_theta_at: int | None = None
@@ -164,7 +224,7 @@ class SubspaceModel(nn.Module):
 
     def _z_parts(self) -> list[torch.Tensor]:
         # one compartment: z itself (a split would add an autograd node for nothing)
-        return [self.z] if len(self.bounds) == 1 else list(self.z.split(self.d))
+        return [self.z] if len(self.bounds) == 1 else list(self.z.split(self.directions))
 
     def offset(self) -> torch.Tensor:
         """P z, the displacement from theta0 (length D)."""
@@ -201,5 +261,5 @@ class SubspaceModel(nn.Module):
         return SubspaceInfo(
             projection=name, projection_options={**first["projection_options"], **options},
             normalisation=first["normalisation"], compartments=str(self.compartments),
-            directions=(self.d,) * len(self.bounds), D=self.layout.D,
+            directions=self.directions, D=self.layout.D,
         )

@@ -85,10 +85,10 @@ def test_equal_compartments_each_have_their_own_basis():
     assert (info.directions, info.d_total, info.n_compartments, info.D) == ((5,) * 3, 15, 3, 484)
 
 
-def test_layer_compartments_follow_parameter_tensors():
+def test_layer_compartments_hold_a_layers_weight_and_bias_and_share_d():
     model = SubspaceModel(mlp(), d=4, projection="fastjl", seed=0, compartments="layer")
-    assert [e - s for s, e in model.bounds] == [320, 32, 128, 4]
-    assert model.d_total == 16
+    assert [e - s for s, e in model.bounds] == [320 + 32, 128 + 4]
+    assert model.directions == (2, 2) and model.d_total == 4  # d is the total
     model.z.data.normal_()
     moved = (model.theta() - model.theta0).abs()
     for start, end in model.bounds:  # every compartment moves under its own coordinates
@@ -96,8 +96,8 @@ def test_layer_compartments_follow_parameter_tensors():
 
 
 def test_compartment_errors():
-    with pytest.raises(IdbenchError, match="larger than compartment 3"):
-        SubspaceModel(mlp(), d=5, projection="dense", compartments="layer")
+    with pytest.raises(IdbenchError, match="across 2 layer compartments.*at least one direction"):
+        SubspaceModel(mlp(), d=1, projection="dense", compartments="layer")
     with pytest.raises(IdbenchError, match="more than the 484 parameters"):
         SubspaceModel(mlp(), d=1, projection="dense", compartments=485)
     with pytest.raises(IdbenchError, match="positive integer or 'layer'"):

@@ -1,12 +1,13 @@
 """What ``rbd`` and ``nes`` share: the network as one flat parameter vector, and a fresh random
-basis of d directions per compartment at every step (Gressmann et al. 2020, "Improving neural
-network training in low dimensional random bases").
+basis per compartment at every step (Gressmann et al. 2020, "Improving neural network training in
+low dimensional random bases"); compartment k has d_k directions (d each, or, per layer, d in all
+split across the layers: :meth:`idbench.subspace.FlatLayout.compartments`).
 
 The module's parameters become views of one flat vector theta (once, at construction), so an
 update is one in-place vector operation and the trainer's evaluation sees it at once. At step t the
 basis of compartment k is
 
-    projections.create(projection, D=size_k, d=d, seed=derive_seed(run_seed, "rbd", t, k))
+    projections.create(projection, D=size_k, d=d_k, seed=derive_seed(run_seed, "rbd", t, k))
 
 built from its seed when needed and dropped after the step, never stored. ``rbd`` and ``nes`` use
 the same key, so for one run seed they draw the very same bases and differ only in how the
@@ -90,7 +91,7 @@ class RandomBasesMethod(Method):
             )
         self.layout = FlatLayout.of(model)
         self.d = run_spec.d
-        self.bounds = self.layout.compartments(run_spec.compartments, self.d)
+        self.bounds, self.directions = self.layout.compartments(run_spec.compartments, self.d)
         self.basis_spec = basis_spec(run_spec.projection, distribution)
         self.method_options = {
             "distribution": distribution, "grad_cosine": bool(grad_cosine), **options,
@@ -107,7 +108,7 @@ class RandomBasesMethod(Method):
         """Compartment k's basis of the current step, rebuilt from its seed."""
         start, end = self.bounds[k]
         return projections.create(
-            self.basis_spec, D=end - start, d=self.d,
+            self.basis_spec, D=end - start, d=self.directions[k],
             seed=derive_seed(self.spec.seed, "rbd", self.t, k), device=self.theta.device,
             dtype=self.theta.dtype,
         )
@@ -142,7 +143,7 @@ class RandomBasesMethod(Method):
         return SubspaceInfo(
             projection=basis["projection"], projection_options=basis["projection_options"],
             normalisation=basis["normalisation"], compartments=str(self.spec.compartments or 1),
-            directions=(self.d,) * len(self.bounds), D=self.layout.D,
+            directions=self.directions, D=self.layout.D,
         )
 
     def grad_cosine(self) -> float | None:

@@ -137,7 +137,7 @@ def test_fixed_seed_is_deterministic(digits, projection):
 
 
 def test_compartments_record_per_compartment_and_total_directions(digits):
-    layers = len(list(build_model(spec(), digits).parameters()))
+    layers = len({n.rpartition(".")[0] for n, _ in build_model(spec(), digits).named_parameters()})
     for method in ("rbd", "fpd"):
         equal = run(spec(method=method, projection="fastfood", d=20, compartments=3, steps=3),
                     digits)
@@ -145,8 +145,10 @@ def test_compartments_record_per_compartment_and_total_directions(digits):
         assert (built.directions, equal.d_total, built.n_compartments) == ((20,) * 3, 60, 3)
         layer = run(spec(method=method, projection="dense", d=8, compartments="layer", steps=3),
                     digits)
-        assert layer.info.subspace.n_compartments == layers == 4
-        assert layer.d_total == 8 * layers and layer.info.subspace.compartments == "layer"
+        assert layer.info.subspace.n_compartments == layers == 2  # weight and bias together
+        # per layer, d is the total: split equally here (both layers hold more than 4)
+        assert layer.info.subspace.directions == (4, 4)
+        assert layer.d_total == 8 and layer.info.subspace.compartments == "layer"
 
 
 def test_describe_records_method_and_basis(digits):
@@ -186,8 +188,8 @@ def test_grad_cosine_diagnostic(digits, orthogonal):
         (dict(method="rbd", projection="dense", d=10, compartments=5000),
          "compartments = 5000 is more than the 1210 parameters"),
         (dict(method="rbd", projection="dense", d=2000), "d = 2000 is larger than compartment 0"),
-        (dict(method="rbd", projection="dense", d=12, compartments="layer"),
-         r"d = 12 is larger than compartment 3 \(10 parameters\)"),
+        (dict(method="rbd", projection="dense", d=1, compartments="layer"),
+         "d = 1 directions cannot be split across 2 layer compartments"),
         (dict(method="rbd"), "give a projection and d"),
     ],
 )
