@@ -15,6 +15,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from idbench.errors import IdbenchError
 from idbench.keys import key_fields, stable_key
 from idbench.options import TrainOptions, options_error
+from idbench.registry import Spec
 
 
 class MeasureConfig(TrainOptions):
@@ -139,7 +140,7 @@ class MeasureConfig(TrainOptions):
             return self.lr_scaling
         # ngd is SGD on a preconditioned gradient: outside the few directions its Fisher sketch
         # spans, its step is the SGD step scaled by 1 / damping
-        plain_sgd = self.optimizer in ("sgd", "ngd") or not self.method.startswith("fpd")
+        plain_sgd = self.optimizer in ("sgd", "ngd") or Spec.parse(self.method).name != "fpd"
         return "inverse-d" if plain_sgd else "inverse-sqrt-d"
 
     @property

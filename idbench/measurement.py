@@ -37,6 +37,7 @@ from idbench.cell import CellRuns, OnEvent, parameter_count, run_spec
 from idbench.config import MeasureConfig
 from idbench.errors import IdbenchError
 from idbench.executors import Executor, LocalExecutor
+from idbench.registry import Spec
 from idbench.schema import MeasurementRow
 from idbench.curvature import lambda_max_of_run
 from idbench.lr_protocol import Carry, TunedAtBracket
@@ -269,8 +270,8 @@ def config_columns(config: MeasureConfig) -> dict[str, Any]:
         column = RENAMED.get(name, name)
         if column in row_fields:
             columns[column] = json.dumps(list(value)) if isinstance(value, tuple) else value
-    columns.update(projection=config.projection.split("[")[0],
-                   method=config.method.split("[")[0],
+    columns.update(projection=Spec.parse(config.projection).name,
+                   method=Spec.parse(config.method).name,
                    compartments=str(config.compartments or 1))
     return columns
 

@@ -20,7 +20,6 @@ Example::
 
 from __future__ import annotations
 
-import inspect
 import os
 import re
 from pathlib import Path
@@ -35,32 +34,15 @@ if TYPE_CHECKING:
 
 _DEVICE = re.compile(r"(cpu|cuda(:\d+)?|mps)")
 PLOT_FORMATS = ("png", "svg")  # what idbench.leaderboard.plots renders (reproducibly)
-# What the callers of each registry pass themselves: not options a spec may set.
-_CONTEXT = {
-    "model": {"input_shape", "num_classes", "name"},
-    "dataset": {"ctx"},
-    "projection": {"D", "d", "seed", "dtype"},
-    "method": {"model", "run_spec"},
-}
 
 
 # --------------------------------------------------------------------------- components
 
 
 def check_spec(registry: Registry[Any], spec: str) -> None:
-    """``spec`` names a registered component and only options its factory takes."""
-    factory, name, options = registry.resolve(spec)
-    params = inspect.signature(factory).parameters
-    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
-        return
-    context = _CONTEXT.get(registry.kind, set())
-    accepted = sorted(k for k in params if k not in context)
-    unknown = [k for k in options if k not in accepted and k != "name"]
-    if unknown:
-        raise IdbenchError(
-            f"{registry.kind} {name!r} does not take option(s) {', '.join(map(repr, unknown))}; "
-            f"its options are: {', '.join(accepted) or '(none)'}"
-        )
+    """``spec`` names a registered component and only options its factory takes (checked by
+    the registry itself: :meth:`idbench.registry.Registry.check`)."""
+    registry.check(spec)
 
 
 def check_specs(config: MeasureConfig) -> None:

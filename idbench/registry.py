@@ -28,6 +28,7 @@ import difflib
 import fnmatch
 import inspect
 import re
+from dataclasses import dataclass, field
 from typing import Any, Callable, Generic, TypeVar
 
 from idbench.errors import IdbenchError
@@ -37,7 +38,27 @@ T = TypeVar("T")
 _SPEC = re.compile(r"^\s*(?P<name>[A-Za-z0-9_.:\-/]+)\s*(?:\[(?P<opts>.*)\])?\s*$")
 
 
+@dataclass(frozen=True)
+class Spec:
+    """A parsed spec: the registered name and its typed options (``str(spec)`` writes it back)."""
+
+    name: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, spec: "str | Spec") -> "Spec":
+        """``spec`` parsed (a Spec is returned as it is)."""
+        if isinstance(spec, Spec):
+            return spec
+        return cls(*parse_spec(spec))
+
+    def __str__(self) -> str:
+        return format_spec(self.name, self.options)
+
+
 def _parse_value(text: str) -> Any:
+    """A typed option value: a Python literal (number, string, tuple, list...), true/false/none in
+    any case, else the text itself (a bare word such as ``relu``)."""
     text = text.strip()
     lowered = text.lower()
     if lowered in ("true", "false"):
@@ -50,8 +71,37 @@ def _parse_value(text: str) -> Any:
         return text
 
 
+def _split_options(raw: str, spec: str) -> list[str]:
+    """``raw`` split at the commas outside brackets, parentheses, braces and quotes."""
+    parts, current, quote = [], [], ""
+    closing = {")": "(", "]": "[", "}": "{"}
+    stack: list[str] = []
+    for char in raw:
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char in "([{":
+            stack.append(char)
+        elif char in closing:
+            if not stack or stack.pop() != closing[char]:
+                raise IdbenchError(f"cannot parse {spec!r}: unbalanced {char!r} in its options")
+        elif char == "," and not stack:
+            parts.append("".join(current))
+            current = []
+            continue
+        current.append(char)
+    if stack or quote:
+        raise IdbenchError(f"cannot parse {spec!r}: unclosed {(stack or [quote])[-1]!r} in its options")
+    parts.append("".join(current))
+    return parts
+
+
 def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
-    """Split ``"name[key=value,...]"`` into the name and a dict of typed option values."""
+    """Split ``"name[key=value,...]"`` into the name and a dict of typed option values.
+
+    Values may be numbers, booleans, strings, tuples or lists: ``x[a=(1,2),b=[3,4],c='p,q']``.
+    """
     match = _SPEC.match(spec) if isinstance(spec, str) else None
     if match is None:
         raise IdbenchError(
@@ -61,7 +111,7 @@ def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
     options: dict[str, Any] = {}
     raw = match.group("opts")
     if raw and raw.strip():
-        for part in raw.split(","):
+        for part in _split_options(raw, spec):
             key, sep, value = part.partition("=")
             if not sep or not key.strip():
                 raise IdbenchError(
@@ -83,12 +133,16 @@ def format_spec(name: str, options: dict[str, Any] | None = None) -> str:
 class Registry(Generic[T]):
     """Named factories of one kind of component.
 
-    A name ending in ``:`` registers a prefix family (e.g. ``timm:``): ``create("timm:resnet18")``
-    calls that factory with ``name="resnet18"``.
+    ``context`` names the factory parameters that callers supply themselves (a model's input shape,
+    a projection's D and d...): a spec may not set them. A name ending in ``:`` registers a prefix
+    family (e.g. ``timm:``): ``create("timm:resnet18")`` calls that factory with ``name="resnet18"``.
+    Options are checked in one place, :meth:`check`, both before anything runs (suite files) and
+    when a component is built.
     """
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, *, context: tuple[str, ...] = ()) -> None:
         self.kind = kind
+        self.context = frozenset(context) | {"name"}
         self._factories: dict[str, Callable[..., T]] = {}
 
     def register(self, name: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
@@ -106,16 +160,17 @@ class Registry(Generic[T]):
         """Registered names matching a shell-style wildcard, sorted."""
         return sorted(n for n in self._factories if fnmatch.fnmatch(n, pattern))
 
-    def __contains__(self, spec: str) -> bool:
+    def __contains__(self, spec: str | Spec) -> bool:
         try:
             self.resolve(spec)
         except IdbenchError:
             return False
         return True
 
-    def resolve(self, spec: str) -> tuple[Callable[..., T], str, dict[str, Any]]:
+    def resolve(self, spec: str | Spec) -> tuple[Callable[..., T], str, dict[str, Any]]:
         """The factory, the canonical name and the options of ``spec``; raises on unknown names."""
-        name, options = parse_spec(spec)
+        parsed = Spec.parse(spec)
+        name, options = parsed.name, dict(parsed.options)
         if name in self._factories:
             return self._factories[name], name, options
         prefix, sep, rest = name.partition(":")
@@ -127,7 +182,7 @@ class Registry(Generic[T]):
             f"unknown {self.kind} {name!r}.{hint} Valid {self.kind}s: {', '.join(self.list())}"
         )
 
-    def options(self, spec: str) -> dict[str, Any]:
+    def options(self, spec: str | Spec) -> dict[str, Any]:
         """The options a factory accepts with their defaults (keyword-only parameters)."""
         factory, _, _ = self.resolve(spec)
         params = inspect.signature(factory).parameters.values()
@@ -137,29 +192,35 @@ class Registry(Generic[T]):
             if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
         }
 
-    def create(self, spec: str, **context: Any) -> T:
+    def check(self, spec: str | Spec,
+              context: frozenset[str] = frozenset()) -> tuple[Callable[..., T], str, dict[str, Any]]:
+        """Resolve ``spec`` and check its options: each must be a parameter of the factory that
+        is not supplied by the caller (the registry's ``context``, or ``context`` given here)."""
+        factory, name, options = self.resolve(spec)
+        params = inspect.signature(factory).parameters
+        supplied = self.context | context
+        if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+            bad = [k for k in options if k in supplied - {"name"}]
+        else:
+            bad = [k for k in options if k not in params or (k in supplied and k != "name")]
+        if bad:
+            accepted = sorted(k for k, p in params.items()
+                              if k not in supplied and p.kind is not p.VAR_KEYWORD)
+            raise IdbenchError(
+                f"{self.kind} {name!r} does not take option(s) {', '.join(map(repr, bad))}; "
+                f"its options are: {', '.join(accepted) or '(none)'}"
+            )
+        return factory, name, options
+
+    def create(self, spec: str | Spec, **context: Any) -> T:
         """Build the component named by ``spec``.
 
         ``context`` holds what the caller supplies (input shape, D and d, device...); options in the
-        spec override nothing in the context and must be parameters of the factory.
+        spec override nothing in the context and must be parameters of the factory (:meth:`check`).
         """
-        factory, name, options = self.resolve(spec)
-        accepted = inspect.signature(factory).parameters
-        takes_any = any(p.kind is p.VAR_KEYWORD for p in accepted.values())
-        unknown = [k for k in options if k not in accepted and not takes_any]
-        clash = [k for k in options if k in context]
-        if unknown or clash:
-            user_options = sorted(
-                k for k, p in accepted.items()
-                if k not in context and k != "name" and p.kind is not p.VAR_KEYWORD
-            )
-            bad = unknown or clash
-            raise IdbenchError(
-                f"{self.kind} {name!r} does not take option(s) {', '.join(map(repr, bad))}; "
-                f"its options are: {', '.join(user_options) or '(none)'}"
-            )
+        factory, name, options = self.check(spec, frozenset(context))
         try:
             inspect.signature(factory).bind(**context, **options)
         except TypeError as exc:
-            raise IdbenchError(f"bad options for {self.kind} {spec!r}: {exc}") from exc
+            raise IdbenchError(f"bad options for {self.kind} {spec!s}: {exc}") from exc
         return factory(**context, **options)

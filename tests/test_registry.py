@@ -1,7 +1,7 @@
 import pytest
 
 from idbench.errors import IdbenchError
-from idbench.registry import Registry, format_spec, parse_spec
+from idbench.registry import Registry, Spec, format_spec, parse_spec
 
 
 def test_parse_spec_types_values():
@@ -57,3 +57,28 @@ def test_did_you_mean_and_unknown_options(registry):
 def test_double_registration_is_a_bug(registry):
     with pytest.raises(ValueError):
         registry.register("round")(lambda: None)
+
+
+def test_options_may_hold_tuples_lists_quoted_commas_and_nested_brackets():
+    name, options = parse_spec("x[a=(1,2),b=[3,[4,5]],c='p,q',d=true,e=relu,f=1e-3]")
+    assert name == "x"
+    assert options == {"a": (1, 2), "b": [3, [4, 5]], "c": "p,q", "d": True, "e": "relu",
+                       "f": 1e-3}
+    assert Spec.parse(str(Spec.parse("x[b=[3,4],a=(1,2)]"))) == Spec("x", {"a": (1, 2), "b": [3, 4]})
+    for bad in ("x[a=(1,2]", "x[a=[1,2)]", "x[a='open]"):
+        with pytest.raises(IdbenchError, match="cannot parse"):
+            parse_spec(bad)
+
+
+def test_the_registry_checks_options_in_one_place_with_its_declared_context():
+    reg = Registry("thing", context=("size",))
+
+    @reg.register("box")
+    def box(*, size: int, colour: str = "red") -> tuple:
+        return size, colour
+
+    assert reg.check("box[colour=blue]")[2] == {"colour": "blue"}
+    for bad in ("box[size=3]", "box[weight=2]"):  # a context parameter, an unknown option
+        with pytest.raises(IdbenchError, match=r"does not take option.*its options are: colour"):
+            reg.check(bad)
+    assert reg.create("box[colour=blue]", size=2) == (2, "blue")

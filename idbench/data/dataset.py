@@ -22,7 +22,8 @@ import torch.nn.functional as F
 from idbench.errors import IdbenchError
 from idbench.registry import Registry
 
-DATASETS: "Registry[Dataset]" = Registry("dataset")  # each loader module registers its datasets
+# each loader module registers its datasets; callers supply the LoadContext
+DATASETS: "Registry[Dataset]" = Registry("dataset", context=("ctx",))
 
 _TENSORS = ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")
 

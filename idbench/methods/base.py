@@ -20,7 +20,8 @@ from idbench.runinfo import Optimiser, SubspaceInfo
 
 LossFn = Callable[[nn.Module], torch.Tensor]  # mean loss of the current batch under a module
 
-METHODS: "Registry[Method]" = Registry("method")  # each method registers itself
+# each method module registers its class; callers supply the model and the run spec
+METHODS: "Registry[Method]" = Registry("method", context=("model", "run_spec"))
 
 
 @dataclass(frozen=True)

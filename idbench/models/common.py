@@ -11,7 +11,8 @@ from typing import Any
 from idbench.errors import IdbenchError
 from idbench.registry import Registry
 
-MODELS: Registry[Any] = Registry("model")  # each model file registers its factories (decorators)
+# each model file registers its factories; callers supply the input shape and class count
+MODELS: Registry[Any] = Registry("model", context=("input_shape", "num_classes"))
 
 
 def does_not_fit(model: str, input_shape: tuple[int, ...], why: str) -> IdbenchError:

@@ -25,7 +25,8 @@ from idbench.registry import Registry
 NORMALISATION = "unit-column"
 
 
-PROJECTIONS: "Registry[Projection]" = Registry("projection")  # each projection registers itself
+# each projection module registers its class; callers supply D, d, seed and dtype
+PROJECTIONS: "Registry[Projection]" = Registry("projection", context=("D", "d", "seed", "dtype"))
 
 
 class _ProjectFn(torch.autograd.Function):
