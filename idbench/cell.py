@@ -201,6 +201,6 @@ def _result_of(row: RunRow) -> RunResult:
     return RunResult(
         val_score=row.val_score, val_loss=row.val_loss, test_score=row.test_score,
         train_loss=row.train_loss, steps=row.steps, wall_s=row.wall_s, diverged=row.diverged,
-        retries=row.retries, lr_final=row.lr_final,
+        retries=row.retries, lr_final=row.lr_final, threads=row.threads,
         stopped_early=row.stopped_early, D=row.D, d_total=row.d_total,
     )

@@ -3,8 +3,11 @@
 Where the workers come from:
 
 - nothing given: a :class:`distributed.LocalCluster` on this machine, one worker process per GPU,
-  or on a CPU-only machine one per core (``workers`` overrides the count) with torch's thread count
-  set to ``cores // workers`` so that the workers do not oversubscribe the cores;
+  or on a CPU-only machine ``cores // threads`` of them (``workers`` overrides the count). Every
+  worker trains with this process's torch thread count (``torch.get_num_threads()``, what runs
+  trained here use): float reductions, and so results, depend on it, so a run gives the same
+  result on either executor and equal run keys mean equal results. ``IDBENCH_WORKER_THREADS``
+  overrides it (each run row records its ``threads``);
 - ``scheduler="tcp://host:8786"``: an existing cluster (start its workers with
   ``dask worker ADDRESS --nthreads 1 --resources device=1``);
 - ``cluster_config="cluster.yaml"``: dask-jobqueue submits workers to SLURM (:mod:`idbench.slurm`).
@@ -55,7 +58,8 @@ def cpu_cores() -> int:
 
 
 def local_devices(workers: int | None, device: str | None) -> list[str]:
-    """The device of each local worker: one per GPU (or ``workers``), else ``cpu`` per core."""
+    """The device of each local worker: one per GPU (or ``workers``), else ``cpu`` for every
+    ``torch.get_num_threads()`` cores (the threads each worker trains with)."""
     import torch
 
     if workers is not None and workers < 1:
@@ -67,7 +71,7 @@ def local_devices(workers: int | None, device: str | None) -> list[str]:
             raise IdbenchError("--device cuda: no CUDA GPU is visible; use --device cpu")
         owned = [f"cuda:{i}" for i in range(torch.cuda.device_count())]
     elif device == "cpu":
-        return ["cpu"] * (workers or cpu_cores())
+        return ["cpu"] * (workers or max(1, cpu_cores() // torch.get_num_threads()))
     else:
         owned = [device]
     return [owned[i % len(owned)] for i in range(workers or len(owned))]
@@ -149,8 +153,10 @@ class DaskExecutor:
             self.client = Client(self.cluster, set_as_default=False)
             plugin = DevicePlugin()
         else:
+            import torch
+
             devices = devices or local_devices(workers, device)
-            threads = max(1, cpu_cores() // len(devices))
+            threads = torch.get_num_threads()  # as runs trained here: the same results
             self.cluster = LocalCluster(
                 n_workers=len(devices), threads_per_worker=1, processes=True,
                 resources={"device": 1}, dashboard_address=":0", silence_logs=logging.ERROR,

@@ -73,7 +73,8 @@ def run_row(
         stopped_early=result.stopped_early, steps=result.steps, wall_s=result.wall_s,
         grad_cosine=info.grad_cosine, **result.path_metrics, history=_json(result.history),
         device=device,
-        versions=_json(versions()), git_rev=git_rev(), timestamp=now_iso(),
+        threads=result.threads, versions=_json(versions()), git_rev=git_rev(),
+        timestamp=now_iso(),
     )
 
 

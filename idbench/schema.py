@@ -96,6 +96,7 @@ class RunRow(BaseModel):
     history: str  # JSON list of {step, val_score, val_loss, train_loss, and the path metrics}
     # provenance
     device: str
+    threads: int | None = None  # torch CPU threads the run trained with (None: not recorded)
     versions: str  # JSON object: idbench, torch, python...
     git_rev: str | None
     timestamp: str  # ISO 8601, UTC

@@ -128,6 +128,8 @@ class RunResult:
     stopped_early: bool = False
     retries: int = 0  # diverged attempts at higher rates before this result
     lr_final: float | None = None  # the (peak) rate of the attempt this result comes from
+    # torch's CPU threads while the run trained: float reductions, and so results, depend on it
+    threads: int | None = None
     D: int = 0
     d_total: int | None = None
     info: RunInfo | None = None  # subspace, method and optimiser as built (None: read from a row)
@@ -326,6 +328,7 @@ def _result(model: nn.Module, method: methods.Method, data: Dataset, state: Trai
     ``start`` is the run's ``time.perf_counter()`` at its start."""
     info = run_info(model, method)
     common = dict(steps=state.step, D=info.D, info=info, history=state.history,
+                  threads=torch.get_num_threads(),
                   path_metrics=state.paths.summary(),
                   d_total=info.subspace.d_total if info.subspace is not None else None)
     if state.diverged:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import _thread
 import functools
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -13,6 +14,7 @@ from concurrent.futures import CancelledError
 from pathlib import Path
 
 import pytest
+import torch
 
 distributed = pytest.importorskip("distributed")
 import cloudpickle  # noqa: E402  (comes with distributed)
@@ -50,6 +52,8 @@ def test_local_and_dask_give_the_same_leaderboard(reference, tiny_suite, dask_cp
     assert runs["run_key"].to_list() == ref_runs["run_key"].to_list()  # the very same runs
     assert runs["val_score"].to_list() == ref_runs["val_score"].to_list()
     assert set(runs["device"]) == {"cpu"}
+    # the workers train with this process's thread count, so equal keys give equal results
+    assert set(runs["threads"]) == set(ref_runs["threads"]) == {torch.get_num_threads()}
     assert [m.d_int for m in result.measurements] == [m.d_int for m in ref.measurements]
 
 
@@ -143,18 +147,30 @@ def test_an_interrupted_suite_cancels_its_runs_and_leaves_a_store_that_resumes(
 ):
     """Ctrl-C (here: at the first failing probe) cancels outstanding runs; the store stays
     readable and a resumed run (here local) ends with the uninterrupted leaderboard. Runs last:
-    the cancelled executor takes no more work."""
+    the cancelled executor takes no more work.
+
+    Driven by events, not timing: the cell that sends Ctrl-C waits until the main thread's SIGINT
+    handler has run, so the suite cannot finish in between, whatever the load."""
     _, ref_lb, _ = reference
+    received = threading.Event()
+
+    def ctrl_c(signum, frame):  # Python's default SIGINT handler, which also says it ran
+        received.set()
+        raise KeyboardInterrupt
 
     def on_event(message: str) -> None:  # called in a cell's thread
-        if message.startswith("probe d=") and message.endswith("(fail)"):
-            _thread.interrupt_main()  # what Ctrl-C does: KeyboardInterrupt in the main thread
+        if message.startswith("probe d=") and message.endswith("(fail)") and not received.is_set():
+            _thread.interrupt_main()  # what Ctrl-C does: SIGINT, handled in the main thread
+            received.wait(120)  # a guard against a hang only: the handler sets it at once
 
-    start = time.monotonic()
-    with pytest.raises(KeyboardInterrupt):
-        run_suite(tiny_suite, out=tmp_path / "out", leaderboard_dir=tmp_path / "lb", device="cpu",
-                  executor=dask_cpu, on_event=on_event)
-    assert time.monotonic() - start < 60
+    previous = signal.signal(signal.SIGINT, ctrl_c)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_suite(tiny_suite, out=tmp_path / "out", leaderboard_dir=tmp_path / "lb",
+                      device="cpu", executor=dask_cpu, on_event=on_event)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert received.is_set()
     with pytest.raises(CancelledError):
         dask_cpu.map(_square, [1])
     assert not [p for p in (tmp_path / "out").rglob("*") if p.name.startswith(".tmp")]
@@ -222,7 +238,9 @@ def test_local_workers_get_one_gpu_each_unless_asked_to_share(monkeypatch):
     assert dask_executor.local_devices(2, None) == ["cuda:0", "cuda:1"]
     assert dask_executor.local_devices(4, None) == ["cuda:0", "cuda:1", "cuda:2", "cuda:0"]
     assert dask_executor.local_devices(None, "cuda:1") == ["cuda:1"]
-    assert dask_executor.local_devices(None, "cpu") == ["cpu"] * dask_executor.cpu_cores()
+    threads = torch.get_num_threads()  # each worker trains with this process's threads
+    assert dask_executor.local_devices(None, "cpu") == ["cpu"] * max(
+        1, dask_executor.cpu_cores() // threads)
     # a worker started by dask-jobqueue with two processes per job: <job>-<i> takes GPU i
     assert dask_executor._auto("idbench-worker-7-1") == "cuda:1"
     assert dask_executor._auto("tcp-worker") == "cuda:0"
