@@ -10,7 +10,6 @@ import pytest
 import idbench.suites as suites
 from idbench.config import MeasureConfig
 from idbench.errors import IdbenchError
-from idbench.methods import METHODS
 from idbench.suites import Cell, data_available, load_suite, resolve_suite, shipped_suites
 
 SHIPPED = shipped_suites()
@@ -41,8 +40,6 @@ def test_the_required_suites_are_shipped() -> None:
 
 @pytest.mark.parametrize("name", sorted(SHIPPED))
 def test_every_shipped_suite_loads_and_expands(name: str) -> None:
-    if name == "gressmann2020" and "rbd" not in METHODS:
-        pytest.skip("method 'rbd' is not registered yet (random-bases methods not merged)")
     suite = load_suite(SHIPPED[name])
     assert suite.name == name and suite.version
     assert len(suite.hash) == 12
@@ -86,8 +83,6 @@ def test_toy_suite_asks_for_the_whole_known_answer() -> None:
 
 
 def test_gressmann_suite_is_the_study(monkeypatch: pytest.MonkeyPatch) -> None:
-    if "rbd" not in METHODS:
-        pytest.skip("method 'rbd' is not registered yet (random-bases methods not merged)")
     cells = load_suite("gressmann2020").cells()
     fixed = [c.config for c in cells if c.config.grid == (250,)]
     assert len(fixed) == 6 * 3  # six cells x rbd, fpd, nes

@@ -1,0 +1,156 @@
+"""What drives the learning rate, and so d_int: tuning resume, lr carrying and its window,
+tuning at every probe, and the locks that let concurrent cells share runs."""
+
+from __future__ import annotations
+
+import math
+import threading
+
+import pytest
+
+from idbench.cell import CellRuns, holding, run_spec
+from idbench.config import MeasureConfig
+from idbench.executors import LocalExecutor
+from idbench.measurement import measure, tuning_range
+from idbench.runinfo import Optimiser, RunInfo
+from idbench.store import RunStore
+from idbench.train import RunResult
+from idbench.tuning import tune_lr
+
+
+def bowl(calls: list[float], stop_after: int | None = None):
+    """A training stand-in: the validation loss is a bowl in log lr (minimum at lr = 0.3), reported
+    at three evaluations; with ``stop_after``, the process 'dies' at that call."""
+
+    def train_at(lr: float, report) -> RunResult:
+        if stop_after is not None and len(calls) == stop_after:
+            raise KeyboardInterrupt
+        calls.append(lr)
+        loss = (math.log(lr) - math.log(0.3)) ** 2 + 0.1
+        for index in range(3):
+            report(index, 1 - loss, loss * (3 - index))
+        return RunResult(val_score=1 - loss, val_loss=loss, test_score=0.0, train_loss=loss,
+                         steps=3, wall_s=0.0)
+
+    return train_at
+
+
+def test_interrupted_tuning_resumes_to_exactly_the_uninterrupted_study(tmp_path):
+    options = dict(study_name="baseline-x", n_trials=8, lr_range=(1e-3, 10.0))
+    whole: list[float] = []
+    best, tried = tune_lr(bowl(whole), storage=str(tmp_path / "a.log"), **options)
+    assert len(whole) == 8 and set(tried) <= set(whole)  # every trial ran (pruned ones part-way)
+
+    first: list[float] = []
+    with pytest.raises(KeyboardInterrupt):  # killed in the middle of the sixth trial
+        tune_lr(bowl(first, stop_after=5), storage=str(tmp_path / "b.log"), **options)
+    rest: list[float] = []
+    best_resumed, tried_resumed = tune_lr(bowl(rest), storage=str(tmp_path / "b.log"), **options)
+    assert first + rest == whole  # the same rates, in the same order
+    assert (best_resumed, tried_resumed) == (best, tried)
+    assert best == pytest.approx(0.3, rel=1.0)  # near the bottom of the bowl
+
+
+def test_the_first_trials_cover_the_range_on_an_even_log_grid(tmp_path):
+    calls: list[float] = []
+    tune_lr(bowl(calls), study_name="grid", storage=str(tmp_path / "g.log"), n_trials=4,
+            lr_range=(1e-3, 10.0))
+    logs = [math.log10(lr) for lr in calls]
+    assert logs == pytest.approx([-2.5, -1.5, -0.5, 0.5])
+
+
+@pytest.mark.parametrize(
+    "optimizer,method,rule",
+    [("sgd", "fpd", "inverse-d"), ("adam", "fpd", "inverse-sqrt-d"), ("adam", "rbd", "inverse-d")],
+)
+def test_auto_lr_scaling_carries_the_rate_by_the_rule_of_the_optimiser(optimizer, method, rule):
+    config = MeasureConfig(model="fc", dataset="digits", optimizer=optimizer, method=method)
+    assert config.resolved_lr_scaling == rule
+    carried = config.subspace_lr(0.4, 100, 400)
+    assert carried == pytest.approx(0.1 if rule == "inverse-d" else 0.2)
+    none = MeasureConfig(model="fc", dataset="digits", lr_scaling="none")
+    assert none.subspace_lr(0.4, 100, 400) == 0.4
+
+
+def test_the_subspace_lr_is_tuned_in_a_window_around_the_carried_baseline_rate():
+    config = MeasureConfig(model="fc", dataset="digits", lr_window=10.0)  # sgd: inverse-d
+    low, high = tuning_range(config, lr_baseline=0.1, D=10_000, d=100)
+    prior = 0.1 * 10_000 / 100  # the baseline rate carried from d = D to d = 100
+    assert (low, high) == pytest.approx((prior / 10, prior * 10))
+    assert tuning_range(config, lr_baseline=math.nan, D=10_000, d=100) == config.lr_range
+    unwindowed = MeasureConfig(model="fc", dataset="digits", lr_window=None)
+    assert tuning_range(unwindowed, lr_baseline=0.1, D=10_000, d=100) == config.lr_range
+
+
+def test_tune_every_probe_tunes_the_rate_at_each_probed_d(tmp_path):
+    config = MeasureConfig(model="fc[depth=1,width=16]", dataset="digits", projection="fastfood",
+                           seeds=1, epochs=2, grid=(16, 64), d_max=100, tune_trials=2, tune_seeds=1,
+                           tune_every_probe=True, lr_window=None)
+    row = measure(config, out=tmp_path, device="cpu")
+    assert row.tune_at == "every-probe" and row.lr_subspace is None
+    runs = RunStore(tmp_path).table()
+    tuned_at = sorted(set(runs.filter(runs["role"] == "tune")["d"].drop_nulls().to_list()))
+    assert tuned_at == [16, 64]  # each probe's own study: 2 trials at each d
+    assert runs.filter((runs["role"] == "tune") & runs["d"].is_not_null()).height == 4
+
+
+def test_locks_of_one_name_exclude_each_other_and_of_other_names_do_not():
+    order: list[str] = []
+    inside, release = threading.Event(), threading.Event()
+
+    def first() -> None:
+        with holding(["a", "b"]):
+            inside.set()
+            release.wait(timeout=10)
+            order.append("first")
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    inside.wait(timeout=10)
+    with holding(["c"]):  # another name: taken while the first thread holds a and b
+        order.append("other")
+    release.set()
+    with holding(["b"]):  # the same name: only after the first thread let go
+        order.append("same")
+    thread.join()
+    assert order == ["other", "first", "same"]
+
+
+class _GatedExecutor(LocalExecutor):
+    """Trains nothing: returns a made-up result per spec, and holds its first call until told."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+        self.entered, self.release = threading.Event(), threading.Event()
+
+    def map(self, fn, items):
+        items = list(items)
+        self.calls.append([spec.key() for spec, _ in items])
+        if len(self.calls) == 1:
+            self.entered.set()
+            self.release.wait(timeout=10)
+        info = RunInfo(D=1210, subspace=None, optimiser=Optimiser("sgd", 0.9, 0.0))
+        return [(RunResult(val_score=0.9, val_loss=0.3, test_score=0.9, train_loss=0.3, steps=1,
+                           wall_s=0.0, info=info), "cpu") for _ in items]
+
+
+def test_concurrent_cells_train_a_shared_baseline_once_and_both_use_it(tmp_path):
+    store, executor = RunStore(tmp_path), _GatedExecutor()
+    configs = [MeasureConfig(model="fc[depth=1,width=16]", dataset="digits", projection=p,
+                             seeds=2, tune_trials=0) for p in ("dense", "fastfood")]
+    cells = [CellRuns(c, store, executor, "cpu", None, str(tmp_path / "j.log"), None)
+             for c in configs]
+    specs = [run_spec(configs[0], seed=s, lr=0.1) for s in range(2)]
+    assert specs == [run_spec(configs[1], seed=s, lr=0.1) for s in range(2)]  # shared baseline
+    results: dict[int, list] = {}
+    threads = [threading.Thread(target=lambda i=i: results.__setitem__(
+        i, cells[i].runs(specs, "baseline"))) for i in range(2)]
+    threads[0].start()
+    executor.entered.wait(timeout=10)  # the first cell is training the baseline
+    threads[1].start()
+    executor.release.set()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert executor.calls == [[s.key() for s in specs]]  # trained once, by one cell
+    assert [r.run_key for r in results[0]] == [r.run_key for r in results[1]]
+    assert set(cells[1].used) == {s.key() for s in specs}  # the other cell counts them as used
