@@ -114,19 +114,10 @@ def run_suite(
     as it has slots (each cell's d search stays sequential).
     """
     suite = load_suite(suite_path)
-    cells = select_cells(suite, only)
     out = Path(out or default_out(suite))
     leaderboard_dir = Path(leaderboard_dir or Path("leaderboards") / suite.name)
-    if not resume and (out / "runs").is_dir() and any((out / "runs").glob("*.parquet")):
-        raise IdbenchError(
-            f"{out} already holds runs: pass --resume to continue that suite, or choose another --out"
-        )
     result = SuiteResult(suite)
-    todo = [c for c in cells if c.skipped is None]
-    result.skipped = [(cell_label(c.config), c.skipped) for c in cells if c.skipped is not None]
-    if not todo:
-        raise IdbenchError(f"no cell of {suite.name} could run: " + "; ".join(
-            f"{label}: {reason}" for label, reason in result.skipped))
+    todo, result.skipped = _runnable_cells(suite, only, out, resume)
     # every input checked before anything is written or trains (the cells' specs and options
     # were checked by load_suite)
     distributed = executor != "local" if isinstance(executor, str) else (
@@ -146,14 +137,36 @@ def run_suite(
     finally:
         if owned:
             executor.close()
-    # the leaderboard covers every cell measured into this output folder (earlier --only runs too)
+    _publish(store, suite, leaderboard_dir, result)
+    return result
+
+
+def _runnable_cells(suite: Suite, only: str | None, out: Path,
+                    resume: bool) -> tuple[list[Cell], list[tuple[str, str]]]:
+    """The cells to measure, and (label, reason) of those skipped; refuses an output folder that
+    holds runs without ``resume`` and a suite of which no cell can run."""
+    cells = select_cells(suite, only)
+    if not resume and (out / "runs").is_dir() and any((out / "runs").glob("*.parquet")):
+        raise IdbenchError(
+            f"{out} already holds runs: pass --resume to continue that suite, or choose another --out"
+        )
+    todo = [c for c in cells if c.skipped is None]
+    skipped = [(cell_label(c.config), c.skipped) for c in cells if c.skipped is not None]
+    if not todo:
+        raise IdbenchError(f"no cell of {suite.name} could run: " + "; ".join(
+            f"{label}: {reason}" for label, reason in skipped))
+    return todo, skipped
+
+
+def _publish(store: RunStore, suite: Suite, leaderboard_dir: Path, result: SuiteResult) -> None:
+    """Render the leaderboard and export the Parquet results into ``leaderboard_dir``: every cell
+    measured into this output folder (earlier --only runs too)."""
     measurements, runs = store.measurements(), store.table()
     provenance = {"suite": suite.name, "suite_version": suite.version, "suite_hash": suite.hash}
     result.files = leaderboard.render(measurements, runs, leaderboard_dir, provenance=provenance)
     store.export(leaderboard_dir / "runs.parquet")
     store.export_measurements(leaderboard_dir / "measurements.parquet")
     result.table = leaderboard.format_table(leaderboard.table(measurements, runs), "md")
-    return result
 
 
 def _measure_cells(cells: list[Cell], executor: Executor, on_cell: Callable | None,
