@@ -1,4 +1,4 @@
-"""Model registry: the networks of the published intrinsic-dimension studies and a timm adapter.
+"""The models, created by name: the networks of the published intrinsic-dimension studies and timm.
 
 Every model is built from a spec and the dataset's shape::
 
