@@ -541,3 +541,14 @@ def test_psi_against_d_plot_shows_one_cell_in_both_spaces(frames, tmp_path):
     assert theta_line == [(d, pytest.approx(0.51)) for d in ds]
     paths = render(measurements, runs, tmp_path / "lb", formats=("md",))
     assert "psi_vs_d.png" in paths and "psi_vs_d.svg" in paths
+
+
+def test_layer_compartments_count_d_as_the_total_and_the_caption_states_the_split(frames):
+    measurements, runs = frames
+    layer = measurements.with_columns(compartments=pl.lit("layer"))
+    # the runs say so too: d is the total (d_total == d), split across 2 layers
+    df = table(layer, runs.with_columns(n_compartments=pl.lit(2)))
+    row = df.filter(pl.col("cell") == "cell3").row(0, named=True)
+    assert row["d_int_total"] == pytest.approx(187.4) and row["compression"] == pytest.approx(D_FC / 187.4)
+    md = to_markdown(df)
+    assert "split equally across the layers" in md and "per compartment for K" not in md

@@ -157,7 +157,8 @@ def accuracy_vs_d(df: pl.DataFrame) -> Figure:
             _log_x(ax)
             first = panel.row(0, named=True)
             ax.set_title(_panel_title(first))
-            per = "" if first["compartments"] == "1" else " per compartment"
+            k = first["compartments"]
+            per = " per compartment" if k.isdigit() and k != "1" else " in all" if k == "layer" else ""
             ax.set_xlabel(f"d (subspace dimension{per})")
             ax.set_ylabel(f"validation {first['metric']}")
             ax.legend(handles=handles, loc="lower right", fontsize=7, framealpha=0.85)

@@ -269,7 +269,8 @@ def caption(df: pl.DataFrame) -> str:
     metrics = ", ".join(df["metric"].unique().sort().to_list())
     thresholds = ", ".join(f"{t:g}" for t in df["threshold"].unique().sort().to_list())
     seeds = ", ".join(str(s) for s in df["seeds"].unique().sort().to_list())
-    split = any(c != "1" for c in df["compartments"].to_list())
+    compartments = set(df["compartments"].to_list())
+    split = any(c.isdigit() and c != "1" for c in compartments)
     level = f"{CI_LEVEL:.0%}"
     return (
         f"Score: final-model validation {metrics}. Baseline: mean ± std over {seeds} seeds of "
@@ -277,14 +278,18 @@ def caption(df: pl.DataFrame) -> str:
         f"{name}: the estimate, where the mean score over seeds crosses the threshold, "
         "interpolated linearly in log d between the two probes of the bracket, rounded "
         f"(\"≤ d\": the smallest probe d already passed; \"> d_max\": no probe up to d_max passed)"
-        + (", in directions per compartment" if split else "")
+        + (", in directions per compartment for K equal compartments" if split else "")
         + ". Bracket [d_lo, d_hi]: the largest failing probe below, and the smallest probe from "
         f"which every larger probe passed (the evidence for {name}). {level} CI: the bootstrap "
         "percentile interval of the same crossing when the seeds are resampled (2,000 resamples, "
         f"widened where needed to contain the estimate); n/a below {MIN_CI_SEEDS} seeds, "
         "∞ when some resamples never cross. "
         f"D/{name}: compression, D over the total number of directions at {name}. "
-        "density=1/sqrt(D): the sparse default; fastjl's density is nnz_per_row/n, n = d rounded "
+        + ("Compartments layer: one per layer (its weight and bias), each with its own basis; d "
+           "counts all directions, split equally across the layers, a layer smaller than its "
+           "share training all of its own and the rest shared again. " if "layer" in compartments
+           else "")
+        + "density=1/sqrt(D): the sparse default; fastjl's density is nnz_per_row/n, n = d rounded "
         "up to a power of two. Runs: training runs used (baselines, probes, lr tuning), with "
         "diverged (every rate failed) and retried (diverged at first, rerun at a lower rate) "
         "baseline and probe runs flagged."
