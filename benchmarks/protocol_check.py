@@ -1,0 +1,138 @@
+"""Evidence for the learning-rate protocol: d_int of each protocol against tune-every-probe.
+
+Protocols (MeasureConfig options), each measured on the same cells:
+
+- ``reference``: the rate tuned once at d_ref (geometric middle of the range), carried by
+  ``lr_scaling: auto`` (inverse-d for SGD, inverse-sqrt-d for Adam);
+- ``bracket``: tuned at d_ref, re-tuned at the bracket of the crossing (``lr_protocol: bracket``);
+- ``bracket-curvature``: the same, carried by measured curvature (``lr_scaling: curvature``);
+- ``every-probe``: tuned anew at every probe (``tune_every_probe``), the reference answer.
+
+Cells: FC 784-200-200-10 and LeNet on Fashion-MNIST under dense, sparse, Fastfood and FastJL, and
+the known-answer family (idbench.known_answers, first-order: Adam). All protocols of one cell share
+one output folder, so the baseline and the tuning at d_ref are trained once; each measurement's
+``runs`` and ``wall_s`` still count every run it used (found in the store or trained).
+
+One JSON line per (cell, protocol): d_int, bracket [d_lo, d_hi], runs, wall_s (sum of the runs'
+training time), elapsed_s (this process, including curvature estimates), diverged and retried runs
+first trained by this measurement, where the rate was tuned; then one summary line per cell:
+each protocol's d_int / every-probe's d_int, whether their brackets agree (overlap, or the d_int
+lies within the other's bracket widened by one bisection step), and its runs and wall time as a
+fraction of every-probe's.
+
+    python benchmarks/protocol_check.py --quick          # ~15-30 min on 2 busy CPU cores
+    python benchmarks/protocol_check.py                  # 2 epochs, 3 seeds, 8 trials (hours)
+    python benchmarks/protocol_check.py --quick --only known
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import torch
+
+from idbench.config import MeasureConfig
+from idbench.known_answers import FAMILY
+from idbench.measurement import measure
+from idbench.store import RunStore
+
+PROJECTIONS = ("dense", "sparse", "fastfood", "fastjl")
+MODELS = ("fc[depth=2,width=200]", "lenet")
+PROTOCOLS: dict[str, dict[str, Any]] = {
+    "reference": {},
+    "bracket": {"lr_protocol": "bracket"},
+    "bracket-curvature": {"lr_protocol": "bracket", "lr_scaling": "curvature"},
+    "every-probe": {"tune_every_probe": True},
+}
+
+
+def fashion_cells(quick: bool) -> list[tuple[str, dict[str, Any]]]:
+    budget = (dict(steps=60, batch_size=128, seeds=2, tune_trials=3, tune_seeds=1, d_min=16,
+                   d_max=8192, resolution=0.15) if quick else
+              dict(epochs=2.0, seeds=3, tune_trials=8, tune_seeds=2, d_min=10, d_max=20_000,
+                   resolution=0.05))
+    return [(f"fashion-mnist|{model}|{projection}",
+             dict(model=model, dataset="fashion-mnist", projection=projection, **budget))
+            for model in MODELS for projection in PROJECTIONS]
+
+
+def known_cells(quick: bool) -> list[tuple[str, dict[str, Any]]]:
+    problems = [p for p in FAMILY if p.D == 1000] if quick else list(FAMILY)  # quick: the toy
+    budget = (dict(steps=300, seeds=2, tune_trials=3, tune_seeds=1) if quick else
+              dict(steps=2000, seeds=3, tune_trials=8, tune_seeds=2))
+    cells = []
+    for problem in problems:
+        for projection in PROJECTIONS:
+            config = problem.config(projection, optimizer="adam", batch_size=1024,
+                                    lr_range=(1e-3, 3.0), **budget)
+            cells.append((f"{problem.name}|{projection}|answer={problem.answer}",
+                          config.model_dump(exclude_defaults=True)))
+    return cells
+
+
+def measure_protocol(name: str, options: dict[str, Any], out: Path) -> dict[str, Any]:
+    config = MeasureConfig.build(**{**options, **PROTOCOLS[name]})
+    start = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        row = measure(config, out=out, device="cpu")
+    runs = RunStore(out).table().filter(pl.col("cell") == row.cell)
+    return {
+        "protocol": name, "d_int": row.d_int, "d_lo": row.d_lo, "d_hi": row.d_hi,
+        "censored": row.censored, "runs": row.n_runs, "wall_s": round(row.wall_s, 1),
+        "elapsed_s": round(time.perf_counter() - start, 1), "tune_at": row.tune_at,
+        "diverged": int(runs["diverged"].sum()), "retried": int((runs["retries"] > 0).sum()),
+        "warnings": sorted({str(w.message) for w in caught if "curvature" in str(w.message)}),
+    }
+
+
+def agree(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Brackets overlap (censored agrees only with censored)."""
+    if a["censored"] or b["censored"]:
+        return a["censored"] == b["censored"]
+    lo_a, lo_b = a["d_lo"] or 1, b["d_lo"] or 1
+    return lo_a <= b["d_hi"] and lo_b <= a["d_hi"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="60 steps (1/7 epoch), 2 seeds, 3 trials; of the family the toy only")
+    parser.add_argument("--only", choices=("fashion", "known"), default=None)
+    parser.add_argument("--out", default=None, help="folder for the stores (default: temporary)")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    root = Path(args.out or tempfile.mkdtemp(prefix="protocol-check-"))
+    cells = ([] if args.only == "fashion" else known_cells(args.quick)) + \
+            ([] if args.only == "known" else fashion_cells(args.quick))
+    for cell, options in cells:
+        out = root / cell.replace("|", "_").replace("[", "(").replace("]", ")").replace("=", "-")
+        results = {name: measure_protocol(name, options, out) for name in PROTOCOLS}
+        for result in results.values():
+            print(json.dumps({"cell": cell, **result}), flush=True)
+        ref = results["every-probe"]
+        summary = {"cell": cell, "summary": True}
+        for name, result in results.items():
+            if name == "every-probe":
+                continue
+            ratio = (result["d_int"] / ref["d_int"]) if result["d_int"] and ref["d_int"] else None
+            summary[name] = {
+                "d_int_ratio": None if ratio is None else round(ratio, 3),
+                "agrees": agree(result, ref),
+                "runs_fraction": round(result["runs"] / ref["runs"], 3),
+                "wall_fraction": round(result["wall_s"] / ref["wall_s"], 3)
+                if ref["wall_s"] else math.nan,
+            }
+        print(json.dumps(summary), flush=True)
+
+
+if __name__ == "__main__":
+    main()
