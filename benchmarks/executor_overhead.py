@@ -7,7 +7,7 @@ execution, on
 
 - ``noop``: a function that does nothing (pure scheduling and transfer cost of one task);
 - ``run``: a real, tiny training run (fc[depth=1,width=16] on digits, ``--epochs``) through
-  :func:`idbench.measurement.execute`, as measurements submit them.
+  :func:`idbench.cell.execute`, as measurements submit them.
 
 For each it reports the median seconds of one run alone (``local_s``; ``dask_s``: one ``map`` of
 one item, the latency a tuning trial sees) and ``overhead_ms`` = ``dask_s - local_s``; and, for a
@@ -33,7 +33,7 @@ from pathlib import Path
 
 from idbench.dask_executor import DaskExecutor
 from idbench.executors import LocalExecutor
-from idbench.measurement import execute
+from idbench.cell import execute
 from idbench.train import RunSpec
 
 
