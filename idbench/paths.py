@@ -75,9 +75,11 @@ class PathTracker:
             self._window_start = point
             self._window_length = self._start.new_zeros(())
 
-    def window_psi(self) -> list[float]:
-        """psi of every completed window of ``window`` steps, in order (one host sync)."""
-        return torch.stack(self._window_psi).tolist() if self._window_psi else []
+    def window_psi(self) -> list[float | None]:
+        """psi of every completed window of ``window`` steps, in order (None for a window without
+        motion), with one host sync."""
+        values = torch.stack(self._window_psi).tolist() if self._window_psi else []
+        return [None if math.isnan(v) else v for v in values]
 
     def summary(self) -> dict[str, float | None]:
         """Whole-path displacement, path length and psi, and psi of the last completed window
@@ -145,6 +147,14 @@ class TrainingPaths:
             with torch.no_grad():
                 self.theta.add(sub.theta())
         sub.keep_theta_at, sub.kept_theta = None, None
+
+    def windows(self) -> dict[str, list[float | None]]:
+        """psi of every completed window, by space: ``theta`` and, for a subspace run, ``z``."""
+        self._catch_up()
+        out = {"theta": self.theta.window_psi()}
+        if self.z is not None:
+            out["z"] = self.z.window_psi()
+        return out
 
     def summary(self) -> dict[str, float | None]:
         """``theta_displacement``, ``theta_path_length``, ``theta_psi``, ``theta_psi_window`` and,

@@ -93,6 +93,8 @@ class RunRow(BaseModel):
     z_path_length: float | None = None
     z_psi: float | None = None
     z_psi_window: float | None = None
+    theta_psi_windows: str | None = None  # JSON list: psi of every completed path_window steps
+    z_psi_windows: str | None = None
     history: str  # JSON list of {step, val_score, val_loss, train_loss, and the path metrics}
     # provenance
     device: str

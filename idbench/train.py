@@ -137,6 +137,8 @@ class RunResult:
     # training-path metrics of the whole run (idbench.paths): theta_ and, for a subspace run, z_
     # displacement, path_length, psi and psi_window (the last completed window)
     path_metrics: dict[str, float] = field(default_factory=dict)
+    # psi of every completed window of path_window steps, by space ("theta", "z")
+    path_windows: dict[str, list[float | None]] = field(default_factory=dict)
 
 
 def build_model(spec: RunSpec, data: Dataset) -> nn.Module:
@@ -329,7 +331,7 @@ def _result(model: nn.Module, method: methods.Method, data: Dataset, state: Trai
     info = run_info(model, method)
     common = dict(steps=state.step, D=info.D, info=info, history=state.history,
                   threads=torch.get_num_threads(),
-                  path_metrics=state.paths.summary(),
+                  path_metrics=state.paths.summary(), path_windows=state.paths.windows(),
                   d_total=info.subspace.d_total if info.subspace is not None else None)
     if state.diverged:
         return RunResult(val_score=0.0, val_loss=math.inf, test_score=0.0, train_loss=math.inf,

@@ -1,5 +1,6 @@
 """Training-path metrics: known answers on synthetic paths, and exact tracking of real runs."""
 
+import json
 import math
 
 import pytest
@@ -159,9 +160,13 @@ def test_every_training_run_records_its_path():
         assert 0 < metrics[f"{space}_psi"] <= 1 and 0 < metrics[f"{space}_psi_window"] <= 1
         assert [h[f"{space}_psi"] is not None for h in result.history] == [True] * 3
         assert result.history[-1][f"{space}_path_length"] == metrics[f"{space}_path_length"]
+    windows = result.steps // 5  # path_window = 5 steps
+    assert [len(result.path_windows[space]) for space in ("z", "theta")] == [windows, windows]
+    assert result.path_windows["z"][-1] == metrics["z_psi_window"]
     baseline = run(spec.replace(projection=None, d=None), digits)
     assert 0 < baseline.path_metrics["theta_psi"] <= 1
     assert not any(key.startswith("z_") for key in baseline.path_metrics)
+    assert list(baseline.path_windows) == ["theta"]
 
 
 def test_run_rows_carry_the_path_metrics_and_the_window():
@@ -175,3 +180,6 @@ def test_run_rows_carry_the_path_metrics_and_the_window():
     assert len(result.path_metrics) == 8  # theta_ and z_: displacement, length, psi, window
     for key, value in result.path_metrics.items():
         assert value is not None and getattr(row, key) == value
+    for space in ("theta", "z"):
+        windows = json.loads(getattr(row, f"{space}_psi_windows"))
+        assert windows == result.path_windows[space] and len(windows) == result.steps // 4
