@@ -73,3 +73,26 @@ def test_no_import_cycle_in_idbench():
 def test_the_cycle_finder_finds_a_cycle():
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_no_function_is_long_without_saying_why():
+    """Functions stay readable: one over 60 lines must say why in its docstring ("long because")."""
+    long = []
+    for path in sorted(ROOT.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                doc = ast.get_docstring(node) or ""
+                if lines > 60 and "long because" not in doc:
+                    long.append(f"{path.relative_to(ROOT.parent)}:{node.lineno} {node.name} ({lines})")
+    assert not long, "split these, or say in the docstring why they are long: " + ", ".join(long)
+
+
+def test_executors_say_what_the_measurement_needs():
+    from idbench.executors import Executor, LocalExecutor
+
+    local = LocalExecutor()
+    assert isinstance(local, Executor) and local.in_process and local.slots == 1
+    assert local.map(lambda x: x * 2, [3, 1, 2]) == [6, 2, 4]
+    source = (ROOT / "dask_executor.py").read_text(encoding="utf-8")
+    assert "in_process = False" in source  # its runs train on the workers
