@@ -51,7 +51,9 @@ class FisherSketch:
         wide = U.double()
         gram = wide @ wide.T
         gram.diagonal().add_(damping * U.shape[0])
-        return cls(U, torch.linalg.cholesky(gram), damping)
+        # positive definite by construction (damping > 0): cholesky_ex skips the error check and
+        # with it a device synchronisation
+        return cls(U, torch.linalg.cholesky_ex(gram).L, damping)
 
     def solve(self, g: torch.Tensor) -> torch.Tensor:
         """(U^T U / b + lambda I)^{-1} g, by Sherman-Morrison-Woodbury."""
