@@ -1,11 +1,13 @@
 """Row models as Polars frames: their schema (:func:`polars_schema`) and the :func:`upgrade` path.
 
 The run store and published leaderboards hold rows of :mod:`idbench.schema` as Parquet; both read
-rows of an older schema version through :func:`upgrade`, which fills the columns added since.
+rows of an older schema version through :func:`upgrade`, which fills the columns added since (and
+recomputes d_int of measurement rows written while it was the smallest passing probe).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import types
 import typing
@@ -44,6 +46,8 @@ def upgrade(frame: pl.DataFrame, model: type[BaseModel],
     rows cannot be read as they are: that is an error naming the column and ``where`` they are.
     """
     schema = polars_schema(model)
+    if "d_int" in model.model_fields and "d_int" in frame.columns and frame["d_int"].dtype.is_integer():
+        frame = _d_int_as_crossing(frame)
     if frame.schema == schema:
         return frame
     fill = []
@@ -62,3 +66,21 @@ def upgrade(frame: pl.DataFrame, model: type[BaseModel],
         value = None if field.is_required() else field.get_default(call_default_factory=True)
         fill.append(pl.lit(value, dtype=dtype).alias(name))
     return frame.with_columns(fill).select([pl.col(n).cast(t) for n, t in schema.items()])
+
+
+def _d_int_as_crossing(frame: pl.DataFrame) -> pl.DataFrame:
+    """Measurement rows written while d_int was the smallest passing probe (an integer column; that
+    number is d_hi now) with d_int and its interval recomputed from their stored probes: the
+    statistic d_int holds now (:func:`idbench.search.estimate_with_interval`), so an older row
+    never shows an interval that excludes its estimate."""
+    from idbench.search import Probe, estimate_with_interval
+
+    found = []
+    for probes, threshold in frame.select("probes", "threshold_score").iter_rows():
+        parsed = [Probe(p["d"], tuple(p.get("scores") or [p["mean"]]), p["passed"])
+                  for p in json.loads(probes or "[]")]
+        found.append(estimate_with_interval(parsed, threshold))
+    d_int, low, high = zip(*found) if found else ((), (), ())
+    return frame.with_columns(pl.Series("d_int", d_int, pl.Float64),
+                              pl.Series("ci_low", low, pl.Float64),
+                              pl.Series("ci_high", high, pl.Float64))

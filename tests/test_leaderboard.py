@@ -378,6 +378,13 @@ def test_committed_leaderboards_interval_contains_the_estimate(path):
             assert (low, high) == (None, None)
         else:
             assert low <= d_int <= high
+    # read as idbench reads them, rows written while d_int was the smallest passing probe carry
+    # the recomputed estimate and interval, not the old integer
+    loaded, _ = load_results(path.parent)
+    for row in loaded.to_dicts():
+        if not row["censored"]:
+            assert (row["d_lo"] or 0) < row["d_int"] <= row["d_hi"]
+            assert row["ci_low"] is None or row["ci_low"] <= row["d_int"] <= row["ci_high"]
 
 
 def test_no_interval_below_three_seeds_is_shown_as_na(frames):
