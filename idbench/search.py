@@ -123,11 +123,12 @@ def estimate_with_interval(
     Each replicate resamples seed indices with replacement (one draw for every probe, since a seed
     fixes initialisation and basis) and takes :func:`crossing` of its mean curve. The interval runs
     from the (1 - level)/2 to the (1 + level)/2 quantile of the replicates (order statistics, so
-    replicates that never cross stay inf), widened where needed to contain d_int itself: with few
-    seeds the replicates can all fall on one side of the estimate (a mean curve that just passes a
-    probe, while most resamples pass it or most fail it), and an interval that excludes its point
-    misleads. No interval (None) below :data:`MIN_CI_SEEDS` seeds, or when the mean curve never
-    crosses (censored; d_int None as well).
+    replicates that never cross stay inf), widened where needed to contain d_int itself, since an
+    interval that excludes its point misleads. Below 6 seeds the percentile interval contains it
+    anyway (the resample that draws every seed once reproduces d_int, with probability
+    n!/n^n >= 3.8% > (1 - level)/2); with more, the replicates could lie beyond it on one side.
+    No interval (None) below :data:`MIN_CI_SEEDS` seeds, or when the mean curve never crosses
+    (censored; d_int None as well).
     """
     if not probes:
         return None, None, None
