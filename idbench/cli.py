@@ -359,6 +359,9 @@ def main(argv: list[str] | None = None) -> None:
         except IdbenchError as exc:
             _fail(str(exc))
         except _CLICK_ERROR as exc:  # a flag click cannot parse: the same one line
+            if type(exc).__name__ == "NoArgsIsHelpError":  # `idbench` alone: its help
+                typer.echo(exc.format_message())
+                sys.exit(0)
             command = f"idbench {exc.ctx.info_name}" if getattr(exc, "ctx", None) and \
                 exc.ctx.info_name != "idbench" else "idbench"
             _fail(f"{exc.format_message()} (see `{command} --help`)")

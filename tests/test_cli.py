@@ -184,3 +184,9 @@ def test_shipped_suites_are_package_data():
     assert '"_suites/*.yaml"' in pyproject  # installed with the package, not only in a checkout
     link = Path(__file__).parents[1] / "suites"  # `idbench run suites/quickstart.yaml` still works
     assert (link / "quickstart.yaml").resolve() == (folder / "quickstart.yaml").resolve()
+
+
+def test_idbench_alone_prints_its_help(capfd):
+    code, out, err = invoke([], capfd)
+    assert code == 0 and err == ""
+    assert out.startswith("Usage: idbench") and "measure" in out and "leaderboard" in out
