@@ -11,7 +11,7 @@ from idbench.search import search
 
 
 def config(**options) -> MeasureConfig:
-    return MeasureConfig.build(model="fc", dataset="digits", **options)
+    return MeasureConfig.build(**{"model": "fc", "dataset": "digits", **options})
 
 
 def test_probes_near_the_crossing_use_a_rate_tuned_near_it():
@@ -60,3 +60,22 @@ def test_a_failed_estimate_falls_back_to_the_auto_rule_with_one_warning():
     assert len(caught) == 1 and "by inverse-d instead" in str(caught[0].message)
     assert carry.origin(10, 40)["lr_carried_by"] == "inverse-d"
     assert math.isnan(carry.origin(10, 40)["curvature"])
+
+
+def test_every_probe_row_records_where_its_rate_was_tuned_and_how_it_was_carried(tmp_path):
+    import polars as pl
+
+    import idbench
+    from idbench.store import RunStore
+
+    row = idbench.measure(config(model="fc[depth=1,width=32]", projection="fastfood", seeds=1,
+                                 epochs=1, tune_trials=2, tune_seeds=1, d_min=4, d_max=1000,
+                                 resolution=0.2, lr_protocol="bracket", lr_scaling="curvature"),
+                          out=tmp_path, device="cpu")
+    assert row.tune_at.startswith("bracket:") and row.lr_scaling == "curvature"
+    tuned = {int(t) for t in row.tune_at.split(":")[1].split()[0].split(",")}
+    probes = RunStore(tmp_path).table().filter(pl.col("role") == "probe")
+    assert probes.height >= 4
+    assert set(probes["lr_tuned_at"].to_list()) <= tuned
+    assert set(probes["lr_carried_by"].to_list()) == {"curvature"}
+    assert (probes["curvature"] > 0).all()
