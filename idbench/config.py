@@ -13,7 +13,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from idbench.errors import IdbenchError
-from idbench.keys import key_fields, stable_key
+from idbench.keys import key_fields, stable_key, with_layer_rule
 from idbench.options import TrainOptions, options_error
 from idbench.registry import Spec
 
@@ -64,7 +64,7 @@ class MeasureConfig(TrainOptions):
     # where the subspace lr is tuned (idbench.lr_protocol): "reference" once at d_ref;
     # "bracket" at d_ref, then again near the crossing once the search has bracketed it
     lr_protocol: Literal["reference", "bracket"] = Field(
-        "reference", description="tune the subspace lr once at d_ref (reference) or also where "
+        "bracket", description="tune the subspace lr once at d_ref (reference) or also where "
         "the search brackets the crossing (bracket)")
     # subspace lr tuned within [prior / w, prior * w], prior = the tuned baseline lr carried from
     # d = D to d_ref by lr_scaling; None: the whole lr_range (also with a global baseline)
@@ -82,7 +82,8 @@ class MeasureConfig(TrainOptions):
 
     def key(self) -> str:
         """The cell key: a stable hash of everything that determines the measurement."""
-        return stable_key(key_fields(self, self.KEY_FIELDS), 16, style="pydantic")
+        payload = with_layer_rule(key_fields(self, self.KEY_FIELDS), self.compartments)
+        return stable_key(payload, 16, style="pydantic")
 
     @field_validator("threshold")
     @classmethod

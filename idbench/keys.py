@@ -55,3 +55,16 @@ def key_fields(value: BaseModel, original: tuple[str, ...]) -> dict[str, Any]:
         if data[name] != fields[name].get_default(call_default_factory=True):
             keyed[name] = data[name]
     return keyed
+
+
+def with_layer_rule(payload: dict[str, Any], compartments: object) -> dict[str, Any]:
+    """``payload`` plus the rule of layer compartments when ``compartments`` is ``"layer"``.
+
+    Layer compartments changed meaning after stores were written (d became the total number of
+    directions, split across layers by :func:`idbench.subspace.split_directions`), so runs and
+    cells with layer compartments name the rule: one stored under the old meaning (d per layer)
+    is never reused under the new one. Other keys are unchanged.
+    """
+    if compartments == "layer":
+        return {**payload, "layer_directions": "total-split"}
+    return payload

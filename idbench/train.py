@@ -38,7 +38,7 @@ import idbench.methods as methods
 import idbench.models as models
 from idbench.data import Dataset
 from idbench.errors import IdbenchError
-from idbench.keys import key_fields, stable_key
+from idbench.keys import key_fields, stable_key, with_layer_rule
 from idbench.methods.base import BatchLoss
 from idbench.options import TrainOptions, options_error
 from idbench.paths import TrainingPaths
@@ -62,7 +62,8 @@ class RunSpec(TrainOptions):
     lr: float = Field(description="peak learning rate")
     projection: str | None = Field(None, description="projection spec; None: a full-space "
                                    "(baseline) run")
-    d: int | None = Field(None, ge=1, description="directions per compartment")
+    d: int | None = Field(None, ge=1, description="directions: per compartment for K equal "
+                         "compartments, in total for 'layer' (split across layers)")
     compartments: int | Literal["layer"] | None = Field(
         None, description="None (one), K equal parts, or 'layer'")
     method: str = Field("fpd", description="method spec: fpd, rbd, nes")
@@ -106,8 +107,9 @@ class RunSpec(TrainOptions):
         return RunSpec(**{**self.model_dump(), **changes})
 
     def key_payload(self) -> dict[str, Any]:
-        """What the key hashes: every field, less later fields left at their defaults."""
-        return key_fields(self, self.KEY_FIELDS)
+        """What the key hashes: every field, less later fields left at their defaults (and the
+        rule of layer compartments, :func:`idbench.keys.with_layer_rule`)."""
+        return with_layer_rule(key_fields(self, self.KEY_FIELDS), self.compartments)
 
     def key(self) -> str:
         """A stable hash of the spec: equal specs are the same run."""

@@ -34,8 +34,15 @@ RUN_KEYS = ["4d89803b184c42f8c822", "40ef1d69f03efdf6b1c3"]
 
 
 def test_cell_and_run_keys_are_those_of_the_code_before_the_refactoring():
-    assert [MeasureConfig(**c).key() for c in CONFIGS] == CELL_KEYS
-    assert [RunSpec(**s).key() for s in SPECS] == RUN_KEYS
+    """Every key is unchanged except those with layer compartments, whose d changed meaning
+    (per layer before, the total now): they must not find runs stored under the old meaning."""
+    layer = [c.get("compartments") == "layer" for c in CONFIGS]
+    cells = [MeasureConfig(**c).key() for c in CONFIGS]
+    assert [k == old for k, old in zip(cells, CELL_KEYS)] == [not x for x in layer]
+    layer = [s.get("compartments") == "layer" for s in SPECS]
+    runs = [RunSpec(**s).key() for s in SPECS]
+    assert [k == old for k, old in zip(runs, RUN_KEYS)] == [not x for x in layer]
+    assert any(layer)  # the layer case is exercised
 
 
 def test_a_field_added_later_changes_no_key_at_its_default_and_keys_when_set():
