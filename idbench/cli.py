@@ -215,7 +215,7 @@ def run_suite(
     leaderboard_dir: str = typer.Option(None, "--leaderboard",
                                         help="where the leaderboard goes "
                                         "[default: leaderboards/<suite>]"),
-    only: str = typer.Option(None, help="wildcard over model/dataset/projection/method"),
+    only: str = typer.Option(None, help="wildcard over model/dataset/projection/method (/optimizer when a suite has several)"),
     dry_run: bool = typer.Option(False, help="print the cells and what is stored; train nothing"),
     resume: bool = typer.Option(False, help="continue a suite whose output folder holds runs"),
     device: str = typer.Option(None, help="cpu | cuda | cuda:N | mps "

@@ -35,12 +35,6 @@ from idbench.preflight import check_suite_run
 OnEvent = Callable[[str], None]
 
 
-def cell_label(config: MeasureConfig) -> str:
-    """A readable name of a cell, matched by ``--only``: model/dataset/projection/method."""
-    label = f"{config.model}/{config.dataset}/{config.projection}/{config.method}"
-    return label if config.compartments is None else f"{label}/c={config.compartments}"
-
-
 @dataclass
 class SuiteResult:
     """What a suite run produced."""
@@ -57,9 +51,9 @@ def select_cells(suite: Suite, only: str | None) -> list[Cell]:
     cells = suite.cells()
     if only is None:
         return cells
-    chosen = [c for c in cells if fnmatch.fnmatch(cell_label(c.config), only)]
+    chosen = [c for c in cells if fnmatch.fnmatch(c.label, only)]
     if not chosen:
-        labels = "\n  ".join(cell_label(c.config) for c in cells)
+        labels = "\n  ".join(c.label for c in cells)
         raise IdbenchError(f"--only {only!r} matches no cell of {suite.name}; its cells are:\n  {labels}")
     return chosen
 
@@ -79,7 +73,7 @@ def plan(suite_path: str | Path, *, out: str | Path | None = None,
     for cell in select_cells(suite, only):
         key = cell_key(cell.config)
         runs = stored_runs.filter(pl.col("cell") == key).height if stored_runs.height else 0
-        rows.append({"cell": cell_label(cell.config), "key": key, "skipped": cell.skipped,
+        rows.append({"cell": cell.label, "key": key, "skipped": cell.skipped,
                      "stored_runs": runs, "measured": key in stored_cells})
     return rows
 
@@ -151,7 +145,7 @@ def _runnable_cells(suite: Suite, only: str | None, out: Path,
             f"{out} already holds runs: pass --resume to continue that suite, or choose another --out"
         )
     todo = [c for c in cells if c.skipped is None]
-    skipped = [(cell_label(c.config), c.skipped) for c in cells if c.skipped is not None]
+    skipped = [(c.label, c.skipped) for c in cells if c.skipped is not None]
     if not todo:
         raise IdbenchError(f"no cell of {suite.name} could run: " + "; ".join(
             f"{label}: {reason}" for label, reason in skipped))
@@ -182,7 +176,7 @@ def _measure_cells(cells: list[Cell], executor: Executor, on_cell: Callable | No
         rows = []
         for index, cell in enumerate(cells):
             if on_cell is not None:
-                on_cell(index, total, cell_label(cell.config))
+                on_cell(index, total, cell.label)
             rows.append(measure_one(cell.config, executor))
         return rows
 
@@ -192,7 +186,7 @@ def _measure_cells(cells: list[Cell], executor: Executor, on_cell: Callable | No
     def one(cell: Cell) -> MeasurementRow:
         if on_cell is not None:
             with guard:
-                on_cell(done[0], total, cell_label(cell.config))
+                on_cell(done[0], total, cell.label)
         row = measure_one(cell.config, executor)
         with guard:
             done[0] += 1

@@ -1,7 +1,7 @@
 """Suite files: a YAML schema for a set of measurements, checked on load and expanded into cells.
 
 A suite names its version, its protocol defaults and its cells as grids over models, datasets,
-projections and methods. Each entry of ``grids`` is one grid: its cells are the product of its
+projections, methods and optimisers. Each entry of ``grids`` is one grid: its cells are the product of its
 lists, and the suite's cells are the union over the entries (in order, duplicates removed), so
 repeated entries *add* grids rather than multiplying everything::
 
@@ -21,6 +21,7 @@ repeated entries *add* grids rather than multiplying everything::
         datasets: [digits]
         projections: [dense, sparse, fastfood, fastjl]
         methods: [fpd]        # optional, default [fpd]
+        optimizers: [sgd, adam]   # optional, default: the `optimizer` option (sgd)
       - models: ["fc[depth=1,width=64]"]
         datasets: [fashion-mnist]
         projections: [dense, fastfood]    # optional, default [dense]
@@ -46,6 +47,7 @@ Use::
 from __future__ import annotations
 
 import difflib
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,6 +59,7 @@ from idbench.config import MeasureConfig
 from idbench.errors import IdbenchError
 from idbench.preflight import check_spec
 from idbench.keys import stable_key
+from idbench.options import OPTIMIZERS
 from idbench.registry import Registry
 
 # shipped as package data, so `idbench run quickstart` works after any install (the checkout's
@@ -66,6 +69,8 @@ SUITES_DIR = Path(__file__).resolve().parent / "_suites"
 # The four lists of a grid and the MeasureConfig field each one fills.
 CELL_KEYS = {"models": "model", "datasets": "dataset", "projections": "projection",
              "methods": "method"}
+# ``optimizers`` is a grid list too, but optional: without it a grid trains with the ``optimizer``
+# option of its defaults (every suite written before the optimiser axis), so it is not a cell key.
 
 
 class Grid(BaseModel):
@@ -77,6 +82,7 @@ class Grid(BaseModel):
     datasets: list[str] = Field(min_length=1)
     projections: list[str] = Field(default_factory=lambda: ["dense"], min_length=1)
     methods: list[str] = Field(default_factory=lambda: ["fpd"], min_length=1)
+    optimizers: list[str] | None = Field(None, min_length=1)
     options: dict[str, Any] = Field(default_factory=dict)
     requires: list[str] = Field(default_factory=list)
 
@@ -121,24 +127,36 @@ class Suite(BaseModel):
         was left out.
         """
         reasons = [_skip_reason(grid) for grid in self.grids]
+        several = len({config.optimizer for config, _ in self._expanded}) > 1
         cells: dict[str, Cell] = {}
         for config, index in self._expanded:
             key = config.model_dump_json()
             if key not in cells:
-                cells[key] = Cell(config, index, reasons[index])
+                cells[key] = Cell(config, index, reasons[index], several)
             elif cells[key].skipped is not None and reasons[index] is None:
-                cells[key] = Cell(config, cells[key].grid, None)
+                cells[key] = Cell(config, cells[key].grid, None, several)
         return list(cells.values())
 
 
 @dataclass(frozen=True)
 class Cell:
-    """One measurement of a suite: its config, the index of the grid it came from, and why it is
-    skipped (None: it runs)."""
+    """One measurement of a suite: its config, the index of the grid it came from, why it is
+    skipped (None: it runs), and whether its label names the optimiser (the suite has several)."""
 
     config: MeasureConfig
     grid: int
     skipped: str | None = None
+    optimizer_in_label: bool = False
+
+    @property
+    def label(self) -> str:
+        """A readable name, matched by ``--only``: model/dataset/projection/method, then
+        ``/c=K`` with compartments and ``/<optimizer>`` when the suite trains with several."""
+        config = self.config
+        label = f"{config.model}/{config.dataset}/{config.projection}/{config.method}"
+        if config.compartments is not None:
+            label += f"/c={config.compartments}"
+        return f"{label}/{config.optimizer}" if self.optimizer_in_label else label
 
 
 # --------------------------------------------------------------------------- finding suite files
@@ -276,6 +294,17 @@ def _check_names(grid: Grid, index: int, lines: "_Lines") -> None:
                 check_spec(registry, spec)
             except IdbenchError as exc:
                 raise lines.at(loc, f"in {_format_loc(loc)}: {exc}") from None
+    for j, optimizer in enumerate(grid.optimizers or []):
+        if optimizer not in OPTIMIZERS:
+            close = difflib.get_close_matches(str(optimizer), OPTIMIZERS, n=1, cutoff=0.6)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise lines.at(("grids", index, "optimizers", j),
+                           f"in grids[{index}].optimizers[{j}]: unknown optimizer {optimizer!r}."
+                           f"{hint} Choose from {', '.join(OPTIMIZERS)}")
+    if grid.optimizers is not None and "optimizer" in grid.options:
+        raise lines.at(("grids", index, "options", "optimizer"),
+                       f"grids[{index}] lists optimizers and sets the option 'optimizer': "
+                       "keep one (the list)")
 
 
 def _expand(suite: Suite, lines: "_Lines") -> list[tuple[MeasureConfig, int]]:
@@ -283,17 +312,17 @@ def _expand(suite: Suite, lines: "_Lines") -> list[tuple[MeasureConfig, int]]:
     out: list[tuple[MeasureConfig, int]] = []
     for i, grid in enumerate(suite.grids):
         options = {**suite.defaults, **grid.options}
-        for model in grid.models:
-            for dataset in grid.datasets:
-                for projection in grid.projections:
-                    for method in grid.methods:
-                        cell = dict(options, model=model, dataset=dataset,
-                                    projection=projection, method=method)
-                        try:
-                            config = MeasureConfig(**cell)
-                        except ValidationError as exc:
-                            raise _config_error(exc, suite, i, lines) from None
-                        out.append((config, i))
+        optimizers = grid.optimizers or [options.get("optimizer")]
+        for cell in itertools.product(grid.models, grid.datasets, grid.projections, grid.methods,
+                                      optimizers):
+            fields = dict(zip(("model", "dataset", "projection", "method", "optimizer"), cell))
+            if fields["optimizer"] is None:  # no list and no option: MeasureConfig's default
+                del fields["optimizer"]
+            try:
+                config = MeasureConfig(**{**options, **fields})
+            except ValidationError as exc:
+                raise _config_error(exc, suite, i, lines) from None
+            out.append((config, i))
     return out
 
 
@@ -302,8 +331,10 @@ def _config_error(exc: ValidationError, suite: Suite, index: int, lines: "_Lines
     error = exc.errors()[0]
     msg = _clean(error["msg"])
     field = error["loc"][0] if error["loc"] else None
-    if field in suite.grids[index].options:
-        loc: tuple[Any, ...] = ("grids", index, "options", field)
+    if field == "optimizer" and suite.grids[index].optimizers is not None:
+        loc: tuple[Any, ...] = ("grids", index, "optimizers")
+    elif field in suite.grids[index].options:
+        loc = ("grids", index, "options", field)
     elif field in suite.defaults:
         loc = ("defaults", field)
     else:

@@ -219,7 +219,7 @@ def test_unknown_key_names_the_file_the_line_and_the_valid_keys(tmp_path: Path) 
     message = error_of(path)
     assert str(path) in message and "line 6:" in message
     assert "unknown key 'epoch'" in message and "grids[0]" in message
-    assert "valid keys: models, datasets, projections, methods, options, requires" in message
+    assert "valid keys: models, datasets, projections, methods, optimizers, options, requires" in message
 
 
 def test_unknown_option_in_defaults_suggests_the_right_one(tmp_path: Path) -> None:
@@ -395,3 +395,79 @@ def test_fashion_mnist_leaderboard_suites_hold_the_cells_issue_13_asks_for() -> 
     assert {c.model for c in family} == {f"fc[depth={k},width={w}]" for k in (1, 2, 3)
                                          for w in (50, 100, 200, 400)}
     assert {(c.projection, c.seeds) for c in family} == {("fastfood", 3)}
+
+
+# --------------------------------------------------------------------------- the optimiser axis
+
+
+def test_optimizers_is_a_grid_axis_and_labels_name_the_optimizer(tmp_path: Path) -> None:
+    path = write(tmp_path, """
+        version: "1"
+        defaults: {optimizer: adam}
+        grids:
+          - models: [fc]
+            datasets: [digits]
+            projections: [dense, fastfood]
+            optimizers: [sgd, ngd]
+          - models: [fc]
+            datasets: [toy-sums]
+    """)
+    cells = load_suite(path).cells()
+    assert [(c.config.dataset, c.config.projection, c.config.optimizer) for c in cells] == [
+        ("digits", "dense", "sgd"), ("digits", "dense", "ngd"),
+        ("digits", "fastfood", "sgd"), ("digits", "fastfood", "ngd"),
+        ("toy-sums", "dense", "adam"),  # no list: the defaults' optimizer
+    ]
+    assert cells[1].label == "fc/digits/dense/fpd/ngd"
+    assert len({c.label for c in cells}) == len(cells)
+
+
+def test_a_suite_of_one_optimizer_keeps_its_labels_and_cells(tmp_path: Path) -> None:
+    text = 'version: "1"\ndefaults: {optimizer: adam}\ngrids: [{models: [fc], datasets: [digits]}]\n'
+    listed = text.replace("datasets: [digits]", "datasets: [digits], optimizers: [adam]")
+    plain, with_list = load_suite(write(tmp_path, text)), load_suite(write(tmp_path, listed, "b.yaml"))
+    assert [c.label for c in plain.cells()] == ["fc/digits/dense/fpd"]
+    assert [c.config for c in plain.cells()] == [c.config for c in with_list.cells()]
+
+
+def test_an_unknown_optimizer_names_its_line_and_the_choices(tmp_path: Path) -> None:
+    path = write(tmp_path, """
+        version: "1"
+        grids:
+          - models: [fc]
+            datasets: [digits]
+            optimizers:
+              - sgd
+              - adamm
+    """)
+    message = error_of(path)
+    assert "line 7:" in message and "unknown optimizer 'adamm'" in message
+    assert "Did you mean 'adam'?" in message and "sgd, adam, lbfgs, ngd" in message
+
+
+def test_optimizers_and_the_optimizer_option_of_one_grid_conflict(tmp_path: Path) -> None:
+    path = write(tmp_path, """
+        version: "1"
+        grids:
+          - models: [fc]
+            datasets: [digits]
+            optimizers: [sgd, adam]
+            options: {optimizer: adam}
+    """)
+    message = error_of(path)
+    assert "line 6:" in message and "keep one" in message
+
+
+def test_an_optimizer_a_method_cannot_use_points_at_the_list(tmp_path: Path) -> None:
+    path = write(tmp_path, """
+        version: "1"
+        defaults: {optimizer: sgd}
+        grids:
+          - models: [fc]
+            datasets: [digits]
+            methods: [rbd]
+            optimizers: [sgd, lbfgs]
+    """)
+    message = error_of(path)
+    # a pair of method and optimiser is refused at the grid that makes it
+    assert "line 4:" in message and "optimizer lbfgs" in message and "grids[0]" in message
