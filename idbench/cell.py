@@ -65,10 +65,14 @@ def parameter_count(config: MeasureConfig, data: Dataset) -> int:
     return sum(p.numel() for p in net.parameters())
 
 
-def run_spec(config: MeasureConfig, *, seed: int, lr: float, d: int | None = None) -> RunSpec:
+def run_spec(config: MeasureConfig, *, seed: int, lr: float, d: int | None = None,
+             damping: float | None = None) -> RunSpec:
     """The RunSpec of a baseline run (``d`` None) or a subspace run of ``config``: the config's
-    training options, the cell's model and data, and for subspace runs its projection and method."""
+    training options, the cell's model and data, and for subspace runs its projection and method;
+    ``damping``: ngd's damping where it was tuned (None: the config's ``ngd_damping``)."""
     options = config.model_dump(include=set(TrainOptions.model_fields))
+    if damping is not None:
+        options["ngd_damping"] = damping
     subspace = {} if d is None else {"projection": config.projection, "d": d,
                                      "compartments": config.compartments,
                                      "method": config.method}
@@ -102,6 +106,13 @@ class CellRuns:
         self.key = config.key()
         self.data = load_data(config.dataset, device, config.val_fraction, config.split_seed)
         self.used: dict[str, RunRow] = {}
+        # ngd's damping chosen with the rate by the latest tuning of each phase (damping_range)
+        self.damping: dict[str, float] = {}
+
+    def spec(self, seed: int, lr: float, d: int | None = None) -> RunSpec:
+        """The RunSpec of a baseline (``d`` None) or subspace run at ``lr``, at the damping tuned
+        with the phase's rate where it was tuned (:func:`run_spec`)."""
+        return run_spec(self.config, seed=seed, lr=lr, d=d, damping=self.damping.get(_phase(d)))
 
     def record(self, spec: RunSpec, result: RunResult, role: str,
                device: str | None = None, origin: dict[str, Any] | None = None) -> RunRow:
@@ -131,36 +142,46 @@ class CellRuns:
         return [rows[s.key()] for s in specs]
 
     def tune(self, role: str, d: int | None, lr_range: tuple[float, float]) -> float:
-        """The tuned learning rate for baseline (``d`` None) or subspace runs at ``d``."""
+        """The tuned learning rate for baseline (``d`` None) or subspace runs at ``d``; with
+        ``damping_range`` the damping tuned with it becomes the phase's (:meth:`spec`)."""
         config = self.config
         if config.tune_trials == 0:
             return config.lr if d is None else (config.lr_subspace or config.lr)
         study = self._study_name(role, d, lr_range)
         with holding([self._lock_name(f"study-{study}")]):
-            lr, tried = tune_lr(lambda lr, report: self._trial(lr, d, role, report),
-                                study_name=study, storage=self.storage,
-                                n_trials=config.tune_trials, lr_range=lr_range)
-        for trial_lr in tried:  # trials finished by an earlier, interrupted call count too
+            best, tried = tune_lr(
+                lambda lr, report, damping=None: self._trial(lr, d, role, report, damping),
+                study_name=study, storage=self.storage, n_trials=config.tune_trials,
+                lr_range=lr_range, damping_range=config.damping_range)
+        for params in tried:  # trials finished by an earlier, interrupted call count too
             for seed in self._tune_seeds():
-                row = self.store.get(run_spec(config, seed=seed, lr=trial_lr, d=d).key())
+                spec = run_spec(config, seed=seed, lr=params["lr"], d=d,
+                                damping=params.get("damping"))
+                row = self.store.get(spec.key())
                 if row is not None:
                     self.used[row.run_key] = row
-        return lr
+        if "damping" in best:
+            self.damping[_phase(d)] = best["damping"]
+        return best["lr"]
 
     def _study_name(self, role: str, d: int | None, lr_range: tuple[float, float]) -> str:
         """The study depends on what its runs depend on, so cells that share a baseline share
         its study."""
         probe = run_spec(self.config, seed=TUNE_SEED, lr=1.0, d=d).key_payload()
         payload = [probe, self.config.tune_trials, self.config.tune_seeds, lr_range]
+        if self.config.damping_range is not None:  # (studies of the rate alone keep their names)
+            payload.append(self.config.damping_range)
         return f"{role}-{stable_key(payload, 16)}"
 
     def _tune_seeds(self) -> list[int]:
         return [TUNE_SEED + i for i in range(self.config.tune_seeds)]
 
-    def _trial(self, lr: float, d: int | None, role: str, report: EvalCallback) -> RunResult:
-        """One tuning trial: every tuning seed at ``lr`` (the first reports to the pruner), so a
-        rate at the edge of stability that works on one seed and kills another is not chosen."""
-        results = [self._tuning_run(seed, lr, d, role, report if i == 0 else _ignore)
+    def _trial(self, lr: float, d: int | None, role: str, report: EvalCallback,
+               damping: float | None) -> RunResult:
+        """One tuning trial: every tuning seed at ``lr`` (and ``damping`` when tuned; the first
+        seed reports to the pruner), so a rate at the edge of stability that works on one seed and
+        kills another is not chosen."""
+        results = [self._tuning_run(seed, lr, d, role, report if i == 0 else _ignore, damping)
                    for i, seed in enumerate(self._tune_seeds())]
         return dataclasses.replace(  # a run retried (on a worker) diverged at this rate
             results[0], diverged=any(r.diverged or r.retries for r in results),
@@ -169,16 +190,17 @@ class CellRuns:
         )
 
     def _tuning_run(self, seed: int, lr: float, d: int | None, role: str,
-                    report: EvalCallback) -> RunResult:
+                    report: EvalCallback, damping: float | None) -> RunResult:
         """One run of a trial, from the store, trained here (pruned live by Optuna) or on a
         worker (its evaluations then replayed to the pruner: a pruned trial ends exactly as it
         would have here, not stored, only later)."""
-        spec = run_spec(self.config, seed=seed, lr=lr, d=d)
+        spec = run_spec(self.config, seed=seed, lr=lr, d=d, damping=damping)
         stored = self.store.get(spec.key())
         if stored is not None:
             self.used[stored.run_key] = stored
             return _result_of(stored)
-        self.on_event(f"tuning {role} lr={lr:.3g}" + (f" at d={d}" if d else ""))
+        self.on_event(f"tuning {role} lr={lr:.3g}" + (f" damping={damping:.3g}" if damping else "")
+                      + (f" at d={d}" if d else ""))
         if self.executor.in_process:
             result, device = run(spec, self.data, on_eval=report, max_retries=0), None
         else:
@@ -190,6 +212,11 @@ class CellRuns:
 
     def _lock_name(self, key: str) -> str:
         return f"{self.store.out_dir.resolve()}/{key}"
+
+
+def _phase(d: int | None) -> str:
+    """The phase whose runs a run at ``d`` belongs to: baseline (``d`` None) or subspace."""
+    return "baseline" if d is None else "subspace"
 
 
 def _ignore(index: int, val_score: float, val_loss: float) -> None:

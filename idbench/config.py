@@ -71,6 +71,12 @@ class MeasureConfig(TrainOptions):
     lr_window: float | None = Field(10.0, gt=1, description="tune the subspace lr within this "
                                     "factor of the baseline lr carried to d_ref; None: lr_range")
 
+    # ngd's damping tuned with the rate (idbench.tuning): one joint Optuna study of lr and
+    # log-damping per tuned rate; the probes train at the damping of the last subspace tuning
+    damping_range: tuple[float, float] | None = Field(
+        None, description="ngd: tune the damping lambda jointly with the lr, log-uniformly in "
+        "this range; None: fixed at ngd_damping")
+
     # the fields the cell key has always hashed, in their order (idbench.keys.key_fields)
     KEY_FIELDS: ClassVar[tuple[str, ...]] = (
         "model", "dataset", "projection", "method", "compartments", "seeds", "epochs", "steps",
@@ -115,6 +121,15 @@ class MeasureConfig(TrainOptions):
         lo, hi = self.lr_range
         if not 0 < lo < hi:
             raise ValueError("lr_range must be (low, high) with 0 < low < high")
+        if self.damping_range is not None:
+            lo, hi = self.damping_range
+            if not 0 < lo < hi:
+                raise ValueError("damping_range must be (low, high) with 0 < low < high")
+            if self.optimizer != "ngd" or self.tune_trials == 0:
+                raise ValueError(
+                    "damping_range tunes ngd's damping with the learning rate: it needs optimizer "
+                    f"ngd and tune_trials > 0 (got optimizer {self.optimizer}, tune_trials "
+                    f"{self.tune_trials}); drop it, or set ngd_damping to fix the damping")
         if self.optimizer in ("lbfgs", "ngd"):
             from idbench.methods import method_class  # here: methods import torch
 

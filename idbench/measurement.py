@@ -199,7 +199,7 @@ def measure_baseline(runs: CellRuns) -> Baseline:
         return Baseline(config.global_baseline, 0.0, math.nan)
     lr = runs.tune("baseline", None, config.lr_range)
     runs.on_event(f"baseline: {config.seeds} seeds at lr={lr:.3g}")
-    rows = runs.runs([run_spec(config, seed=s, lr=lr) for s in range(config.seeds)], "baseline")
+    rows = runs.runs([runs.spec(s, lr) for s in range(config.seeds)], "baseline")
     if all(r.diverged for r in rows):
         raise IdbenchError(
             f"every baseline run of {config.model} on {config.dataset} diverged at "
@@ -237,8 +237,8 @@ def search_d(runs: CellRuns, rule: SubspaceLr, bounds: Bounds,
     def evaluate(d: int) -> list[float]:
         lr = rule.lr_at(d)
         runs.on_event(f"probe d={d}: {config.seeds} seeds at lr={lr:.3g}")
-        rows = runs.runs([run_spec(config, seed=s, lr=lr, d=d) for s in range(config.seeds)],
-                         "probe", origin=rule.origin(d))
+        rows = runs.runs([runs.spec(s, lr, d) for s in range(config.seeds)], "probe",
+                         origin=rule.origin(d))
         return [r.val_score for r in rows]
 
     def on_probe(probe: Probe) -> None:
@@ -285,6 +285,7 @@ def measurement_row(runs: CellRuns, bounds: Bounds, baseline: Baseline, rule: Su
     return MeasurementRow(**{
         **config_columns(runs.config),
         **rule.record(),
+        **({"ngd_damping": runs.damping["subspace"]} if "subspace" in runs.damping else {}),
         "cell": runs.key, "suite": suite, "suite_version": suite_version, "D": bounds.D,
         "metric": runs.data.metric,
         "projection_options": _subspace_options(used, "projection_options"),

@@ -139,10 +139,11 @@ class MeasurementRow(BaseModel):
     val_fraction: float | None = None  # fraction of the training split held out for validation
     split_seed: int | None = None  # seed of the train/validation split
     ngd_samples: int | None = None  # optimizer ngd's options (null: stored before ngd)
-    ngd_damping: float | None = None
+    ngd_damping: float | None = None  # with damping_range: the one the probes' last tuning chose
     ngd_refresh: int | None = None
     path_window: int | None = None  # steps per window of the runs' windowed psi
     lr_range: str | None = None  # JSON [low, high]: tuning range of the baseline lr
+    damping_range: str | None = None  # JSON [low, high]: ngd damping tuned with the lr; null: fixed
     baseline_kind: str  # "local" or "global:<score>"
     threshold: float  # fraction of the baseline to reach, e.g. 0.9
     search: str  # "bisect" or "grid"

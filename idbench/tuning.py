@@ -6,14 +6,21 @@ is smoother than accuracy and is what the random-bases study tuned on). A median
 trials whose intermediate validation loss is already worse than the median of earlier trials at
 the same evaluation. Diverged runs score +inf, which steers TPE away from too-large rates.
 
+With ``damping_range`` (optimizer ngd, :class:`~idbench.config.MeasureConfig`'s option of that
+name) the study searches the rate and the log-damping jointly: ngd's step outside the few
+directions its Fisher sketch spans is the SGD step divided by the damping, so the best rate moves
+with it and the two cannot be tuned one after the other.
+
 Studies live in an Optuna storage (by default a journal file in the output folder), so tuning
 resumes after an interruption, and any RDB storage URL can be shared by several machines.
 
 Example::
 
-    lr, tried = tune_lr(lambda lr, report: run(spec_with(lr), data, on_eval=report),
-                 study_name="cell-baseline", storage="sqlite:///out/optuna.db", n_trials=8,
-                 lr_range=(1e-4, 10.0))
+    best, tried = tune_lr(lambda lr, report, **extra: run(spec_with(lr, **extra), data,
+                                                          on_eval=report),
+                          study_name="cell-baseline", storage="sqlite:///out/optuna.db",
+                          n_trials=8, lr_range=(1e-4, 10.0))
+    best["lr"], best.get("damping")  # damping: only with damping_range
 """
 
 from __future__ import annotations
@@ -37,7 +44,8 @@ logging.getLogger("optuna.study._optimize").addFilter(
     lambda record: not record.getMessage().startswith("Trial ") or " failed " not in record.getMessage()
 )
 
-TrainAt = Callable[[float, EvalCallback], RunResult]
+TrainAt = Callable[..., RunResult]  # train_at(lr, report), tuning damping (lr, report, damping=)
+Params = dict[str, float]  # a trial's parameters: lr, and damping when it is tuned
 STARTUP_TRIALS = 4  # trials on an even log grid before TPE takes over
 
 
@@ -71,11 +79,14 @@ def tune_lr(
     storage: str,
     n_trials: int,
     lr_range: tuple[float, float],
-) -> tuple[float, list[float]]:
-    """(best lr, lr of every completed trial): best = lowest final validation loss.
+    damping_range: tuple[float, float] | None = None,
+) -> tuple[Params, list[Params]]:
+    """(best parameters, parameters of every completed trial): best = lowest final validation
+    loss; parameters: ``{"lr": ...}``, plus ``"damping"`` when ``damping_range`` is given.
 
-    ``train_at(lr, report)`` trains one run and must call ``report(index, val_score, val_loss)``
-    after each evaluation. Trials already finished in the stored study count toward ``n_trials``.
+    ``train_at(lr, report)`` (with ``damping_range``: ``train_at(lr, report, damping=...)``)
+    trains one run and must call ``report(index, val_score, val_loss)`` after each evaluation.
+    Trials already finished in the stored study count toward ``n_trials``.
     """
     study = optuna.create_study(
         study_name=study_name,
@@ -87,39 +98,41 @@ def tune_lr(
         load_if_exists=True,
     )
     done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-    startup = startup_grid(lr_range, min(STARTUP_TRIALS, n_trials))
+    startup = startup_params(lr_range, damping_range, min(STARTUP_TRIALS, n_trials))
     while (finished := sum(t.state in done for t in study.trials)) < n_trials:
         if finished < len(startup):
             if not _queued(study, startup[finished]):
-                study.enqueue_trial({"lr": startup[finished]})
+                study.enqueue_trial(startup[finished])
         # a sampler seeded by the number of finished trials makes a resumed study propose
         # exactly what an uninterrupted one would have
         study.sampler = optuna.samplers.TPESampler(
             seed=derive_seed(study_name, finished) % 2**32, n_startup_trials=len(startup)
         )
-        study.optimize(lambda trial: _objective(trial, train_at, lr_range), n_trials=1)
+        study.optimize(lambda trial: _objective(trial, train_at, lr_range, damping_range),
+                       n_trials=1)
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if not complete:
         raise IdbenchError(
             f"learning-rate tuning ({study_name}) finished no trial: every trial was pruned; "
             "raise --tune-trials"
         )
-    tried = [t.params["lr"] for t in complete]
+    tried = [dict(t.params) for t in complete]
     finite = [t for t in complete if math.isfinite(t.value)]
     if not finite:  # every rate diverged: the smallest one tried is the least bad guess
-        return min(tried), tried
-    return min(finite, key=lambda t: t.value).params["lr"], tried
+        return min(tried, key=lambda p: p["lr"]), tried
+    return dict(min(finite, key=lambda t: t.value).params), tried
 
 
-def _queued(study: optuna.Study, lr: float) -> bool:
-    """Whether a trial at ``lr`` is waiting or finished. A trial left running (or failed) by a
+def _queued(study: optuna.Study, wanted: Params) -> bool:
+    """Whether a trial at ``wanted`` is waiting or finished. A trial left running (or failed) by a
     killed process does not count: optuna's ``skip_if_exists`` counts it, and a resumed study would
     then draw a random rate where an uninterrupted one ran the grid's."""
     live = (optuna.trial.TrialState.WAITING, optuna.trial.TrialState.COMPLETE,
             optuna.trial.TrialState.PRUNED)
     for trial in study.trials:
         params = trial.system_attrs.get("fixed_params", trial.params)
-        if trial.state in live and math.isclose(params.get("lr", math.nan), lr):
+        if trial.state in live and all(math.isclose(params.get(name, math.nan), value)
+                                       for name, value in wanted.items()):
             return True
     return False
 
@@ -131,14 +144,30 @@ def startup_grid(lr_range: tuple[float, float], n: int) -> list[float]:
     return [math.exp(lo + (hi - lo) * (i + 0.5) / n) for i in range(n)]
 
 
-def _objective(trial: optuna.Trial, train_at: TrainAt, lr_range: tuple[float, float]) -> float:
+def startup_params(lr_range: tuple[float, float], damping_range: tuple[float, float] | None,
+                   n: int) -> list[Params]:
+    """The first ``n`` trials: rates on :func:`startup_grid`; with ``damping_range``, dampings
+    on the same grid of their range, paired evens-then-odds (bins 0, 2, .., 1, 3, ..) so that
+    neither lr nor lr / damping (ngd's step outside its sketch) sits at one value."""
+    rates = [{"lr": lr} for lr in startup_grid(lr_range, n)]
+    if damping_range is None:
+        return rates
+    dampings = startup_grid(damping_range, n)
+    order = sorted(range(n), key=lambda i: (i % 2, i))
+    return [{**rate, "damping": dampings[j]} for rate, j in zip(rates, order)]
+
+
+def _objective(trial: optuna.Trial, train_at: TrainAt, lr_range: tuple[float, float],
+               damping_range: tuple[float, float] | None) -> float:
     lr = trial.suggest_float("lr", *lr_range, log=True)
+    extra = {} if damping_range is None else \
+        {"damping": trial.suggest_float("damping", *damping_range, log=True)}
 
     def report(index: int, val_score: float, val_loss: float) -> None:
         trial.report(val_loss, index)
         if trial.should_prune():
             raise optuna.TrialPruned()
 
-    result = train_at(lr, report)
+    result = train_at(lr, report, **extra)
     trial.set_user_attr("val_score", result.val_score)
     return math.inf if result.diverged else result.val_loss

@@ -10,6 +10,7 @@ import pytest
 
 from idbench.cell import CellRuns, holding, run_spec
 from idbench.config import MeasureConfig
+from idbench.errors import IdbenchError
 from idbench.executors import LocalExecutor
 from idbench.measurement import measure, tuning_range
 from idbench.runinfo import Optimiser, RunInfo
@@ -39,7 +40,8 @@ def test_interrupted_tuning_resumes_to_exactly_the_uninterrupted_study(tmp_path)
     options = dict(study_name="baseline-x", n_trials=8, lr_range=(1e-3, 10.0))
     whole: list[float] = []
     best, tried = tune_lr(bowl(whole), storage=str(tmp_path / "a.log"), **options)
-    assert len(whole) == 8 and set(tried) <= set(whole)  # every trial ran (pruned ones part-way)
+    # every trial ran (pruned ones part-way)
+    assert len(whole) == 8 and {p["lr"] for p in tried} <= set(whole)
 
     first: list[float] = []
     with pytest.raises(KeyboardInterrupt):  # killed in the middle of the sixth trial
@@ -48,7 +50,52 @@ def test_interrupted_tuning_resumes_to_exactly_the_uninterrupted_study(tmp_path)
     best_resumed, tried_resumed = tune_lr(bowl(rest), storage=str(tmp_path / "b.log"), **options)
     assert first + rest == whole  # the same rates, in the same order
     assert (best_resumed, tried_resumed) == (best, tried)
-    assert best == pytest.approx(0.3, rel=1.0)  # near the bottom of the bowl
+    assert best["lr"] == pytest.approx(0.3, rel=1.0)  # near the bottom of the bowl
+    assert set(best) == {"lr"}  # no damping_range: the rate alone
+
+
+def valley(calls: list[tuple[float, float]], stop_after: int | None = None):
+    """ngd's stand-in: the loss is a bowl in log(lr / damping) (minimum at lr / damping = 3) plus
+    a shallow one in log damping (minimum at 0.1); with ``stop_after``, the process 'dies'."""
+
+    def train_at(lr: float, report, damping: float) -> RunResult:
+        if stop_after is not None and len(calls) == stop_after:
+            raise KeyboardInterrupt
+        calls.append((lr, damping))
+        loss = (math.log(lr / damping) - math.log(3.0)) ** 2 \
+            + 0.1 * (math.log(damping) - math.log(0.1)) ** 2 + 0.1
+        for index in range(3):
+            report(index, 1 - loss, loss * (3 - index))
+        return RunResult(val_score=1 - loss, val_loss=loss, test_score=0.0, train_loss=loss,
+                         steps=3, wall_s=0.0)
+
+    return train_at
+
+
+def test_an_interrupted_joint_study_of_rate_and_damping_resumes_to_the_uninterrupted_one(tmp_path):
+    options = dict(study_name="ngd-x", n_trials=10, lr_range=(1e-3, 10.0),
+                   damping_range=(1e-3, 10.0))
+    whole: list[tuple[float, float]] = []
+    best, tried = tune_lr(valley(whole), storage=str(tmp_path / "a.log"), **options)
+    assert len(whole) == 10 and set(best) == {"lr", "damping"}
+    assert best in tried and len({p["damping"] for p in tried}) == len(tried)  # damping searched
+
+    first: list[tuple[float, float]] = []
+    with pytest.raises(KeyboardInterrupt):  # killed in the middle of the seventh trial
+        tune_lr(valley(first, stop_after=6), storage=str(tmp_path / "b.log"), **options)
+    rest: list[tuple[float, float]] = []
+    best_resumed, tried_resumed = tune_lr(valley(rest), storage=str(tmp_path / "b.log"), **options)
+    assert first + rest == whole  # the same (rate, damping) pairs, in the same order
+    assert (best_resumed, tried_resumed) == (best, tried)
+
+
+def test_the_first_joint_trials_cover_both_ranges_without_fixing_their_ratio(tmp_path):
+    calls: list[tuple[float, float]] = []
+    tune_lr(valley(calls), study_name="grid2", storage=str(tmp_path / "g.log"), n_trials=4,
+            lr_range=(1e-3, 10.0), damping_range=(1e-4, 1.0))
+    lrs, dampings = zip(*calls)
+    assert [math.log10(lr) for lr in lrs] == pytest.approx([-2.5, -1.5, -0.5, 0.5])
+    assert [math.log10(d) for d in dampings] == pytest.approx([-3.5, -1.5, -2.5, -0.5])
 
 
 def test_the_first_trials_cover_the_range_on_an_even_log_grid(tmp_path):
@@ -154,3 +201,37 @@ def test_concurrent_cells_train_a_shared_baseline_once_and_both_use_it(tmp_path)
     assert executor.calls == [[s.key() for s in specs]]  # trained once, by one cell
     assert [r.run_key for r in results[0]] == [r.run_key for r in results[1]]
     assert set(cells[1].used) == {s.key() for s in specs}  # the other cell counts them as used
+
+
+def test_ngd_damping_is_tuned_with_the_rate_and_recorded_in_runs_and_measurement(tmp_path):
+    options = dict(model="fc[depth=1,width=16]", dataset="digits", projection="fastfood",
+                   optimizer="ngd", seeds=1, epochs=1, grid=(16, 64), d_max=100, tune_trials=3,
+                   tune_seeds=1, lr_window=None, ngd_samples=4)
+    config = MeasureConfig(**options, damping_range=(1e-3, 1.0))
+    assert config.key() != MeasureConfig(**options).key()  # a recorded choice of the cell
+    row = measure(config, out=tmp_path, device="cpu")
+    runs = RunStore(tmp_path).table()
+    tune = runs.filter(runs["role"] == "tune")
+    assert tune.height == 6  # 3 joint trials for the baseline, 3 at d_ref
+    assert tune["ngd_damping"].n_unique() == 3  # each trial at its own damping
+    probes = runs.filter(runs["role"] == "probe")
+    subspace_trials = tune.filter(tune["d"].is_not_null())["ngd_damping"].to_list()
+    assert probes["ngd_damping"].unique().to_list() == [row.ngd_damping]
+    assert row.ngd_damping in subspace_trials and row.ngd_damping != 0.1  # tuned, not the default
+    assert row.damping_range == "[0.001, 1.0]"
+    baseline = runs.filter(runs["role"] == "baseline")["ngd_damping"].to_list()
+    assert baseline[0] in tune.filter(tune["d"].is_null())["ngd_damping"].to_list()
+    # a rerun of the cell reuses every run: its study resumes to the same damping
+    again = measure(config.model_copy(), out=tmp_path / "again", device="cpu")
+    assert again.ngd_damping == row.ngd_damping and again.d_int == row.d_int
+
+
+def test_damping_range_needs_ngd_and_tuning():
+    with pytest.raises(IdbenchError, match="damping_range tunes ngd's damping"):
+        MeasureConfig.build(model="fc", dataset="digits", damping_range=(1e-3, 1.0))
+    with pytest.raises(IdbenchError, match="needs optimizer ngd and tune_trials > 0"):
+        MeasureConfig.build(model="fc", dataset="digits", optimizer="ngd", tune_trials=0,
+                            damping_range=(1e-3, 1.0))
+    with pytest.raises(IdbenchError, match="0 < low < high"):
+        MeasureConfig.build(model="fc", dataset="digits", optimizer="ngd",
+                            damping_range=(1.0, 1e-3))
