@@ -471,3 +471,19 @@ def test_an_optimizer_a_method_cannot_use_points_at_the_list(tmp_path: Path) -> 
     message = error_of(path)
     # a pair of method and optimiser is refused at the grid that makes it
     assert "line 4:" in message and "optimizer lbfgs" in message and "grids[0]" in message
+
+
+def test_the_optimiser_suite_holds_the_cells_issue_14_asks_for() -> None:
+    """FC and LeNet under Fastfood (fpd), sgd / adam / ngd with ngd's damping tuned; its sgd cells
+    are the flagship's (same keys: the list makes the same cells as the option)."""
+    cells = load_suite("fashion-mnist-optimisers").cells()
+    configs = [c.config for c in cells]
+    assert {(c.model, c.projection, c.method, c.optimizer) for c in configs} == {
+        (m, "fastfood", "fpd", o) for m in ("fc[depth=2,width=200]", "lenet")
+        for o in ("sgd", "adam", "ngd")}
+    assert {c.seeds for c in configs} == {3}
+    assert {c.damping_range for c in configs if c.optimizer == "ngd"} == {(0.001, 1.0)}
+    assert {c.damping_range for c in configs if c.optimizer != "ngd"} == {None}
+    assert all(c.label.endswith("/" + c.config.optimizer) for c in cells)
+    flagship = {c.config.key() for c in load_suite("fashion-mnist").cells()}
+    assert {c.key() for c in configs if c.optimizer == "sgd"} <= flagship
