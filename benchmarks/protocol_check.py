@@ -14,8 +14,9 @@ one output folder, so the baseline and the tuning at d_ref are trained once; eac
 ``runs`` and ``wall_s`` still count every run it used (found in the store or trained).
 
 One JSON line per (cell, protocol): d_int, bracket [d_lo, d_hi], runs, wall_s (sum of the runs'
-training time), elapsed_s (this process, including curvature estimates), diverged and retried runs
-first trained by this measurement, where the rate was tuned; then one summary line per cell:
+training time), elapsed_s (this process, including curvature estimates), diverged and retried
+baseline/probe runs and diverged tuning trials first trained by this measurement, where the rate
+was tuned; then one summary line per cell:
 each protocol's d_int / every-probe's d_int, whether their brackets agree (overlap, or the d_int
 lies within the other's bracket widened by one bisection step), and its runs and wall time as a
 fraction of every-probe's.
@@ -47,21 +48,21 @@ from idbench.store import RunStore
 PROJECTIONS = ("dense", "sparse", "fastfood", "fastjl")
 MODELS = ("fc[depth=2,width=200]", "lenet")
 PROTOCOLS: dict[str, dict[str, Any]] = {
-    "reference": {},
-    "bracket": {"lr_protocol": "bracket"},
+    "reference": {"lr_protocol": "reference"},
+    "bracket": {"lr_protocol": "bracket"},  # the default
     "bracket-curvature": {"lr_protocol": "bracket", "lr_scaling": "curvature"},
     "every-probe": {"tune_every_probe": True},
 }
 
 
-def fashion_cells(quick: bool) -> list[tuple[str, dict[str, Any]]]:
+def fashion_cells(quick: bool, projections: list[str]) -> list[tuple[str, dict[str, Any]]]:
     budget = (dict(steps=60, batch_size=128, seeds=2, tune_trials=3, tune_seeds=1, d_min=16,
-                   d_max=8192, resolution=0.15) if quick else
+                   d_max=2048, resolution=0.15) if quick else
               dict(epochs=2.0, seeds=3, tune_trials=8, tune_seeds=2, d_min=10, d_max=20_000,
                    resolution=0.05))
     return [(f"fashion-mnist|{model}|{projection}",
              dict(model=model, dataset="fashion-mnist", projection=projection, **budget))
-            for model in MODELS for projection in PROJECTIONS]
+            for projection in projections for model in MODELS]
 
 
 def known_cells(quick: bool) -> list[tuple[str, dict[str, Any]]]:
@@ -85,11 +86,16 @@ def measure_protocol(name: str, options: dict[str, Any], out: Path) -> dict[str,
         warnings.simplefilter("always")
         row = measure(config, out=out, device="cpu")
     runs = RunStore(out).table().filter(pl.col("cell") == row.cell)
+    measured = runs.filter(pl.col("role") != "tune")
     return {
         "protocol": name, "d_int": row.d_int, "d_lo": row.d_lo, "d_hi": row.d_hi,
         "censored": row.censored, "runs": row.n_runs, "wall_s": round(row.wall_s, 1),
         "elapsed_s": round(time.perf_counter() - start, 1), "tune_at": row.tune_at,
-        "diverged": int(runs["diverged"].sum()), "retried": int((runs["retries"] > 0).sum()),
+        # baseline and probe runs first trained by this measurement (tuning trials are not
+        # retried: a diverging trial is how the tuner learns a rate is too large)
+        "diverged": int(measured["diverged"].sum()),
+        "retried": int((measured["retries"] > 0).sum()),
+        "diverged_trials": int(runs.filter(pl.col("role") == "tune")["diverged"].sum()),
         "warnings": sorted({str(w.message) for w in caught if "curvature" in str(w.message)}),
     }
 
@@ -108,11 +114,13 @@ def main() -> None:
                         help="60 steps (1/7 epoch), 2 seeds, 3 trials; of the family the toy only")
     parser.add_argument("--only", choices=("fashion", "known"), default=None)
     parser.add_argument("--out", default=None, help="folder for the stores (default: temporary)")
+    parser.add_argument("--projections", nargs="+", default=list(PROJECTIONS),
+                        choices=PROJECTIONS, help="Fashion-MNIST projections, in this order")
     args = parser.parse_args()
     torch.set_num_threads(1)
     root = Path(args.out or tempfile.mkdtemp(prefix="protocol-check-"))
     cells = ([] if args.only == "fashion" else known_cells(args.quick)) + \
-            ([] if args.only == "known" else fashion_cells(args.quick))
+            ([] if args.only == "known" else fashion_cells(args.quick, args.projections))
     for cell, options in cells:
         out = root / cell.replace("|", "_").replace("[", "(").replace("]", ")").replace("=", "-")
         results = {name: measure_protocol(name, options, out) for name in PROTOCOLS}
