@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -97,27 +98,32 @@ def test_two_processes_on_one_output_folder_leave_a_readable_duplicate_free_stor
     assert (lb / "leaderboard.md").is_file() and (lb / "runs.parquet").is_file()
 
 
-def test_ctrl_c_stops_a_dask_run_promptly_and_leaves_a_readable_store(tiny_suite, tmp_path):
+def test_ctrl_c_stops_a_dask_run_and_leaves_a_readable_store(tiny_suite, tmp_path):
+    """Driven by events, not timing (it holds on a loaded machine): Ctrl-C once 4 runs are
+    stored; the process then ends (the timeouts only guard against a hang) with status 130 and
+    one line saying what is stored and how to continue."""
     pytest.importorskip("distributed")
     out = tmp_path / "out"
+    command = ["run", str(tiny_suite), "--out", str(out), "--leaderboard", str(tmp_path / "lb"),
+               "--device", "cpu", "--executor", "dask", "--workers", "2"]
     process = subprocess.Popen(
-        [sys.executable, "-m", "idbench.cli", "run", str(tiny_suite), "--out", str(out),
-         "--leaderboard", str(tmp_path / "lb"), "--device", "cpu", "--executor", "dask",
-         "--workers", "2"],
+        [sys.executable, "-m", "idbench.cli", *command],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as in a terminal
     )
     runs = out / "runs"
-    deadline = time.monotonic() + 120
     while stored(runs) < 4:
-        assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()
+        assert process.poll() is None, process.stderr.read()
         time.sleep(0.02)
     process.send_signal(signal.SIGINT)
-    at_interrupt, start = stored(runs), time.monotonic()
-    process.communicate(timeout=60)  # the cluster is shut down too
-    assert process.returncode != 0 and time.monotonic() - start < 30
+    at_interrupt = stored(runs)
+    _, err = process.communicate(timeout=900)  # the cluster is shut down too
+    assert process.returncode == 130 and "Traceback" not in err, err
+    table = RunStore(out).table()  # (the cell threads have ended before the line is printed)
+    said = [line for line in err.splitlines() if line.startswith("idbench: interrupted")]
+    assert said == [f"idbench: interrupted: {table.height} finished runs stored in {out}; "
+                    "continue with: " + shlex.join(["idbench", *command, "--resume"])], err
     # what was queued is cancelled: only the runs in flight (2 cells x 2 seeds) may still land
-    table = RunStore(out).table()
     assert at_interrupt <= table.height <= at_interrupt + 4
     assert not [p for p in out.rglob("*") if p.name.startswith(".tmp")]
     assert not (tmp_path / "lb").exists()
