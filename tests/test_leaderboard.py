@@ -482,6 +482,27 @@ def test_comparison_counts_total_directions_and_splits_rows_by_budget(frames):
     assert len(rows) == 3  # fc at 2 and 5 epochs, lenet at 2
 
 
+def test_several_optimisers_get_a_column_each_and_ratios_to_dense_of_the_same_optimiser(frames):
+    measurements, runs = frames
+    fc = measurements.filter(pl.col("cell").is_in(["cell1", "cell3"]))  # fc sparse 281, dense 187
+    adam = fc.with_columns(cell=pl.col("cell") + "-adam", optimizer=pl.lit("adam"),
+                           d_int=pl.col("d_int") / 2, ci_low=pl.col("ci_low") / 2,
+                           ci_high=pl.col("ci_high") / 2)
+    df = table(pl.concat([fc, adam]), runs)
+    md = to_markdown(df)
+    header = [c.strip() for c in md.splitlines()[0].strip("|").split(" | ")]
+    assert "Optimiser" in header
+    assert sorted(r[header.index("Optimiser")] for r in _md_rows(md)) == ["adam", "adam", "sgd", "sgd"]
+    headers, rows = comparison.comparison(df)
+    assert headers[3:] == ["dense fpd (adam)", "dense fpd (sgd)", "sparse fpd (adam)",
+                           "sparse fpd (sgd)"]
+    [fc_row] = rows
+    # each ratio is to dense fpd trained by the same optimiser: 140.5 / 93.7 and 281 / 187.4
+    assert fc_row[3:] == ["94 [81, 119] ×1.00", "187 [162, 238] ×1.00", "140 [135, ∞) ×1.50",
+                          "281 [270, ∞) ×1.50"]
+    assert "dense FPD without compartments with the same optimiser" in comparison.caption(df)
+
+
 # budget and model-size plots
 
 

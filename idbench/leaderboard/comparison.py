@@ -7,9 +7,10 @@ Each cell of the view shows, for one (model, projection, method) measurement::
 the estimate in *total* directions (d_int times the number of compartments when d counts
 directions per compartment, so split and unsplit methods compare on the same axis), its 95% CI on
 the same axis, and the ratio of the estimate to that of dense FPD without compartments on the same
-row (the reference of Li et al.). Columns split further by compartments (``rbd, layer``), by
-optimiser where the table holds more than one, and by options only where one projection x method
-was measured with several; rows split by epochs where the budget varies (the budget suite).
+row (the reference of Li et al.; with several optimisers, the one trained by the column's
+optimiser). Columns split further by compartments (``rbd, layer``), by optimiser where the table
+holds more than one, and by options only where one projection x method was measured with
+several; rows split by epochs where the budget varies (the budget suite).
 """
 
 from __future__ import annotations
@@ -80,14 +81,17 @@ def comparison(df: pl.DataFrame) -> tuple[list[str], list[list[str]]]:
     rows = []
     for keys, part in df.group_by(row_key, maintain_order=True):
         cells = {tuple(r[c] for c in COLUMN): r for r in part.to_dicts()}
-        reference = next((r for k, r in cells.items() if k[:3] == REFERENCE), None)
+        references: dict[str, dict] = {}  # per optimiser: a ratio compares like with like
+        for key, cell in cells.items():
+            if key[:3] == REFERENCE:
+                references.setdefault(key[3], cell)
         first = part.row(0, named=True)
         line = [first["model"], first["dataset"], str(first["D"])]
         if "epochs" in row_key:
             line.append(fmt_value(first["epochs"]))
         for column in columns:
             row = cells.get(tuple(column[c] for c in COLUMN))
-            line.append("" if row is None else _entry(row, reference))
+            line.append("" if row is None else _entry(row, references.get(column["optimizer"])))
         rows.append(line)
     return headers, rows
 
@@ -98,7 +102,8 @@ def caption(df: pl.DataFrame) -> str:
         f"Comparison: per model, {name} of each projection x method in total directions (d_int "
         "times the number of compartments where d counts directions per compartment), with its "
         f"95% CI on the same axis and ×: the ratio to {name} of dense FPD without compartments "
-        "on the same row. Empty: not measured."
+        f"{'with the same optimiser ' if varies(df, 'optimizer') else ''}on the same row. Empty: "
+        "not measured."
     )
 
 
