@@ -20,16 +20,16 @@ import os
 
 import torch
 
-# each loader module registers its datasets with DATASETS (decorators; vision's from its table)
+# each loader module registers its datasets with DATASETS (a decorator on each loader)
 from idbench.data import digits, planted, toy, vision  # noqa: F401
 from idbench.data.dataset import DATASETS, Dataset, LoadContext
 from idbench.data.files import data_root, download_allowed
 from idbench.errors import IdbenchError
-from idbench.registry import format_spec
+from idbench.registry import Spec, format_spec
 
 
 def load(
-    spec: str,
+    spec: str | Spec,
     *,
     root: str | os.PathLike[str] | None = None,
     download: bool | None = None,

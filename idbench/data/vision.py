@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -56,21 +55,20 @@ class Source:
     system_copy: SystemCopy | None = None
 
 
-SOURCES = (
-    Source("mnist", "MNIST", "MNIST/raw", 10, crop_padding=2, flip=False),
-    Source(
-        "fashion-mnist",
-        "FashionMNIST",
-        "FashionMNIST/raw",
-        10,
-        crop_padding=2,
-        flip=False,
-        system_copy=SystemCopy("fashion-mnist", "dataset-fashion-mnist"),
-    ),
-    Source("cifar10", "CIFAR10", "cifar-10-batches-py", 10, crop_padding=4, flip=True),
-    Source("cifar100", "CIFAR100", "cifar-100-python", 100, crop_padding=4, flip=True),
-    Source("svhn", "SVHN", ".", 10, crop_padding=4, flip=False),
+MNIST = Source("mnist", "MNIST", "MNIST/raw", 10, crop_padding=2, flip=False)
+FASHION_MNIST = Source(
+    "fashion-mnist",
+    "FashionMNIST",
+    "FashionMNIST/raw",
+    10,
+    crop_padding=2,
+    flip=False,
+    system_copy=SystemCopy("fashion-mnist", "dataset-fashion-mnist"),
 )
+CIFAR10 = Source("cifar10", "CIFAR10", "cifar-10-batches-py", 10, crop_padding=4, flip=True)
+CIFAR100 = Source("cifar100", "CIFAR100", "cifar-100-python", 100, crop_padding=4, flip=True)
+SVHN = Source("svhn", "SVHN", ".", 10, crop_padding=4, flip=False)
+SOURCES = (MNIST, FASHION_MNIST, CIFAR10, CIFAR100, SVHN)  # where each one's files are looked for
 
 
 def _read_split(
@@ -145,23 +143,46 @@ def official_splits(source: Source, root: Path, download: bool) -> Splits:
         ) from exc
 
 
-def _factory(source: Source) -> Callable[..., Dataset]:
-    def load(*, ctx: LoadContext, augment: bool = False) -> Dataset:
-        train, test = official_splits(source, ctx.root, ctx.download)
-        return image_dataset(
-            ctx,
-            train=train,
-            test=test,
-            num_classes=source.num_classes,
-            pixel_max=255,
-            augment=augment,
-            crop_padding=source.crop_padding,
-            flip=source.flip,
-        )
-
-    load.__doc__ = f"{source.name}: torchvision's {source.torchvision_class}."
-    return load
+def _load(source: Source, ctx: LoadContext, augment: bool) -> Dataset:
+    """``source``'s official splits as a :class:`Dataset`, augmented as ``source`` says."""
+    train, test = official_splits(source, ctx.root, ctx.download)
+    return image_dataset(
+        ctx,
+        train=train,
+        test=test,
+        num_classes=source.num_classes,
+        pixel_max=255,
+        augment=augment,
+        crop_padding=source.crop_padding,
+        flip=source.flip,
+    )
 
 
-for _source in SOURCES:
-    DATASETS.register(_source.name)(_factory(_source))
+@DATASETS.register(MNIST.name)
+def mnist(*, ctx: LoadContext, augment: bool = False) -> Dataset:
+    """MNIST: torchvision's MNIST (28x28 handwritten digits, 10 classes)."""
+    return _load(MNIST, ctx, augment)
+
+
+@DATASETS.register(FASHION_MNIST.name)
+def fashion_mnist(*, ctx: LoadContext, augment: bool = False) -> Dataset:
+    """fashion-mnist: torchvision's FashionMNIST (28x28 clothing images, 10 classes)."""
+    return _load(FASHION_MNIST, ctx, augment)
+
+
+@DATASETS.register(CIFAR10.name)
+def cifar10(*, ctx: LoadContext, augment: bool = False) -> Dataset:
+    """cifar10: torchvision's CIFAR10 (32x32 colour images, 10 classes)."""
+    return _load(CIFAR10, ctx, augment)
+
+
+@DATASETS.register(CIFAR100.name)
+def cifar100(*, ctx: LoadContext, augment: bool = False) -> Dataset:
+    """cifar100: torchvision's CIFAR100 (32x32 colour images, 100 classes)."""
+    return _load(CIFAR100, ctx, augment)
+
+
+@DATASETS.register(SVHN.name)
+def svhn(*, ctx: LoadContext, augment: bool = False) -> Dataset:
+    """svhn: torchvision's SVHN (32x32 house-number digits, 10 classes)."""
+    return _load(SVHN, ctx, augment)
