@@ -9,7 +9,10 @@ each a recorded option of :class:`~idbench.config.MeasureConfig`:
   with the carried rate until the crossing is bracketed; re-tune at the bracket's geometric
   middle when that is more than ``MOVE`` (x2) from where the rate was tuned, and search again
   from the bracket with the rate carried from there; re-tune once more if the bisection then
-  lands more than x2 from that point. The probes that decide the crossing so use a rate tuned
+  lands more than x2 from that point. If nothing passes up to d_max at the carried rate, the
+  rate is re-tuned at d_max (when that is more than x2 from the tuning point) and the search
+  runs again (LeNet/sparse on Fashion-MNIST: censored at 2048 with the rate carried from 181,
+  crossing at 725 with a rate tuned at every probe). The probes that decide the crossing so use a rate tuned
   near it; the reported result is the last search's, whose probes all share one rate rule.
 - **how** (``lr_scaling: curvature``, :class:`Carry`): lr_d = lr_t * lambda_t / lambda_d with
   lambda = lambda_max(P^T H P) at theta0 (:mod:`idbench.curvature`, on the basis of the first
@@ -109,8 +112,13 @@ class TunedAtBracket:
         start = d_min
         while True:
             result = search_from(start)
-            if result.censored:
-                return result
+            if result.censored:  # nothing passed up to d_max at the carried rate: re-tune there
+                top, t = max(p.d for p in result.probes), self.tuned[-1][0]
+                if top / t <= MOVE or len(self.tuned) > MAX_RETUNES:
+                    return result
+                self.tuned.append((top, self.tune(top)))
+                start = d_min
+                continue
             if result.d_lo is None and start > d_min:
                 start = max(d_min, start // 4)  # even the start passed: the crossing lies lower
                 continue

@@ -79,3 +79,24 @@ def test_every_probe_row_records_where_its_rate_was_tuned_and_how_it_was_carried
     assert set(probes["lr_tuned_at"].to_list()) <= tuned
     assert set(probes["lr_carried_by"].to_list()) == {"curvature"}
     assert (probes["curvature"] > 0).all()
+
+
+def test_a_search_censored_at_the_carried_rate_is_retuned_at_d_max_and_searched_again():
+    """Nothing passes up to d_max = 2048 under a rate tuned at 181; under a rate tuned at 350 or
+    above, d >= 700 passes: the protocol re-tunes at d_max, finds the crossing instead of
+    reporting censored, and re-tunes once more where it lies (> x2 from 2048)."""
+    tuned_at = []
+
+    def tune(d: int) -> float:
+        tuned_at.append(d)
+        return float(d)
+
+    rule = TunedAtBracket(tune, Carry(config(lr_scaling="none"), lambda d: math.nan), 181, "")
+
+    def evaluate(d: int) -> list[float]:
+        return [1.0 if rule.lr_at(d) >= 350 and d >= 700 else 0.0]
+
+    result = rule.search(lambda start: search(evaluate, threshold_score=1.0, d_min=start,
+                                              d_max=2048, resolution=0.01), 16)
+    assert tuned_at == [181, 2048, 698]
+    assert not result.censored and result.d_lo < 700 <= result.d_hi <= 707  # resolution 1%
