@@ -29,6 +29,7 @@ from idbench.keys import stable_key
 from idbench.options import TrainOptions
 from idbench.schema import RunRow
 from idbench.provenance import device_name
+from idbench.registry import Spec
 from idbench.rows import run_row
 from idbench.store import RunStore
 from idbench.train import EvalCallback, RunResult, RunSpec, run
@@ -40,7 +41,8 @@ OnEvent = Callable[[str], None]
 
 
 @functools.lru_cache(maxsize=2)
-def load_data(dataset: str, device: str, val_fraction: float, split_seed: int = 0) -> Dataset:
+def load_data(dataset: str | Spec, device: str, val_fraction: float,
+              split_seed: int = 0) -> Dataset:
     """Load a dataset once per process (suites measure many cells on the same data)."""
     return idbench.data.load(dataset, device=device, val_fraction=val_fraction,
                              split_seed=split_seed)

@@ -15,16 +15,18 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from idbench.errors import IdbenchError
 from idbench.keys import key_fields, stable_key, with_layer_rule
 from idbench.options import TrainOptions, options_error
-from idbench.registry import Spec
+from idbench.registry import SpecField
 
 
 class MeasureConfig(TrainOptions):
     """One cell: model x dataset x projection x method, with its protocol options."""
 
-    model: str = Field(description="model spec, e.g. fc[depth=2,width=200]")
-    dataset: str = Field(description="dataset spec, e.g. fashion-mnist")
-    projection: str = Field("dense", description="projection spec, e.g. sparse[density=0.01]")
-    method: str = Field("fpd", description="method spec, e.g. rbd[distribution=uniform]")
+    model: SpecField = Field(description="model spec, e.g. fc[depth=2,width=200]")
+    dataset: SpecField = Field(description="dataset spec, e.g. fashion-mnist")
+    projection: SpecField = Field("dense", validate_default=True,
+                                  description="projection spec, e.g. sparse[density=0.01]")
+    method: SpecField = Field("fpd", validate_default=True,
+                              description="method spec, e.g. rbd[distribution=uniform]")
     compartments: int | Literal["layer"] | None = Field(
         None, description="split theta into K equal compartments, or 'layer'; each has d directions")
     seeds: int = Field(3, ge=1, description="seeds per baseline and per probe")
@@ -136,7 +138,7 @@ class MeasureConfig(TrainOptions):
             if not method_class(self.method).uses_optimizer:
                 raise ValueError(
                     f"optimizer {self.optimizer} trains z with an optimiser, but method "
-                    f"{self.method!r} takes its own steps (plain SGD on a fresh basis): use method "
+                    f"'{self.method}' takes its own steps (plain SGD on a fresh basis): use method "
                     f"fpd with {self.optimizer}, or optimizer sgd with this method"
                 )
         return self
@@ -156,7 +158,7 @@ class MeasureConfig(TrainOptions):
             return self.lr_scaling
         # ngd is SGD on a preconditioned gradient: outside the few directions its Fisher sketch
         # spans, its step is the SGD step scaled by 1 / damping
-        plain_sgd = self.optimizer in ("sgd", "ngd") or Spec.parse(self.method).name != "fpd"
+        plain_sgd = self.optimizer in ("sgd", "ngd") or self.method.name != "fpd"
         return "inverse-d" if plain_sgd else "inverse-sqrt-d"
 
     @property

@@ -37,7 +37,6 @@ from idbench.cell import CellRuns, OnEvent, parameter_count, run_spec
 from idbench.config import MeasureConfig
 from idbench.errors import IdbenchError
 from idbench.executors import Executor, LocalExecutor
-from idbench.registry import Spec
 from idbench.schema import MeasurementRow
 from idbench.curvature import lambda_max_of_run
 from idbench.lr_protocol import Carry, TunedAtBracket
@@ -271,8 +270,8 @@ def config_columns(config: MeasureConfig) -> dict[str, Any]:
         column = RENAMED.get(name, name)
         if column in row_fields:
             columns[column] = json.dumps(list(value)) if isinstance(value, tuple) else value
-    columns.update(projection=Spec.parse(config.projection).name,
-                   method=Spec.parse(config.method).name,
+    columns.update(projection=config.projection.name,
+                   method=config.method.name,
                    compartments=str(config.compartments or 1))
     return columns
 

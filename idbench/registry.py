@@ -29,7 +29,9 @@ import fnmatch
 import inspect
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Generic, TypeVar
+from typing import Annotated, Any, Callable, Generic, TypeVar
+
+from pydantic import PlainSerializer, PlainValidator, WithJsonSchema
 
 from idbench.errors import IdbenchError
 
@@ -40,20 +42,44 @@ _SPEC = re.compile(r"^\s*(?P<name>[A-Za-z0-9_.:\-/]+)\s*(?:\[(?P<opts>.*)\])?\s*
 
 @dataclass(frozen=True)
 class Spec:
-    """A parsed spec: the registered name and its typed options (``str(spec)`` writes it back)."""
+    """A parsed spec: the registered name and its typed options (``str(spec)`` writes it back).
+
+    A spec parsed from text keeps that text (``text``) and writes it back unchanged: run and cell
+    keys hash the spec as it was written, so a stored run keeps its key. Equality and hashing look
+    at the name and options only.
+    """
 
     name: str
-    options: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict, hash=False)
+    text: str = field(default="", compare=False, repr=False)
 
     @classmethod
     def parse(cls, spec: "str | Spec") -> "Spec":
         """``spec`` parsed (a Spec is returned as it is)."""
         if isinstance(spec, Spec):
             return spec
-        return cls(*parse_spec(spec))
+        return cls(*parse_spec(spec), text=spec)
 
     def __str__(self) -> str:
-        return format_spec(self.name, self.options)
+        return self.text or format_spec(self.name, self.options)
+
+
+def _validate_spec(value: Any) -> Spec:
+    """A pydantic field's value as a :class:`Spec` (a parse error becomes a validation error)."""
+    try:
+        return Spec.parse(value)
+    except IdbenchError as exc:
+        raise ValueError(str(exc)) from None
+
+
+# A pydantic field holding a spec: text is parsed once, on construction; it serialises (model_dump,
+# JSON, keys) back to the text it was given
+SpecField = Annotated[
+    Spec,
+    PlainValidator(_validate_spec),
+    PlainSerializer(str, return_type=str),
+    WithJsonSchema({"type": "string"}),
+]
 
 
 def _parse_value(text: str) -> Any:

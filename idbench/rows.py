@@ -13,7 +13,6 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from idbench.provenance import git_rev, now_iso, versions
-from idbench.registry import parse_spec
 from idbench.schema import RunRow
 
 if TYPE_CHECKING:
@@ -28,7 +27,7 @@ def spec_columns(spec: RunSpec) -> dict[str, Any]:
     """Every field of ``spec`` under its column; specs by name (their options come separately)."""
     columns = {RUN_RENAMED.get(name, name): value for name, value in spec.model_dump().items()
                if RUN_RENAMED.get(name, name) in RunRow.model_fields and name not in FROM_RESULT}
-    columns["method"] = parse_spec(spec.method)[0]
+    columns["method"] = spec.method.name
     return columns
 
 
@@ -50,13 +49,14 @@ def run_row(
     options of the method spec and those the method reports.
     """
     info = result.info
-    method_options = {**parse_spec(spec.method)[1], **info.method_options}
+    method_options = {**spec.method.options, **info.method_options}
     subspace: dict[str, Any] = dict.fromkeys(
         ("projection", "normalisation", "compartments", "n_compartments", "d_total", "directions"))
     projection_options: dict[str, Any] = {}
     if info.subspace is not None:
         built = info.subspace
-        projection_options = {**parse_spec(spec.projection)[1], **built.projection_options}
+        assert spec.projection is not None, "a run that reports a subspace has a projection"
+        projection_options = {**spec.projection.options, **built.projection_options}
         subspace = {"projection": built.projection, "normalisation": built.normalisation,
                     "compartments": built.compartments, "n_compartments": built.n_compartments,
                     "d_total": built.d_total, "directions": _json(list(built.directions))}

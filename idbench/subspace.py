@@ -31,7 +31,7 @@ from torch import nn
 
 import idbench.projections as projections
 from idbench.errors import IdbenchError
-from idbench.registry import parse_spec
+from idbench.registry import Spec
 from idbench.runinfo import SubspaceInfo
 from idbench.seeding import derive_seed
 
@@ -184,7 +184,7 @@ class SubspaceModel(nn.Module):
         module: nn.Module,
         *,
         d: int,
-        projection: str = "dense",
+        projection: str | Spec = "dense",
         seed: int = 0,
         compartments: Compartments = None,
     ) -> None:
@@ -192,6 +192,7 @@ class SubspaceModel(nn.Module):
         self.module = module.requires_grad_(False)
         self.layout = FlatLayout.of(module)
         self.register_buffer("theta0", self.layout.flatten(module).clone())
+        projection = Spec.parse(projection)
         self.bounds, self.directions = self.layout.compartments(compartments, d)
         self.compartments = compartments if compartments is not None else 1
         device = self.theta0.device
@@ -256,10 +257,10 @@ class SubspaceModel(nn.Module):
 
     def info(self) -> SubspaceInfo:
         """The choices that determine this subspace, for result rows."""
-        name, options = parse_spec(self.projection)
         first = self.projections[0].describe()
         return SubspaceInfo(
-            projection=name, projection_options={**first["projection_options"], **options},
+            projection=self.projection.name,
+            projection_options={**first["projection_options"], **self.projection.options},
             normalisation=first["normalisation"], compartments=str(self.compartments),
             directions=self.directions, D=self.layout.D,
         )

@@ -42,6 +42,7 @@ from idbench.keys import key_fields, stable_key, with_layer_rule
 from idbench.methods.base import BatchLoss
 from idbench.options import TrainOptions, options_error
 from idbench.paths import TrainingPaths
+from idbench.registry import SpecField
 from idbench.runinfo import Optimiser, RunInfo
 from idbench.seeding import cpu_generator, derive_seed
 from idbench.subspace import SubspaceModel
@@ -56,17 +57,18 @@ class RunSpec(TrainOptions):
     :class:`~idbench.config.MeasureConfig`; a bad value raises one :class:`IdbenchError`.
     """
 
-    model: str = Field(description="model spec, e.g. fc[depth=2,width=200]")
-    dataset: str = Field(description="dataset spec, e.g. fashion-mnist")
+    model: SpecField = Field(description="model spec, e.g. fc[depth=2,width=200]")
+    dataset: SpecField = Field(description="dataset spec, e.g. fashion-mnist")
     seed: int = Field(description="initialisation, basis and batch order all derive from it")
     lr: float = Field(description="peak learning rate")
-    projection: str | None = Field(None, description="projection spec; None: a full-space "
-                                   "(baseline) run")
+    projection: SpecField | None = Field(None, description="projection spec; None: a "
+                                         "full-space (baseline) run")
     d: int | None = Field(None, ge=1, description="directions: per compartment for K equal "
                          "compartments, in total for 'layer' (split across layers)")
     compartments: int | Literal["layer"] | None = Field(
         None, description="None (one), K equal parts, or 'layer'")
-    method: str = Field("fpd", description="method spec: fpd, rbd, nes")
+    method: SpecField = Field("fpd", validate_default=True,
+                              description="method spec: fpd, rbd, nes")
 
     # the fields the run key has always hashed (idbench.keys.key_fields): a field added later
     # changes the key only when set to something other than its default

@@ -11,6 +11,7 @@ from idbench.errors import IdbenchError
 from idbench.keys import key_fields, stable_key
 from idbench.measurement import RECORDED_AS, RENAMED, config_columns
 from idbench.options import TrainOptions
+from idbench.registry import Spec
 from idbench.schema import MeasurementRow
 from idbench.train import RunSpec
 
@@ -69,7 +70,7 @@ def test_run_specs_take_every_training_option_of_the_config():
     spec = run_spec(config, seed=1, lr=0.2, d=10)
     for name in TrainOptions.model_fields:
         assert getattr(spec, name) == getattr(config, name), name
-    assert (spec.projection, spec.d, spec.method) == ("dense", 10, "fpd")
+    assert (spec.projection, spec.d, spec.method) == (Spec("dense"), 10, Spec("fpd"))
     assert run_spec(config, seed=1, lr=0.2).projection is None
 
 
@@ -95,3 +96,20 @@ def test_every_config_field_is_recorded_in_the_measurement_row():
     assert (columns["projection"], columns["model"], columns["steps_budget"]) == (
         "sparse", "fc[depth=1]", 5)
     assert columns["lr_range"] == "[0.001, 10.0]"
+
+
+def test_specs_are_parsed_once_and_keys_hash_them_as_written():
+    """Spec fields hold typed Specs; dumps and keys keep the text as written (stored keys hold)."""
+    text = "fc[width=20, depth=1]"
+    config = MeasureConfig(model=text, dataset="digits", projection="sparse[density=0.5]")
+    assert config.model == Spec("fc", {"depth": 1, "width": 20})
+    assert config.projection.options == {"density": 0.5}
+    assert config.model_dump()["model"] == text and config.method == Spec("fpd")
+    reordered = MeasureConfig(model="fc[depth=1,width=20]", dataset="digits",
+                              projection="sparse[density=0.5]")
+    assert reordered.model == config.model and reordered.key() != config.key()
+    assert MeasureConfig(**config.model_dump()).key() == config.key()
+    spec = run_spec(config, seed=0, lr=0.1, d=10)
+    assert spec.model is config.model and RunSpec(**spec.model_dump()).key() == spec.key()
+    with pytest.raises(IdbenchError, match="model: cannot parse 'fc\\['"):
+        MeasureConfig.build(model="fc[", dataset="digits")

@@ -59,18 +59,18 @@ def test_a_shipped_suite_resolves_by_name() -> None:
 def test_quickstart_cells(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(suites, "data_available", lambda spec: True)
     cells = load_suite("quickstart").cells()
-    digits = [c for c in cells if c.config.dataset == "digits"]
+    digits = [c for c in cells if str(c.config.dataset) == "digits"]
     assert len(digits) == 8  # 2 models x 4 projections
-    assert {c.config.projection for c in digits} == {"dense", "sparse", "fastfood", "fastjl"}
+    assert {str(c.config.projection) for c in digits} == {"dense", "sparse", "fastfood", "fastjl"}
     assert len({c.config.model for c in digits}) == 2
     assert len(cells) == 10 and not any(c.skipped for c in cells)
-    assert {c.config.dataset for c in cells} == {"digits", "fashion-mnist"}
+    assert {str(c.config.dataset) for c in cells} == {"digits", "fashion-mnist"}
 
     monkeypatch.setattr(suites, "data_available", lambda spec: spec != "fashion-mnist")
     cells = load_suite("quickstart").cells()
     skipped = [c for c in cells if c.skipped]
     assert len(cells) == 10 and len(skipped) == 2
-    assert all(c.config.dataset == "fashion-mnist" for c in skipped)
+    assert all(str(c.config.dataset) == "fashion-mnist" for c in skipped)
     assert "fashion-mnist" in skipped[0].skipped
 
 
@@ -86,11 +86,11 @@ def test_gressmann_suite_is_the_study(monkeypatch: pytest.MonkeyPatch) -> None:
     cells = load_suite("gressmann2020").cells()
     fixed = [c.config for c in cells if c.config.grid == (250,)]
     assert len(fixed) == 6 * 3  # six cells x rbd, fpd, nes
-    assert {c.method for c in fixed} == {"rbd", "fpd", "nes"}
+    assert {str(c.method) for c in fixed} == {"rbd", "fpd", "nes"}
     assert all(c.batch_size == 32 and c.val_fraction == 0.25 and c.schedule == "constant"
                for c in fixed)
     searched = [c.config for c in cells if c.config.grid is None]
-    assert len(searched) == 6 * 2 and {c.method for c in searched} == {"rbd", "fpd"}
+    assert len(searched) == 6 * 2 and {str(c.method) for c in searched} == {"rbd", "fpd"}
 
 
 # --------------------------------------------------------------------------- expansion
@@ -108,11 +108,11 @@ def test_repeated_grid_entries_add_rather_than_multiply(tmp_path: Path) -> None:
             projections: [sparse, fastfood]
     """)
     cells = load_suite(path).cells()
-    assert [(c.config.model, c.config.projection, c.grid) for c in cells] == [
+    assert [(str(c.config.model), str(c.config.projection), c.grid) for c in cells] == [
         ("fc[depth=1]", "dense", 0), ("fc[depth=2]", "dense", 0),
         ("fc[depth=1]", "sparse", 1), ("fc[depth=1]", "fastfood", 1),
     ]
-    assert all(c.config.method == "fpd" for c in cells)  # the default method
+    assert all(str(c.config.method) == "fpd" for c in cells)  # the default method
 
 
 def test_defaults_and_grid_options(tmp_path: Path) -> None:
@@ -146,7 +146,7 @@ def test_identical_cells_are_kept_once_in_order(tmp_path: Path) -> None:
             projections: [sparse, fastjl]
     """)
     cells = load_suite(path).cells()
-    assert [(c.config.projection, c.grid) for c in cells] == [
+    assert [(str(c.config.projection), c.grid) for c in cells] == [
         ("dense", 0), ("sparse", 0), ("fastjl", 1),
     ]
 
@@ -168,7 +168,7 @@ def test_requires_skips_a_grid_when_the_data_is_absent(
     monkeypatch.setattr(suites, "data_available", lambda spec: False)
     cells = load_suite(path).cells()
     # dense is only in the grid that requires the data; sparse also comes from an unskipped grid
-    assert [(c.config.projection, c.skipped is not None) for c in cells] == [
+    assert [(str(c.config.projection), c.skipped is not None) for c in cells] == [
         ("dense", True), ("sparse", False),
     ]
     assert "fashion-mnist" in cells[0].skipped
@@ -382,19 +382,19 @@ def test_fashion_mnist_leaderboard_suites_hold_the_cells_issue_13_asks_for() -> 
     """The flagship (fpd x four projections, rbd on Fastfood with and without layer compartments),
     the budget suite (Fastfood at 1, 2, 5, 10 epochs) and the FC family (depth x width)."""
     flagship = [c.config for c in load_suite("fashion-mnist").cells()]
-    assert {(c.model, c.projection, c.method, c.compartments) for c in flagship} == {
+    assert {(str(c.model), str(c.projection), str(c.method), c.compartments) for c in flagship} == {
         (m, p, "fpd", None) for m in ("fc[depth=2,width=200]", "lenet")
         for p in ("dense", "sparse", "fastfood", "fastjl")
     } | {(m, "fastfood", "rbd", k) for m in ("fc[depth=2,width=200]", "lenet") for k in (None, "layer")}
     assert {c.seeds for c in flagship} == {3}
     budget = [c.config for c in load_suite("fashion-mnist-budget").cells()]
-    assert sorted((c.model, c.epochs) for c in budget) == sorted(
+    assert sorted((str(c.model), c.epochs) for c in budget) == sorted(
         (m, e) for m in ("fc[depth=2,width=200]", "lenet") for e in (1, 2, 5, 10))
-    assert {(c.projection, c.method, c.seeds) for c in budget} == {("fastfood", "fpd", 3)}
+    assert {(str(c.projection), str(c.method), c.seeds) for c in budget} == {("fastfood", "fpd", 3)}
     family = [c.config for c in load_suite("fashion-mnist-fc-family").cells()]
-    assert {c.model for c in family} == {f"fc[depth={k},width={w}]" for k in (1, 2, 3)
+    assert {str(c.model) for c in family} == {f"fc[depth={k},width={w}]" for k in (1, 2, 3)
                                          for w in (50, 100, 200, 400)}
-    assert {(c.projection, c.seeds) for c in family} == {("fastfood", 3)}
+    assert {(str(c.projection), c.seeds) for c in family} == {("fastfood", 3)}
 
 
 # --------------------------------------------------------------------------- the optimiser axis
@@ -413,7 +413,8 @@ def test_optimizers_is_a_grid_axis_and_labels_name_the_optimizer(tmp_path: Path)
             datasets: [toy-sums]
     """)
     cells = load_suite(path).cells()
-    assert [(c.config.dataset, c.config.projection, c.config.optimizer) for c in cells] == [
+    assert [(str(c.config.dataset), str(c.config.projection), c.config.optimizer)
+            for c in cells] == [
         ("digits", "dense", "sgd"), ("digits", "dense", "ngd"),
         ("digits", "fastfood", "sgd"), ("digits", "fastfood", "ngd"),
         ("toy-sums", "dense", "adam"),  # no list: the defaults' optimizer
@@ -478,7 +479,7 @@ def test_the_optimiser_suite_holds_the_cells_issue_14_asks_for() -> None:
     are the flagship's (same keys: the list makes the same cells as the option)."""
     cells = load_suite("fashion-mnist-optimisers").cells()
     configs = [c.config for c in cells]
-    assert {(c.model, c.projection, c.method, c.optimizer) for c in configs} == {
+    assert {(str(c.model), str(c.projection), str(c.method), c.optimizer) for c in configs} == {
         (m, "fastfood", "fpd", o) for m in ("fc[depth=2,width=200]", "lenet")
         for o in ("sgd", "adam", "ngd")}
     assert {c.seeds for c in configs} == {3}

@@ -18,15 +18,16 @@ from torch import nn
 # each module registers its method with METHODS (a decorator on its class)
 from idbench.methods import fpd, nes, rbd  # noqa: F401
 from idbench.methods.base import METHODS, LossFn, Method
+from idbench.registry import Spec
 
 
-def method_class(spec: str) -> type[Method]:
+def method_class(spec: str | Spec) -> type[Method]:
     """The class registered under ``spec`` (raises with a suggestion when unknown)."""
     factory, _, _ = METHODS.resolve(spec)
     return factory
 
 
-def create(spec: str, *, model: nn.Module, run_spec: Any) -> Method:
+def create(spec: str | Spec, *, model: nn.Module, run_spec: Any) -> Method:
     """Build the step rule ``spec`` for ``model`` as ``run_spec`` (a RunSpec) says."""
     return METHODS.create(spec, model=model, run_spec=run_spec)
 

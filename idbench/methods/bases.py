@@ -34,7 +34,7 @@ import idbench.projections as projections
 from idbench.errors import IdbenchError
 from idbench.methods.base import LossFn, Method
 from idbench.projections.dense import DISTRIBUTIONS
-from idbench.registry import format_spec, parse_spec
+from idbench.registry import Spec
 from idbench.runinfo import Optimiser, SubspaceInfo
 from idbench.seeding import derive_seed
 from idbench.subspace import FlatLayout
@@ -51,14 +51,14 @@ class Reparametrised(nn.Module):
         return functional_call(self.inner, self.params, args, kwargs)
 
 
-def basis_spec(projection: str, distribution: str) -> str:
+def basis_spec(projection: Spec, distribution: str) -> Spec:
     """The projection spec of the per-step bases: the run's projection, with the distribution of
     a dense basis set and dense regeneration on unless the spec says otherwise."""
     if distribution not in DISTRIBUTIONS:
         raise IdbenchError(
             f"unknown distribution {distribution!r}; choose from {', '.join(DISTRIBUTIONS)}"
         )
-    name, options = parse_spec(projection)
+    name, options = projection.name, projection.options
     if name != "dense":
         if distribution != "gaussian":
             raise IdbenchError(
@@ -71,7 +71,7 @@ def basis_spec(projection: str, distribution: str) -> str:
             f"the projection says distribution={options['distribution']} and the method "
             f"distribution={distribution}: set it once, as the method option"
         )
-    return format_spec(name, {"regenerate": True, **options, "distribution": distribution})
+    return Spec(name, {"regenerate": True, **options, "distribution": distribution})
 
 
 class RandomBasesMethod(Method):

@@ -20,10 +20,10 @@ from idbench.errors import IdbenchError
 # each model file registers its factories with MODELS (decorators at the bottom of the file)
 from idbench.models import cnn, fc, lenet, planted, resnet, timm_adapter, toy  # noqa: F401
 from idbench.models.common import MODELS, does_not_fit
-from idbench.registry import parse_spec
+from idbench.registry import Spec
 
 
-def create(spec: str, *, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+def create(spec: str | Spec, *, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     """Build the model named by ``spec`` for inputs of ``input_shape`` (no batch axis).
 
     The model is checked to fit: one forward pass on a zero batch of 2 (eval mode, no gradients)
@@ -37,8 +37,9 @@ def create(spec: str, *, input_shape: tuple[int, ...], num_classes: int) -> nn.M
     if not _is_positive_int(num_classes):
         raise IdbenchError(f"num_classes must be a positive integer, got {num_classes!r}")
     input_shape, num_classes = tuple(int(n) for n in input_shape), int(num_classes)
+    spec = Spec.parse(spec)
     model = MODELS.create(spec, input_shape=input_shape, num_classes=num_classes)
-    _check_fits(model, parse_spec(spec)[0], input_shape, num_classes)
+    _check_fits(model, spec.name, input_shape, num_classes)
     return model
 
 
