@@ -25,4 +25,4 @@ def test_a_run_trains_on_the_split_of_its_split_seed(monkeypatch):
     monkeypatch.setattr(measurement, "run", lambda spec, data: (spec.split_seed, data))
     spec = RunSpec(model="fc", dataset="digits", seed=0, lr=0.1, split_seed=7)
     assert measurement.execute((spec, "cpu"))[0] == (7, "data")
-    assert loaded == [("digits", "cpu", 0.1, 7)]
+    assert [(str(name), *rest) for name, *rest in loaded] == [("digits", "cpu", 0.1, 7)]
