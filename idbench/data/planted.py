@@ -19,38 +19,20 @@ Options: ``rank`` (k), ``features`` (D), ``seed`` and ``tol``; ``2 k + 16`` trai
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
-from idbench.data.dataset import DATASETS
-from idbench.data.dataset import Dataset, LoadContext
+from idbench.data.dataset import DATASETS, LoadContext
+from idbench.data.toy import ExactTargets
 from idbench.errors import IdbenchError
 
 VAL_TEST_SAMPLES = 64
 
 
-@dataclass(eq=False)
-class PlantedTask(Dataset):
-    """Regression onto exact linear targets; ``score`` is 1 where a prediction is within ``tol``."""
-
-    tol: float = 1e-2
-
-    def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """Mean squared error of the predictions (batch, 1) against the targets (batch, 1)."""
-        return F.mse_loss(outputs, targets)
-
-    def score(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """Per-sample 1.0 where the prediction is within tolerance, shape (batch,)."""
-        within = (outputs - targets).abs() <= self.tol * targets.abs().clamp_min(1.0)
-        return within.float().mean(dim=-1)
-
-
 @DATASETS.register("planted-lstsq")
 def planted_lstsq(
     *, ctx: LoadContext, rank: int = 10, features: int = 300, seed: int = 0, tol: float = 1e-2
-) -> PlantedTask:
+) -> ExactTargets:
     """x = a B / sqrt(rank), y = x . w* (see the module docstring); d_int100 = ``rank``."""
     if not 1 <= rank <= features or tol <= 0:
         raise IdbenchError(
@@ -67,7 +49,7 @@ def planted_lstsq(
     x, y = x.float().to(ctx.device), y.float().to(ctx.device)
     val = slice(n_train, n_train + VAL_TEST_SAMPLES)
     test = slice(n_train + VAL_TEST_SAMPLES, None)
-    return PlantedTask(
+    return ExactTargets(
         name=ctx.name,
         x_train=x[:n_train], y_train=y[:n_train],
         x_val=x[val], y_val=y[val],

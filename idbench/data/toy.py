@@ -28,23 +28,24 @@ SAMPLES = 16
 
 
 @dataclass(eq=False)
-class SumsTask(Dataset):
-    """Regression of the group sums onto fixed targets; ``score`` counts groups within ``tol``."""
+class ExactTargets(Dataset):
+    """Regression onto exact targets (the known-answer problems: toy-sums, planted-lstsq);
+    ``score`` is the fraction of a sample's outputs within ``tol`` of their targets."""
 
     tol: float = 1e-2
 
     def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """Mean squared error of the sums (batch, groups) against the targets."""
+        """Mean squared error of the outputs (batch, k) against the targets."""
         return F.mse_loss(outputs, targets)
 
     def score(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """Per-sample fraction of the groups whose sum is within tolerance, shape (batch,)."""
+        """Per-sample fraction of the outputs within tolerance, shape (batch,)."""
         within = (outputs - targets).abs() <= self.tol * targets.abs().clamp_min(1.0)
         return within.float().mean(dim=-1)
 
 
 @DATASETS.register("toy-sums")
-def toy_sums(*, ctx: LoadContext, groups: int = 10, seed: int = 0, tol: float = 1e-2) -> SumsTask:
+def toy_sums(*, ctx: LoadContext, groups: int = 10, seed: int = 0, tol: float = 1e-2) -> ExactTargets:
     """Targets for ``groups`` sums, drawn from N(0, 1) with ``seed`` (see the module docstring)."""
     if groups < 1 or tol <= 0:
         raise IdbenchError(
@@ -53,7 +54,7 @@ def toy_sums(*, ctx: LoadContext, groups: int = 10, seed: int = 0, tol: float = 
     target = torch.randn(groups, generator=torch.Generator().manual_seed(seed))
     x = torch.zeros(SAMPLES, 1, device=ctx.device)
     y = target.to(ctx.device).expand(SAMPLES, groups).clone()
-    return SumsTask(
+    return ExactTargets(
         name=ctx.name,
         x_train=x,
         y_train=y,

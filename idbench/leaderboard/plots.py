@@ -275,49 +275,40 @@ def dint_vs_budget(df: pl.DataFrame) -> Figure:
     """d_int with its 95% CI against the training budget (epochs per run), one line per cell;
     ``df`` is :func:`~idbench.leaderboard.tables.table`. Where the line stops moving beyond its
     CIs, the budget suffices."""
-    rows = df.filter(pl.col("epochs").is_not_null())
-    name = d_int_name(df)
-    series = rows.group_by(BUDGET_SERIES, maintain_order=True)
-    colors = sns.color_palette("colorblind", max(1, len(rows.select(BUDGET_SERIES).unique())))
-    with _style():
-        fig = Figure(figsize=(7.0, 4.5), dpi=DPI, layout="constrained")
-        ax = fig.subplots()
-        for color, (_, part) in zip(colors, series):
-            first = part.row(0, named=True)
-            extra = "" if first["compartments"] == "1" else f", {first['compartments']} compartments"
-            label = f"{first['model']} · {first['projection']} {first['method']}{extra}"
-            _dint_points(ax, part, "epochs", color, label)
-        _log_y(ax)
-        _log_x(ax)
-        ax.set_xlabel("training budget (epochs per run)")
-        ax.set_ylabel(f"{name} (total directions), 95% CI")
-        ax.set_title(f"{name} against the training budget; △ censored (> d_max)")
-        ax.legend(fontsize=7, loc="best", framealpha=0.85)
-    return fig
+    return _dint_lines(df.filter(pl.col("epochs").is_not_null()), d_int_name(df),
+                       series=BUDGET_SERIES, x="epochs", who="model", min_points=1,
+                       xlabel="training budget (epochs per run)", against="the training budget")
 
 
 def dint_vs_D(df: pl.DataFrame) -> Figure:
     """d_int with its 95% CI against the number of parameters D, one line per model family (FC
     networks of one depth over their widths); flat lines: d_int does not grow with D."""
-    rows = _with_family(df)
-    name = d_int_name(df)
-    series = rows.group_by(FAMILY_SERIES, maintain_order=True)
-    colors = sns.color_palette("colorblind", max(1, len(rows.select(FAMILY_SERIES).unique())))
+    return _dint_lines(_with_family(df), d_int_name(df), series=FAMILY_SERIES, x="D",
+                       who="family", min_points=2, xlabel="D (number of parameters)",
+                       against="model size")
+
+
+def _dint_lines(rows: pl.DataFrame, name: str, *, series: list[str], x: str, who: str,
+                min_points: int, xlabel: str, against: str) -> Figure:
+    """d_int with its CI against ``x`` on log axes, one line per group of ``series`` (groups with
+    fewer than ``min_points`` distinct x values left out), labelled by ``who``."""
+    groups = rows.group_by(series, maintain_order=True)
+    colors = sns.color_palette("colorblind", max(1, len(rows.select(series).unique())))
     with _style():
         fig = Figure(figsize=(7.0, 4.5), dpi=DPI, layout="constrained")
         ax = fig.subplots()
-        for color, (_, part) in zip(colors, series):
-            if part["D"].n_unique() < 2:
+        for color, (_, part) in zip(colors, groups):
+            if part[x].n_unique() < min_points:
                 continue
             first = part.row(0, named=True)
             extra = "" if first["compartments"] == "1" else f", {first['compartments']} compartments"
-            label = f"{first['family']} · {first['projection']} {first['method']}{extra}"
-            _dint_points(ax, part, "D", color, label)
+            label = f"{first[who]} · {first['projection']} {first['method']}{extra}"
+            _dint_points(ax, part, x, color, label)
         _log_y(ax)
         _log_x(ax)
-        ax.set_xlabel("D (number of parameters)")
+        ax.set_xlabel(xlabel)
         ax.set_ylabel(f"{name} (total directions), 95% CI")
-        ax.set_title(f"{name} against model size; △ censored (> d_max)")
+        ax.set_title(f"{name} against {against}; △ censored (> d_max)")
         ax.legend(fontsize=7, loc="best", framealpha=0.85)
     return fig
 
