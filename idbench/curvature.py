@@ -32,8 +32,9 @@ from typing import Any, Callable
 
 import torch
 from torch import nn
-from torch.func import functional_call, grad, vjp
+from torch.func import grad, vjp
 
+from idbench.methods.bases import Reparametrised
 from idbench.seeding import cpu_generator
 from idbench.subspace import FlatLayout, SubspaceModel
 from idbench.train import build_model
@@ -41,17 +42,6 @@ from idbench.train import build_model
 LossFn = Callable[[nn.Module], torch.Tensor]
 LANCZOS_STEPS = 20  # Hessian-vector products per estimate
 CURVATURE_BATCH = 512  # training samples of the fixed batch
-
-
-class _WithParams(nn.Module):
-    """``module`` run with ``params`` (name -> tensor) in place of its own parameters."""
-
-    def __init__(self, module: nn.Module, params: dict[str, torch.Tensor]) -> None:
-        super().__init__()
-        self.inner, self.params = module, params
-
-    def forward(self, *args: Any, **kwargs: Any) -> Any:
-        return functional_call(self.inner, self.params, args, kwargs)
 
 
 def hessian_vector_product(
@@ -65,7 +55,7 @@ def hessian_vector_product(
     layout = FlatLayout.of(module)
 
     def loss_at(flat: torch.Tensor) -> torch.Tensor:
-        return loss_fn(_WithParams(module, layout.unflatten(flat)))
+        return loss_fn(Reparametrised(module, layout.unflatten(flat)))
 
     _, pullback = vjp(grad(loss_at), theta)  # the gradient's graph, built once, pulled back per v
     return lambda v: pullback(v)[0]
