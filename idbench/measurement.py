@@ -266,7 +266,7 @@ def config_columns(config: MeasureConfig) -> dict[str, Any]:
     :data:`RENAMED`) column, tuples as JSON, specs by name (their options come from the runs)."""
     row_fields = MeasurementRow.model_fields
     columns: dict[str, Any] = {}
-    for name, value in config.model_dump().items():
+    for name, value in config.recorded().items():
         column = RENAMED.get(name, name)
         if column in row_fields:
             columns[column] = json.dumps(list(value)) if isinstance(value, tuple) else value

@@ -14,7 +14,7 @@ Example::
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -60,6 +60,17 @@ class TrainOptions(BaseModel):
         if self.steps is None and (self.epochs is None or self.epochs <= 0):
             raise ValueError("give a positive budget: epochs > 0 or steps >= 1")
         return self
+
+    def recorded(self) -> dict[str, Any]:
+        """The fields as result rows record them: ngd's options only where ngd trains (to any
+        other optimiser they mean nothing, so their columns are null)."""
+        values = self.model_dump()
+        if self.optimizer != "ngd":
+            values.update(dict.fromkeys(NGD_OPTIONS))
+        return values
+
+
+NGD_OPTIONS = ("ngd_samples", "ngd_damping", "ngd_refresh")
 
 
 def options_error(exc: ValidationError, what: str) -> str:

@@ -25,7 +25,7 @@ FROM_RESULT = ("projection", "compartments", "optimizer", "momentum", "weight_de
 
 def spec_columns(spec: RunSpec) -> dict[str, Any]:
     """Every field of ``spec`` under its column; specs by name (their options come separately)."""
-    columns = {RUN_RENAMED.get(name, name): value for name, value in spec.model_dump().items()
+    columns = {RUN_RENAMED.get(name, name): value for name, value in spec.recorded().items()
                if RUN_RENAMED.get(name, name) in RunRow.model_fields and name not in FROM_RESULT}
     columns["method"] = spec.method.name
     return columns

@@ -235,3 +235,16 @@ def test_damping_range_needs_ngd_and_tuning():
     with pytest.raises(IdbenchError, match="0 < low < high"):
         MeasureConfig.build(model="fc", dataset="digits", optimizer="ngd",
                             damping_range=(1.0, 1e-3))
+
+
+def test_ngd_options_are_null_in_rows_of_other_optimisers(tmp_path):
+    options = dict(model="fc[depth=1,width=16]", dataset="digits", projection="fastfood",
+                   seeds=1, epochs=1, grid=(16,), d_max=100, tune_trials=0)
+    for optimizer in ("sgd", "adam"):
+        row = measure(MeasureConfig(**options, optimizer=optimizer), out=tmp_path / optimizer,
+                      device="cpu")
+        runs = RunStore(tmp_path / optimizer).table()
+        assert runs.height == 2 and set(runs["optimizer"]) == {optimizer}
+        for column in ("ngd_samples", "ngd_damping", "ngd_refresh"):
+            assert getattr(row, column) is None
+            assert runs[column].null_count() == runs.height
