@@ -182,11 +182,11 @@ def search_bounds(runs: CellRuns) -> Bounds:
     """Phase 1: D, the search range checked against it (d_max clamped, with a warning) and d_ref."""
     config = runs.config
     D = parameter_count(config, runs.data)
-    d_max = config.d_max
+    grid = sorted(set(config.grid)) if config.grid else None
+    d_max = grid[-1] if grid else config.d_max  # the largest d the search may probe
     if d_max > D:  # (d_min and the grid were checked against D: idbench.preflight.check_fits)
         warnings.warn(f"d_max = {d_max} exceeds D = {D}: searching up to D instead", stacklevel=3)
         d_max = D
-    grid = sorted(set(config.grid)) if config.grid else None
     d_ref = config.d_ref or (grid[len(grid) // 2] if grid else round(math.sqrt(config.d_min * d_max)))
     return Bounds(D=D, d_max=d_max, grid=grid, d_ref=min(d_ref, D))
 

@@ -162,7 +162,7 @@ def search(
     on_probe: Callable[[Probe], None] | None = None,
 ) -> SearchResult:
     """Search d in [d_min, d_max] (or over ``grid``); ``evaluate(d)`` returns one score per seed."""
-    if not 1 <= d_min <= d_max:
+    if grid is None and not 1 <= d_min <= d_max:  # (a grid alone says where to probe)
         raise IdbenchError(f"need 1 <= d_min <= d_max, got d_min={d_min}, d_max={d_max}")
     if growth <= 1 or not 0 < resolution < 1:
         raise IdbenchError("growth must be > 1 and resolution in (0, 1)")

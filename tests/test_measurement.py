@@ -103,6 +103,16 @@ def test_d_max_above_D_is_clamped_with_a_warning(tmp_path):
     assert row.d_max == 1210
 
 
+def test_a_censored_grid_measurement_names_the_largest_grid_d(tmp_path):
+    from idbench.leaderboard.tables import fmt_d_int
+
+    config = digits_config(grid=(2, 3), d_max=10**6, threshold=0.99, tune_trials=0, seeds=1,
+                           epochs=1)
+    row = measure(config, out=tmp_path, device="cpu")  # no warning: the grid fits D
+    assert row.censored and row.search == "grid" and row.d_max == 3
+    assert fmt_d_int(row.model_dump()) == "> 3"
+
+
 @pytest.mark.parametrize(
     "overrides,match",
     [
