@@ -39,6 +39,7 @@ import idbench.models as models
 import idbench.projections as projections
 from idbench.methods.base import BatchLoss
 from idbench.methods.ngd import NaturalGradient
+from idbench.options import TrainOptions
 from idbench.subspace import SubspaceModel
 
 MODELS = {"fc": "fc[depth=2,width=200]", "lenet": "lenet"}
@@ -119,8 +120,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--d", type=int, default=None,
                         help="default 1000 (--ngd: FC 1000, LeNet 290)")
     parser.add_argument("--ngd", action="store_true", help="time ngd against sgd subspace steps")
-    parser.add_argument("--ngd-samples", type=int, default=16, help="examples in the Fisher sketch")
-    parser.add_argument("--ngd-refresh", type=int, default=1, help="steps between sketch refreshes")
+    parser.add_argument("--ngd-samples", type=int, default=TrainOptions().ngd_samples,
+                        help="examples in the Fisher sketch (default: the option's default)")
+    parser.add_argument("--ngd-refresh", type=int, default=TrainOptions().ngd_refresh,
+                        help="steps between sketch refreshes (default: the option's default)")
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=None, help="timed blocks per measurement")
     parser.add_argument("--block", type=int, default=5, help="steps per timed block")

@@ -14,12 +14,7 @@ from idbench.train import RunSpec, build_model, run
 PROJECTIONS = ("dense", "sparse", "fastfood", "fastjl")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_the_family_is_varied_enough():

@@ -18,12 +18,7 @@ from idbench.train import RunSpec, run
 MODEL = "fc[depth=1,width=32]"  # on digits: Linear(64, 32) 2,080 and Linear(32, 10) 330 parameters
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
