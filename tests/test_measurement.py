@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+import warnings
 
 import polars as pl
 import pytest
@@ -108,7 +109,9 @@ def test_a_censored_grid_measurement_names_the_largest_grid_d(tmp_path):
 
     config = digits_config(grid=(2, 3), d_max=10**6, threshold=0.99, tune_trials=0, seeds=1,
                            epochs=1)
-    row = measure(config, out=tmp_path, device="cpu")  # no warning: the grid fits D
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no d_max warning: the grid fits D
+        row = measure(config, out=tmp_path, device="cpu")
     assert row.censored and row.search == "grid" and row.d_max == 3
     assert fmt_d_int(row.model_dump()) == "> 3"
 
