@@ -32,7 +32,7 @@ from idbench.provenance import device_name
 from idbench.registry import Spec
 from idbench.rows import run_row
 from idbench.store import RunStore
-from idbench.train import EvalCallback, RunResult, RunSpec, run
+from idbench.train import MAX_RETRIES, EvalCallback, RunResult, RunSpec, run
 from idbench.workers import worker_device
 from idbench.tuning import tune_lr
 
@@ -48,16 +48,17 @@ def load_data(dataset: str | Spec, device: str, val_fraction: float,
                              split_seed=split_seed)
 
 
-def execute(job: tuple[RunSpec, str]) -> tuple[RunResult, str]:
+def execute(job: tuple[RunSpec, str], max_retries: int = MAX_RETRIES) -> tuple[RunResult, str]:
     """Train one run (``job`` = (spec, device)); returns (result, device name it trained on).
 
     A top-level function so executors can ship it. On a Dask worker the run trains on the
     worker's own device (:func:`idbench.workers.worker_device`), not the parent's.
+    ``max_retries``: 0 for tuning runs, wherever they train (:func:`idbench.train.run`).
     """
     spec, device = job
     device = worker_device() or device
     data = load_data(spec.dataset, device, spec.val_fraction, spec.split_seed)
-    return run(spec, data), device_name(device)
+    return run(spec, data, max_retries=max_retries), device_name(device)
 
 
 def parameter_count(config: MeasureConfig, data: Dataset) -> int:
@@ -185,7 +186,8 @@ class CellRuns:
         kills another is not chosen."""
         results = [self._tuning_run(seed, lr, d, role, report if i == 0 else _ignore, damping)
                    for i, seed in enumerate(self._tune_seeds())]
-        return dataclasses.replace(  # a run retried (on a worker) diverged at this rate
+        return dataclasses.replace(  # (a stored tuning run with retries, from a Dask worker of
+            # an older idbench that retried them, diverged at this rate all the same)
             results[0], diverged=any(r.diverged or r.retries for r in results),
             val_loss=float(np.mean([r.val_loss for r in results])),
             val_score=float(np.mean([r.val_score for r in results])),
@@ -206,7 +208,8 @@ class CellRuns:
         if self.executor.in_process:
             result, device = run(spec, self.data, on_eval=report, max_retries=0), None
         else:
-            [(result, device)] = self.executor.map(execute, [(spec, self.device)])
+            [(result, device)] = self.executor.map(functools.partial(execute, max_retries=0),
+                                                   [(spec, self.device)])
             for index, point in enumerate(result.history):
                 report(index, point["val_score"], point["val_loss"])
         self.record(spec, result, "tune", device)

@@ -7,10 +7,14 @@ full space is stable for lr < 2/20 = 0.1 and diverges above it.
 
 import math
 
+import polars as pl
 import pytest
 
 import idbench.data
+from idbench.config import MeasureConfig
+from idbench.measurement import measure
 from idbench.rows import run_row
+from idbench.store import RunStore
 from idbench.train import MAX_RETRIES, RunSpec, run
 
 
@@ -49,3 +53,32 @@ def test_a_stable_rate_is_not_retried(toy):
 def test_tuning_trials_are_not_retried(toy):
     result = run(sgd_spec(0.15), toy, max_retries=0)
     assert result.diverged and result.retries == 0
+
+
+class _Remote:
+    """Trains like a Dask executor (runs come back whole, tuning runs included) in this process."""
+
+    name, slots, in_process = "remote", 1, False
+
+    def map(self, fn, items):
+        return [fn(item) for item in items]
+
+    def cancel(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def test_tuning_runs_are_not_retried_on_workers_either(tmp_path):
+    """Equal keys, equal rows: a tuning run that diverges is stored diverged, not retried, whether
+    it trained here or on a worker (a retried run's lower-rate history would reach the pruner)."""
+    config = MeasureConfig(model="toy-sums", dataset="toy-sums", projection="dense", seeds=1,
+                           optimizer="sgd", momentum=0.0, schedule="constant", warmup=0.0,
+                           steps=300, batch_size=16, grid=(10,), tune_trials=4,
+                           lr_range=(0.01, 1.0), lr_window=None)  # grid rates 0.18, 0.56 diverge
+    tables = {}
+    for name, executor in (("local", None), ("remote", _Remote())):
+        measure(config, out=tmp_path / name, device="cpu", executor=executor)
+        runs = RunStore(tmp_path / name).table().filter(pl.col("role") == "tune")
+        tables[name] = runs.select("run_key", "diverged", "retries", "val_score").sort("run_key")
+    assert tables["remote"]["diverged"].sum() >= 2 and tables["remote"]["retries"].sum() == 0
+    assert tables["remote"].equals(tables["local"])
