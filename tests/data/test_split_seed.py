@@ -22,7 +22,7 @@ def test_a_run_trains_on_the_split_of_its_split_seed(monkeypatch):
     """execute() (every probe and baseline run) loads the data with the spec's split_seed."""
     loaded = []
     monkeypatch.setattr(measurement, "load_data", lambda *args: loaded.append(args) or "data")
-    monkeypatch.setattr(measurement, "run", lambda spec, data: (spec.split_seed, data))
+    monkeypatch.setattr(measurement, "run", lambda spec, data, **_: (spec.split_seed, data))
     spec = RunSpec(model="fc", dataset="digits", seed=0, lr=0.1, split_seed=7)
     assert measurement.execute((spec, "cpu"))[0] == (7, "data")
     assert [(str(name), *rest) for name, *rest in loaded] == [("digits", "cpu", 0.1, 7)]
