@@ -405,6 +405,8 @@ def test_options_are_rounded_and_name_their_rule():
     sparse = json.dumps({"density": 1 / math.sqrt(D)})
     assert fmt_options("sparse", sparse, D) == "sparse (density=1/sqrt(D)≈0.0022)"
     assert fmt_options("sparse", json.dumps({"density": 0.01}), D) == "sparse (density≈0.01)"
+    assert fmt_options("kron_sparse", sparse, D) == "kron_sparse (density=1/sqrt(D)≈0.0022)"
+    assert fmt_options("fastfood", sparse, D) == "fastfood (density≈0.0022)"  # not its rule
     fastjl = json.dumps({"density": 0.0078125, "nnz_per_row": 4})
     assert fmt_options("fastjl", fastjl, D) == "fastjl (density=nnz_per_row/n, nnz_per_row=4)"
     dense = json.dumps({"distribution": "gaussian", "regenerate": False, "sigma": 0.123456})

@@ -379,12 +379,12 @@ def test_missing_required_key(tmp_path: Path) -> None:
 
 
 def test_fashion_mnist_leaderboard_suites_hold_the_cells_issue_13_asks_for() -> None:
-    """The flagship (fpd x four projections and kron (issue 14), rbd on Fastfood with and without
+    """The flagship (fpd x four projections, kron and kron_sparse (issue 14), rbd on Fastfood with and without
     layer compartments), the budget suite (Fastfood at 1, 2, 5, 10 epochs) and the FC family (depth x width)."""
     flagship = [c.config for c in load_suite("fashion-mnist").cells()]
     assert {(str(c.model), str(c.projection), str(c.method), c.compartments) for c in flagship} == {
         (m, p, "fpd", None) for m in ("fc[depth=2,width=200]", "lenet")
-        for p in ("dense", "sparse", "fastfood", "fastjl", "kron")
+        for p in ("dense", "sparse", "fastfood", "fastjl", "kron", "kron_sparse")
     } | {(m, "fastfood", "rbd", k) for m in ("fc[depth=2,width=200]", "lenet") for k in (None, "layer")}
     assert {c.seeds for c in flagship} == {3}
     budget = [c.config for c in load_suite("fashion-mnist-budget").cells()]

@@ -110,7 +110,8 @@ def _option(projection: str, key: str, value: object, options: dict, D: int, val
     """``key=value``, naming the rule when a density is the one its projection derives (with its
     rounded value unless ``values`` is false: the rule alone names the same choice for every D)."""
     if key == "density" and isinstance(value, float):
-        if projection == "sparse" and math.isclose(value, 1 / math.sqrt(D), rel_tol=1e-9):
+        sparse_default = projection in ("sparse", "kron_sparse")
+        if sparse_default and math.isclose(value, 1 / math.sqrt(D), rel_tol=1e-9):
             return f"density=1/sqrt(D)≈{value:.2g}" if values else "density=1/sqrt(D)"
         if projection == "fastjl" and "nnz_per_row" in options:
             return "density=nnz_per_row/n"  # n: d rounded up to a power of two (varies with d)
@@ -289,7 +290,7 @@ def caption(df: pl.DataFrame) -> str:
            "counts all directions, split equally across the layers, a layer smaller than its "
            "share training all of its own and the rest shared again. " if "layer" in compartments
            else "")
-        + "density=1/sqrt(D): the sparse default; fastjl's density is nnz_per_row/n, n = d rounded "
+        + "density=1/sqrt(D): the sparse (and kron_sparse) default; fastjl's density is nnz_per_row/n, n = d rounded "
         "up to a power of two. Runs: training runs used (baselines, probes, lr tuning), with "
         "diverged (every rate failed) and retried (diverged at first, rerun at a lower rate) "
         "baseline and probe runs flagged."

@@ -3,7 +3,7 @@
     import idbench.projections
     P = idbench.projections.create("fastfood", D=199_210, d=1000, seed=0, device="cpu")
     theta = theta0 + P(z)            # differentiable in z; P.adjoint(g) maps gradients back
-    idbench.projections.list()       # ['dense', 'fastfood', 'fastjl', 'kron', 'sparse']
+    idbench.projections.list()       # ['dense', 'fastfood', 'fastjl', 'kron', 'kron_sparse', 'sparse']
 
 All follow the unit-column normalisation of the design notes and are deterministic in their seed;
 options go in brackets (``sparse[density=0.01]``, ``fastjl[nnz_per_row=8]``, ``dense[regenerate=true]``).
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-# each module registers its projection with PROJECTIONS (a decorator on its class)
+# each module registers its projections with PROJECTIONS (a decorator on each class)
 from idbench.projections import dense, fastfood, fastjl, kron, sparse  # noqa: F401
 from idbench.projections.base import NORMALISATION, PROJECTIONS, Projection
 

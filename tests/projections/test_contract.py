@@ -9,11 +9,11 @@ import idbench.projections as projections
 from idbench.errors import IdbenchError
 
 NAMES = projections.list()
-STRUCTURED = {"sparse", "fastfood", "fastjl", "kron"}
+STRUCTURED = {"sparse", "fastfood", "fastjl", "kron", "kron_sparse"}
 
 
-def test_all_five_are_registered():
-    assert NAMES == ["dense", "fastfood", "fastjl", "kron", "sparse"]
+def test_all_six_are_registered():
+    assert NAMES == ["dense", "fastfood", "fastjl", "kron", "kron_sparse", "sparse"]
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -79,13 +79,14 @@ def test_structured_state_is_linear_in_D(name):
     D, d = 50_000, 1000
     p = projections.create(name, D=D, d=d, seed=0)
     n = 1024  # d padded to a power of two
-    bound = {
+    bounds = {
         "fastfood": 5 * (D + n),  # signs, permutation and its inverse, G, S per block
         "fastjl": 4 * 4 * D + D + 2 * n,  # 4 nonzeros per row, in P and P^T (values, indices)
         "sparse": 4 * 1.05 * d * math.sqrt(D) + D + d + 2,
         "kron": D + 2 * (math.isqrt(D) + 2) * (math.isqrt(d) + 2),  # rows kept, A and B
-    }[name]
-    assert p.state_numel() <= bound
+    }
+    bounds["kron_sparse"] = bounds["kron"] + bounds["sparse"]
+    assert p.state_numel() <= bounds[name]
     assert p.state_numel() < D * d / 20  # far from a dense D x d matrix
     for buffer in p.buffers():  # dense buffers are O(D); a D x d one may only be sparse
         assert buffer.layout == torch.sparse_csr or buffer.numel() <= 2 * (D + n)
@@ -127,7 +128,7 @@ def test_bad_seed_and_options():
 
 
 def test_unknown_name_suggests_close_match():
-    with pytest.raises(IdbenchError, match="Did you mean 'fastfood'.*dense, fastfood, fastjl, kron, sparse"):
+    with pytest.raises(IdbenchError, match="Did you mean 'fastfood'.*dense, fastfood, fastjl, kron, kron_sparse, sparse"):
         projections.create("fastfod", D=10, d=2, seed=0)
 
 
