@@ -24,6 +24,9 @@ fraction of every-probe's.
     python benchmarks/protocol_check.py --quick          # ~15-30 min on 2 busy CPU cores
     python benchmarks/protocol_check.py                  # 2 epochs, 3 seeds, 8 trials (hours)
     python benchmarks/protocol_check.py --quick --only known
+    python benchmarks/protocol_check.py --only fashion --models 'fc[depth=2,width=200]' --epochs 1
+
+Dense searches stop at d_max 1024 (FC) and 4096 (LeNet), as in the flagship suite.
 """
 
 from __future__ import annotations
@@ -55,14 +58,26 @@ PROTOCOLS: dict[str, dict[str, Any]] = {
 }
 
 
-def fashion_cells(quick: bool, projections: list[str]) -> list[tuple[str, dict[str, Any]]]:
+# a dense basis is D x d floats: the FC's at d = 20,000 would be 16 GB, so dense searches stop
+# where the flagship suite stops them (a crossing above is reported censored, never as d_max)
+DENSE_D_MAX = {"fc[depth=2,width=200]": 1024, "lenet": 4096}
+
+
+def fashion_cells(quick: bool, projections: list[str], models: list[str],
+                  epochs: float) -> list[tuple[str, dict[str, Any]]]:
     budget = (dict(steps=60, batch_size=128, seeds=2, tune_trials=3, tune_seeds=1, d_min=16,
                    d_max=2048, resolution=0.15) if quick else
-              dict(epochs=2.0, seeds=3, tune_trials=8, tune_seeds=2, d_min=10, d_max=20_000,
+              dict(epochs=epochs, seeds=3, tune_trials=8, tune_seeds=2, d_min=10, d_max=20_000,
                    resolution=0.05))
-    return [(f"fashion-mnist|{model}|{projection}",
-             dict(model=model, dataset="fashion-mnist", projection=projection, **budget))
-            for projection in projections for model in MODELS]
+    cells = []
+    for projection in projections:
+        for model in models:
+            d_max = min(budget["d_max"], DENSE_D_MAX[model]) if projection == "dense" \
+                else budget["d_max"]
+            cells.append((f"fashion-mnist|{model}|{projection}",
+                          dict(model=model, dataset="fashion-mnist", projection=projection,
+                               **{**budget, "d_max": d_max})))
+    return cells
 
 
 def known_cells(quick: bool) -> list[tuple[str, dict[str, Any]]]:
@@ -116,11 +131,15 @@ def main() -> None:
     parser.add_argument("--out", default=None, help="folder for the stores (default: temporary)")
     parser.add_argument("--projections", nargs="+", default=list(PROJECTIONS),
                         choices=PROJECTIONS, help="Fashion-MNIST projections, in this order")
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS,
+                        help="Fashion-MNIST models, in this order")
+    parser.add_argument("--epochs", type=float, default=2.0,
+                        help="Fashion-MNIST budget per run without --quick (default 2)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     root = Path(args.out or tempfile.mkdtemp(prefix="protocol-check-"))
     cells = ([] if args.only == "fashion" else known_cells(args.quick)) + \
-            ([] if args.only == "known" else fashion_cells(args.quick, args.projections))
+            ([] if args.only == "known" else fashion_cells(args.quick, args.projections, args.models, args.epochs))
     for cell, options in cells:
         out = root / cell.replace("|", "_").replace("[", "(").replace("]", ")").replace("=", "-")
         results = {name: measure_protocol(name, options, out) for name in PROTOCOLS}
