@@ -164,7 +164,8 @@ def measure(**flags: Any) -> None:
 
     out, storage, device, as_json = (flags.pop(k) for k in ("out", "storage", "device", "as_json"))
     options = {name: _config_value(name, value) for name, value in flags.items() if value is not None}
-    config = MeasureConfig.build(**options)
+    config = MeasureConfig.build({name: _flag(name) for name in MeasureConfig.model_fields},
+                                 **options)
     # a stored measurement is printed without importing torch and the training modules (fast)
     row = stored_measurement(config, out, device=device)
     if row is None:

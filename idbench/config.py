@@ -144,12 +144,13 @@ class MeasureConfig(TrainOptions):
         return self
 
     @classmethod
-    def build(cls, **options: Any) -> "MeasureConfig":
-        """Validate ``options`` into a config, turning pydantic's errors into one IdbenchError."""
+    def build(cls, labels: dict[str, str] | None = None, /, **options: Any) -> "MeasureConfig":
+        """Validate ``options`` into a config, turning pydantic's errors into one IdbenchError
+        that names each option by its label (the command line's ``--d-min``), else its field."""
         try:
             return cls(**options)
         except ValidationError as exc:
-            raise IdbenchError(options_error(exc, "measurement options")) from None
+            raise IdbenchError(options_error(exc, "measurement options", labels)) from None
 
     @property
     def resolved_lr_scaling(self) -> str:

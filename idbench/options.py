@@ -14,6 +14,7 @@ Example::
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -73,16 +74,30 @@ class TrainOptions(BaseModel):
 NGD_OPTIONS = ("ngd_samples", "ngd_damping", "ngd_refresh")
 
 
-def options_error(exc: ValidationError, what: str) -> str:
+def options_error(exc: ValidationError, what: str, labels: dict[str, str] | None = None) -> str:
     """One line naming every problem of a :class:`ValidationError`, e.g. ``bad run options:
-    unknown optimizer 'newton'; choose from sgd, adam, lbfgs``."""
+    unknown optimizer 'newton'; choose from sgd, adam, lbfgs``.
+
+    ``labels`` names options as the user wrote them (the command line: ``{"d_min": "--d-min"}``);
+    a field name with an underscore is relabelled inside messages too (``lr_range must be ...``).
+    """
+    labels = labels or {}
     problems = []
     for error in exc.errors():
-        field = ".".join(map(str, error["loc"]))
+        loc = error["loc"]
+        field = labels.get(str(loc[0]), str(loc[0])) if loc else ""
         if error["type"] == "literal_error":
             choices = error.get("ctx", {}).get("expected", "").replace("'", "").replace(" or", ",")
             problems.append(f"unknown {field} {error['input']!r}; choose from {choices}")
-        else:
-            message = error["msg"].removeprefix("Value error, ")
-            problems.append(f"{field}: {message}" if field else message)
+            continue
+        message = error["msg"].removeprefix("Value error, ")
+        position = next((part for part in loc[1:] if isinstance(part, int)), None)  # in a tuple
+        if error["type"] == "too_long" or (error["type"] == "missing" and position is not None):
+            message = f"takes two values, LOW,HIGH; got {len(error['input'])}"  # the range fields
+        elif position is not None:
+            message = f"value {position + 1}: {message}"
+        for name, label in labels.items():
+            if "_" in name:
+                message = re.sub(rf"\b{name}\b", label, message)
+        problems.append(f"{field}: {message}" if field else message)
     return f"bad {what}: " + "; ".join(problems)
