@@ -6,8 +6,11 @@ Where the workers come from:
   or on a CPU-only machine ``cores // threads`` of them (``workers`` overrides the count). Every
   worker trains with this process's torch thread count (``torch.get_num_threads()``, what runs
   trained here use): float reductions, and so results, depend on it, so a run gives the same
-  result on either executor and equal run keys mean equal results. ``IDBENCH_WORKER_THREADS``
-  overrides it (each run row records its ``threads``);
+  result on either executor and equal run keys mean equal results. Except where ``workers`` CPU
+  workers at that count would oversubscribe the cores: then each gets ``cores // workers``
+  threads, with one warning (threads waiting on each other made LeNet runs ~3x slower with 2
+  workers x 2 threads on 2 cores). ``IDBENCH_WORKER_THREADS`` overrides both (each run row
+  records its ``threads``);
 - ``scheduler="tcp://host:8786"``: an existing cluster (start its workers with
   ``dask worker ADDRESS --nthreads 1 --resources device=1``);
 - ``cluster_config="cluster.yaml"``: dask-jobqueue submits workers to SLURM (:mod:`idbench.slurm`).
@@ -31,6 +34,7 @@ import asyncio
 import logging
 import os
 import threading
+import warnings
 from concurrent.futures import CancelledError
 from typing import Any, Callable, Iterable, TypeVar
 
@@ -55,6 +59,12 @@ def cpu_cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
+
+
+def worker_threads(workers: int, threads: int, cores: int) -> int:
+    """Torch threads of each of ``workers`` local CPU workers: this process's ``threads``, unless
+    together they would exceed ``cores``, then an equal share of the cores (at least 1)."""
+    return threads if workers * threads <= cores else max(1, cores // workers)
 
 
 def local_devices(workers: int | None, device: str | None) -> list[str]:
@@ -157,6 +167,15 @@ class DaskExecutor:
 
             devices = devices or local_devices(workers, device)
             threads = torch.get_num_threads()  # as runs trained here: the same results
+            if all(d == "cpu" for d in devices) and not os.environ.get(THREADS_ENV):
+                shared = worker_threads(len(devices), threads, cpu_cores())
+                if shared < threads:
+                    warnings.warn(
+                        f"{len(devices)} CPU workers x {threads} torch threads would oversubscribe "
+                        f"{cpu_cores()} cores: each worker trains with {shared} (rows record it; "
+                        f"results can differ in the last digits from runs at {threads}); "
+                        f"{THREADS_ENV} sets it", stacklevel=2)
+                    threads = shared
             self.cluster = LocalCluster(
                 n_workers=len(devices), threads_per_worker=1, processes=True,
                 resources={"device": 1}, dashboard_address=":0", silence_logs=logging.ERROR,

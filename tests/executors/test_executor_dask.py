@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import _thread
+import contextlib
 import functools
 import os
 import signal
@@ -36,9 +37,19 @@ cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 @pytest.fixture(scope="module")
 def dask_cpu():
-    """Two local CPU workers (one torch thread each on this 2-core machine)."""
-    with DaskExecutor(workers=2, device="cpu") as executor:
-        yield executor
+    """Two local CPU workers, each training with this process's torch threads (set through
+    IDBENCH_WORKER_THREADS, so that results equal the in-process reference's even where two
+    workers at that count oversubscribe the cores, as on a 2-core machine)."""
+    saved = os.environ.get("IDBENCH_WORKER_THREADS")
+    os.environ["IDBENCH_WORKER_THREADS"] = str(torch.get_num_threads())
+    try:
+        with DaskExecutor(workers=2, device="cpu") as executor:
+            yield executor
+    finally:
+        if saved is None:
+            del os.environ["IDBENCH_WORKER_THREADS"]
+        else:
+            os.environ["IDBENCH_WORKER_THREADS"] = saved
 
 
 def test_local_and_dask_give_the_same_leaderboard(reference, tiny_suite, dask_cpu, tmp_path,
@@ -65,6 +76,32 @@ def test_the_same_cluster_is_reachable_by_scheduler_address(dask_cpu):
 
 def _square(x: int) -> int:
     return x * x
+
+
+def _torch_threads(_: int) -> int:
+    return torch.get_num_threads()
+
+
+def test_cpu_workers_share_the_cores_instead_of_oversubscribing_them(monkeypatch):
+    """Two CPU workers at this process's 2 threads on 2 cores would run 4 threads: each gets 1,
+    with one warning; IDBENCH_WORKER_THREADS unset (it would set the count itself)."""
+    from idbench import dask_executor
+
+    assert dask_executor.worker_threads(2, 2, 2) == 1
+    assert dask_executor.worker_threads(1, 2, 2) == 2
+    assert dask_executor.worker_threads(3, 1, 2) == 1  # more workers than cores: 1 each
+    assert dask_executor.worker_threads(2, 8, 16) == 8
+    assert dask_executor.worker_threads(4, 8, 16) == 4
+    monkeypatch.delenv("IDBENCH_WORKER_THREADS", raising=False)
+    monkeypatch.setattr(dask_executor, "cpu_cores", lambda: 2)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    with contextlib.ExitStack() as stack:
+        stack.callback(torch.set_num_threads, threads)
+        with pytest.warns(UserWarning, match="2 CPU workers x 2 torch threads would oversubscribe "
+                                             "2 cores: each worker trains with 1"):
+            executor = stack.enter_context(DaskExecutor(workers=2, device="cpu"))
+        assert executor.map(_torch_threads, [0, 1, 2, 3]) == [1, 1, 1, 1]
 
 
 def _occupy(job: tuple[str, float]) -> tuple[str | None, int, float, float]:
