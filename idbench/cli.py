@@ -224,7 +224,9 @@ def run_suite(
     storage: str = typer.Option(None, help="Optuna storage: RDB URL or journal file "
                                 "[default: a journal in --out]"),
     executor: str = typer.Option("local", help="local (this process) | dask (Dask workers)"),
-    workers: int = typer.Option(None, help="dask: local workers, each with cores/workers torch threads on a CPU [default: one per GPU, or per torch thread count of cores]"),
+    workers: int = typer.Option(None, help="dask: local workers; on a CPU each trains with "
+                                "cores/workers torch threads [default: one per GPU, or per "
+                                "torch thread count of cores]"),
     scheduler: str = typer.Option(None, help="dask: a running scheduler, e.g. tcp://host:8786"),
     cluster_config: str = typer.Option(None, help="dask: YAML of SLURM settings (idbench.slurm)"),
 ) -> None:
