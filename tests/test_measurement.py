@@ -160,7 +160,7 @@ def test_cli_bad_input_prints_one_line_and_exits_2(tmp_path):
                "digits", "--d-min", "100", "--d-max", "10", "--out", str(tmp_path / "o")]
     done = subprocess.run(command, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
-    assert done.stderr.count("\n") == 1 and "d_min (100) is larger than d_max (10)" in done.stderr
+    assert done.stderr.count("\n") == 1 and "--d-min (100) is larger than --d-max (10)" in done.stderr
     assert not (tmp_path / "o").exists()
 
 
