@@ -139,7 +139,8 @@ def main() -> None:
     torch.set_num_threads(1)
     root = Path(args.out or tempfile.mkdtemp(prefix="protocol-check-"))
     cells = ([] if args.only == "fashion" else known_cells(args.quick)) + \
-            ([] if args.only == "known" else fashion_cells(args.quick, args.projections, args.models, args.epochs))
+            ([] if args.only == "known" else
+             fashion_cells(args.quick, args.projections, args.models, args.epochs))
     for cell, options in cells:
         out = root / cell.replace("|", "_").replace("[", "(").replace("]", ")").replace("=", "-")
         results = {name: measure_protocol(name, options, out) for name in PROTOCOLS}

@@ -290,8 +290,8 @@ def caption(df: pl.DataFrame) -> str:
            "counts all directions, split equally across the layers, a layer smaller than its "
            "share training all of its own and the rest shared again. " if "layer" in compartments
            else "")
-        + "density=1/sqrt(D): the sparse (and kron_sparse) default; fastjl's density is nnz_per_row/n, n = d rounded "
-        "up to a power of two. Runs: training runs used (baselines, probes, lr tuning), with "
+        + "density=1/sqrt(D): the sparse (and kron_sparse) default; fastjl's density is "
+        "nnz_per_row/n, n = d rounded up to a power of two. Runs: training runs used (baselines, probes, lr tuning), with "
         "diverged (every rate failed) and retried (diverged at first, rerun at a lower rate) "
         "baseline and probe runs flagged."
     )
