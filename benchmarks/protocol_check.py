@@ -25,6 +25,7 @@ fraction of every-probe's.
     python benchmarks/protocol_check.py                  # 2 epochs, 3 seeds, 8 trials (hours)
     python benchmarks/protocol_check.py --quick --only known
     python benchmarks/protocol_check.py --only fashion --models 'fc[depth=2,width=200]' --epochs 1
+    python benchmarks/protocol_check.py --only known --protocols bracket  # with every-probe
 
 Dense searches stop at d_max 1024 (FC) and 4096 (LeNet), as in the flagship suite.
 """
@@ -135,6 +136,8 @@ def main() -> None:
                         help="Fashion-MNIST models, in this order")
     parser.add_argument("--epochs", type=float, default=2.0,
                         help="Fashion-MNIST budget per run without --quick (default 2)")
+    parser.add_argument("--protocols", nargs="+", default=list(PROTOCOLS), choices=PROTOCOLS,
+                        help="protocols to measure (every-probe, the reference, always is)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     root = Path(args.out or tempfile.mkdtemp(prefix="protocol-check-"))
@@ -143,7 +146,8 @@ def main() -> None:
              fashion_cells(args.quick, args.projections, args.models, args.epochs))
     for cell, options in cells:
         out = root / cell.replace("|", "_").replace("[", "(").replace("]", ")").replace("=", "-")
-        results = {name: measure_protocol(name, options, out) for name in PROTOCOLS}
+        results = {name: measure_protocol(name, options, out) for name in PROTOCOLS
+                   if name in args.protocols or name == "every-probe"}
         for result in results.values():
             print(json.dumps({"cell": cell, **result}), flush=True)
         ref = results["every-probe"]
