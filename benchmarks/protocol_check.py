@@ -25,7 +25,7 @@ fraction of every-probe's.
     python benchmarks/protocol_check.py                  # 2 epochs, 3 seeds, 8 trials (hours)
     python benchmarks/protocol_check.py --quick --only known
     python benchmarks/protocol_check.py --only fashion --models 'fc[depth=2,width=200]' --epochs 1
-    python benchmarks/protocol_check.py --only known --protocols bracket  # with every-probe
+    python benchmarks/protocol_check.py --only known --steps 300 --protocols reference bracket
 
 Dense searches stop at d_max 1024 (FC) and 4096 (LeNet), as in the flagship suite.
 """
@@ -81,10 +81,10 @@ def fashion_cells(quick: bool, projections: list[str], models: list[str],
     return cells
 
 
-def known_cells(quick: bool) -> list[tuple[str, dict[str, Any]]]:
+def known_cells(quick: bool, steps: int) -> list[tuple[str, dict[str, Any]]]:
     problems = [p for p in FAMILY if p.D == 1000] if quick else list(FAMILY)  # quick: the toy
     budget = (dict(steps=300, seeds=2, tune_trials=3, tune_seeds=1) if quick else
-              dict(steps=2000, seeds=3, tune_trials=8, tune_seeds=2))
+              dict(steps=steps, seeds=3, tune_trials=8, tune_seeds=2))
     cells = []
     for problem in problems:
         for projection in PROJECTIONS:
@@ -136,12 +136,14 @@ def main() -> None:
                         help="Fashion-MNIST models, in this order")
     parser.add_argument("--epochs", type=float, default=2.0,
                         help="Fashion-MNIST budget per run without --quick (default 2)")
+    parser.add_argument("--steps", type=int, default=2000,
+                        help="known-answer family: steps per run without --quick (default 2000)")
     parser.add_argument("--protocols", nargs="+", default=list(PROTOCOLS), choices=PROTOCOLS,
                         help="protocols to measure (every-probe, the reference, always is)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     root = Path(args.out or tempfile.mkdtemp(prefix="protocol-check-"))
-    cells = ([] if args.only == "fashion" else known_cells(args.quick)) + \
+    cells = ([] if args.only == "fashion" else known_cells(args.quick, args.steps)) + \
             ([] if args.only == "known" else
              fashion_cells(args.quick, args.projections, args.models, args.epochs))
     for cell, options in cells:
