@@ -81,8 +81,12 @@ def fashion_cells(quick: bool, projections: list[str], models: list[str],
     return cells
 
 
-def known_cells(quick: bool, steps: int) -> list[tuple[str, dict[str, Any]]]:
-    problems = [p for p in FAMILY if p.D == 1000] if quick else list(FAMILY)  # quick: the toy
+def known_cells(quick: bool, steps: int,
+                problems: list[int] | None) -> list[tuple[str, dict[str, Any]]]:
+    if problems is not None:
+        problems = [FAMILY[i] for i in problems]
+    else:
+        problems = [p for p in FAMILY if p.D == 1000] if quick else list(FAMILY)  # quick: the toy
     budget = (dict(steps=300, seeds=2, tune_trials=3, tune_seeds=1) if quick else
               dict(steps=steps, seeds=3, tune_trials=8, tune_seeds=2))
     cells = []
@@ -138,12 +142,16 @@ def main() -> None:
                         help="Fashion-MNIST budget per run without --quick (default 2)")
     parser.add_argument("--steps", type=int, default=2000,
                         help="known-answer family: steps per run without --quick (default 2000)")
+    parser.add_argument("--problems", nargs="+", type=int, default=None,
+                        choices=range(len(FAMILY)), metavar="I",
+                        help="known-answer family: these problems (indices into "
+                             "idbench.known_answers.FAMILY, in this order; default all)")
     parser.add_argument("--protocols", nargs="+", default=list(PROTOCOLS), choices=PROTOCOLS,
                         help="protocols to measure (every-probe, the reference, always is)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     root = Path(args.out or tempfile.mkdtemp(prefix="protocol-check-"))
-    cells = ([] if args.only == "fashion" else known_cells(args.quick, args.steps)) + \
+    cells = ([] if args.only == "fashion" else known_cells(args.quick, args.steps, args.problems)) + \
             ([] if args.only == "known" else
              fashion_cells(args.quick, args.projections, args.models, args.epochs))
     for cell, options in cells:
