@@ -68,6 +68,12 @@ class MeasureConfig(TrainOptions):
     lr_protocol: Literal["reference", "bracket"] = Field(
         "bracket", description="tune the subspace lr once at d_ref (reference) or also where "
         "the search brackets the crossing (bracket)")
+    # bracket: re-tune once the crossing lies further than this factor from where the rate was
+    # tuned (x2 before this field existed; x1.5 since the protocol check's LeNet/sparse cell, where
+    # a rate carried x1.97 gave 227 against every-probe's 164 and one re-tuning gave 159)
+    lr_retune_factor: float = Field(
+        1.5, gt=1, description="lr_protocol bracket: re-tune the subspace lr where the crossing "
+        "lies further than this factor from where it was tuned")
     # subspace lr tuned within [prior / w, prior * w], prior = the tuned baseline lr carried from
     # d = D to d_ref by lr_scaling; None: the whole lr_range (also with a global baseline)
     lr_window: float | None = Field(10.0, gt=1, description="tune the subspace lr within this "
@@ -91,6 +97,11 @@ class MeasureConfig(TrainOptions):
     def key(self) -> str:
         """The cell key: a stable hash of everything that determines the measurement."""
         payload = with_layer_rule(key_fields(self, self.KEY_FIELDS), self.compartments)
+        # the re-tuning factor is hashed where it decides (at its default too: a cell measured
+        # under the old x2 rule is not reused) and nowhere else
+        payload.pop("lr_retune_factor", None)
+        if self.lr_protocol == "bracket" and self.tune_trials > 0 and not self.tune_every_probe:
+            payload["lr_retune_factor"] = self.lr_retune_factor
         return stable_key(payload, 16, style="pydantic")
 
     @field_validator("threshold")

@@ -7,13 +7,14 @@ each a recorded option of :class:`~idbench.config.MeasureConfig`:
 
 - **where** (``lr_protocol: bracket``, :class:`TunedAtBracket`): tune once at d_ref and grow d
   with the carried rate until the crossing is bracketed; re-tune at the bracket's geometric
-  middle when that is more than ``MOVE`` (x2) from where the rate was tuned, and search again
-  from the bracket with the rate carried from there; re-tune once more if the bisection then
-  lands more than x2 from that point. If nothing passes up to d_max at the carried rate, the
-  rate is re-tuned at d_max (when that is more than x2 from the tuning point) and the search
-  runs again (LeNet/sparse on Fashion-MNIST: censored at 2048 with the rate carried from 181,
-  crossing at 725 with a rate tuned at every probe). The probes that decide the crossing so use a rate tuned
-  near it; the reported result is the last search's, whose probes all share one rate rule.
+  middle when that is more than ``lr_retune_factor`` (x1.5) from where the rate was tuned, and
+  search again from the bracket with the rate carried from there; re-tune once more if the
+  bisection then lands more than that factor from that point. If nothing passes up to d_max at
+  the carried rate, the rate is re-tuned at d_max (when that is further than the factor from the
+  tuning point) and the search runs again (LeNet/sparse on Fashion-MNIST: censored at 2048 with
+  the rate carried from 181, crossing at 725 with a rate tuned at every probe). The probes that
+  decide the crossing so use a rate tuned near it; the reported result is the last search's,
+  whose probes all share one rate rule.
 - **how** (``lr_scaling: curvature``, :class:`Carry`): lr_d = lr_t * lambda_t / lambda_d with
   lambda = lambda_max(P^T H P) at theta0 (:mod:`idbench.curvature`, on the basis of the first
   measured seed), so the carried rate keeps the same fraction of the stability limit ~2 / lambda.
@@ -33,7 +34,6 @@ from typing import Any, Callable
 
 from idbench.search import SearchResult
 
-MOVE = 2.0  # re-tune when the crossing lies further than this factor from the tuning point
 MAX_RETUNES = 2  # re-tunings after the first tuning at d_ref
 
 
@@ -89,6 +89,7 @@ class TunedAtBracket:
     carry: Carry
     d_ref: int
     window: str
+    move: float  # re-tune when the crossing lies further than this factor from the tuning point
     tuned: list[tuple[int, float]] = field(default_factory=list)  # (d, lr) in tuning order
 
     def __post_init__(self) -> None:
@@ -103,7 +104,7 @@ class TunedAtBracket:
 
     def record(self) -> dict[str, Any]:
         points = ",".join(str(t) for t, _ in self.tuned)
-        return {"tune_at": f"bracket:{points}{self.window}", "lr_subspace": self.tuned[-1][1],
+        return {"tune_at": f"bracket:{points} retune:x{self.move:g}{self.window}", "lr_subspace": self.tuned[-1][1],
                 "lr_scaling": self.carry.rule}
 
     def search(self, search_from: Callable[[int], SearchResult], d_min: int) -> SearchResult:
@@ -114,7 +115,7 @@ class TunedAtBracket:
             result = search_from(start)
             if result.censored:  # nothing passed up to d_max at the carried rate: re-tune there
                 top, t = max(p.d for p in result.probes), self.tuned[-1][0]
-                if top / t <= MOVE or len(self.tuned) > MAX_RETUNES:
+                if top / t <= self.move or len(self.tuned) > MAX_RETUNES:
                     return result
                 self.tuned.append((top, self.tune(top)))
                 start = d_min
@@ -124,7 +125,7 @@ class TunedAtBracket:
                 continue
             where = math.sqrt(result.d_lo * result.d_hi) if result.d_lo else result.d_hi
             t = self.tuned[-1][0]
-            if max(where / t, t / where) <= MOVE or len(self.tuned) > MAX_RETUNES:
+            if max(where / t, t / where) <= self.move or len(self.tuned) > MAX_RETUNES:
                 return result
             here = max(1, round(where))
             self.tuned.append((here, self.tune(here)))

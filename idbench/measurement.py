@@ -224,7 +224,7 @@ def choose_subspace_lr(runs: CellRuns, baseline: Baseline, bounds: Bounds) -> Su
 
     if config.lr_protocol == "bracket" and bounds.grid is None and config.tune_trials > 0:
         # (a grid has no bracket to narrow; untuned rates have nothing to re-tune)
-        return TunedAtBracket(tune, carry, bounds.d_ref, window)
+        return TunedAtBracket(tune, carry, bounds.d_ref, window, config.lr_retune_factor)
     return CarriedFromReference(carry, tune(bounds.d_ref), bounds.d_ref, window)
 
 
@@ -258,7 +258,7 @@ def search_d(runs: CellRuns, rule: SubspaceLr, bounds: Bounds,
 # column (how the subspace lr was chosen is in tune_at / lr_subspace / lr_scaling)
 RENAMED = {"steps": "steps_budget", "baseline": "baseline_kind"}
 RECORDED_AS = {"tune_every_probe": "tune_at", "d_ref": "tune_at", "lr_window": "tune_at",
-               "lr_protocol": "tune_at", "lr": "lr_baseline"}
+               "lr_protocol": "tune_at", "lr_retune_factor": "tune_at", "lr": "lr_baseline"}
 
 
 def config_columns(config: MeasureConfig) -> dict[str, Any]:

@@ -153,7 +153,9 @@ class MeasurementRow(BaseModel):
     grid: str | None  # JSON list of d for grid mode
     tune_trials: int
     tune_seeds: int  # seeds per tuning trial (objective: mean final validation loss)
-    tune_at: str  # where the subspace lr was tuned: "ref:<d>" or "every-probe" [+ " window:<w>"]
+    # where the subspace lr was tuned: "ref:<d>", "every-probe" or "bracket:<d>,<d>... retune:x<f>"
+    # (tuned at d_ref, re-tuned where the crossing lay > x<f> away) [+ " window:<w>"]
+    tune_at: str
     lr_baseline: float
     lr_subspace: float | None  # lr at d_ref; None when tuned at every probe
     lr_scaling: str  # how lr_subspace carries to other d: none | inverse-d | inverse-sqrt-d

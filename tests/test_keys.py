@@ -22,6 +22,8 @@ CONFIGS = [
          tune_every_probe=True, lr_window=None, d_ref=300, baseline="global:0.9"),
     dict(model="lenet", dataset="cifar10", method="rbd", optimizer="adam", steps=100, epochs=None,
          compartments=4, seeds=5, lr_subspace=3.0000000000000004e-7),
+    dict(model="fc", dataset="digits", tune_every_probe=True),
+    dict(model="fc", dataset="digits", tune_trials=0),
 ]
 SPECS = [
     dict(model="fc", dataset="digits", seed=0, lr=0.1),
@@ -29,21 +31,35 @@ SPECS = [
          compartments="layer", method="rbd[distribution=uniform]", optimizer="adam", epochs=1.5,
          steps=7, eval_every=3, patience=2, split_seed=4, weight_decay=1e-4),
 ]
-# computed by idbench at commit e31009f, before the options were defined once
-CELL_KEYS = ["5916358d67d198a8", "8b889510573680a0", "ec3b871c61d28554"]
+# computed by idbench at commit e31009f, before the options were defined once (the last two at
+# 7d640c6, before lr_retune_factor)
+CELL_KEYS = ["5916358d67d198a8", "8b889510573680a0", "ec3b871c61d28554", "cc1028e0121ca8c0",
+             "7f98c1a7d3f56c4e"]
 RUN_KEYS = ["4d89803b184c42f8c822", "40ef1d69f03efdf6b1c3"]
 
 
 def test_cell_and_run_keys_are_those_of_the_code_before_the_refactoring():
     """Every key is unchanged except those with layer compartments, whose d changed meaning
-    (per layer before, the total now): they must not find runs stored under the old meaning."""
-    layer = [c.get("compartments") == "layer" for c in CONFIGS]
-    cells = [MeasureConfig(**c).key() for c in CONFIGS]
-    assert [k == old for k, old in zip(cells, CELL_KEYS)] == [not x for x in layer]
+    (per layer before, the total now), and those of cells whose rate the bracket protocol tunes,
+    whose re-tuning rule changed (x2, now lr_retune_factor): they must not find runs or
+    measurements stored under the old meaning."""
+    configs = [MeasureConfig(**c) for c in CONFIGS]
+    moved = [c.compartments == "layer" or (c.lr_protocol == "bracket" and c.tune_trials > 0
+                                           and not c.tune_every_probe) for c in configs]
+    assert [c.key() == old for c, old in zip(configs, CELL_KEYS)] == [not x for x in moved]
+    assert not all(moved)  # an unchanged cell key is exercised
     layer = [s.get("compartments") == "layer" for s in SPECS]
     runs = [RunSpec(**s).key() for s in SPECS]
     assert [k == old for k, old in zip(runs, RUN_KEYS)] == [not x for x in layer]
     assert any(layer)  # the layer case is exercised
+
+
+def test_the_retune_factor_keys_the_cells_it_decides_and_no_others():
+    bracket, every, untuned = (dict(model="fc", dataset="digits", **o) for o in
+                               ({}, {"tune_every_probe": True}, {"tune_trials": 0}))
+    for options, decides in ((bracket, True), (every, False), (untuned, False)):
+        keys = {MeasureConfig(**options, lr_retune_factor=f).key() for f in (1.5, 2.0, 3.0)}
+        assert len(keys) == (3 if decides else 1)
 
 
 def test_a_field_added_later_changes_no_key_at_its_default_and_keys_when_set():

@@ -24,7 +24,8 @@ def test_probes_near_the_crossing_use_a_rate_tuned_near_it():
         tuned_at.append(d)
         return float(d)  # the "rate" remembers where it was tuned
 
-    rule = TunedAtBracket(tune, Carry(config(lr_scaling="none"), lambda d: math.nan), 1000, "")
+    rule = TunedAtBracket(tune, Carry(config(lr_scaling="none"), lambda d: math.nan), 1000, "",
+                          move=2.0)
     used = {}
 
     def evaluate(d: int) -> list[float]:
@@ -39,8 +40,27 @@ def test_probes_near_the_crossing_use_a_rate_tuned_near_it():
     assert tuned_at[0] == 1000 and len(tuned_at) >= 2
     final = tuned_at[-1]
     assert all(max(final / p.d, p.d / final) <= 2 for p in result.probes if 30 <= p.d <= 60)
-    assert rule.record()["tune_at"] == "bracket:" + ",".join(map(str, tuned_at))
+    assert rule.record()["tune_at"] == "bracket:" + ",".join(map(str, tuned_at)) + " retune:x2"
     assert rule.origin(40) == {"lr_tuned_at": final, "lr_carried_by": "none", "curvature": None}
+
+
+@pytest.mark.parametrize("move, retuned", [(2.0, False), (1.5, True)])
+def test_the_retune_factor_decides_whether_a_crossing_x1_8_away_is_retuned(move, retuned):
+    """Crossing at d = 100 whatever the rate, tuned at 180 (x1.8 away): re-tuned only when the
+    factor is below 1.8, and then where the crossing lies."""
+    tuned_at = []
+
+    def tune(d: int) -> float:
+        tuned_at.append(d)
+        return 1.0
+
+    rule = TunedAtBracket(tune, Carry(config(lr_scaling="none"), lambda d: math.nan), 180, "",
+                          move=move)
+    result = rule.search(lambda start: search(lambda d: [float(d >= 100)], threshold_score=1.0,
+                                              d_min=start, d_max=1000, resolution=0.01), 1)
+    assert (result.d_lo, result.d_hi) == (99, 100)
+    assert tuned_at == ([180, 99] if retuned else [180])
+    assert rule.record()["tune_at"] == "bracket:" + ",".join(map(str, tuned_at)) + f" retune:x{move:g}"
 
 
 def test_curvature_carries_the_rate_by_the_ratio_of_top_eigenvalues():
@@ -91,7 +111,8 @@ def test_a_search_censored_at_the_carried_rate_is_retuned_at_d_max_and_searched_
         tuned_at.append(d)
         return float(d)
 
-    rule = TunedAtBracket(tune, Carry(config(lr_scaling="none"), lambda d: math.nan), 181, "")
+    rule = TunedAtBracket(tune, Carry(config(lr_scaling="none"), lambda d: math.nan), 181, "",
+                          move=1.5)
 
     def evaluate(d: int) -> list[float]:
         return [1.0 if rule.lr_at(d) >= 350 and d >= 700 else 0.0]
