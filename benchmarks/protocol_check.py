@@ -27,6 +27,7 @@ own resolution), and its runs and wall time as a fraction of every-probe's.
     python benchmarks/protocol_check.py --quick --only known
     python benchmarks/protocol_check.py --only fashion --models 'fc[depth=2,width=200]' --epochs 1
     python benchmarks/protocol_check.py --only known --steps 300 --protocols reference bracket
+    python benchmarks/protocol_check.py --markdown out-*.jsonl  # the table of earlier output
 
 Dense searches stop at d_max 1024 (FC) and 4096 (LeNet), as in the flagship suite.
 """
@@ -137,6 +138,39 @@ def agree(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return lo_a <= b["d_hi"] and lo_b <= a["d_hi"]
 
 
+def markdown(lines: list[str]) -> str:
+    """A Markdown table of JSON lines this script printed: one row per cell and protocol against
+    every-probe (the last line of each kind wins, so output of resumed runs can be concatenated)."""
+    results: dict[str, dict[str, Any]] = {}
+    for line in filter(str.strip, lines):
+        record = json.loads(line)
+        results.setdefault(record["cell"], {})[
+            "summary" if record.get("summary") else record["protocol"]] = record
+
+    def estimate(r: dict[str, Any]) -> str:
+        if r["censored"]:
+            return "censored"
+        ci = "" if r.get("ci_low") is None else f" CI [{r['ci_low']:.0f}, {r['ci_high']:.0f}]"
+        return f"{r['d_int']:.0f} [{r['d_lo']}, {r['d_hi']}]{ci}"
+
+    yes_no = {True: "yes", False: "no", None: "n/a"}
+    rows = ["| cell | protocol | d_int [bracket] | every-probe | ratio | brackets overlap | "
+            "CIs overlap | runs (fraction) | wall fraction | retried / diverged (new runs) |",
+            "|---|---|---|---|---:|---|---|---:|---:|---:|"]
+    for cell, by_name in results.items():
+        ref, summary = by_name.get("every-probe"), by_name.get("summary", {})
+        for name, r in by_name.items():
+            if name in ("every-probe", "summary") or name not in summary or ref is None:
+                continue
+            s = summary[name]
+            rows.append(
+                f"| {cell.replace('|', ' / ')} | {name} | {estimate(r)} | {estimate(ref)} | "
+                f"{s['d_int_ratio']} | {yes_no[s['agrees']]} | {yes_no[s.get('ci_overlap')]} | "
+                f"{r['runs']} of {ref['runs']} ({s['runs_fraction']}) | {s['wall_fraction']} | "
+                f"{r['retried']} / {r['diverged']} |")
+    return "\n".join(rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
@@ -157,7 +191,14 @@ def main() -> None:
                              "idbench.known_answers.FAMILY, in this order; default all)")
     parser.add_argument("--protocols", nargs="+", default=list(PROTOCOLS), choices=PROTOCOLS,
                         help="protocols to measure (every-probe, the reference, always is)")
+    parser.add_argument("--markdown", nargs="+", metavar="JSONL", default=None,
+                        help="print a Markdown table of these files of this script's output "
+                             "and exit")
     args = parser.parse_args()
+    if args.markdown:
+        print(markdown([line for path in args.markdown for line in Path(path).read_text()
+                        .splitlines()]))
+        return
     torch.set_num_threads(1)
     root = Path(args.out or tempfile.mkdtemp(prefix="protocol-check-"))
     cells = ([] if args.only == "fashion" else known_cells(args.quick, args.steps, args.problems)) + \
