@@ -201,7 +201,8 @@ def main() -> None:
         return
     torch.set_num_threads(1)
     root = Path(args.out or tempfile.mkdtemp(prefix="protocol-check-"))
-    cells = ([] if args.only == "fashion" else known_cells(args.quick, args.steps, args.problems)) + \
+    cells = ([] if args.only == "fashion" else
+             known_cells(args.quick, args.steps, args.problems)) + \
             ([] if args.only == "known" else
              fashion_cells(args.quick, args.projections, args.models, args.epochs))
     for cell, options in cells:

@@ -104,8 +104,8 @@ class TunedAtBracket:
 
     def record(self) -> dict[str, Any]:
         points = ",".join(str(t) for t, _ in self.tuned)
-        return {"tune_at": f"bracket:{points} retune:x{self.move:g}{self.window}", "lr_subspace": self.tuned[-1][1],
-                "lr_scaling": self.carry.rule}
+        return {"tune_at": f"bracket:{points} retune:x{self.move:g}{self.window}",
+                "lr_subspace": self.tuned[-1][1], "lr_scaling": self.carry.rule}
 
     def search(self, search_from: Callable[[int], SearchResult], d_min: int) -> SearchResult:
         """Run ``search_from(start)`` (a full search from d = start at the current rate),

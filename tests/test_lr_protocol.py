@@ -60,7 +60,8 @@ def test_the_retune_factor_decides_whether_a_crossing_x1_8_away_is_retuned(move,
                                               d_min=start, d_max=1000, resolution=0.01), 1)
     assert (result.d_lo, result.d_hi) == (99, 100)
     assert tuned_at == ([180, 99] if retuned else [180])
-    assert rule.record()["tune_at"] == "bracket:" + ",".join(map(str, tuned_at)) + f" retune:x{move:g}"
+    tune_at = "bracket:" + ",".join(map(str, tuned_at)) + f" retune:x{move:g}"
+    assert rule.record()["tune_at"] == tune_at
 
 
 def test_curvature_carries_the_rate_by_the_ratio_of_top_eigenvalues():
