@@ -94,13 +94,21 @@ class MeasureConfig(TrainOptions):
         "lr_window",
     )
 
+    @property
+    def retunes_at_bracket(self) -> bool:
+        """Whether the subspace lr is re-tuned where the search brackets the crossing
+        (idbench.lr_protocol.TunedAtBracket): not when every probe is tuned, untuned rates have
+        nothing to re-tune, and a grid has no bracket to narrow."""
+        return (self.lr_protocol == "bracket" and self.tune_trials > 0
+                and not self.tune_every_probe and not self.grid)
+
     def key(self) -> str:
         """The cell key: a stable hash of everything that determines the measurement."""
         payload = with_layer_rule(key_fields(self, self.KEY_FIELDS), self.compartments)
         # the re-tuning factor is hashed where it decides (at its default too: a cell measured
         # under the old x2 rule is not reused) and nowhere else
         payload.pop("lr_retune_factor", None)
-        if self.lr_protocol == "bracket" and self.tune_trials > 0 and not self.tune_every_probe:
+        if self.retunes_at_bracket:
             payload["lr_retune_factor"] = self.lr_retune_factor
         return stable_key(payload, 16, style="pydantic")
 

@@ -222,8 +222,7 @@ def choose_subspace_lr(runs: CellRuns, baseline: Baseline, bounds: Bounds) -> Su
     def tune(d: int) -> float:
         return runs.tune("subspace", d, tuning_range(config, baseline.lr, bounds.D, d))
 
-    if config.lr_protocol == "bracket" and bounds.grid is None and config.tune_trials > 0:
-        # (a grid has no bracket to narrow; untuned rates have nothing to re-tune)
+    if config.retunes_at_bracket:
         return TunedAtBracket(tune, carry, bounds.d_ref, window, config.lr_retune_factor)
     return CarriedFromReference(carry, tune(bounds.d_ref), bounds.d_ref, window)
 

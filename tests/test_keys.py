@@ -44,8 +44,7 @@ def test_cell_and_run_keys_are_those_of_the_code_before_the_refactoring():
     whose re-tuning rule changed (x2, now lr_retune_factor): they must not find runs or
     measurements stored under the old meaning."""
     configs = [MeasureConfig(**c) for c in CONFIGS]
-    moved = [c.compartments == "layer" or (c.lr_protocol == "bracket" and c.tune_trials > 0
-                                           and not c.tune_every_probe) for c in configs]
+    moved = [c.compartments == "layer" or c.retunes_at_bracket for c in configs]
     assert [c.key() == old for c, old in zip(configs, CELL_KEYS)] == [not x for x in moved]
     assert not all(moved)  # an unchanged cell key is exercised
     layer = [s.get("compartments") == "layer" for s in SPECS]
@@ -55,9 +54,9 @@ def test_cell_and_run_keys_are_those_of_the_code_before_the_refactoring():
 
 
 def test_the_retune_factor_keys_the_cells_it_decides_and_no_others():
-    bracket, every, untuned = (dict(model="fc", dataset="digits", **o) for o in
-                               ({}, {"tune_every_probe": True}, {"tune_trials": 0}))
-    for options, decides in ((bracket, True), (every, False), (untuned, False)):
+    bracket, every, untuned, grid = (dict(model="fc", dataset="digits", **o) for o in (
+        {}, {"tune_every_probe": True}, {"tune_trials": 0}, {"grid": (8, 16)}))
+    for options, decides in ((bracket, True), (every, False), (untuned, False), (grid, False)):
         keys = {MeasureConfig(**options, lr_retune_factor=f).key() for f in (1.5, 2.0, 3.0)}
         assert len(keys) == (3 if decides else 1)
 
