@@ -85,14 +85,12 @@ def fashion_cells(quick: bool, projections: list[str], models: list[str],
 
 def known_cells(quick: bool, steps: int,
                 problems: list[int] | None) -> list[tuple[str, dict[str, Any]]]:
-    if problems is not None:
-        problems = [FAMILY[i] for i in problems]
-    else:
-        problems = [p for p in FAMILY if p.D == 1000] if quick else list(FAMILY)  # quick: the toy
+    chosen = ([FAMILY[i] for i in problems] if problems is not None else
+              [p for p in FAMILY if p.D == 1000] if quick else list(FAMILY))  # quick: the toy
     budget = (dict(steps=300, seeds=2, tune_trials=3, tune_seeds=1) if quick else
               dict(steps=steps, seeds=3, tune_trials=8, tune_seeds=2))
     cells = []
-    for problem in problems:
+    for problem in chosen:
         for projection in PROJECTIONS:
             config = problem.config(projection, optimizer="adam", batch_size=1024,
                                     lr_range=(1e-3, 3.0), **budget)
