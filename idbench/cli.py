@@ -143,15 +143,21 @@ def _config_value(name: str, text: str | bool | None) -> Any:
     return text
 
 
+# each flag is named explicitly: typer 0.27 derives the name of an unnamed option with a metavar
+# from the metavar (--DEVICE), so `--device` was unknown there
 _RUN_OPTIONS = [
-    inspect.Parameter("out", inspect.Parameter.KEYWORD_ONLY, annotation=str, default=typer.Option(
-        "idbench-out", metavar="DIR", help="output folder: run store and Optuna studies (a rerun reuses them)")),
+    inspect.Parameter("out", inspect.Parameter.KEYWORD_ONLY, annotation=str,
+                      default=typer.Option("idbench-out", "--out", metavar="DIR",
+                                           help="output folder: run store and Optuna studies "
+                                           "(a rerun reuses them)")),
     inspect.Parameter("storage", inspect.Parameter.KEYWORD_ONLY, annotation=str | None,
-                      default=typer.Option(None, metavar="URL|FILE", help="Optuna storage: RDB URL "
-                                           "or journal file [default: a journal in --out]")),
+                      default=typer.Option(None, "--storage", metavar="URL|FILE",
+                                           help="Optuna storage: RDB URL or journal file "
+                                           "[default: a journal in --out]")),
     inspect.Parameter("device", inspect.Parameter.KEYWORD_ONLY, annotation=str | None,
-                      default=typer.Option(None, metavar="DEVICE", help="cpu | cuda | cuda:N | "
-                                           "mps [default: cuda if available, else cpu]")),
+                      default=typer.Option(None, "--device", metavar="DEVICE",
+                                           help="cpu | cuda | cuda:N | mps "
+                                           "[default: cuda if available, else cpu]")),
     inspect.Parameter("as_json", inspect.Parameter.KEYWORD_ONLY, annotation=bool,
                       default=typer.Option(False, "--json", help="print one JSON object on "
                                            "stdout instead of the summary table")),
