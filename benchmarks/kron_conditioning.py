@@ -3,7 +3,8 @@
 On the toy-sums problems of the known-answer family (idbench.known_answers) the loss sees only the
 group sums S theta, so at d = answer the subspace problem is the square system S P, and how hard
 it is for an optimiser is the condition number of S P (LBFGS in 20 x 20 iterations missed
-toy(60, 5) under kron on one basis at condition ~940). This prints, per problem and projection,
+toy(60, 5) under kron on one basis at condition ~940; the known-answer protocol's 100 x 20 solve
+it). This prints, per problem and projection,
 the median, 90th and 99th percentile of cond(S P) over bases (seeds), for kron, its sum variant
 kron_sparse = (kron + sparse) / sqrt(2), and dense / Fastfood for reference::
 

@@ -78,7 +78,7 @@ class RunRow(BaseModel):
     lr_tuned_at: int | None = None
     lr_carried_by: str | None = None
     curvature: float | None = None  # lambda_max(P^T H P) at theta0 under lr_scaling=curvature
-    stopped_early: bool
+    stopped_early: bool  # before its budget: patience ran out, or the optimiser converged (lbfgs)
     steps: int  # optimiser steps actually taken
     wall_s: float
     grad_cosine: float | None  # mean cosine of step and full gradient (rbd/nes diagnostic)

@@ -287,8 +287,11 @@ def train(
         state.add_step(loss)
         if on_step is not None:
             on_step(state, loss)
-        if not state.diverged and (state.step % state.eval_every == 0 or state.step == budget):
+        converged = method.converged()  # further steps would change nothing: the last evaluation
+        if not state.diverged and (state.step % state.eval_every == 0 or state.step == budget
+                                   or converged):
             _evaluate_into(state, model, data, spec, on_eval)
+        state.stopped_early |= converged and state.step < budget
     return _result(model, method, data, state, start)
 
 

@@ -51,6 +51,11 @@ class Method:
     def step(self, loss_fn: LossFn, lr: float) -> torch.Tensor:
         raise NotImplementedError
 
+    def converged(self) -> bool:
+        """Whether the last step found the run converged, so that further steps change nothing
+        (the trainer then stops the run early)."""
+        return False
+
     def describe(self) -> dict[str, Any]:
         """The method's own options that a result row records (``method_options``)."""
         return {}

@@ -16,7 +16,10 @@ For a :class:`~idbench.subspace.SubspaceModel` that is z alone (Li et al. 2018);
   trainer step is one ``LBFGS.step`` of up to ``LBFGS_MAX_ITER`` iterations on the same batch, so
   a budget of ``steps`` outer steps is up to ``steps * LBFGS_MAX_ITER`` iterations. The scheduled
   learning rate is the line search's first trial step (the search then moves it), so the result
-  hardly depends on it; ``lr = 1`` with a constant schedule is the natural choice.
+  hardly depends on it; ``lr = 1`` with a constant schedule is the natural choice. Once a whole
+  step moves the loss by less than LBFGS's ``tolerance_change``, the run has converged (to the
+  solution, or to the best a subspace too small allows) and the trainer stops it there
+  (``stopped_early``): the remaining steps would change nothing.
 
 Methods that take their own steps (``rbd``, ``nes``) do not use this optimiser;
 :class:`~idbench.config.MeasureConfig` refuses ``lbfgs`` with them before any training.
@@ -24,6 +27,7 @@ Methods that take their own steps (``rbd``, ``nes``) do not use this optimiser;
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -61,6 +65,8 @@ class FixedProjectionDescent(Method):
             model, samples=run_spec.ngd_samples, damping=run_spec.ngd_damping,
             refresh=run_spec.ngd_refresh,
         )
+        self._last_loss = math.inf  # LBFGS: the loss at the previous step's start
+        self._converged = False
 
     def step(self, loss_fn: BatchLoss, lr: float) -> torch.Tensor:
         for group in self.optimizer.param_groups:
@@ -76,7 +82,17 @@ class FixedProjectionDescent(Method):
 
         # every optimiser takes a closure; LBFGS calls it once per line-search evaluation and
         # returns the loss at the step's start
-        return self.optimizer.step(closure).detach()
+        loss = self.optimizer.step(closure).detach()
+        if isinstance(self.optimizer, torch.optim.LBFGS):
+            # converged: the whole previous step (up to LBFGS_MAX_ITER iterations) moved the loss
+            # by less than LBFGS's own tolerance on a change of the loss
+            tolerance = self.optimizer.param_groups[0]["tolerance_change"]
+            self._converged = abs(float(loss) - self._last_loss) < tolerance
+            self._last_loss = float(loss)
+        return loss
+
+    def converged(self) -> bool:
+        return self._converged
 
     def describe(self) -> dict[str, Any]:
         if self.spec.optimizer != "lbfgs":

@@ -47,3 +47,19 @@ def test_unknown_optimizer_names_every_choice():
     with pytest.raises(IdbenchError, match="lbfgs"):
         lbfgs_spec(optimizer="newton")
     assert OPTIMIZERS == ("sgd", "adam", "lbfgs", "ngd")
+
+
+def test_lbfgs_stops_once_a_whole_step_no_longer_moves_the_loss(toy):
+    """Solved (d = 10) or stuck at the best a too-small subspace allows (d = 9), the run stops
+    early with the result it would have reached at its full budget."""
+    for d, score in ((10, 1.0), (9, None)):
+        short, full = (run(lbfgs_spec(projection="dense", d=d, steps=steps), toy)
+                       for steps in (100, 10_000))
+        assert short.stopped_early and full.stopped_early and short.steps == full.steps < 100
+        assert short.val_loss == full.val_loss
+        assert score is None or short.val_score == score
+
+
+def test_first_order_runs_use_their_whole_budget(toy):
+    result = run(lbfgs_spec(optimizer="adam", lr=0.01, projection="dense", d=10, steps=50), toy)
+    assert not result.stopped_early and result.steps == 50
