@@ -1,4 +1,4 @@
-"""Seconds per training epoch on Fashion-MNIST (CPU): FC 784-200-200-10 and LeNet, full space and in
+"""Seconds per training epoch on Fashion-MNIST (CPU, or ``--device cuda``): FC 784-200-200-10 and LeNet, full space and in
 a d = 1000 Fastfood subspace, trained by the real trainer (``idbench.train.run``).
 
 For every (model, mode) one run of ``epochs=1`` (``--quick``: ``steps=`` a fraction of an epoch) is
@@ -29,6 +29,7 @@ import time
 import torch
 
 import idbench.data
+from idbench.provenance import device_name
 from idbench.seeding import cpu_generator, derive_seed
 from idbench.train import RunSpec, build_model, evaluate, run
 
@@ -64,6 +65,8 @@ def data_seconds(spec: RunSpec, data, steps: int, repeats: int = 3) -> float:
                 order = torch.randperm(n_train, generator=batch_gen).to(device)
             idx = order[position * spec.batch_size : (position + 1) * spec.batch_size]
             xb, yb = data.augment_batch(data.x_train[idx], aug_gen), data.y_train[idx]
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)  # the batches are queued, not yet made
         times.append(time.perf_counter() - start)
     del xb, yb
     return statistics.median(times)
@@ -80,11 +83,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--d", type=int, default=1000)
     parser.add_argument("--lr", type=float, default=0.05)
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    parser.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default: cpu)")
     args = parser.parse_args(argv)
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    data = idbench.data.load(args.dataset)
+    data = idbench.data.load(args.dataset, device=args.device)
     steps_per_epoch = math.ceil(len(data.x_train) / 128)
     printed_header = False
     for model_name in args.models.split(","):
@@ -109,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
                 "step_ms": round(train_s / result.steps * 1e3, 3),
                 "eval_s": round(eval_s, 3), "wall_s": round(result.wall_s, 3),
                 "diverged": result.diverged, "threads": torch.get_num_threads(),
+                "device": device_name(args.device),
             }
             if args.json:
                 print(json.dumps(row), flush=True)

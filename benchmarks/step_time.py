@@ -15,6 +15,7 @@ Prints one JSON object per line (with ``--json``, nothing else)::
     python benchmarks/step_time.py            # FC 784-200-200-10 and LeNet, d = 1000, all kinds
     python benchmarks/step_time.py --quick    # FC only, fewer repeats
     python benchmarks/step_time.py --json --projections fastfood,sparse --repeats 400
+    python benchmarks/step_time.py --device cuda  # on a GPU: steps are timed to a synchronize
 
 With ``--ngd`` it times instead a natural-gradient subspace step (``optimizer: ngd``: the SGD step
 plus the per-example gradients of ``--ngd-samples`` examples, their batched adjoint and the Woodbury
@@ -40,6 +41,7 @@ import idbench.projections as projections
 from idbench.methods.base import BatchLoss
 from idbench.methods.ngd import NaturalGradient
 from idbench.options import TrainOptions
+from idbench.provenance import device_name
 from idbench.subspace import SubspaceModel
 
 MODELS = {"fc": "fc[depth=2,width=200]", "lenet": "lenet"}
@@ -90,15 +92,25 @@ def make_ngd_step(
     return step
 
 
-def time_block(step, steps: int) -> float:
+def synchronize(device: torch.device) -> None:
+    """Wait for queued GPU work, so that a wall-clock interval covers it."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_block(step, steps: int, device: torch.device) -> float:
     """Milliseconds per step over ``steps`` consecutive steps."""
+    synchronize(device)
     start = time.perf_counter()
     for _ in range(steps):
         step()
+    synchronize(device)
     return (time.perf_counter() - start) * 1e3 / steps
 
 
-def compare(full_step, sub_step, *, repeats: int, block: int, warmup: int) -> tuple[float, float]:
+def compare(
+    full_step, sub_step, *, repeats: int, block: int, warmup: int, device: torch.device
+) -> tuple[float, float]:
     """Median ms per step of each, measured in alternating blocks (order flipped every repeat)."""
     for _ in range(warmup):
         full_step()
@@ -107,7 +119,7 @@ def compare(full_step, sub_step, *, repeats: int, block: int, warmup: int) -> tu
     for r in range(repeats):
         pair = ((full, full_step), (sub, sub_step))
         for times, step in pair if r % 2 == 0 else pair[::-1]:
-            times.append(time_block(step, block))
+            times.append(time_block(step, block, device))
     return statistics.median(full), statistics.median(sub)
 
 
@@ -128,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=None, help="timed blocks per measurement")
     parser.add_argument("--block", type=int, default=5, help="steps per timed block")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    parser.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default: cpu)")
     args = parser.parse_args(argv)
 
     if args.threads:
@@ -139,15 +152,17 @@ def main(argv: list[str] | None = None) -> int:
     warmup = 5 if args.quick else 20
 
     gen = torch.Generator().manual_seed(0)
-    x = torch.randn(args.batch, *INPUT_SHAPE, generator=gen)
-    y = torch.randint(0, NUM_CLASSES, (args.batch,), generator=gen)
+    device = torch.device(args.device)
+    x = torch.randn(args.batch, *INPUT_SHAPE, generator=gen).to(device)
+    y = torch.randint(0, NUM_CLASSES, (args.batch,), generator=gen).to(device)
     printed_header = False
     for model_name in model_names:
         d = args.d or (NGD_D[model_name] if args.ngd else 1000)
         for name in names:
             torch.manual_seed(0)
             net, other_net = (
-                models.create(MODELS[model_name], input_shape=INPUT_SHAPE, num_classes=NUM_CLASSES)
+                models.create(MODELS[model_name], input_shape=INPUT_SHAPE,
+                              num_classes=NUM_CLASSES).to(device)
                 for _ in range(2)
             )
             D = sum(p.numel() for p in net.parameters())
@@ -160,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
                     make_step(sub, x, y),
                     make_ngd_step(ngd_sub, x, y, samples=args.ngd_samples, refresh=refresh),
                     repeats=repeats, block=-(-args.block // refresh) * refresh, warmup=warmup,
+                    device=device,
                 )
                 row.update(sgd_ms=round(sgd_ms, 3), ngd_ms=round(ngd_ms, 3),
                            ratio=round(ngd_ms / sgd_ms, 3), ngd_samples=args.ngd_samples,
@@ -168,14 +184,15 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 full_ms, sub_ms = compare(
                     make_step(other_net, x, y), make_step(sub, x, y),
-                    repeats=repeats, block=args.block, warmup=warmup,
+                    repeats=repeats, block=args.block, warmup=warmup, device=device,
                 )
                 row.update(full_ms=round(full_ms, 3), subspace_ms=round(sub_ms, 3),
                            ratio=round(sub_ms / full_ms, 3),
                            state_bytes=sum(state_bytes(p) for p in sub.projections))
                 columns = (("full ms", full_ms), ("sub ms", sub_ms), ("ratio", sub_ms / full_ms),
                            ("state MB", row["state_bytes"] / 1e6))
-            row.update(batch=args.batch, threads=torch.get_num_threads())
+            row.update(batch=args.batch, threads=torch.get_num_threads(),
+                       device=device_name(device))
             if args.json:
                 print(json.dumps(row), flush=True)
                 continue
