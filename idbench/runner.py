@@ -28,7 +28,7 @@ import idbench.executors as executors
 from idbench.executors import Executor
 from idbench.measurement import cell_key, measure
 from idbench.schema import MeasurementRow
-from idbench.store import RunStore
+from idbench.store import RunStore, of_cells
 from idbench.suites import Cell, Suite, load_suite
 from idbench.preflight import check_suite_run
 
@@ -154,12 +154,14 @@ def _runnable_cells(suite: Suite, only: str | None, out: Path,
 
 def _publish(store: RunStore, suite: Suite, leaderboard_dir: Path, result: SuiteResult) -> None:
     """Render the leaderboard and export the Parquet results into ``leaderboard_dir``: every cell
-    measured into this output folder (earlier --only runs too)."""
-    measurements, runs = store.measurements(), store.table()
+    of this suite measured into this output folder (earlier --only runs too), and no other (an
+    output folder shared by several suites also holds theirs, and cells of earlier protocols)."""
+    keys = {cell_key(cell.config) for cell in suite.cells()}
+    measurements, runs = of_cells(store.measurements(), keys), of_cells(store.table(), keys)
     provenance = {"suite": suite.name, "suite_version": suite.version, "suite_hash": suite.hash}
     result.files = leaderboard.render(measurements, runs, leaderboard_dir, provenance=provenance)
-    store.export(leaderboard_dir / "runs.parquet")
-    store.export_measurements(leaderboard_dir / "measurements.parquet")
+    store.export(leaderboard_dir / "runs.parquet", keys)
+    store.export_measurements(leaderboard_dir / "measurements.parquet", keys)
     result.table = leaderboard.format_table(leaderboard.table(measurements, runs), "md")
 
 

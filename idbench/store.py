@@ -35,7 +35,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Collection
 
 import polars as pl
 from pydantic import BaseModel
@@ -116,9 +116,10 @@ class RunStore:
         """All stored runs, one row per run key, columns (and dtypes) as in :class:`RunRow`."""
         return self._table(_RUNS)
 
-    def export(self, path: str | os.PathLike[str]) -> None:
-        """Write all runs as one Parquet file at ``path`` (atomically), e.g. a leaderboard's."""
-        write_atomic(path, self.table().write_parquet)
+    def export(self, path: str | os.PathLike[str], cells: Collection[str] | None = None) -> None:
+        """Write all runs (``cells``: of those cell keys only) as one Parquet file at ``path``
+        (atomically), e.g. a leaderboard's."""
+        write_atomic(path, of_cells(self.table(), cells).write_parquet)
 
     # measurements
 
@@ -134,9 +135,12 @@ class RunStore:
         """All stored measurements, one row per cell, columns as in :class:`MeasurementRow`."""
         return self._table(_MEASUREMENTS)
 
-    def export_measurements(self, path: str | os.PathLike[str]) -> None:
-        """Write all measurements as one Parquet file at ``path`` (atomically)."""
-        write_atomic(path, self.measurements().write_parquet)
+    def export_measurements(
+        self, path: str | os.PathLike[str], cells: Collection[str] | None = None
+    ) -> None:
+        """Write all measurements (``cells``: of those cell keys only) as one Parquet file at
+        ``path`` (atomically)."""
+        write_atomic(path, of_cells(self.measurements(), cells).write_parquet)
 
     # shared by both kinds
 
@@ -209,3 +213,10 @@ def _read_file(path: Path, kind: _Kind) -> pl.DataFrame:
             f"{path} does not hold one {kind.model.__name__} of schema version {SCHEMA_VERSION} "
             f"({exc}); the file is damaged: delete it ({kind.redo})"
         ) from None
+
+
+def of_cells(frame: pl.DataFrame, cells: Collection[str] | None) -> pl.DataFrame:
+    """The rows of ``frame`` (runs or measurements) whose cell key is in ``cells`` (all: None)."""
+    if cells is None or frame.is_empty():
+        return frame
+    return frame.filter(pl.col("cell").is_in(list(cells)))

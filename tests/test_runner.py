@@ -84,3 +84,17 @@ def test_cli_errors_are_one_line_exit_2(tmp_path):
         assert done.returncode == 2, args
         assert done.stderr.startswith("idbench: error:") and done.stderr.count("\n") == 1
     assert not (tmp_path / "leaderboards").exists()
+
+
+def test_a_suite_publishes_only_its_own_cells_from_a_shared_output_folder(tiny_run):
+    """Suites that share cells run into one --out (README); each leaderboard holds its own."""
+    root, _, _ = tiny_run
+    one = root / "one.yaml"
+    one.write_text(TINY.replace("name: tiny", "name: one").replace("[sparse, fastfood]", "[sparse]"))
+    before = len(list((root / "out" / "runs").glob("*.parquet")))
+    run_suite(one, out=root / "out", leaderboard_dir=root / "lb-one", resume=True, device="cpu")
+    assert len(list((root / "out" / "runs").glob("*.parquet"))) == before  # all reused
+    measurements, runs = load_results(root / "lb-one")
+    assert measurements["projection"].to_list() == ["sparse"]
+    assert runs.height > 0 and set(runs["cell"]) == set(measurements["cell"])
+    assert pl.read_parquet(root / "lb" / "measurements.parquet").height == 2
