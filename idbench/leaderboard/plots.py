@@ -91,7 +91,7 @@ def _palette(df: pl.DataFrame) -> dict[str, tuple]:
 def _panel_title(row: dict) -> str:
     extra = "" if row["compartments"] == "1" else f", {row['compartments']} compartments"
     extra += "" if row["epochs"] is None else f", {row['epochs']:g} epochs"
-    title = f"{row['model']} · {row['dataset']} · {row['method']}{extra}"
+    title = f"{row['model']} · {row['dataset']} · {row['method']} ({row['optimizer']}){extra}"
     return "\n".join(textwrap.wrap(title, 48))
 
 

@@ -28,7 +28,7 @@ from idbench.leaderboard.results import check_measurements, check_runs, latest_p
 from idbench.search import CI_LEVEL, MIN_CI_SEEDS
 
 # the identity of a cell apart from its projection: rows sharing it sit together
-GROUP = ["dataset", "model", "D", "method", "method_options", "compartments", "epochs"]
+GROUP = ["dataset", "model", "D", "method", "method_options", "compartments", "epochs", "optimizer"]
 SORT = [*GROUP, "projection", "projection_options"]
 COLUMNS = [
     "cell", "suite", "model", "dataset", "D", "method", "method_options", "compartments",
