@@ -1,5 +1,6 @@
-"""Seconds per training epoch on Fashion-MNIST (CPU, or ``--device cuda``): FC 784-200-200-10 and LeNet, full space and in
-a d = 1000 Fastfood subspace, trained by the real trainer (``idbench.train.run``).
+"""Seconds per training epoch on Fashion-MNIST (CPU, or a GPU with ``--device cuda``): FC
+784-200-200-10 and LeNet, full space and in a d = 1000 Fastfood subspace, trained by the real
+trainer (``idbench.train.run``).
 
 For every (model, mode) one run of ``epochs=1`` (``--quick``: ``steps=`` a fraction of an epoch) is
 timed. ``epoch_s`` is the training loop's time per epoch, without the evaluation passes that
