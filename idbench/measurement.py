@@ -296,7 +296,7 @@ def measurement_row(runs: CellRuns, bounds: Bounds, baseline: Baseline, rule: Su
         "d_int": result.d_int, "d_lo": result.d_lo, "d_hi": result.d_hi,
         "ci_low": result.ci_low, "ci_high": result.ci_high, "censored": result.censored,
         "probes": json.dumps([p.to_dict() for p in sorted(result.probes, key=lambda p: p.d)]),
-        "n_runs": len(runs.used), "wall_s": sum(r.wall_s for r in used),
+        "n_runs": len(runs.used), "run_keys": json.dumps(sorted(runs.used)), "wall_s": sum(r.wall_s for r in used),
         "device": device_name(runs.device), "versions": json.dumps(versions(), sort_keys=True),
         "git_rev": git_rev(),
         "timestamp": max((r.timestamp for r in used), default=None) or now_iso(),

@@ -26,9 +26,10 @@ from idbench.config import MeasureConfig
 from idbench.errors import IdbenchError
 import idbench.executors as executors
 from idbench.executors import Executor
+from idbench.leaderboard.results import MEASUREMENTS_FILE, RUNS_FILE
 from idbench.measurement import cell_key, measure
 from idbench.schema import MeasurementRow
-from idbench.store import RunStore, of_cells
+from idbench.store import RunStore, cell_runs, export, of_cells
 from idbench.suites import Cell, Suite, load_suite
 from idbench.preflight import check_suite_run
 
@@ -157,11 +158,12 @@ def _publish(store: RunStore, suite: Suite, leaderboard_dir: Path, result: Suite
     of this suite measured into this output folder (earlier --only runs too), and no other (an
     output folder shared by several suites also holds theirs, and cells of earlier protocols)."""
     keys = {cell_key(cell.config) for cell in suite.cells()}
-    measurements, runs = of_cells(store.measurements(), keys), of_cells(store.table(), keys)
+    measurements = of_cells(store.measurements(), keys)
+    runs = cell_runs(store.table(), measurements)
     provenance = {"suite": suite.name, "suite_version": suite.version, "suite_hash": suite.hash}
     result.files = leaderboard.render(measurements, runs, leaderboard_dir, provenance=provenance)
-    store.export(leaderboard_dir / "runs.parquet", keys)
-    store.export_measurements(leaderboard_dir / "measurements.parquet", keys)
+    export(runs, leaderboard_dir / RUNS_FILE)
+    export(measurements, leaderboard_dir / MEASUREMENTS_FILE)
     result.table = leaderboard.format_table(leaderboard.table(measurements, runs), "md")
 
 

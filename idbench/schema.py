@@ -175,6 +175,9 @@ class MeasurementRow(BaseModel):
     censored: bool  # no probe up to d_max passed: the result is "> d_max"
     probes: str  # JSON list of {d, mean, std, scores, passed}
     n_runs: int  # training runs this measurement used (baseline, probes, tuning)
+    # JSON sorted list of those runs' keys (null: stored before it was a column); a run reused from
+    # another cell (a shared baseline) is stored under the cell that trained it
+    run_keys: str | None = None
     wall_s: float
     # provenance
     device: str

@@ -116,11 +116,6 @@ class RunStore:
         """All stored runs, one row per run key, columns (and dtypes) as in :class:`RunRow`."""
         return self._table(_RUNS)
 
-    def export(self, path: str | os.PathLike[str], cells: Collection[str] | None = None) -> None:
-        """Write all runs (``cells``: of those cell keys only) as one Parquet file at ``path``
-        (atomically), e.g. a leaderboard's."""
-        write_atomic(path, of_cells(self.table(), cells).write_parquet)
-
     # measurements
 
     def get_measurement(self, cell: str) -> MeasurementRow | None:
@@ -134,13 +129,6 @@ class RunStore:
     def measurements(self) -> pl.DataFrame:
         """All stored measurements, one row per cell, columns as in :class:`MeasurementRow`."""
         return self._table(_MEASUREMENTS)
-
-    def export_measurements(
-        self, path: str | os.PathLike[str], cells: Collection[str] | None = None
-    ) -> None:
-        """Write all measurements (``cells``: of those cell keys only) as one Parquet file at
-        ``path`` (atomically)."""
-        write_atomic(path, of_cells(self.measurements(), cells).write_parquet)
 
     # shared by both kinds
 
@@ -220,3 +208,27 @@ def of_cells(frame: pl.DataFrame, cells: Collection[str] | None) -> pl.DataFrame
     if cells is None or frame.is_empty():
         return frame
     return frame.filter(pl.col("cell").is_in(list(cells)))
+
+
+def cell_runs(runs: pl.DataFrame, measurements: pl.DataFrame) -> pl.DataFrame:
+    """The runs each of ``measurements`` used, one row per (cell, run), under that cell's key.
+
+    A stored run keeps the cell that trained it; cells that reuse it (one baseline under several
+    projections, a cell re-keyed by a protocol change) list it in their ``run_keys``. A measurement
+    stored before that column existed gets the runs stored under its own cell key.
+    """
+    listed = measurements.filter(pl.col("run_keys").is_not_null())
+    keys = pl.col("run_keys").str.json_decode(pl.List(pl.String)).alias("run_key")
+    by_key = (
+        listed.select("cell", keys).explode("run_key")
+        .join(runs.drop("cell"), on="run_key", how="inner")
+        .select(runs.columns)
+    )
+    unlisted = of_cells(runs, measurements.filter(pl.col("run_keys").is_null())["cell"].to_list())
+    return pl.concat([by_key, unlisted]).unique(["cell", "run_key"], maintain_order=True)
+
+
+def export(frame: pl.DataFrame, path: str | os.PathLike[str]) -> None:
+    """Write ``frame`` (rows of the store, e.g. a leaderboard's) as one Parquet file at ``path``,
+    atomically."""
+    write_atomic(path, frame.write_parquet)

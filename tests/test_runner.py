@@ -1,5 +1,6 @@
 """`idbench run` end to end on a tiny suite: Parquet, tables, plots, resume, bad input."""
 
+import json
 import subprocess
 import sys
 
@@ -97,4 +98,20 @@ def test_a_suite_publishes_only_its_own_cells_from_a_shared_output_folder(tiny_r
     measurements, runs = load_results(root / "lb-one")
     assert measurements["projection"].to_list() == ["sparse"]
     assert runs.height > 0 and set(runs["cell"]) == set(measurements["cell"])
+    assert runs["run_key"].n_unique() == measurements["n_runs"][0]  # its own runs and the shared
+
+
+def test_every_cell_lists_all_its_runs_including_shared_baselines(tiny_run):
+    """Sparse and Fastfood share their baseline runs, stored under the cell that trained them:
+    each cell's runs in runs.parquet are the n_runs it used, baselines included."""
+    root, _, _ = tiny_run
+    measurements, runs = load_results(root / "lb")
+    for cell, n_runs in measurements.select("cell", "n_runs").iter_rows():
+        mine = runs.filter(pl.col("cell") == cell)
+        assert mine["run_key"].n_unique() == mine.height == n_runs
+        assert mine.filter(pl.col("role") == "baseline").height == 2  # seeds: 2
+    baselines = runs.filter(pl.col("role") == "baseline")
+    assert baselines["run_key"].n_unique() == 2 and baselines.height == 4
+    provenance = json.loads((root / "lb" / "provenance.json").read_text())
+    assert provenance["runs"] == runs["run_key"].n_unique() < runs.height
     assert pl.read_parquet(root / "lb" / "measurements.parquet").height == 2

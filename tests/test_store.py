@@ -277,11 +277,33 @@ def test_measurements_roundtrip_and_exports(tmp_path, rows):
     for row in rows.values():
         store.put(row)
     board = tmp_path / "leaderboards" / "demo"
-    store.export(board / "runs.parquet")
-    store.export_measurements(board / "measurements.parquet")
+    store_module.export(store.table(), board / "runs.parquet")
+    store_module.export(store.measurements(), board / "measurements.parquet")
     assert pl.read_parquet(board / "runs.parquet").equals(store.table())
     assert pl.read_parquet(board / "measurements.parquet").equals(store.measurements())
     assert sorted(p.name for p in board.iterdir()) == ["measurements.parquet", "runs.parquet"]
+
+
+def test_cell_runs_lists_each_run_under_every_cell_that_used_it(tmp_path, rows):
+    """A run stored under the cell that trained it (cell0) is listed under every measurement whose
+    run_keys name it; a measurement without run_keys (older rows) gets the runs of its own key."""
+    store = RunStore(tmp_path)
+    for row in rows.values():
+        store.put(row)
+    baseline, probe = rows["baseline"].run_key, rows["probe"].run_key
+    shares = measurement("cellA", 120).model_copy(update={"run_keys": json.dumps([baseline])})
+    both = measurement("cellB", 120).model_copy(update={"run_keys": json.dumps([baseline, probe])})
+    older = measurement("cell0", 120)  # run_keys null: stored before the column
+    for row in (shares, both, older):
+        store.put_measurement(row)
+    runs = store_module.cell_runs(store.table(), store.measurements())
+    listed = sorted(runs.select("cell", "run_key").iter_rows())
+    assert listed == sorted([("cellA", baseline), ("cellB", baseline), ("cellB", probe),
+                             ("cell0", baseline), ("cell0", probe)])
+    assert runs.schema == store.table().schema
+    only_a = store_module.cell_runs(store.table(),
+                                    store.measurements().filter(pl.col("cell") == "cellA"))
+    assert only_a["run_key"].to_list() == [baseline] and only_a["lr"].to_list() == [rows["baseline"].lr]
 
 
 def test_provenance_helpers():

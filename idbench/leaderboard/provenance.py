@@ -47,7 +47,7 @@ def collect(
         "date": stamps[-1] if stamps else None,
         "first_run": (run_stamps or stamps or [None])[0],
         "cells": measurements["cell"].n_unique(),
-        "runs": runs.height,
+        "runs": runs["run_key"].n_unique(),  # a run shared by cells is listed under each
         "device": _one_or_many(measurements["device"].to_list()),
         "git_rev": _one_or_many(measurements["git_rev"].to_list()),
         "versions": {k: ", ".join(sorted(v)) for k, v in sorted(versions.items())},

@@ -3,7 +3,8 @@
 A results folder (``leaderboards/<suite>/``, or a measurement's ``--out`` folder after export) holds
 
     measurements.parquet   one row per measured cell (:class:`~idbench.schema.MeasurementRow`)
-    runs.parquet           one row per training run (:class:`~idbench.schema.RunRow`)
+    runs.parquet           one row per training run and cell that used it
+                           (:class:`~idbench.schema.RunRow`)
 
 Files from a newer schema version, or without a column the current rows require, are refused
 with one :class:`IdbenchError` before any output is written; rows of an older version are upgraded
@@ -43,7 +44,7 @@ def load_results(path: str | os.PathLike[str]) -> tuple[pl.DataFrame, pl.DataFra
         )
     if not (folder / MEASUREMENTS_FILE).is_file() and (folder / "measurements").is_dir():
         # a run store (`idbench measure --out`, `idbench run --out`): its rows, read in place
-        from idbench.store import RunStore
+        from idbench.store import RunStore, cell_runs
 
         store = RunStore(folder)
         measurements = store.measurements()
@@ -52,7 +53,7 @@ def load_results(path: str | os.PathLike[str]) -> tuple[pl.DataFrame, pl.DataFra
                 f"{folder} holds no finished measurement yet ({store.table().height} runs): "
                 "finish it by rerunning the command that wrote it"
             )
-        return measurements, store.table()
+        return measurements, cell_runs(store.table(), measurements)
     measurements = _read(folder / MEASUREMENTS_FILE, MEASUREMENT_SCHEMA)
     runs = _read(folder / RUNS_FILE, RUN_SCHEMA)
     return measurements, runs
@@ -62,7 +63,7 @@ def _read(path: Path, schema: pl.Schema) -> pl.DataFrame:
     if not path.is_file():
         raise IdbenchError(
             f"{path} not found: a results folder holds {MEASUREMENTS_FILE} (one row per cell) and "
-            f"{RUNS_FILE} (one row per run), as `idbench run` writes them to leaderboards/<suite>/"
+            f"{RUNS_FILE} (its runs), as `idbench run` writes them to leaderboards/<suite>/"
         )
     try:
         frame = pl.read_parquet(path, glob=False, hive_partitioning=False)
