@@ -87,8 +87,9 @@ class FixedProjectionDescent(Method):
             # converged: the whole previous step (up to LBFGS_MAX_ITER iterations) moved the loss
             # by less than LBFGS's own tolerance on a change of the loss
             tolerance = self.optimizer.param_groups[0]["tolerance_change"]
-            self._converged = abs(float(loss) - self._last_loss) < tolerance
-            self._last_loss = float(loss)
+            value = float(loss)
+            self._converged = abs(value - self._last_loss) < tolerance
+            self._last_loss = value
         return loss
 
     def converged(self) -> bool:
