@@ -18,9 +18,9 @@ from PIL import Image
 
 from idbench.errors import IdbenchError
 from idbench.leaderboard import load_results, render, render_results, table, to_csv, to_latex
-from idbench.leaderboard import comparison, format_table, plots
+from idbench.leaderboard import common_threshold, comparison, format_table, plots
 from idbench.leaderboard.page import to_html
-from idbench.leaderboard.tables import fmt_options, fmt_wall, to_markdown
+from idbench.leaderboard.tables import fmt_interval, fmt_num, fmt_options, fmt_wall, to_markdown
 from idbench.schema import SCHEMA_VERSION, MeasurementRow, RunRow
 from idbench.search import MIN_CI_SEEDS, Probe, decide, estimate_with_interval
 from idbench.frames import polars_schema
@@ -582,3 +582,63 @@ def test_layer_compartments_count_d_as_the_total_and_the_caption_states_the_spli
     assert row["d_int_total"] == pytest.approx(187.4) and row["compression"] == pytest.approx(D_FC / 187.4)
     md = to_markdown(df)
     assert "split equally across the layers" in md and "per compartment for K" not in md
+
+
+# optimisers at SGD's threshold
+
+
+def _optimiser_cell(base: dict, optimizer: str, threshold_score: float,
+                    curve: dict[int, list[float]]) -> dict:
+    probes = [{"d": d, "mean": sum(s) / len(s), "std": 0.0, "scores": s,
+               "passed": sum(s) / len(s) >= threshold_score} for d, s in curve.items()]
+    return {**base, "cell": f"{base['cell']}-{optimizer}", "optimizer": optimizer,
+            "threshold_score": threshold_score, "probes": json.dumps(probes)}
+
+
+def test_optimisers_are_read_at_the_threshold_of_sgd_beside_them(frames):
+    """Each optimiser's own probes, read at SGD's threshold score: a log-interpolated crossing with
+    its CI, '≤ d' when its smallest probe already reaches it, '> d' when its largest does not."""
+    measurements, runs = frames
+    base = measurements.filter(pl.col("cell") == "cell3").to_dicts()[0]  # fc dense
+    flat = [0.5, 0.5, 0.5]
+    sgd = _optimiser_cell(base, "sgd", 0.6, {100: [0.5, 0.55, 0.45], 400: [0.7, 0.7, 0.7]})
+    # adam's mean crosses 0.6 half-way (0.5 -> 0.7) between 100 and 400, in log d: at 200
+    adam = _optimiser_cell(base, "adam", 0.65, {100: flat, 400: [0.7, 0.7, 0.7]})
+    ngd = _optimiser_cell(base, "ngd", 0.5, {50: [0.61, 0.62, 0.63], 800: [0.8, 0.8, 0.8]})
+    adamw = _optimiser_cell(base, "adamw", 0.4, {50: flat, 800: flat})
+    rows = pl.DataFrame([sgd, adam, ngd, adamw], schema=measurements.schema)
+    df = table(rows, runs)
+    headers, [line] = common_threshold.view(df)
+    assert headers == ["Model", "Dataset", "Cell", "SGD's threshold", "sgd", "adam", "adamw", "ngd"]
+    got = dict(zip(headers, line))
+    assert got["SGD's threshold"] == "0.600" and got["Cell"] == "dense fpd"
+    assert got["adam"] == "200 [200, 200]"  # identical seeds: every resample gives 200 too
+    assert got["ngd"] == "≤ 50" and got["adamw"] == "> 800"
+    # SGD read at its own threshold is its own estimate and interval
+    own = [Probe(p["d"], tuple(p["scores"]), p["passed"]) for p in json.loads(sgd["probes"])]
+    point, low, high = estimate_with_interval(own, 0.6)
+    assert got["sgd"] == f"{point:.0f} [{low:.0f}, {high:.0f}]"
+    md = format_table(df, "md")
+    assert "Optimisers at SGD's threshold" in md and "| dense fpd | 0.600 |" in md
+    assert 'id="common-threshold"' in to_html(df)
+
+
+def test_no_threshold_view_without_several_optimisers_and_sgd(frames):
+    measurements, runs = frames
+    df = table(measurements, runs)  # sgd only
+    assert not common_threshold.applies(df) and common_threshold.to_markdown(df) == ""
+    adam_only = table(measurements.with_columns(optimizer=pl.lit("adam")), runs)
+    assert not common_threshold.applies(adam_only)
+    assert "common-threshold" not in to_html(df)
+
+
+@pytest.mark.parametrize("path", COMMITTED, ids=lambda p: p.parent.name)
+def test_committed_sgd_cells_at_their_own_threshold_repeat_their_d_int(path):
+    """An identity on real results: SGD's cell read at its own threshold is its d_int and CI."""
+    measurements, runs = load_results(path.parent)
+    df = table(measurements, runs)
+    for row in df.filter((pl.col("optimizer") == "sgd") & ~pl.col("censored")).to_dicts():
+        if row["d_lo"] is None or row["ci_low"] is None:
+            continue
+        expected = f"{fmt_num(row['d_int'])} {fmt_interval(row['ci_low'], row['ci_high'])}"
+        assert common_threshold.reach(row["probes"], row["threshold_score"]) == expected

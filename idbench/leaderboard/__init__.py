@@ -4,7 +4,9 @@
 
     leaderboard.md  leaderboard.html  leaderboard.csv  leaderboard.tex
                                                   (md and html add the comparison view, one
-                                                  row per model: idbench.leaderboard.comparison)
+                                                  row per model: idbench.leaderboard.comparison,
+                                                  and where optimisers vary, their d at SGD's
+                                                  threshold: ...leaderboard.common_threshold)
     dint_vs_d.png  dint_vs_d.svg                  score against d per cell, by projection
     dint_by_projection.png  dint_by_projection.svg  d_int with its interval, by projection
     dint_vs_budget.png  dint_vs_budget.svg        d_int against epochs (several budgets only)
@@ -37,7 +39,7 @@ import polars as pl
 
 from idbench.atomic import write_atomic
 from idbench.errors import IdbenchError
-from idbench.leaderboard import comparison
+from idbench.leaderboard import common_threshold, comparison
 from idbench.leaderboard import provenance as prov
 from idbench.leaderboard.page import to_html
 from idbench.leaderboard.results import check_measurements, check_runs, load_results
@@ -57,7 +59,9 @@ def format_table(
 ) -> str:
     """The leaderboard rows ``df`` (from :func:`table`) as ``md``, ``html``, ``csv`` or ``tex``."""
     if fmt == "md":
+        common = common_threshold.to_markdown(df)
         return (to_markdown(df) + "\n" + comparison.to_markdown(df)
+                + ("\n" + common if common else "")
                 + ("\n" + prov.to_markdown(provenance) if provenance else ""))
     if fmt == "html":
         return to_html(df, provenance, images)

@@ -109,25 +109,37 @@ def caption(df: pl.DataFrame) -> str:
 
 def to_markdown(df: pl.DataFrame) -> str:
     """The comparison view as a GitHub Markdown table, followed by its caption."""
-    headers, rows = comparison(df)
-
-    def line(cells: list[str]) -> str:
-        return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
-
-    out = [line(headers), "|" + "|".join(["---", "---"] + ["---:"] * (len(headers) - 2)) + "|"]
-    out += [line(r) for r in rows]
-    return "\n".join(out) + "\n\n" + caption(df) + "\n"
+    return markdown_table(*comparison(df), caption(df))
 
 
 def to_html(df: pl.DataFrame) -> str:
     """The comparison view as an HTML ``<table id="comparison">``."""
-    headers, rows = comparison(df)
+    return html_table(*comparison(df), caption(df), "comparison")
+
+
+def markdown_table(headers: list[str], rows: list[list[str]], text: str, labels: int = 2) -> str:
+    """A GitHub Markdown table (its first ``labels`` columns left-aligned, the rest right-aligned),
+    followed by the caption ``text``."""
+
+    def line(cells: list[str]) -> str:
+        return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+
+    align = ["---"] * labels + ["---:"] * (len(headers) - labels)
+    out = [line(headers), "|" + "|".join(align) + "|"]
+    out += [line(r) for r in rows]
+    return "\n".join(out) + "\n\n" + text + "\n"
+
+
+def html_table(headers: list[str], rows: list[list[str]], text: str, table_id: str,
+               labels: int = 2) -> str:
+    """An HTML ``<table id=table_id>`` with the caption ``text``; columns after the first
+    ``labels`` are numeric (right-aligned)."""
 
     def cls(i: int) -> str:
-        return ' class="num"' if i >= 2 else ""
+        return ' class="num"' if i >= labels else ""
 
     head = "".join(f"<th{cls(i)}>{escape(h)}</th>" for i, h in enumerate(headers))
-    out = ['<table id="comparison">', f"<caption>{escape(caption(df))}</caption>",
+    out = [f'<table id="{table_id}">', f"<caption>{escape(text)}</caption>",
            f"<thead><tr>{head}</tr></thead>", "<tbody>"]
     out += ["<tr>" + "".join(f"<td{cls(j)}>{escape(c)}</td>" for j, c in enumerate(row)) + "</tr>"
             for row in rows]

@@ -12,7 +12,7 @@ from typing import Any
 
 import polars as pl
 
-from idbench.leaderboard import comparison
+from idbench.leaderboard import common_threshold, comparison
 from idbench.leaderboard import provenance as prov
 from idbench.leaderboard.tables import caption, display, groups
 
@@ -83,6 +83,9 @@ def to_html(
         "<h2>Comparison</h2>",
         f'<div class="scroll">{comparison.to_html(df)}</div>',
     ]
+    if common_threshold.applies(df):
+        parts += ["<h2>Optimisers at SGD's threshold</h2>",
+                  f'<div class="scroll">{common_threshold.to_html(df)}</div>']
     for name, png in (images or {}).items():
         data = base64.b64encode(png).decode("ascii")
         parts += [f"<h2>{escape(name)}</h2>",
