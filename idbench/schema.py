@@ -71,7 +71,9 @@ class RunRow(BaseModel):
     test_score: float
     train_loss: float
     diverged: bool  # diverged at every rate tried (lr, then halved up to 3 times): scores 0
-    retries: int = 0  # diverged attempts before the one recorded, each retried at half the rate
+    # attempts after the first, each at half the rate: the earlier ones diverged or ended at chance
+    # (train.failed); when all failed, the recorded attempt is the first at chance (lr_final = lr)
+    retries: int = 0
     lr_final: float | None = None  # peak rate of the recorded attempt (lr / 2**retries)
     # where a probe's rate was tuned (d) and the rule that carried it to this d (inverse-d,
     # inverse-sqrt-d, curvature, none: tuned here); null for baseline and tuning runs

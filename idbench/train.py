@@ -7,11 +7,13 @@ never the best epoch's: picking the best epoch on the data that decides the meas
 subspace runs. For the same reason the default schedule decays the learning rate to zero by the end
 of the budget (cosine), so the final model does not sit on a noisy oscillation.
 
-A NaN or infinite loss ends a training attempt as ``diverged``. Divergence is a property of the
-rate, not of d, so :func:`run` retries a diverged run at half the rate, up to ``MAX_RETRIES`` times,
-and records the retries and the rate that finished (``RunResult.retries``, ``lr_final``); only a
-run that diverges at every rate is ``diverged`` (performance 0, a failed run). Tuning trials are not
-retried: there a diverging rate is what the tuner must learn.
+A NaN or infinite loss ends a training attempt as ``diverged``; a too-large rate can also collapse
+a network to constant outputs without any NaN, which leaves it at chance. Both are properties of
+the rate, not of d, so :func:`run` retries such an attempt at half the rate, up to ``MAX_RETRIES``
+times, and records the retries and the rate that finished (``RunResult.retries``, ``lr_final``);
+only a run that diverges at every rate is ``diverged`` (performance 0, a failed run), and one at
+chance at every rate keeps its first model's score. Tuning trials are not retried: there a
+failing rate is what the tuner must learn.
 
 Example::
 
@@ -130,7 +132,7 @@ class RunResult:
     wall_s: float
     diverged: bool = False  # diverged at every rate tried
     stopped_early: bool = False
-    retries: int = 0  # diverged attempts at higher rates before this result
+    retries: int = 0  # attempts after the first, each at half the rate (the earlier ones failed)
     lr_final: float | None = None  # the (peak) rate of the attempt this result comes from
     # torch's CPU threads while the run trained: float reductions, and so results, depend on it
     threads: int | None = None
@@ -360,16 +362,30 @@ def run(
 ) -> RunResult:
     """Build the model of ``spec`` and train it on ``data`` (already loaded on its device).
 
-    A diverged attempt is retried from the same initialisation at half the rate, up to
-    ``max_retries`` times (0 for tuning trials, whose ``on_eval`` reports must come from one
-    attempt at the trial's own rate). The spec, and so the run's key, keeps the nominal rate.
+    A failed attempt (:func:`failed`: diverged, or collapsed to chance) is retried from the same
+    initialisation at half the rate, up to ``max_retries`` times (0 for tuning trials, whose
+    ``on_eval`` reports must come from one attempt at the trial's own rate). The spec, and so the
+    run's key, keeps the nominal rate. When every attempt fails, the result is the first that ended
+    with a model (at chance, ``retries`` = ``max_retries``), else the last (diverged, scored 0).
     """
-    attempt, wall_s = spec, 0.0
+    attempt, wall_s, first_model = spec, 0.0, None
     for retries in range(max_retries + 1):
         result = train(build_model(attempt, data), data, attempt, on_eval=on_eval)
         wall_s += result.wall_s
         result.retries, result.lr_final, result.wall_s = retries, attempt.lr, wall_s
-        if not result.diverged:
-            break
+        if not failed(result, data):
+            return result
+        if not result.diverged and first_model is None:
+            first_model = result
         attempt = attempt.replace(lr=attempt.lr / 2)
-    return result
+    if first_model is None:
+        return result  # diverged at every rate
+    first_model.retries, first_model.wall_s = max_retries, wall_s  # at chance at every rate
+    return first_model
+
+
+def failed(result: RunResult, data: Dataset) -> bool:
+    """Whether a finished attempt calls for a retry at a lower rate: its loss turned NaN/inf
+    (``diverged``), or its final model is no better than chance (:meth:`Dataset.at_chance`: a
+    network collapsed to constant outputs, which shows no NaN)."""
+    return result.diverged or data.at_chance(result.val_score, result.val_loss)

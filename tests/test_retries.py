@@ -82,3 +82,71 @@ def test_tuning_runs_are_not_retried_on_workers_either(tmp_path):
         tables[name] = runs.select("run_key", "diverged", "retries", "val_score").sort("run_key")
     assert tables["remote"]["diverged"].sum() >= 2 and tables["remote"]["retries"].sum() == 0
     assert tables["remote"].equals(tables["local"])
+
+
+# collapse to chance without a NaN
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return idbench.data.load("digits")
+
+
+def fc_spec(lr: float) -> RunSpec:
+    """The full FC on digits, 3 epochs: at lr 3 SGD collapses it to chance with a finite loss."""
+    return RunSpec(model="fc[depth=1,width=32]", dataset="digits", seed=0, lr=lr, epochs=3)
+
+
+def test_at_chance_is_no_better_than_the_uniform_prediction(digits, toy):
+    ln10 = math.log(10)
+    assert digits.at_chance(0.10, ln10) and digits.at_chance(0.11, 50.0)
+    assert not digits.at_chance(0.10, ln10 - 0.02)  # the loss has learned something
+    assert not digits.at_chance(0.46, 4000.0)  # a wild run that still predicts
+    assert not toy.at_chance(0.0, 1e6)  # regression: divergence is a NaN there
+
+
+def test_a_run_collapsed_to_chance_without_nan_is_retried_at_half_the_rate(digits):
+    collapsed = run(fc_spec(3.0), digits, max_retries=0)  # what the first attempt gives alone
+    assert not collapsed.diverged and math.isfinite(collapsed.val_loss)
+    assert digits.at_chance(collapsed.val_score, collapsed.val_loss)
+    result = run(fc_spec(3.0), digits)
+    assert result.retries >= 1 and result.lr_final == pytest.approx(3.0 / 2**result.retries)
+    assert not result.diverged and result.val_score > collapsed.val_score + 0.1
+    assert not digits.at_chance(result.val_score, result.val_loss)
+
+
+def test_chance_at_every_rate_keeps_the_first_model(digits, monkeypatch):
+    """A run at chance at every rate is scored as its nominal-rate attempt (a real model at
+    chance, not 0), with every retry counted."""
+    import idbench.train as train_module
+
+    real_train, rates = train_module.train, []
+
+    def at_chance_always(model, data, spec, **kwargs):
+        result = real_train(model, data, spec, **kwargs)
+        rates.append(spec.lr)
+        result.val_score, result.val_loss = 0.1 + 0.001 * len(rates), 2.4  # chance, no NaN
+        return result
+
+    monkeypatch.setattr(train_module, "train", at_chance_always)
+    result = run(fc_spec(0.1), digits)
+    assert rates == pytest.approx([0.1, 0.05, 0.025, 0.0125])
+    assert result.val_score == pytest.approx(0.101) and result.lr_final == 0.1
+    assert result.retries == MAX_RETRIES and not result.diverged
+
+
+def test_a_stored_run_at_chance_without_retries_is_trained_again(tmp_path, digits):
+    """Runs stored before collapse was retried are not reused as they are: the measurement trains
+    them again (same key), so its result does not depend on when its runs were stored."""
+    config = MeasureConfig(model="fc[depth=1,width=32]", dataset="digits", seeds=1, epochs=3,
+                           lr=3.0, tune_trials=0, grid=(50,), projection="fastfood")
+    store = RunStore(tmp_path)
+    spec = fc_spec(3.0)
+    stale = run(spec, digits, max_retries=0)  # at chance, as an older idbench stored it
+    assert digits.at_chance(stale.val_score, stale.val_loss)
+    store.put(run_row(spec, stale, cell="old", suite=None, role="baseline",
+                      metric=digits.metric, device="cpu"))
+    measure(config, out=tmp_path, device="cpu")
+    again = store.get(spec.key())
+    assert again.retries >= 1 and again.cell != "old"
+    assert again.val_score > stale.val_score + 0.1

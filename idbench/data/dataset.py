@@ -13,6 +13,7 @@ never used to decide anything.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -76,6 +77,14 @@ class Dataset:
     def score(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Per-sample accuracy, shape (batch,): 1.0 where the arg-max class is the target."""
         return (outputs.argmax(dim=-1) == targets).float()
+
+    def at_chance(self, val_score: float, val_loss: float) -> bool:
+        """Whether a trained model is no better than chance: a validation loss no lower than the
+        uniform prediction's (ln C, less 0.01) and an accuracy of at most 1.5 / C. A network that
+        collapsed to constant outputs under too large a rate ends so without any NaN; a network
+        that learned anything, however little, does not."""
+        C = self.num_classes
+        return C > 1 and val_loss >= math.log(C) - 0.01 and val_score <= 1.5 / C
 
     def augment_batch(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """A randomly cropped (and flipped) copy of the image batch ``x``; ``x`` itself when off.

@@ -43,6 +43,10 @@ class ExactTargets(Dataset):
         within = (outputs - targets).abs() <= self.tol * targets.abs().clamp_min(1.0)
         return within.float().mean(dim=-1)
 
+    def at_chance(self, val_score: float, val_loss: float) -> bool:
+        """Never: a regression has no chance level, and its divergence shows as a NaN loss."""
+        return False
+
 
 @DATASETS.register("toy-sums")
 def toy_sums(*, ctx: LoadContext, groups: int = 10, seed: int = 0, tol: float = 1e-2) -> ExactTargets:
