@@ -62,7 +62,7 @@ def view(df: pl.DataFrame) -> tuple[list[str], list[list[str]]]:
     for _, part in df.group_by(GROUP, maintain_order=True):
         cells = {r["optimizer"]: r for r in part.to_dicts()}
         reference = cells.get(REFERENCE)
-        if reference is None or len(cells) < 2 or reference["threshold_score"] is None:
+        if reference is None or len(cells) < 2 or math.isnan(reference["threshold_score"]):
             continue
         target = reference["threshold_score"]
         line = [reference["model"], reference["dataset"]]
@@ -71,8 +71,7 @@ def view(df: pl.DataFrame) -> tuple[list[str], list[list[str]]]:
         if reference["compartments"] != "1":
             label += f" ({reference['compartments']} compartments)"
         line += [label, f"{target:.3f}"]
-        line += [reach(cells[o]["probes"], target) if o in cells and not math.isnan(target) else ""
-                 for o in optimizers]
+        line += [reach(cells[o]["probes"], target) if o in cells else "" for o in optimizers]
         rows.append(line)
     return headers, rows
 
@@ -94,7 +93,7 @@ def to_markdown(df: pl.DataFrame) -> str:
     if not applies(df):
         return ""
     headers, rows = view(df)
-    return markdown_table(headers, rows, caption(df), labels=len(headers) - 1 - _n_opt(df))
+    return markdown_table(headers, rows, caption(df), labels=headers.index("SGD's threshold"))
 
 
 def to_html(df: pl.DataFrame) -> str:
@@ -103,8 +102,4 @@ def to_html(df: pl.DataFrame) -> str:
         return ""
     headers, rows = view(df)
     return html_table(headers, rows, caption(df), "common-threshold",
-                      labels=len(headers) - 1 - _n_opt(df))
-
-
-def _n_opt(df: pl.DataFrame) -> int:
-    return df["optimizer"].n_unique()
+                      labels=headers.index("SGD's threshold"))
