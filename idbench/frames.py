@@ -77,8 +77,7 @@ def _d_int_as_crossing(frame: pl.DataFrame) -> pl.DataFrame:
 
     found = []
     for probes, threshold in frame.select("probes", "threshold_score").iter_rows():
-        parsed = [Probe(p["d"], tuple(p.get("scores") or [p["mean"]]), p["passed"])
-                  for p in json.loads(probes or "[]")]
+        parsed = [Probe.from_dict(p) for p in json.loads(probes or "[]")]
         found.append(estimate_with_interval(parsed, threshold))
     d_int, low, high = zip(*found) if found else ((), (), ())
     return frame.with_columns(pl.Series("d_int", d_int, pl.Float64),

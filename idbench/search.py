@@ -56,6 +56,11 @@ class Probe:
         return {"d": self.d, "mean": self.mean, "std": self.std, "scores": list(self.scores),
                 "passed": self.passed}
 
+    @classmethod
+    def from_dict(cls, stored: dict) -> "Probe":
+        """The probe of a stored :meth:`to_dict` (rows from before per-seed scores: the mean)."""
+        return cls(stored["d"], tuple(stored.get("scores") or [stored["mean"]]), stored["passed"])
+
 
 @dataclass
 class SearchResult:

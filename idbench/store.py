@@ -203,10 +203,8 @@ def _read_file(path: Path, kind: _Kind) -> pl.DataFrame:
         ) from None
 
 
-def of_cells(frame: pl.DataFrame, cells: Collection[str] | None) -> pl.DataFrame:
-    """The rows of ``frame`` (runs or measurements) whose cell key is in ``cells`` (all: None)."""
-    if cells is None or frame.is_empty():
-        return frame
+def of_cells(frame: pl.DataFrame, cells: Collection[str]) -> pl.DataFrame:
+    """The rows of ``frame`` (runs or measurements) whose cell key is in ``cells``."""
     return frame.filter(pl.col("cell").is_in(list(cells)))
 
 
@@ -225,7 +223,7 @@ def cell_runs(runs: pl.DataFrame, measurements: pl.DataFrame) -> pl.DataFrame:
         .select(runs.columns)
     )
     unlisted = of_cells(runs, measurements.filter(pl.col("run_keys").is_null())["cell"].to_list())
-    return pl.concat([by_key, unlisted]).unique(["cell", "run_key"], maintain_order=True)
+    return pl.concat([by_key, unlisted])  # disjoint: a cell lists its runs or it does not
 
 
 def export(frame: pl.DataFrame, path: str | os.PathLike[str]) -> None:

@@ -1,5 +1,6 @@
 """The d search on scripted accuracy curves: no training, exact expectations."""
 
+import json
 import math
 
 import numpy as np
@@ -201,3 +202,10 @@ def test_below_six_seeds_the_plain_percentile_interval_already_contains_the_esti
         low, high = np.quantile(reps, [0.025, 0.975], method="inverted_cdf")
         assert low <= point <= high
         checked += 1
+
+
+def test_a_stored_probe_reads_back_as_itself():
+    probe = Probe(128, (0.7, 0.72, 0.69), False)
+    assert Probe.from_dict(json.loads(json.dumps(probe.to_dict()))) == probe
+    older = {"d": 64, "mean": 0.5, "std": 0.0, "passed": True}  # before per-seed scores
+    assert Probe.from_dict(older) == Probe(64, (0.5,), True)

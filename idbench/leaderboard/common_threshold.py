@@ -37,9 +37,10 @@ def applies(df: pl.DataFrame) -> bool:
 
 
 def reach(probes_json: str, threshold_score: float) -> str:
-    """The d at which the stored probes' mean score reaches ``threshold_score``, with its CI."""
-    probes = [Probe(p["d"], tuple(p.get("scores") or [p["mean"]]), p["mean"] >= threshold_score)
-              for p in json.loads(probes_json)]
+    """The d at which the stored probes' mean score reaches ``threshold_score``, with its CI
+    (:func:`estimate_with_interval` reads the probes' scores, not whether they passed their own
+    threshold)."""
+    probes = [Probe.from_dict(p) for p in json.loads(probes_json)]
     if not probes:
         return "—"
     point, low, high = estimate_with_interval(probes, threshold_score)
