@@ -292,8 +292,9 @@ def caption(df: pl.DataFrame) -> str:
            else "")
         + "density=1/sqrt(D): the sparse (and kron_sparse) default; fastjl's density is "
         "nnz_per_row/n, n = d rounded up to a power of two. Runs: training runs used (baselines, probes, lr tuning), with "
-        "diverged (every rate failed) and retried (diverged at first, rerun at a lower rate) "
-        "baseline and probe runs flagged."
+        "diverged (NaN/inf at every rate, scored 0) and retried (diverged or collapsed to chance "
+        "at first, rerun at half the rate; one still at chance after every retry keeps its first "
+        "score) baseline and probe runs flagged."
     )
 
 
