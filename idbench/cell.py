@@ -132,9 +132,10 @@ class CellRuns:
     def runs(self, specs: list[RunSpec], role: str,
              origin: dict[str, Any] | None = None) -> list[RunRow]:
         """Rows of ``specs``: from the store where finished, else trained through the executor
-        (and recorded with ``origin``, see :meth:`record`). A stored run that ended at chance
-        without the retries that :func:`idbench.train.run` now makes (stored before it retried
-        such runs) is trained again, so a result never depends on when its runs were stored."""
+        (and recorded with ``origin``, see :meth:`record`). A stored run that ended at chance or
+        diverged after fewer retries than :func:`idbench.train.run` now makes (stored before it
+        retried such runs, or retried them fewer times) is trained again, so a result never
+        depends on when its runs were stored."""
         with holding([self._lock_name(s.key()) for s in specs]):
             rows = {s.key(): self.store.get(s.key()) for s in specs}
             missing = [s for s in specs if rows[s.key()] is None or self._unretried(rows[s.key()])]
@@ -147,8 +148,8 @@ class CellRuns:
         return [rows[s.key()] for s in specs]
 
     def _unretried(self, row: RunRow) -> bool:
-        return (not row.diverged and row.retries < MAX_RETRIES
-                and self.data.at_chance(row.val_score, row.val_loss))
+        failed = row.diverged or self.data.at_chance(row.val_score, row.val_loss)
+        return failed and row.retries < MAX_RETRIES
 
     def tune(self, role: str, d: int | None, lr_range: tuple[float, float]) -> float:
         """The tuned learning rate for baseline (``d`` None) or subspace runs at ``d``; with

@@ -70,7 +70,7 @@ class RunRow(BaseModel):
     val_loss: float
     test_score: float
     train_loss: float
-    diverged: bool  # diverged at every rate tried (lr, then halved up to 3 times): scores 0
+    diverged: bool  # diverged at every rate tried (lr, then halved up to 8 times): scores 0
     # attempts after the first, each at half the rate: the earlier ones diverged or ended at chance
     # (train.failed); when all failed, the recorded attempt is the first at chance (lr_final = lr)
     retries: int = 0

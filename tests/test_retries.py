@@ -1,4 +1,5 @@
-"""A diverged run is retried at half the rate (up to 3 times); only divergence at every rate scores 0.
+"""A diverged run is retried at half the rate (up to MAX_RETRIES = 8 times, enough to undo the
+default search's largest carry, x256); only divergence at every rate scores 0.
 
 The toy's loss (1/k) ||S theta - t||^2 has the Hessian (2/k) S^T S in theta, whose top eigenvalue
 is 2 * group_size / groups = 20 at the defaults: plain SGD (no momentum, constant rate) on the
@@ -11,6 +12,7 @@ import polars as pl
 import pytest
 
 import idbench.data
+from idbench.cell import run_spec
 from idbench.config import MeasureConfig
 from idbench.measurement import measure
 from idbench.rows import run_row
@@ -39,10 +41,18 @@ def test_a_rate_above_the_stability_limit_is_retried_at_half_and_solves(toy):
 
 
 def test_only_divergence_at_every_rate_scores_zero(toy):
-    result = run(sgd_spec(10.0), toy)  # 10, 5, 2.5, 1.25: all far above 0.1
+    result = run(sgd_spec(100.0), toy)  # 100, 50, ..., 100 / 2**8 = 0.39: all above 0.1
     assert result.diverged and result.val_score == 0.0 and math.isinf(result.val_loss)
-    assert result.retries == MAX_RETRIES == 3
-    assert result.lr_final == pytest.approx(10.0 / 2**3)
+    assert result.retries == MAX_RETRIES == 8
+    assert result.lr_final == pytest.approx(100.0 / 2**8)
+
+
+def test_a_rate_carried_x100_above_the_limit_is_halved_until_stable(toy):
+    """What a probe far from its tuning point meets: 10 = 100 x the stability limit; halvings reach
+    10 / 2**7 = 0.078 < 0.1 and solve the problem (three halvings stopped at 1.25 and scored 0)."""
+    result = run(sgd_spec(10.0), toy)
+    assert not result.diverged and result.val_score == 1.0
+    assert result.retries == 7 and result.lr_final == pytest.approx(10.0 / 2**7)
 
 
 def test_a_stable_rate_is_not_retried(toy):
@@ -130,7 +140,7 @@ def test_chance_at_every_rate_keeps_the_first_model(digits, monkeypatch):
 
     monkeypatch.setattr(train_module, "train", at_chance_always)
     result = run(fc_spec(0.1), digits)
-    assert rates == pytest.approx([0.1, 0.05, 0.025, 0.0125])
+    assert rates == pytest.approx([0.1 / 2**k for k in range(MAX_RETRIES + 1)])
     assert result.val_score == pytest.approx(0.101) and result.lr_final == 0.1
     assert result.retries == MAX_RETRIES and not result.diverged
 
@@ -150,3 +160,21 @@ def test_a_stored_run_at_chance_without_retries_is_trained_again(tmp_path, digit
     again = store.get(spec.key())
     assert again.retries >= 1 and again.cell != "old"
     assert again.val_score > stale.val_score + 0.1
+
+
+def test_a_stored_run_diverged_after_fewer_retries_is_trained_again(tmp_path, toy):
+    """A run stored diverged after 3 halvings (before idbench made 8) is trained again with the
+    halvings run() makes now, and its score replaces the stored 0."""
+    config = MeasureConfig(model="toy-sums", dataset="toy-sums", projection="dense", seeds=1,
+                           optimizer="sgd", momentum=0.0, schedule="constant", warmup=0.0,
+                           steps=300, batch_size=16, grid=(10,), tune_trials=0, lr=10.0)
+    spec = run_spec(config, seed=0, lr=10.0)  # the baseline run: full space, 100 x the limit
+    stale = run(spec, toy, max_retries=3)
+    assert stale.diverged and stale.retries == 3
+    store = RunStore(tmp_path)
+    store.put(run_row(spec, stale, cell="old", suite=None, role="baseline",
+                      metric=toy.metric, device="cpu"))
+    measure(config, out=tmp_path, device="cpu")
+    again = store.get(spec.key())
+    assert not again.diverged and again.retries == 7 and again.cell != "old"
+    assert again.val_score == 1.0
