@@ -642,3 +642,15 @@ def test_committed_sgd_cells_at_their_own_threshold_repeat_their_d_int(path):
             continue
         expected = f"{fmt_num(row['d_int'])} {fmt_interval(row['ci_low'], row['ci_high'])}"
         assert common_threshold.reach(row["probes"], row["threshold_score"]) == expected
+
+
+def test_dint_by_projection_labels_wrap_and_count_epochs(frames):
+    """Cell labels wrap (a long one line would squeeze the axis) and say "1 epoch", "2 epochs"."""
+    one = table(_variants(frames, [dict(epochs=1.0, compartments="layer")]), frames[1])
+    fig = plots.dint_by_projection(one)
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert labels and all(max(len(line) for line in label.split("\n")) <= 32 for label in labels)
+    assert all(label.replace("\n", " ").endswith("1 epoch") for label in labels)
+    two = table(_variants(frames, [dict(epochs=2.0)]), frames[1])
+    assert all(t.get_text().replace("\n", " ").endswith("2 epochs")
+               for t in plots.dint_by_projection(two).axes[0].get_yticklabels())

@@ -88,11 +88,12 @@ def _palette(df: pl.DataFrame) -> dict[str, tuple]:
     return dict(zip(names, sns.color_palette("colorblind", len(names))))
 
 
-def _panel_title(row: dict) -> str:
+def _panel_title(row: dict, width: int = 48) -> str:
     extra = "" if row["compartments"] == "1" else f", {row['compartments']} compartments"
-    extra += "" if row["epochs"] is None else f", {row['epochs']:g} epochs"
+    epochs = row["epochs"]
+    extra += "" if epochs is None else f", {epochs:g} epoch{'' if epochs == 1 else 's'}"
     title = f"{row['model']} · {row['dataset']} · {row['method']} ({row['optimizer']}){extra}"
-    return "\n".join(textwrap.wrap(title, 48))
+    return "\n".join(textwrap.wrap(title, width))
 
 
 def _probe_frame(df: pl.DataFrame) -> pl.DataFrame:
@@ -177,7 +178,7 @@ def dint_by_projection(df: pl.DataFrame) -> Figure:
         fig = Figure(figsize=dint_figsize(n_cells, len(projections)), dpi=DPI, layout="constrained")
         ax = fig.subplots()
         for g, row in zip(group, df.iter_rows(named=True)):
-            labels[g] = _panel_title(row).replace("\n", " ")
+            labels[g] = _panel_title(row, width=32)  # wrapped: the axis keeps its width
             k = projections.index(row["projection"])
             y = g - 0.4 + step * (k + 0.5)
             color = palette[row["projection"]]
@@ -200,7 +201,8 @@ def dint_by_projection(df: pl.DataFrame) -> Figure:
         _log_x(ax)
         ax.set_yticks(range(n_cells), labels)
         ax.set_ylim(n_cells - 0.5, -0.5)
-        ax.set_xlabel(f"{name} (dot), 95% bootstrap interval (bar); ▷ no probe up to d_max passed")
+        ax.set_xlabel(f"{name} (dot), 95% bootstrap interval (bar)\n"
+                      "▷ no probe up to d_max passed (censored); ▶ an interval open to the right (∞)")
         fig.legend(handles=[Line2D([], [], color=palette[p], marker="o", ls="-", label=p)
                             for p in projections], title="projection", fontsize=7,
                    loc="outside right upper")
@@ -360,8 +362,8 @@ def psi_vs_d(df: pl.DataFrame, runs: pl.DataFrame) -> Figure:
         per = "" if row["compartments"] == "1" else " per compartment"
         ax.set_xlabel(f"d (subspace dimension{per})")
         ax.set_ylabel("psi = displacement / path length")
-        ax.set_title(f"Directedness of training against d: {row['projection']}, "
-                     + _panel_title(row).replace("\n", " "))
+        ax.set_title(f"Directedness of training against d: {row['projection']},\n"
+                     + _panel_title(row, width=80).replace("\n", " "))
         ax.legend(fontsize=7, loc="best", framealpha=0.85)
     return fig
 
