@@ -12,11 +12,13 @@ train them while the others wait and then find them in the store.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import dataclasses
 import functools
+import math
 import threading
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -37,6 +39,7 @@ from idbench.workers import worker_device
 from idbench.tuning import tune_lr
 
 TUNE_SEED = 10_000  # tuning trials use their own seed, apart from the measured seeds
+SAME_RATE = 1e-9  # relative: two learning rates closer than this are one rate (stored_rate)
 OnEvent = Callable[[str], None]
 
 
@@ -83,6 +86,20 @@ def run_spec(config: MeasureConfig, *, seed: int, lr: float, d: int | None = Non
                    **options)
 
 
+def stored_rate(lr: float, rates: Sequence[float]) -> float:
+    """The stored rate within :data:`SAME_RATE` of ``lr`` (``rates``: sorted), else ``lr``.
+
+    A run's key holds its rate to the last bit, and a tuned rate is not reproducible to the last
+    bit: TPE's proposal goes through NumPy's exp and log, whose SIMD versions differ by an ulp
+    between CPUs, and a carried rate inherits that. Without this, a measurement resumed or
+    re-measured on another machine (or from a published ``runs.parquet``, ``--reuse``) would train
+    again, at a rate equal to the stored one in its 16th digit, runs it already has.
+    """
+    i = bisect.bisect_left(rates, lr)
+    near = [rate for rate in rates[max(i - 1, 0):i + 1] if math.isclose(rate, lr, rel_tol=SAME_RATE)]
+    return min(near, key=lambda rate: abs(rate - lr), default=lr)
+
+
 _LOCKS: dict[str, threading.Lock] = {}
 _LOCKS_GUARD = threading.Lock()
 
@@ -109,13 +126,22 @@ class CellRuns:
         self.key = config.key()
         self.data = load_data(config.dataset, device, config.val_fraction, config.split_seed)
         self.used: dict[str, RunRow] = {}
+        self.rates = sorted(set(store.table()["lr"].drop_nulls().to_list()))  # (stored_rate)
         # ngd's damping chosen with the rate by the latest tuning of each phase (damping_range)
         self.damping: dict[str, float] = {}
 
     def spec(self, seed: int, lr: float, d: int | None = None) -> RunSpec:
         """The RunSpec of a baseline (``d`` None) or subspace run at ``lr``, at the damping tuned
         with the phase's rate where it was tuned (:func:`run_spec`)."""
-        return run_spec(self.config, seed=seed, lr=lr, d=d, damping=self.damping.get(_phase(d)))
+        return self._spec(seed, lr, d, self.damping.get(_phase(d)))
+
+    def _spec(self, seed: int, lr: float, d: int | None, damping: float | None) -> RunSpec:
+        """:func:`run_spec` at ``lr`` where that run is stored, else at the stored rate that
+        ``lr`` equals (:func:`stored_rate`; rates of runs stored before this cell began)."""
+        spec = run_spec(self.config, seed=seed, lr=lr, d=d, damping=damping)
+        rate = lr if self.store.has(spec.key()) else stored_rate(lr, self.rates)
+        return spec if rate == lr else run_spec(self.config, seed=seed, lr=rate, d=d,
+                                                damping=damping)
 
     def record(self, spec: RunSpec, result: RunResult, role: str,
                device: str | None = None, origin: dict[str, Any] | None = None) -> RunRow:
@@ -165,8 +191,7 @@ class CellRuns:
                 lr_range=lr_range, damping_range=config.damping_range)
         for params in tried:  # trials finished by an earlier, interrupted call count too
             for seed in self._tune_seeds():
-                spec = run_spec(config, seed=seed, lr=params["lr"], d=d,
-                                damping=params.get("damping"))
+                spec = self._spec(seed, params["lr"], d, params.get("damping"))
                 row = self.store.get(spec.key())
                 if row is not None:
                     self.used[row.run_key] = row
@@ -205,7 +230,7 @@ class CellRuns:
         """One run of a trial, from the store, trained here (pruned live by Optuna) or on a
         worker (its evaluations then replayed to the pruner: a pruned trial ends exactly as it
         would have here, not stored, only later)."""
-        spec = run_spec(self.config, seed=seed, lr=lr, d=d, damping=damping)
+        spec = self._spec(seed, lr, d, damping)
         stored = self.store.get(spec.key())
         if stored is not None:
             self.used[stored.run_key] = stored
