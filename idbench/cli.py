@@ -235,6 +235,10 @@ def run_suite(
                                 "torch thread count of cores]"),
     scheduler: str = typer.Option(None, help="dask: a running scheduler, e.g. tcp://host:8786"),
     cluster_config: str = typer.Option(None, help="dask: YAML of SLURM settings (idbench.slurm)"),
+    reuse: list[str] = typer.Option(None, metavar="RESULTS",
+                                    help="copy the runs of a results folder (e.g. "
+                                    "leaderboards/<suite>) or runs.parquet into --out first: "
+                                    "they are not trained again (repeatable)"),
 ) -> None:
     """Run a benchmark suite and publish its leaderboard."""
     from idbench import progress
@@ -255,7 +259,7 @@ def run_suite(
     with _interruptible(store, resume=True), progress.suite_progress() as (on_cell, on_event):
         result = run(suite, out=out, leaderboard_dir=leaderboard_dir, only=only, resume=resume,
                      device=device, storage=storage, executor=executor, executor_options=options,
-                     on_event=on_event, on_cell=on_cell)
+                     on_event=on_event, on_cell=on_cell, reuse=reuse or ())
     for label, reason in result.skipped:
         progress.console.print(f"skipped {label}: {reason}", highlight=False, markup=False)
     typer.echo(result.table)

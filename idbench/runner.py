@@ -17,7 +17,7 @@ import threading
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import polars as pl
 
@@ -26,7 +26,7 @@ from idbench.config import MeasureConfig
 from idbench.errors import IdbenchError
 import idbench.executors as executors
 from idbench.executors import Executor
-from idbench.leaderboard.results import MEASUREMENTS_FILE, RUNS_FILE
+from idbench.leaderboard.results import MEASUREMENTS_FILE, RUNS_FILE, load_runs
 from idbench.measurement import cell_key, measure
 from idbench.schema import MeasurementRow
 from idbench.store import RunStore, cell_runs, export, of_cells
@@ -96,6 +96,7 @@ def run_suite(
     executor_options: dict | None = None,
     on_event: OnEvent | None = None,
     on_cell: Callable[[int, int, str], None] | None = None,
+    reuse: Sequence[str | Path] = (),
 ) -> SuiteResult:
     """Measure every cell of a suite and render its leaderboard (see the module docstring).
 
@@ -107,12 +108,17 @@ def run_suite(
     ``executor_options`` such as ``workers``) after the suite and storage are checked and to close
     at the end. With a distributed executor the cells are measured concurrently, as many at a time
     as it has slots (each cell's d search stays sequential).
+
+    ``reuse``: results folders (``leaderboards/<suite>/``) or ``runs.parquet`` files whose runs are
+    copied into ``out`` first, so that no run they hold trains again: a published leaderboard is
+    re-measured from its runs alone, and a suite that shares cells with it trains only the rest.
     """
     suite = load_suite(suite_path)
     out = Path(out or default_out(suite))
     leaderboard_dir = Path(leaderboard_dir or Path("leaderboards") / suite.name)
     result = SuiteResult(suite)
     todo, result.skipped = _runnable_cells(suite, only, out, resume)
+    reused = [load_runs(path) for path in reuse]
     # every input checked before anything is written or trains (the cells' specs and options
     # were checked by load_suite)
     distributed = executor != "local" if isinstance(executor, str) else (
@@ -124,6 +130,8 @@ def run_suite(
         executor = executors.create(executor or "local", **(executor_options or {}))
     try:
         store = RunStore(out)
+        for runs in reused:
+            store.adopt(runs)
         result.measurements = _measure_cells(
             todo, executor or executors.LocalExecutor(), on_cell,
             lambda config, executor: measure(

@@ -116,6 +116,18 @@ class RunStore:
         """All stored runs, one row per run key, columns (and dtypes) as in :class:`RunRow`."""
         return self._table(_RUNS)
 
+    def adopt(self, runs: pl.DataFrame) -> int:
+        """Store the runs of ``runs`` (rows as in :class:`RunRow`, e.g. a published
+        ``runs.parquet``, which lists a run once per cell that used it) that this store lacks;
+        returns how many. A run's key is everything that determines it, so a cell that needs one
+        of them finds it here instead of training it again."""
+        added = 0
+        for row in runs.unique("run_key", keep="first", maintain_order=True).iter_rows(named=True):
+            if not self.has(row["run_key"]):
+                self.put(RunRow(**row))
+                added += 1
+        return added
+
     # measurements
 
     def get_measurement(self, cell: str) -> MeasurementRow | None:

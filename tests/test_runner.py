@@ -10,6 +10,7 @@ import pytest
 from idbench.errors import IdbenchError
 from idbench.leaderboard import format_table, load_results, table
 from idbench.runner import plan, run_suite
+from idbench.store import RunStore
 
 TINY = """
 name: tiny
@@ -115,3 +116,32 @@ def test_every_cell_lists_all_its_runs_including_shared_baselines(tiny_run):
     provenance = json.loads((root / "lb" / "provenance.json").read_text())
     assert provenance["runs"] == runs["run_key"].n_unique() < runs.height
     assert pl.read_parquet(root / "lb" / "measurements.parquet").height == 2
+
+
+def test_a_published_leaderboard_is_re_measured_from_its_runs_alone(tiny_run):
+    """--reuse copies a results folder's runs into a new --out: nothing trains (no Optuna journal
+    comes along) and the table is the published one."""
+    root, suite, result = tiny_run
+    published = pl.read_parquet(root / "lb" / "runs.parquet")["run_key"].unique()
+    again = run_suite(suite, out=root / "again", leaderboard_dir=root / "lb-again",
+                      reuse=[root / "lb"], device="cpu")
+    stored = RunStore(root / "again").table()
+    assert set(stored["run_key"]) == set(published)  # every published run copied
+    trained_at = dict(pl.read_parquet(root / "lb" / "runs.parquet")
+                      .select("run_key", "timestamp").iter_rows())
+    assert all(trained_at[key] == when for key, when in  # and none trained again
+               stored.select("run_key", "timestamp").iter_rows())
+    assert again.table == result.table
+
+
+def test_reuse_of_a_missing_results_folder_fails_before_anything_is_written(tiny_run, tmp_path):
+    root, suite, _ = tiny_run
+    with pytest.raises(IdbenchError, match="--reuse .*not found"):
+        run_suite(suite, out=tmp_path / "out", leaderboard_dir=tmp_path / "lb",
+                  reuse=[root / "lb", tmp_path / "nowhere"], device="cpu")
+    assert list(tmp_path.iterdir()) == []
+    cli = subprocess.run([sys.executable, "-m", "idbench.cli", "run", str(suite), "--out",
+                          str(tmp_path / "out"), "--reuse", str(tmp_path / "nowhere")],
+                         capture_output=True, text=True)
+    assert cli.returncode == 2 and len(cli.stderr.strip().splitlines()) == 1
+    assert "--reuse" in cli.stderr and list(tmp_path.iterdir()) == []

@@ -59,6 +59,24 @@ def load_results(path: str | os.PathLike[str]) -> tuple[pl.DataFrame, pl.DataFra
     return measurements, runs
 
 
+def load_runs(path: str | os.PathLike[str]) -> pl.DataFrame:
+    """The runs of a results folder (its ``runs.parquet``) or of a ``runs.parquet`` path: what
+    ``idbench run --reuse`` copies into a run store.
+
+    Raises :class:`IdbenchError` when there is no such file, or it is unreadable or of another
+    schema version.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / RUNS_FILE
+    if not path.is_file():
+        raise IdbenchError(
+            f"--reuse {path}: not found; give a results folder that holds {RUNS_FILE} "
+            "(leaderboards/<suite>/) or the path of a runs.parquet"
+        )
+    return _read(path, RUN_SCHEMA)
+
+
 def _read(path: Path, schema: pl.Schema) -> pl.DataFrame:
     if not path.is_file():
         raise IdbenchError(
