@@ -21,6 +21,7 @@ import threading
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
+import polars as pl
 
 import idbench.data
 import idbench.models
@@ -127,7 +128,9 @@ class CellRuns:
         self.key = config.key()
         self.data = load_data(config.dataset, device, config.val_fraction, config.split_seed)
         self.used: dict[str, RunRow] = {}
-        self.rates = sorted(set(store.table()["lr"].drop_nulls().to_list()))  # (stored_rate)
+        stored = store.table()
+        self.rates = sorted(set(stored["lr"].drop_nulls().to_list()))  # (stored_rate)
+        self.stored_trials = stored.filter(pl.col("role") == "tune", pl.col("seed") == TUNE_SEED)
         # ngd's damping chosen with the rate by the latest tuning of each phase (damping_range)
         self.damping: dict[str, float] = {}
 
@@ -189,7 +192,8 @@ class CellRuns:
             best, tried = tune_lr(
                 lambda lr, report, damping=None: self._trial(lr, d, role, report, damping),
                 study_name=study, storage=self.storage, n_trials=config.tune_trials,
-                lr_range=lr_range, damping_range=config.damping_range)
+                lr_range=lr_range, damping_range=config.damping_range,
+                replay=self._replay(d, lr_range))
         for params in tried:  # trials finished by an earlier, interrupted call count too
             for seed in self._tune_seeds():
                 spec = self._spec(seed, params["lr"], d, params.get("damping"))
@@ -199,6 +203,25 @@ class CellRuns:
         if "damping" in best:
             self.damping[_phase(d)] = best["damping"]
         return best["lr"]
+
+    def _replay(self, d: int | None, lr_range: tuple[float, float]) -> list[dict[str, float]]:
+        """The trials of this study that stored runs record, in the order they were trained
+        (:func:`~idbench.tuning.tune_lr`'s ``replay``): the study's runs at the first tuning seed
+        and ``d``, within ``lr_range``. A trial that was pruned is not stored, so a study whose
+        original pruned one is replayed without it."""
+        rows = self.stored_trials.filter(
+            pl.col("d").is_null() if d is None else pl.col("d") == d,
+            pl.col("lr") >= lr_range[0] * (1 - SAME_RATE), pl.col("lr") <= lr_range[1] * (1 + SAME_RATE),
+        ).sort("timestamp")
+        tuned = self.config.damping_range is not None
+        trials = []
+        for row in rows.iter_rows(named=True):
+            params = {"lr": row["lr"], **({"damping": row["ngd_damping"]} if tuned else {})}
+            spec = run_spec(self.config, seed=TUNE_SEED, lr=row["lr"], d=d,
+                            damping=params.get("damping"))
+            if spec.key() == row["run_key"] and params not in trials:
+                trials.append(params)
+        return trials[:self.config.tune_trials]
 
     def _study_name(self, role: str, d: int | None, lr_range: tuple[float, float]) -> str:
         """The study depends on what its runs depend on, so cells that share a baseline share

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Callable
+from typing import Callable, Sequence
 
 import optuna
 from optuna.storages import JournalStorage
@@ -80,13 +80,17 @@ def tune_lr(
     n_trials: int,
     lr_range: tuple[float, float],
     damping_range: tuple[float, float] | None = None,
+    replay: Sequence[Params] = (),
 ) -> tuple[Params, list[Params]]:
     """(best parameters, parameters of every completed trial): best = lowest final validation
     loss; parameters: ``{"lr": ...}``, plus ``"damping"`` when ``damping_range`` is given.
 
     ``train_at(lr, report)`` (with ``damping_range``: ``train_at(lr, report, damping=...)``)
     trains one run and must call ``report(index, val_score, val_loss)`` after each evaluation.
-    Trials already finished in the stored study count toward ``n_trials``.
+    Trials already finished in the stored study count toward ``n_trials``. ``replay``: the
+    parameters of an earlier run of this study, in the order it tried them (its stored runs,
+    when its journal is gone): they are tried first, so the study re-made from the runs alone
+    proposes after them what the original proposed (TPE learns only from finished trials).
     """
     study = optuna.create_study(
         study_name=study_name,
@@ -99,10 +103,11 @@ def tune_lr(
     )
     done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     startup = startup_params(lr_range, damping_range, min(STARTUP_TRIALS, n_trials))
+    first = [*replay, *startup[len(replay):]]
     while (finished := sum(t.state in done for t in study.trials)) < n_trials:
-        if finished < len(startup):
-            if not _queued(study, startup[finished]):
-                study.enqueue_trial(startup[finished])
+        if finished < len(first):
+            if not _queued(study, first[finished]):
+                study.enqueue_trial(first[finished])
         # a sampler seeded by the number of finished trials makes a resumed study propose
         # exactly what an uninterrupted one would have
         study.sampler = optuna.samplers.TPESampler(

@@ -1,12 +1,16 @@
 """CellRuns: stored runs are found again when a rate differs from theirs in its last bits."""
 
+import json
 import math
 import shutil
 
+import polars as pl
 import pytest
 
 import idbench.cell as cell
+import idbench.tuning as tuning
 from idbench.measurement import measure
+from idbench.store import RunStore
 
 from tests.test_measurement import digits_config
 
@@ -58,3 +62,31 @@ def test_a_measurement_elsewhere_reuses_runs_whose_rates_differ_in_the_last_bits
     # (n_runs can differ: the reference trained some probes twice, at rates an ulp apart)
     for field in ("d_int", "d_lo", "d_hi", "baseline_mean", "probes", "ci_low", "ci_high"):
         assert getattr(again, field) == getattr(reference, field), field
+
+
+def test_a_study_re_made_from_its_runs_replays_the_original_trials(tmp_path, monkeypatch):
+    """Without its Optuna journal a study's TPE proposals need not be the original's (here: a
+    tuner seeded otherwise). Its stored trials are replayed first, in their order, so only a
+    trial the original pruned (not stored) is drawn anew; without the replay TPE's draws replace
+    the stored ones."""
+    config = digits_config(tune_trials=6, seeds=1)
+    measure(config, out=tmp_path / "ref", device="cpu")
+    tune = RunStore(tmp_path / "ref").table().filter(pl.col("role") == "tune")
+    stored = set(tune["run_key"])
+    pruned = sum(config.tune_trials - n for n in tune.group_by("d").agg(pl.col("lr").n_unique())["lr"])
+    monkeypatch.setattr(tuning, "derive_seed", lambda *parts: 12345)
+    trained = []
+    real_run = cell.run
+    monkeypatch.setattr(cell, "run", lambda spec, *a, **kw: trained.append(spec.lr)
+                        or real_run(spec, *a, **kw))
+
+    def again(name):
+        trained.clear()
+        shutil.copytree(tmp_path / "ref" / "runs", tmp_path / name / "runs")
+        return set(json.loads(measure(config, out=tmp_path / name, device="cpu").run_keys))
+
+    assert stored <= again("again")  # every stored trial tried again, none trained
+    assert len(set(trained)) == pruned
+    monkeypatch.setattr(cell.CellRuns, "_replay", lambda self, d, lr_range: [])
+    assert not stored <= again("control")  # the control: TPE's draws differ from the stored
+    assert len(set(trained)) > pruned
