@@ -118,14 +118,16 @@ def test_every_cell_lists_all_its_runs_including_shared_baselines(tiny_run):
     assert pl.read_parquet(root / "lb" / "measurements.parquet").height == 2
 
 
-def test_a_published_leaderboard_is_re_measured_from_its_runs_alone(tiny_run):
-    """--reuse copies a results folder's runs into a new --out: nothing trains (no Optuna journal
-    comes along) and the table is the published one."""
+@pytest.mark.parametrize("source", ["lb", "lb/runs.parquet"])
+def test_a_published_leaderboard_is_re_measured_from_its_runs_alone(tiny_run, source):
+    """--reuse copies a results folder's runs (or a runs.parquet's) into a new --out: nothing
+    trains (no Optuna journal comes along) and the table is the published one."""
     root, suite, result = tiny_run
     published = pl.read_parquet(root / "lb" / "runs.parquet")["run_key"].unique()
-    again = run_suite(suite, out=root / "again", leaderboard_dir=root / "lb-again",
-                      reuse=[root / "lb"], device="cpu")
-    stored = RunStore(root / "again").table()
+    out = root / f"again-{source.replace('/', '-')}"
+    again = run_suite(suite, out=out, leaderboard_dir=root / "lb-again", reuse=[root / source],
+                      device="cpu")
+    stored = RunStore(out).table()
     assert set(stored["run_key"]) == set(published)  # every published run copied
     trained_at = dict(pl.read_parquet(root / "lb" / "runs.parquet")
                       .select("run_key", "timestamp").iter_rows())
