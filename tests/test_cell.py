@@ -12,7 +12,7 @@ import idbench.tuning as tuning
 from idbench.measurement import measure
 from idbench.store import RunStore
 
-from tests.test_measurement import digits_config
+from test_measurement import digits_config
 
 
 @pytest.mark.parametrize("lr, expected", [
