@@ -141,7 +141,9 @@ class CellRuns:
 
     def _spec(self, seed: int, lr: float, d: int | None, damping: float | None) -> RunSpec:
         """:func:`run_spec` at ``lr`` where that run is stored, else at the stored rate that
-        ``lr`` equals (:func:`stored_rate`; rates of runs stored before this cell began)."""
+        ``lr`` equals (:func:`stored_rate`), whether it was stored before this measurement began
+        or by it: a rate re-tuned to within an ulp of the carried one reuses its runs, so an
+        interrupted and resumed measurement matches an uninterrupted one."""
         spec = run_spec(self.config, seed=seed, lr=lr, d=d, damping=damping)
         rate = lr if self.store.has(spec.key()) else stored_rate(lr, self.rates)
         return spec if rate == lr else run_spec(self.config, seed=seed, lr=rate, d=d,
@@ -156,6 +158,9 @@ class CellRuns:
         if origin:
             row = row.model_copy(update=origin)
         self.store.put(row)
+        i = bisect.bisect_left(self.rates, row.lr)
+        if i == len(self.rates) or self.rates[i] != row.lr:
+            self.rates.insert(i, row.lr)
         self.used[row.run_key] = row
         return row
 
@@ -208,7 +213,10 @@ class CellRuns:
         """The trials of this study that stored runs record, in the order they were trained
         (:func:`~idbench.tuning.tune_lr`'s ``replay``): the study's runs at the first tuning seed
         and ``d``, within ``lr_range``. A trial that was pruned is not stored, so a study whose
-        original pruned one is replayed without it."""
+        original pruned one is replayed without it. Runs do not record the tuner's draw, so a
+        study of another draw (``tune_draw``) replays nothing: it keeps to its journal."""
+        if self.config.tune_draw:
+            return []
         rows = self.stored_trials.filter(
             pl.col("d").is_null() if d is None else pl.col("d") == d,
             pl.col("lr") >= lr_range[0] * (1 - SAME_RATE), pl.col("lr") <= lr_range[1] * (1 + SAME_RATE),
@@ -230,6 +238,8 @@ class CellRuns:
         payload = [probe, self.config.tune_trials, self.config.tune_seeds, lr_range]
         if self.config.damping_range is not None:  # (studies of the rate alone keep their names)
             payload.append(self.config.damping_range)
+        if self.config.tune_draw:  # another draw: another study, its TPE seeded otherwise
+            payload.append({"tune_draw": self.config.tune_draw})
         return f"{role}-{stable_key(payload, 16)}"
 
     def _tune_seeds(self) -> list[int]:

@@ -59,8 +59,8 @@ def test_a_measurement_elsewhere_reuses_runs_whose_rates_differ_in_the_last_bits
     assert trained == []
     assert again.lr_baseline != reference.lr_baseline  # the drift reached the tuned rate
     assert math.isclose(again.lr_baseline, reference.lr_baseline, rel_tol=1e-15)
-    # (n_runs can differ: the reference trained some probes twice, at rates an ulp apart)
-    for field in ("d_int", "d_lo", "d_hi", "baseline_mean", "probes", "ci_low", "ci_high"):
+    for field in ("d_int", "d_lo", "d_hi", "baseline_mean", "probes", "ci_low", "ci_high",
+                  "n_runs"):
         assert getattr(again, field) == getattr(reference, field), field
 
 
@@ -90,3 +90,22 @@ def test_a_study_re_made_from_its_runs_replays_the_original_trials(tmp_path, mon
     monkeypatch.setattr(cell.CellRuns, "_replay", lambda self, d, lr_range: [])
     assert not stored <= again("control")  # the control: TPE's draws differ from the stored
     assert len(set(trained)) > pruned
+
+
+def test_another_tuner_draw_shares_the_grid_trials_and_draws_other_rates(tmp_path):
+    """tune_draw: another cell (key) whose studies have other names, so TPE proposes other rates
+    after the same grid; draw 0 is the default and changes no key."""
+    base = digits_config(tune_trials=6, seeds=1)
+    other = base.model_copy(update={"tune_draw": 1})
+    assert base.key() == digits_config(tune_trials=6, seeds=1, tune_draw=0).key()
+    assert other.key() != base.key()
+    first = measure(base, out=tmp_path, device="cpu")
+    second = measure(other, out=tmp_path, device="cpu")
+    assert (first.tune_draw, second.tune_draw) == (0, 1)
+    tune = RunStore(tmp_path).table().filter(pl.col("role") == "tune", pl.col("d").is_null())
+    by_cell = {cell: set(part["lr"]) for (cell,), part in tune.group_by("cell")}
+    # the baseline study: the 4 grid rates trained once (the first cell's), then each draw's own
+    assert set(by_cell) == {first.cell, second.cell}
+    grid = tuning.startup_grid(base.lr_range, tuning.STARTUP_TRIALS)
+    assert all(any(math.isclose(g, lr) for lr in by_cell[first.cell]) for g in grid)
+    assert by_cell[second.cell] and not by_cell[second.cell] & by_cell[first.cell]

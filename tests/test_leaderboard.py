@@ -484,6 +484,22 @@ def test_comparison_counts_total_directions_and_splits_rows_by_budget(frames):
     assert len(rows) == 3  # fc at 2 and 5 epochs, lenet at 2
 
 
+def test_tuner_draws_get_a_column_and_a_comparison_row_each(frames):
+    measurements, runs = frames
+    fc = measurements.filter(pl.col("cell").is_in(["cell1", "cell3"]))  # fc sparse 281, dense 187
+    draw = fc.with_columns(cell=pl.col("cell") + "-draw1", tune_draw=pl.lit(1, pl.Int64),
+                           d_int=pl.col("d_int") * 1.5)
+    df = table(pl.concat([fc, draw]), runs)
+    md = to_markdown(df)
+    header = [c.strip() for c in md.splitlines()[0].strip("|").split(" | ")]
+    assert sorted(r[header.index("Tuner draw")] for r in _md_rows(md)) == ["0", "0", "1", "1"]
+    headers, rows = comparison.comparison(df)
+    assert headers[:4] == ["Model", "Dataset", "D", "Tuner draw"]
+    assert [r[3] for r in rows] == ["0", "1"]
+    assert rows[1][headers.index("dense fpd")].startswith("281 ")  # 1.5 x 187
+    assert "Tuner draw" not in to_markdown(table(fc, runs))  # one draw: no column
+
+
 def test_several_optimisers_get_a_column_each_and_ratios_to_dense_of_the_same_optimiser(frames):
     measurements, runs = frames
     fc = measurements.filter(pl.col("cell").is_in(["cell1", "cell3"]))  # fc sparse 281, dense 187

@@ -10,7 +10,8 @@ the same axis, and the ratio of the estimate to that of dense FPD without compar
 row (the reference of Li et al.; with several optimisers, the one trained by the column's
 optimiser). Columns split further by compartments (``rbd, layer``), by optimiser where the table
 holds more than one, and by options only where one projection x method was measured with
-several; rows split by epochs where the budget varies (the budget suite).
+several; rows split by epochs where the budget varies (the budget suite), and by the tuner's draw
+where it varies.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ REFERENCE = ("dense", "fpd", "1")  # projection, method, compartments of the rat
 ROW = ["dataset", "model", "D"]
 BASE = ["projection", "method", "compartments", "optimizer"]
 COLUMN = [*BASE, "variant"]
+# rows split by these where they vary: the budget suite's epochs, a study of the tuner's draws
+SPLIT = [("epochs", "Epochs"), ("tune_draw", "Tuner draw")]
 
 
 def _variant(row: dict) -> str:
@@ -70,13 +73,14 @@ def _entry(row: dict, reference: dict | None) -> str:
 
 def comparison(df: pl.DataFrame) -> tuple[list[str], list[list[str]]]:
     """``(headers, rows)`` of the comparison view of the leaderboard rows ``df``."""
-    row_key = ROW + (["epochs"] if varies(df, "epochs") else [])
+    split = [(c, label) for c, label in SPLIT if varies(df, c)]
+    row_key = ROW + [c for c, _ in split]
     df = df.with_columns(pl.Series("variant", [_variant(r) for r in df.to_dicts()], pl.String))
     shown = {"optimizer"} if varies(df, "optimizer") else set()
     if df.select(BASE).n_unique() < df.select(COLUMN).n_unique():
         shown.add("variant")  # one projection x method measured with several options
     columns = df.select(COLUMN).unique(maintain_order=True).sort(COLUMN).to_dicts()
-    headers = ["Model", "Dataset", "D"] + (["Epochs"] if "epochs" in row_key else [])
+    headers = ["Model", "Dataset", "D"] + [label for _, label in split]
     headers += [_column_label(c, shown) for c in columns]
     rows = []
     for keys, part in df.group_by(row_key, maintain_order=True):
@@ -87,8 +91,7 @@ def comparison(df: pl.DataFrame) -> tuple[list[str], list[list[str]]]:
                 references.setdefault(key[3], cell)
         first = part.row(0, named=True)
         line = [first["model"], first["dataset"], str(first["D"])]
-        if "epochs" in row_key:
-            line.append(fmt_value(first["epochs"]))
+        line += [fmt_value(first[c]) for c, _ in split]
         for column in columns:
             row = cells.get(tuple(column[c] for c in COLUMN))
             line.append("" if row is None else _entry(row, references.get(column["optimizer"])))
