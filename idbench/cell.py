@@ -98,7 +98,8 @@ def stored_rate(lr: float, rates: Sequence[float]) -> float:
     Fastfood cell, moving its d_int90 from 303 to 304).
     """
     i = bisect.bisect_left(rates, lr)
-    near = [rate for rate in rates[max(i - 1, 0):i + 1] if math.isclose(rate, lr, rel_tol=SAME_RATE)]
+    near = [rate for rate in rates[max(i - 1, 0):i + 1]
+            if math.isclose(rate, lr, rel_tol=SAME_RATE)]
     return min(near, key=lambda rate: abs(rate - lr), default=lr)
 
 
@@ -219,7 +220,8 @@ class CellRuns:
             return []
         rows = self.stored_trials.filter(
             pl.col("d").is_null() if d is None else pl.col("d") == d,
-            pl.col("lr") >= lr_range[0] * (1 - SAME_RATE), pl.col("lr") <= lr_range[1] * (1 + SAME_RATE),
+            pl.col("lr") >= lr_range[0] * (1 - SAME_RATE),
+            pl.col("lr") <= lr_range[1] * (1 + SAME_RATE),
         ).sort("timestamp")
         tuned = self.config.damping_range is not None
         trials = []

@@ -246,7 +246,7 @@ def run_suite(
     from idbench.suites import load_suite
 
     if dry_run:
-        progress.print_plan(plan(suite, out=out, only=only))
+        progress.print_plan(plan(suite, out=out, only=only, reuse=reuse or ()))
         if cluster_config:  # what each SLURM job would run, without submitting it
             from idbench import slurm
 

@@ -60,16 +60,18 @@ def select_cells(suite: Suite, only: str | None) -> list[Cell]:
 
 
 def plan(suite_path: str | Path, *, out: str | Path | None = None,
-         only: str | None = None) -> list[dict]:
-    """What ``--dry-run`` prints: each cell, whether it runs, and how much of it is stored."""
+         only: str | None = None, reuse: Sequence[str | Path] = ()) -> list[dict]:
+    """What ``--dry-run`` prints: each cell, whether it runs, and how much of it is stored (in
+    ``out``, or in the results that ``reuse`` would copy there)."""
     suite = load_suite(suite_path)
     out = Path(out or default_out(suite))
-    stored_runs = pl.DataFrame()
+    frames = [load_runs(path).select("run_key", "cell") for path in reuse]
     stored_cells: set[str] = set()
     if (out / "runs").is_dir():
         store = RunStore(out)
-        stored_runs = store.table()
+        frames.append(store.table().select("run_key", "cell"))
         stored_cells = set(store.measurements()["cell"])
+    stored_runs = pl.concat(frames).unique() if frames else pl.DataFrame()
     rows = []
     for cell in select_cells(suite, only):
         key = cell_key(cell.config)

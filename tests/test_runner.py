@@ -125,6 +125,9 @@ def test_a_published_leaderboard_is_re_measured_from_its_runs_alone(tiny_run, so
     root, suite, result = tiny_run
     published = pl.read_parquet(root / "lb" / "runs.parquet")["run_key"].unique()
     out = root / f"again-{source.replace('/', '-')}"
+    planned = plan(suite, out=out, reuse=[root / source])  # --dry-run counts what --reuse brings
+    assert all(r["stored_runs"] > 0 and not r["measured"] for r in planned)
+    assert all(r["stored_runs"] == 0 for r in plan(suite, out=out)) and not out.exists()
     again = run_suite(suite, out=out, leaderboard_dir=root / "lb-again", reuse=[root / source],
                       device="cpu")
     stored = RunStore(out).table()
