@@ -6,7 +6,9 @@ Protocols (MeasureConfig options), each measured on the same cells:
   ``lr_scaling: auto`` (inverse-d for SGD, inverse-sqrt-d for Adam);
 - ``bracket``: tuned at d_ref, re-tuned at the bracket of the crossing (``lr_protocol: bracket``);
 - ``bracket-curvature``: the same, carried by measured curvature (``lr_scaling: curvature``);
-- ``every-probe``: tuned anew at every probe (``tune_every_probe``), the reference answer.
+- ``every-probe``: tuned anew at every probe (``tune_every_probe``), the reference answer;
+- ``every-probe-redraw``: the same with another draw of the tuner (``tune_draw: 1``): how well the
+  reference agrees with itself, the floor against which the others' agreement is read.
 
 Cells: FC 784-200-200-10 and LeNet on Fashion-MNIST under dense, sparse, Fastfood and FastJL, and
 the known-answer family (idbench.known_answers, first-order: Adam). All protocols of one cell share
@@ -37,6 +39,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import statistics
 import tempfile
 import time
 import warnings
@@ -58,6 +61,9 @@ PROTOCOLS: dict[str, dict[str, Any]] = {
     "bracket": {"lr_protocol": "bracket"},  # the default
     "bracket-curvature": {"lr_protocol": "bracket", "lr_scaling": "curvature"},
     "every-probe": {"tune_every_probe": True},
+    # the reference against itself: another draw of the tuner's proposals, so the agreement the
+    # protocols above reach can be read against the reference's own reproducibility
+    "every-probe-redraw": {"tune_every_probe": True, "tune_draw": 1},
 }
 
 
@@ -166,7 +172,30 @@ def markdown(lines: list[str]) -> str:
                 f"{s['d_int_ratio']} | {yes_no[s['agrees']]} | {yes_no[s.get('ci_overlap')]} | "
                 f"{r['runs']} of {ref['runs']} ({s['runs_fraction']}) | {s['wall_fraction']} | "
                 f"{r['retried']} / {r['diverged']} |")
-    return "\n".join(rows)
+    return "\n".join(rows) + "\n\n" + totals(results)
+
+
+def totals(results: dict[str, dict[str, Any]]) -> str:
+    """One line per protocol over all cells: how often it agrees with every-probe, and its runs
+    against every-probe's (the median of the per-cell fractions, and all runs together)."""
+    lines = []
+    for name in PROTOCOLS:
+        pairs = [(by_name[name], by_name["summary"][name], by_name["every-probe"])
+                 for by_name in results.values()
+                 if name in by_name.get("summary", {}) and "every-probe" in by_name]
+        if not pairs:
+            continue
+        fractions = sorted(s["runs_fraction"] for _, s, _ in pairs)
+        half = sum(f <= 0.5 for f in fractions)
+        lines.append(
+            f"- {name}, {len(pairs)} cells: brackets overlap on "
+            f"{sum(s['agrees'] for _, s, _ in pairs)}, CIs on "
+            f"{sum(bool(s.get('ci_overlap')) for _, s, _ in pairs)}; runs a median "
+            f"{statistics.median(fractions):.0%} of every-probe's ({fractions[0]:.0%} to "
+            f"{fractions[-1]:.0%}; at most half on {half}), "
+            f"{sum(r['runs'] for r, _, _ in pairs) / sum(e['runs'] for _, _, e in pairs):.0%} "
+            f"of all its runs")
+    return "\n".join(lines)
 
 
 def main() -> None:
