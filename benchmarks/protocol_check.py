@@ -6,6 +6,8 @@ Protocols (MeasureConfig options), each measured on the same cells:
   ``lr_scaling: auto`` (inverse-d for SGD, inverse-sqrt-d for Adam);
 - ``bracket``: tuned at d_ref, re-tuned at the bracket of the crossing (``lr_protocol: bracket``);
 - ``bracket-curvature``: the same, carried by measured curvature (``lr_scaling: curvature``);
+- ``bracket-x1.2``: the default re-tuning beyond x1.2 instead of x1.5 (a candidate: closer to
+  every-probe at more cost?);
 - ``every-probe``: tuned anew at every probe (``tune_every_probe``), the reference answer;
 - ``every-probe-redraw``: the same with another draw of the tuner (``tune_draw: 1``): how well the
   reference agrees with itself, the floor against which the others' agreement is read.
@@ -60,6 +62,8 @@ PROTOCOLS: dict[str, dict[str, Any]] = {
     "reference": {"lr_protocol": "reference"},
     "bracket": {"lr_protocol": "bracket"},  # the default
     "bracket-curvature": {"lr_protocol": "bracket", "lr_scaling": "curvature"},
+    # a candidate: re-tune whenever the crossing lies beyond x1.2 of the tuning point (default x1.5)
+    "bracket-x1.2": {"lr_protocol": "bracket", "lr_retune_factor": 1.2},
     "every-probe": {"tune_every_probe": True},
     # the reference against itself: another draw of the tuner's proposals, so the agreement the
     # protocols above reach can be read against the reference's own reproducibility
