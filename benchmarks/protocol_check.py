@@ -6,8 +6,8 @@ Protocols (MeasureConfig options), each measured on the same cells:
   ``lr_scaling: auto`` (inverse-d for SGD, inverse-sqrt-d for Adam);
 - ``bracket``: tuned at d_ref, re-tuned at the bracket of the crossing (``lr_protocol: bracket``);
 - ``bracket-curvature``: the same, carried by measured curvature (``lr_scaling: curvature``);
-- ``bracket-x1.2``: the default re-tuning beyond x1.2 instead of x1.5 (a candidate: closer to
-  every-probe at more cost?);
+- ``bracket-x1.2``: the default re-tuning beyond x1.2 instead of x1.5, a candidate that did not
+  close the gap to every-probe on the known-answer family (protocol_check.md);
 - ``every-probe``: tuned anew at every probe (``tune_every_probe``), the reference answer;
 - ``every-probe-redraw``: the same with another draw of the tuner (``tune_draw: 1``): how well the
   reference agrees with itself, the floor against which the others' agreement is read.
