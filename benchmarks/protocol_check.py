@@ -9,8 +9,10 @@ Protocols (MeasureConfig options), each measured on the same cells:
 - ``bracket-x1.2``: the default re-tuning beyond x1.2 instead of x1.5, a candidate that did not
   close the gap to every-probe on the known-answer family (protocol_check.md);
 - ``every-probe``: tuned anew at every probe (``tune_every_probe``), the reference answer;
-- ``every-probe-redraw``: the same with another draw of the tuner (``tune_draw: 1``): how well the
-  reference agrees with itself, the floor against which the others' agreement is read.
+- ``every-probe-redraw``: the same with another draw of the tuner (``tune_draw: 1``: its grid
+  trials elsewhere in their bins, other TPE proposals): how well the reference agrees with
+  itself, the floor against which the others' agreement is read;
+- ``bracket-redraw``: the default under that other draw of the tuner.
 
 Cells: FC 784-200-200-10 and LeNet on Fashion-MNIST under dense, sparse, Fastfood and FastJL, and
 the known-answer family (idbench.known_answers, first-order: Adam). All protocols of one cell share
@@ -68,6 +70,7 @@ PROTOCOLS: dict[str, dict[str, Any]] = {
     # the reference against itself: another draw of the tuner's proposals, so the agreement the
     # protocols above reach can be read against the reference's own reproducibility
     "every-probe-redraw": {"tune_every_probe": True, "tune_draw": 1},
+    "bracket-redraw": {"lr_protocol": "bracket", "tune_draw": 1},
 }
 
 
@@ -176,7 +179,7 @@ def markdown(lines: list[str]) -> str:
                 f"{s['d_int_ratio']} | {yes_no[s['agrees']]} | {yes_no[s.get('ci_overlap')]} | "
                 f"{r['runs']} of {ref['runs']} ({s['runs_fraction']}) | {s['wall_fraction']} | "
                 f"{r['retried']} / {r['diverged']} |")
-    return "\n".join(rows) + "\n\n" + totals(results)
+    return "\n".join(rows) + "\n\n" + totals(results) + "\n\n" + agreement_matrix(results)
 
 
 def totals(results: dict[str, dict[str, Any]]) -> str:
@@ -200,6 +203,22 @@ def totals(results: dict[str, dict[str, Any]]) -> str:
             f"{sum(r['runs'] for r, _, _ in pairs) / sum(e['runs'] for _, _, e in pairs):.0%} "
             f"of all its runs")
     return "\n".join(lines)
+
+
+def agreement_matrix(results: dict[str, dict[str, Any]]) -> str:
+    """On how many cells each pair of protocols agrees (brackets overlap), over the cells that
+    measured both: every protocol against every other, not only against every-probe, so that a
+    protocol's agreement with the reference can be read against the reference's with itself."""
+    names = [name for name in PROTOCOLS if any(name in by_name for by_name in results.values())]
+    rows = ["| brackets overlap | " + " | ".join(names) + " |",
+            "|---|" + "---:|" * len(names)]
+    for a in names:
+        cells = []
+        for b in names:
+            both = [by_name for by_name in results.values() if a in by_name and b in by_name]
+            cells.append(f"{sum(agree(c[a], c[b]) for c in both)} of {len(both)}")
+        rows.append(f"| {a} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
 
 
 def main() -> None:

@@ -199,7 +199,7 @@ class CellRuns:
                 lambda lr, report, damping=None: self._trial(lr, d, role, report, damping),
                 study_name=study, storage=self.storage, n_trials=config.tune_trials,
                 lr_range=lr_range, damping_range=config.damping_range,
-                replay=self._replay(d, lr_range))
+                replay=self._replay(d, lr_range), draw=config.tune_draw)
         for params in tried:  # trials finished by an earlier, interrupted call count too
             for seed in self._tune_seeds():
                 spec = self._spec(seed, params["lr"], d, params.get("damping"))
@@ -240,8 +240,8 @@ class CellRuns:
         payload = [probe, self.config.tune_trials, self.config.tune_seeds, lr_range]
         if self.config.damping_range is not None:  # (studies of the rate alone keep their names)
             payload.append(self.config.damping_range)
-        if self.config.tune_draw:  # another draw: another study, its TPE seeded otherwise
-            payload.append({"tune_draw": self.config.tune_draw})
+        if self.config.tune_draw:  # another draw: another study, its grid and TPE elsewhere
+            payload.append({"tune_draw": self.config.tune_draw, "grid": "offset"})
         return f"{role}-{stable_key(payload, 16)}"
 
     def _tune_seeds(self) -> list[int]:

@@ -45,9 +45,10 @@ class MeasureConfig(TrainOptions):
                              "lr_subspace as given")
     tune_seeds: int = Field(2, ge=1, description="seeds per tuning trial (objective: their mean "
                             "final validation loss)")
-    tune_draw: int = Field(0, ge=0, description="which draw of the tuner: another number gives "
-                           "TPE other proposals (the same grid trials), to measure how far the "
-                           "tuner's draw moves d_int, which the CI over seeds does not include")
+    tune_draw: int = Field(0, ge=0, description="which draw of the tuner: another number places "
+                           "its grid trials elsewhere in their bins and gives TPE other proposals, "
+                           "to measure how far the tuner's draw moves d_int, which the CI over "
+                           "seeds does not include")
     tune_every_probe: bool = Field(False, description="tune the subspace lr at every probe "
                                    "instead of once at d_ref")
     d_ref: int | None = Field(None, ge=1, description="where the subspace lr is tuned (default: "

@@ -155,7 +155,7 @@ class MeasurementRow(BaseModel):
     grid: str | None  # JSON list of d for grid mode
     tune_trials: int
     tune_seeds: int  # seeds per tuning trial (objective: mean final validation loss)
-    tune_draw: int = 0  # which draw of TPE's proposals (0: the default; rows before it: 0)
+    tune_draw: int = 0  # which draw of the tuner's grid and TPE (0: the default; rows before it: 0)
     # where the subspace lr was tuned: "ref:<d>", "every-probe" or "bracket:<d>,<d>... retune:x<f>"
     # (tuned at d_ref, re-tuned where the crossing lay > x<f> away) [+ " window:<w>"]
     tune_at: str

@@ -81,6 +81,7 @@ def tune_lr(
     lr_range: tuple[float, float],
     damping_range: tuple[float, float] | None = None,
     replay: Sequence[Params] = (),
+    draw: int = 0,
 ) -> tuple[Params, list[Params]]:
     """(best parameters, parameters of every completed trial): best = lowest final validation
     loss; parameters: ``{"lr": ...}``, plus ``"damping"`` when ``damping_range`` is given.
@@ -91,6 +92,8 @@ def tune_lr(
     parameters of an earlier run of this study, in the order it tried them (its stored runs,
     when its journal is gone): they are tried first, so the study re-made from the runs alone
     proposes after them what the original proposed (TPE learns only from finished trials).
+    ``draw``: which draw of the tuner (:func:`grid_offset`): 0 is the default, another number
+    places the grid trials elsewhere in their bins (TPE's draws differ through ``study_name``).
     """
     study = optuna.create_study(
         study_name=study_name,
@@ -102,7 +105,7 @@ def tune_lr(
         load_if_exists=True,
     )
     done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-    startup = startup_params(lr_range, damping_range, min(STARTUP_TRIALS, n_trials))
+    startup = startup_params(lr_range, damping_range, min(STARTUP_TRIALS, n_trials), draw)
     first = [*replay, *startup[len(replay):]]
     while (finished := sum(t.state in done for t in study.trials)) < n_trials:
         if finished < len(first):
@@ -142,22 +145,34 @@ def _queued(study: optuna.Study, wanted: Params) -> bool:
     return False
 
 
-def startup_grid(lr_range: tuple[float, float], n: int) -> list[float]:
-    """``n`` rates at the centres of ``n`` equal bins of the log range: with few trials, an even
-    cover of the range beats random draws, which can all land in one corner."""
+def grid_offset(draw: int) -> float:
+    """Where in its bin each grid trial of tuner draw ``draw`` lies (0.5: the centre, draw 0).
+
+    The grid trials decide much of a tuning (TPE's few later trials often pick no better rate), so
+    a draw that kept the grid would repeat most of the first draw's choices: another draw moves
+    the grid by the golden ratio's fractional steps, which spread evenly over the bin.
+    """
+    return (0.5 + draw * (math.sqrt(5) - 1) / 2) % 1.0
+
+
+def startup_grid(lr_range: tuple[float, float], n: int, draw: int = 0) -> list[float]:
+    """``n`` rates, one in each of ``n`` equal bins of the log range (at the centres for draw 0,
+    :func:`grid_offset`): with few trials, an even cover of the range beats random draws, which
+    can all land in one corner."""
     lo, hi = (math.log(v) for v in lr_range)
-    return [math.exp(lo + (hi - lo) * (i + 0.5) / n) for i in range(n)]
+    offset = grid_offset(draw)
+    return [math.exp(lo + (hi - lo) * (i + offset) / n) for i in range(n)]
 
 
 def startup_params(lr_range: tuple[float, float], damping_range: tuple[float, float] | None,
-                   n: int) -> list[Params]:
+                   n: int, draw: int = 0) -> list[Params]:
     """The first ``n`` trials: rates on :func:`startup_grid`; with ``damping_range``, dampings
     on the same grid of their range, paired evens-then-odds (bins 0, 2, .., 1, 3, ..) so that
     neither lr nor lr / damping (ngd's step outside its sketch) sits at one value."""
-    rates = [{"lr": lr} for lr in startup_grid(lr_range, n)]
+    rates = [{"lr": lr} for lr in startup_grid(lr_range, n, draw)]
     if damping_range is None:
         return rates
-    dampings = startup_grid(damping_range, n)
+    dampings = startup_grid(damping_range, n, draw)
     order = sorted(range(n), key=lambda i: (i % 2, i))
     return [{**rate, "damping": dampings[j]} for rate, j in zip(rates, order)]
 

@@ -92,9 +92,10 @@ def test_a_study_re_made_from_its_runs_replays_the_original_trials(tmp_path, mon
     assert len(set(trained)) > pruned
 
 
-def test_another_tuner_draw_shares_the_grid_trials_and_draws_other_rates(tmp_path):
-    """tune_draw: another cell (key) whose studies have other names, so TPE proposes other rates
-    after the same grid; draw 0 is the default and changes no key."""
+def test_another_tuner_draw_tunes_on_its_own_grid_and_draws_other_rates(tmp_path):
+    """tune_draw: another cell (key) whose studies have other names and whose grid trials lie
+    elsewhere in their bins, so it shares no tuning trial with draw 0; draw 0 is the default and
+    changes no key."""
     base = digits_config(tune_trials=6, seeds=1)
     other = base.model_copy(update={"tune_draw": 1})
     assert base.key() == digits_config(tune_trials=6, seeds=1, tune_draw=0).key()
@@ -104,8 +105,8 @@ def test_another_tuner_draw_shares_the_grid_trials_and_draws_other_rates(tmp_pat
     assert (first.tune_draw, second.tune_draw) == (0, 1)
     tune = RunStore(tmp_path).table().filter(pl.col("role") == "tune", pl.col("d").is_null())
     by_cell = {cell: set(part["lr"]) for (cell,), part in tune.group_by("cell")}
-    # the baseline study: the 4 grid rates trained once (the first cell's), then each draw's own
     assert set(by_cell) == {first.cell, second.cell}
-    grid = tuning.startup_grid(base.lr_range, tuning.STARTUP_TRIALS)
-    assert all(any(math.isclose(g, lr) for lr in by_cell[first.cell]) for g in grid)
+    for draw, cell in ((0, first.cell), (1, second.cell)):  # each draw's baseline grid, trained
+        grid = tuning.startup_grid(base.lr_range, tuning.STARTUP_TRIALS, draw)
+        assert all(any(math.isclose(g, lr) for lr in by_cell[cell]) for g in grid)
     assert by_cell[second.cell] and not by_cell[second.cell] & by_cell[first.cell]

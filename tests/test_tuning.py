@@ -16,6 +16,7 @@ from idbench.measurement import measure, tuning_range
 from idbench.runinfo import Optimiser, RunInfo
 from idbench.store import RunStore
 from idbench.train import RunResult
+from idbench import tuning
 from idbench.tuning import tune_lr
 
 
@@ -96,6 +97,18 @@ def test_the_first_joint_trials_cover_both_ranges_without_fixing_their_ratio(tmp
     lrs, dampings = zip(*calls)
     assert [math.log10(lr) for lr in lrs] == pytest.approx([-2.5, -1.5, -0.5, 0.5])
     assert [math.log10(d) for d in dampings] == pytest.approx([-3.5, -1.5, -2.5, -0.5])
+
+
+@pytest.mark.parametrize("draw", [1, 2, 3, 7])
+def test_another_draw_puts_one_grid_trial_in_each_bin_away_from_the_centres(draw):
+    lo, hi, n = 1e-3, 10.0, 4
+    centres = tuning.startup_grid((lo, hi), n)
+    moved = tuning.startup_grid((lo, hi), n, draw)
+    width = math.log10(hi / lo) / n
+    bins = [math.floor((math.log10(lr / lo)) / width) for lr in moved]
+    assert bins == list(range(n))  # still an even cover: one rate in each bin
+    assert all(not math.isclose(a, b, rel_tol=1e-3) for a, b in zip(moved, centres))
+    assert tuning.startup_grid((lo, hi), n, 0) == centres  # draw 0: the published grid
 
 
 def test_the_first_trials_cover_the_range_on_an_even_log_grid(tmp_path):
