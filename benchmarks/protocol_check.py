@@ -12,7 +12,9 @@ Protocols (MeasureConfig options), each measured on the same cells:
 - ``every-probe-redraw``: the same with another draw of the tuner (``tune_draw: 1``: its grid
   trials elsewhere in their bins, other TPE proposals): how well the reference agrees with
   itself, the floor against which the others' agreement is read;
-- ``bracket-redraw``: the default under that other draw of the tuner.
+- ``bracket-redraw``: the default under that other draw of the tuner;
+- ``bracket-lattice`` (and ``-redraw``): the default with ``retune_restart: lattice``, its
+  searches after a re-tuning started on the lattice d_min x 2^k that every-probe searches.
 
 Cells: FC 784-200-200-10 and LeNet on Fashion-MNIST under dense, sparse, Fastfood and FastJL, and
 the known-answer family (idbench.known_answers, first-order: Adam). All protocols of one cell share
@@ -71,6 +73,10 @@ PROTOCOLS: dict[str, dict[str, Any]] = {
     # protocols above reach can be read against the reference's own reproducibility
     "every-probe-redraw": {"tune_every_probe": True, "tune_draw": 1},
     "bracket-redraw": {"lr_protocol": "bracket", "tune_draw": 1},
+    # the default restarting its searches on the lattice d_min x 2^k after a re-tuning
+    "bracket-lattice": {"lr_protocol": "bracket", "retune_restart": "lattice"},
+    "bracket-lattice-redraw": {"lr_protocol": "bracket", "retune_restart": "lattice",
+                               "tune_draw": 1},
 }
 
 
@@ -110,6 +116,11 @@ def known_cells(quick: bool, steps: int,
             cells.append((f"{problem.name}|{projection}|answer={problem.answer}",
                           config.model_dump(exclude_defaults=True)))
     return cells
+
+
+def cell_folder(cell: str) -> str:
+    """The name of a cell's output folder under ``--out``."""
+    return cell.replace("|", "_").replace("[", "(").replace("]", ")").replace("=", "-")
 
 
 def measure_protocol(name: str, options: dict[str, Any], out: Path) -> dict[str, Any]:
@@ -256,7 +267,7 @@ def main() -> None:
             ([] if args.only == "known" else
              fashion_cells(args.quick, args.projections, args.models, args.epochs))
     for cell, options in cells:
-        out = root / cell.replace("|", "_").replace("[", "(").replace("]", ")").replace("=", "-")
+        out = root / cell_folder(cell)
         results = {name: measure_protocol(name, options, out) for name in PROTOCOLS
                    if name in args.protocols or name == "every-probe"}
         for result in results.values():

@@ -78,6 +78,14 @@ class MeasureConfig(TrainOptions):
     lr_retune_factor: float = Field(
         1.5, gt=1, description="lr_protocol bracket: re-tune the subspace lr where the crossing "
         "lies further than this factor from where it was tuned")
+    # bracket: where the search starts again after a re-tuning. "lattice": at the d_min x 2^k
+    # below half the bracket's lower end, so that it probes the d the first search and
+    # tune-every-probe probe (idbench.lr_protocol.on_lattice); "half": at half the lower end
+    # itself (the protocol before this field; on the known-answer family 32 of 40 brackets
+    # overlapped tune-every-probe's under it, 38 of 40 on the lattice)
+    retune_restart: Literal["lattice", "half"] = Field(
+        "lattice", description="lr_protocol bracket: after a re-tuning, search again from the "
+        "d_min x 2^k below half the bracket's lower end (lattice) or from that half (half)")
     # subspace lr tuned within [prior / w, prior * w], prior = the tuned baseline lr carried from
     # d = D to d_ref by lr_scaling; None: the whole lr_range (also with a global baseline)
     lr_window: float | None = Field(10.0, gt=1, description="tune the subspace lr within this "
@@ -112,8 +120,11 @@ class MeasureConfig(TrainOptions):
         # the re-tuning factor is hashed where it decides (at its default too: a cell measured
         # under the old x2 rule is not reused) and nowhere else
         payload.pop("lr_retune_factor", None)
+        payload.pop("retune_restart", None)
         if self.retunes_at_bracket:
             payload["lr_retune_factor"] = self.lr_retune_factor
+            if self.retune_restart != "half":  # cells measured before the field keep their keys
+                payload["retune_restart"] = self.retune_restart
         return stable_key(payload, 16, style="pydantic")
 
     @field_validator("threshold")

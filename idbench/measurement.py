@@ -223,7 +223,8 @@ def choose_subspace_lr(runs: CellRuns, baseline: Baseline, bounds: Bounds) -> Su
         return runs.tune("subspace", d, tuning_range(config, baseline.lr, bounds.D, d))
 
     if config.retunes_at_bracket:
-        return TunedAtBracket(tune, carry, bounds.d_ref, window, config.lr_retune_factor)
+        return TunedAtBracket(tune, carry, bounds.d_ref, window, config.lr_retune_factor,
+                              config.retune_restart)
     return CarriedFromReference(carry, tune(bounds.d_ref), bounds.d_ref, window)
 
 
@@ -257,7 +258,8 @@ def search_d(runs: CellRuns, rule: SubspaceLr, bounds: Bounds,
 # column (how the subspace lr was chosen is in tune_at / lr_subspace / lr_scaling)
 RENAMED = {"steps": "steps_budget", "baseline": "baseline_kind"}
 RECORDED_AS = {"tune_every_probe": "tune_at", "d_ref": "tune_at", "lr_window": "tune_at",
-               "lr_protocol": "tune_at", "lr_retune_factor": "tune_at", "lr": "lr_baseline"}
+               "lr_protocol": "tune_at", "lr_retune_factor": "tune_at", "retune_restart": "tune_at",
+               "lr": "lr_baseline"}
 
 
 def config_columns(config: MeasureConfig) -> dict[str, Any]:

@@ -41,8 +41,8 @@ RUN_KEYS = ["4d89803b184c42f8c822", "40ef1d69f03efdf6b1c3"]
 def test_cell_and_run_keys_are_those_of_the_code_before_the_refactoring():
     """Every key is unchanged except those with layer compartments, whose d changed meaning
     (per layer before, the total now), and those of cells whose rate the bracket protocol tunes,
-    whose re-tuning rule changed (x2, now lr_retune_factor): they must not find runs or
-    measurements stored under the old meaning."""
+    whose re-tuning rule changed (x2, now lr_retune_factor; and where the search restarts,
+    retune_restart): they must not find runs or measurements stored under the old meaning."""
     configs = [MeasureConfig(**c) for c in CONFIGS]
     moved = [c.compartments == "layer" or c.retunes_at_bracket for c in configs]
     assert [c.key() == old for c, old in zip(configs, CELL_KEYS)] == [not x for x in moved]
@@ -59,6 +59,15 @@ def test_the_retune_factor_keys_the_cells_it_decides_and_no_others():
     for options, decides in ((bracket, True), (every, False), (untuned, False), (grid, False)):
         keys = {MeasureConfig(**options, lr_retune_factor=f).key() for f in (1.5, 2.0, 3.0)}
         assert len(keys) == (3 if decides else 1)
+
+
+def test_the_restart_rule_keys_the_cells_it_decides_and_the_old_rule_keeps_its_keys():
+    bracket, every = (dict(model="fc", dataset="digits", **o) for o in (
+        {}, {"tune_every_probe": True}))
+    lattice, half = (MeasureConfig(**bracket, retune_restart=r) for r in ("lattice", "half"))
+    assert MeasureConfig(**bracket).key() == lattice.key() != half.key()
+    assert half.key() == "aae3e9da2b8213f6"  # the default's key at 42be46a, before the field
+    assert len({MeasureConfig(**every, retune_restart=r).key() for r in ("lattice", "half")}) == 1
 
 
 def test_a_field_added_later_changes_no_key_at_its_default_and_keys_when_set():

@@ -6,7 +6,7 @@ import warnings
 import pytest
 
 from idbench.config import MeasureConfig
-from idbench.lr_protocol import Carry, TunedAtBracket
+from idbench.lr_protocol import Carry, TunedAtBracket, on_lattice
 from idbench.search import search
 
 
@@ -40,7 +40,8 @@ def test_probes_near_the_crossing_use_a_rate_tuned_near_it():
     assert tuned_at[0] == 1000 and len(tuned_at) >= 2
     final = tuned_at[-1]
     assert all(max(final / p.d, p.d / final) <= 2 for p in result.probes if 30 <= p.d <= 60)
-    assert rule.record()["tune_at"] == "bracket:" + ",".join(map(str, tuned_at)) + " retune:x2"
+    assert rule.record()["tune_at"] == ("bracket:" + ",".join(map(str, tuned_at))
+                                        + " retune:x2 restart:lattice")
     assert rule.origin(40) == {"lr_tuned_at": final, "lr_carried_by": "none", "curvature": None}
 
 
@@ -61,7 +62,7 @@ def test_the_retune_factor_decides_whether_a_crossing_x1_8_away_is_retuned(move,
     assert (result.d_lo, result.d_hi) == (99, 100)
     assert tuned_at == ([180, 99] if retuned else [180])
     tune_at = "bracket:" + ",".join(map(str, tuned_at)) + f" retune:x{move:g}"
-    assert rule.record()["tune_at"] == tune_at
+    assert rule.record()["tune_at"] == tune_at + " restart:lattice"
 
 
 def test_curvature_carries_the_rate_by_the_ratio_of_top_eigenvalues():
@@ -122,3 +123,34 @@ def test_a_search_censored_at_the_carried_rate_is_retuned_at_d_max_and_searched_
                                               d_max=2048, resolution=0.01), 16)
     assert tuned_at == [181, 2048, 698]
     assert not result.censored and result.d_lo < 700 <= result.d_hi <= 707  # resolution 1%
+
+
+@pytest.mark.parametrize("restart, bracket", [("lattice", (45, 46)), ("half", (39, 40))])
+def test_a_search_restarted_on_the_lattice_probes_the_d_a_search_from_d_min_probes(restart,
+                                                                                    bracket):
+    """Verdicts that do not depend on the rate but are not monotone in d (d >= 40 passes, except
+    d = 45, as one ill-conditioned basis fails a d between passing ones): a search from d_min, as
+    tune-every-probe's, brackets (45, 46]; the protocol restarted on the lattice after its
+    re-tuning probes the same d and agrees, restarted at half the bracket (22) it bisects through
+    other d and reports (39, 40]."""
+    def evaluate(d: int) -> list[float]:
+        return [float(d >= 40 and d != 45)]
+
+    def search_from(start: int):
+        return search(evaluate, threshold_score=1.0, d_min=start, d_max=4000, resolution=0.01)
+
+    assert (search_from(1).d_lo, search_from(1).d_hi) == (45, 46)
+    rule = TunedAtBracket(lambda d: 1.0, Carry(config(lr_scaling="none"), lambda d: math.nan),
+                          1000, "", move=1.5, restart=restart)
+    result = rule.search(search_from, 1)
+    assert [t for t, _ in rule.tuned] == [1000, 45]
+    assert (result.d_lo, result.d_hi) == bracket
+
+
+@pytest.mark.parametrize("d_min", [1, 3, 10, 32])
+def test_on_lattice_is_the_largest_d_min_power_of_two_multiple_at_or_below(d_min):
+    for d in [d_min - 0.5, d_min, d_min * 1.9, d_min * 2, d_min * 5.5, d_min * 1000 + 1]:
+        point = on_lattice(d_min, d)
+        k = math.log2(point / d_min)
+        assert k == int(k) and point >= d_min
+        assert point <= max(d, d_min) < 2 * point or d < d_min
