@@ -4,17 +4,18 @@ Protocols (MeasureConfig options), each measured on the same cells:
 
 - ``reference``: the rate tuned once at d_ref (geometric middle of the range), carried by
   ``lr_scaling: auto`` (inverse-d for SGD, inverse-sqrt-d for Adam);
-- ``bracket``: tuned at d_ref, re-tuned at the bracket of the crossing (``lr_protocol: bracket``);
-- ``bracket-curvature``: the same, carried by measured curvature (``lr_scaling: curvature``);
-- ``bracket-x1.2``: the default re-tuning beyond x1.2 instead of x1.5, a candidate that did not
-  close the gap to every-probe on the known-answer family (protocol_check.md);
+- ``bracket``: tuned at d_ref, re-tuned at the bracket of the crossing (``lr_protocol: bracket``),
+  each search after a re-tuning restarted on the lattice d_min x 2^k: the default;
+- ``bracket-half``: the same restarted at half the bracket's lower end (the default before
+  ``retune_restart``, a7f701e);
+- ``bracket-curvature``: the default carried by measured curvature (``lr_scaling: curvature``);
+- ``bracket-x1.2``: the default re-tuning beyond x1.2 instead of x1.5 (measured under the half
+  restart, protocol_check.md);
 - ``every-probe``: tuned anew at every probe (``tune_every_probe``), the reference answer;
 - ``every-probe-redraw``: the same with another draw of the tuner (``tune_draw: 1``: its grid
   trials elsewhere in their bins, other TPE proposals): how well the reference agrees with
   itself, the floor against which the others' agreement is read;
-- ``bracket-redraw``: the default under that other draw of the tuner;
-- ``bracket-lattice`` (and ``-redraw``): the default with ``retune_restart: lattice``, its
-  searches after a re-tuning started on the lattice d_min x 2^k that every-probe searches.
+- ``bracket-redraw``: the default under that other draw of the tuner.
 
 Cells: FC 784-200-200-10 and LeNet on Fashion-MNIST under dense, sparse, Fastfood and FastJL, and
 the known-answer family (idbench.known_answers, first-order: Adam). All protocols of one cell share
@@ -64,19 +65,17 @@ PROJECTIONS = ("dense", "sparse", "fastfood", "fastjl")
 MODELS = ("fc[depth=2,width=200]", "lenet")
 PROTOCOLS: dict[str, dict[str, Any]] = {
     "reference": {"lr_protocol": "reference"},
-    "bracket": {"lr_protocol": "bracket"},  # the default
+    "bracket": {"lr_protocol": "bracket"},  # the default (restarts on the lattice)
+    # the default before a7f701e: a search after a re-tuning restarts at half the bracket's d_lo
+    "bracket-half": {"lr_protocol": "bracket", "retune_restart": "half"},
     "bracket-curvature": {"lr_protocol": "bracket", "lr_scaling": "curvature"},
     # a candidate: re-tune whenever the crossing lies beyond x1.2 of the tuning point (default x1.5)
     "bracket-x1.2": {"lr_protocol": "bracket", "lr_retune_factor": 1.2},
     "every-probe": {"tune_every_probe": True},
-    # the reference against itself: another draw of the tuner's proposals, so the agreement the
-    # protocols above reach can be read against the reference's own reproducibility
+    # the reference against itself: another draw of the tuner's grid and proposals, so the
+    # agreement the protocols above reach can be read against the reference's own reproducibility
     "every-probe-redraw": {"tune_every_probe": True, "tune_draw": 1},
     "bracket-redraw": {"lr_protocol": "bracket", "tune_draw": 1},
-    # the default restarting its searches on the lattice d_min x 2^k after a re-tuning
-    "bracket-lattice": {"lr_protocol": "bracket", "retune_restart": "lattice"},
-    "bracket-lattice-redraw": {"lr_protocol": "bracket", "retune_restart": "lattice",
-                               "tune_draw": 1},
 }
 
 
