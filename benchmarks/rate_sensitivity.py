@@ -32,7 +32,7 @@ from idbench.config import MeasureConfig
 from idbench.executors import LocalExecutor
 from idbench.store import RunStore
 
-from protocol_check import PROTOCOLS, cell_folder, known_cells  # noqa: E402 (benchmarks/)
+from protocol_check import PROTOCOLS, cell_folder, known_cells  # (benchmarks/protocol_check.py)
 
 FACTORS = (0.8, 0.9, 1.1, 1.25)
 

@@ -33,7 +33,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 from idbench.search import SearchResult
 
@@ -113,7 +113,7 @@ class TunedAtBracket:
     d_ref: int
     window: str
     move: float  # re-tune when the crossing lies further than this factor from the tuning point
-    restart: str = "lattice"  # where a search starts again after a re-tuning (restart_at)
+    restart: Literal["lattice", "half"] = "lattice"  # where a search starts again (restart_at)
     tuned: list[tuple[int, float]] = field(default_factory=list)  # (d, lr) in tuning order
 
     def __post_init__(self) -> None:
@@ -133,7 +133,8 @@ class TunedAtBracket:
 
     def record(self) -> dict[str, Any]:
         points = ",".join(str(t) for t, _ in self.tuned)
-        restart = "" if self.restart == "half" else f" restart:{self.restart}"  # (as before)
+        # rows of the half restart read as they did before retune_restart existed
+        restart = "" if self.restart == "half" else f" restart:{self.restart}"
         return {"tune_at": f"bracket:{points} retune:x{self.move:g}{restart}{self.window}",
                 "lr_subspace": self.tuned[-1][1], "lr_scaling": self.carry.rule}
 
