@@ -23,13 +23,15 @@ one output folder, so the baseline and the tuning at d_ref are trained once; eac
 ``runs`` and ``wall_s`` still count every run it used (found in the store or trained).
 
 One JSON line per (cell, protocol): d_int, bracket [d_lo, d_hi], 95% CI, runs, wall_s (sum of the
-runs' training time), elapsed_s (this process, including curvature estimates), diverged and
-retried baseline/probe runs and diverged tuning trials first trained by this measurement, where
-the rate was tuned; then one summary line per cell: each protocol's d_int / every-probe's d_int,
-whether their brackets [d_lo, d_hi] overlap (agree within the bisection's resolution), whether
-their 95% CIs overlap (where the score curve is flat at the threshold, seed noise moves the
-crossing by more than a bisection step, so the bracket test is stricter than the measurement's
-own resolution), and its runs and wall time as a fraction of every-probe's.
+runs' training time), train_steps (sum of their training steps: the cost that the machine's load
+does not change; a tuning trial that diverges stops early, so a run is not a fixed unit),
+elapsed_s (this process, including curvature estimates), diverged and retried baseline/probe runs
+and diverged tuning trials first trained by this measurement, where the rate was tuned; then one
+summary line per cell: each protocol's d_int / every-probe's d_int, whether their brackets
+[d_lo, d_hi] overlap (agree within the bisection's resolution), whether their 95% CIs overlap
+(where the score curve is flat at the threshold, seed noise moves the crossing by more than a
+bisection step, so the bracket test is stricter than the measurement's own resolution), and its
+runs, training steps and wall time as a fraction of every-probe's.
 
     python benchmarks/protocol_check.py --quick          # ~15-30 min on 2 busy CPU cores
     python benchmarks/protocol_check.py                  # 2 epochs, 3 seeds, 8 trials (hours)
@@ -128,12 +130,16 @@ def measure_protocol(name: str, options: dict[str, Any], out: Path) -> dict[str,
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         row = measure(config, out=out, device="cpu")
-    runs = RunStore(out).table().filter(pl.col("cell") == row.cell)
+    table = RunStore(out).table()
+    runs = table.filter(pl.col("cell") == row.cell)
     measured = runs.filter(pl.col("role") != "tune")
+    # (a run found in the store may have been trained for another protocol's cell)
+    used = table.filter(pl.col("run_key").is_in(json.loads(row.run_keys)))
     return {
         "protocol": name, "d_int": row.d_int, "d_lo": row.d_lo, "d_hi": row.d_hi,
         "ci_low": row.ci_low, "ci_high": row.ci_high,
         "censored": row.censored, "runs": row.n_runs, "wall_s": round(row.wall_s, 1),
+        "train_steps": int(used["steps"].sum()),
         "elapsed_s": round(time.perf_counter() - start, 1), "tune_at": row.tune_at,
         # baseline and probe runs first trained by this measurement (tuning trials are not
         # retried: a diverging trial is how the tuner learns a rate is too large)
@@ -176,8 +182,9 @@ def markdown(lines: list[str]) -> str:
 
     yes_no = {True: "yes", False: "no", None: "n/a"}
     rows = ["| cell | protocol | d_int [bracket] | every-probe | ratio | brackets overlap | "
-            "CIs overlap | runs (fraction) | wall fraction | retried / diverged (new runs) |",
-            "|---|---|---|---|---:|---|---|---:|---:|---:|"]
+            "CIs overlap | runs (fraction) | steps fraction | wall fraction | "
+            "retried / diverged (new runs) |",
+            "|---|---|---|---|---:|---|---|---:|---:|---:|---:|"]
     for cell, by_name in results.items():
         ref, summary = by_name.get("every-probe"), by_name.get("summary", {})
         for name, r in by_name.items():
@@ -187,7 +194,8 @@ def markdown(lines: list[str]) -> str:
             rows.append(
                 f"| {cell.replace('|', ' / ')} | {name} | {estimate(r)} | {estimate(ref)} | "
                 f"{s['d_int_ratio']} | {yes_no[s['agrees']]} | {yes_no[s.get('ci_overlap')]} | "
-                f"{r['runs']} of {ref['runs']} ({s['runs_fraction']}) | {s['wall_fraction']} | "
+                f"{r['runs']} of {ref['runs']} ({s['runs_fraction']}) | "
+                f"{s.get('steps_fraction', 'n/a')} | {s['wall_fraction']} | "
                 f"{r['retried']} / {r['diverged']} |")
     return "\n".join(rows) + "\n\n" + totals(results) + "\n\n" + agreement_matrix(results)
 
@@ -211,8 +219,21 @@ def totals(results: dict[str, dict[str, Any]]) -> str:
             f"{statistics.median(fractions):.0%} of every-probe's ({fractions[0]:.0%} to "
             f"{fractions[-1]:.0%}; at most half on {half}), "
             f"{sum(r['runs'] for r, _, _ in pairs) / sum(e['runs'] for _, _, e in pairs):.0%} "
-            f"of all its runs")
+            f"of all its runs" + steps_total(pairs))
     return "\n".join(lines)
+
+
+def steps_total(pairs: list[tuple[dict[str, Any], dict[str, Any], dict[str, Any]]]) -> str:
+    """Training steps against every-probe's, as :func:`totals` gives runs (empty for output
+    from before ``train_steps`` was recorded)."""
+    if not all("train_steps" in r and "train_steps" in e for r, _, e in pairs):
+        return ""
+    fractions = sorted(s["steps_fraction"] for _, s, _ in pairs)
+    steps = sum(r["train_steps"] for r, _, _ in pairs)
+    reference = sum(e["train_steps"] for _, _, e in pairs)
+    return (f"; training steps a median {statistics.median(fractions):.0%} ({fractions[0]:.0%} "
+            f"to {fractions[-1]:.0%}; at most half on {sum(f <= 0.5 for f in fractions)}), "
+            f"{steps / reference:.0%} of all its steps")
 
 
 def agreement_matrix(results: dict[str, dict[str, Any]]) -> str:
@@ -284,6 +305,7 @@ def main() -> None:
                 "runs_fraction": round(result["runs"] / ref["runs"], 3),
                 "wall_fraction": round(result["wall_s"] / ref["wall_s"], 3)
                 if ref["wall_s"] else math.nan,
+                "steps_fraction": round(result["train_steps"] / ref["train_steps"], 3),
             }
         print(json.dumps(summary), flush=True)
 
