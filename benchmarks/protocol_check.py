@@ -11,9 +11,6 @@ Protocols (MeasureConfig options), each measured on the same cells:
 - ``bracket-curvature``: the default carried by measured curvature (``lr_scaling: curvature``);
 - ``bracket-x1.2``: the default re-tuning beyond x1.2 instead of x1.5 (measured under the half
   restart, protocol_check.md);
-- ``bracket-early``: the default re-tuning as soon as growing d brackets the crossing wholly
-  beyond x1.5 of the tuning point, at that bracket's middle, without bisecting it first
-  (``retune_when: bracketed``): fewer probes at a rate about to be replaced;
 - ``every-probe``: tuned anew at every probe (``tune_every_probe``), the reference answer;
 - ``every-probe-redraw``: the same with another draw of the tuner (``tune_draw: 1``: its grid
   trials elsewhere in their bins, other TPE proposals): how well the reference agrees with
@@ -76,8 +73,6 @@ PROTOCOLS: dict[str, dict[str, Any]] = {
     "bracket-curvature": {"lr_protocol": "bracket", "lr_scaling": "curvature"},
     # a candidate: re-tune whenever the crossing lies beyond x1.2 of the tuning point (default x1.5)
     "bracket-x1.2": {"lr_protocol": "bracket", "lr_retune_factor": 1.2},
-    # a candidate: re-tune as soon as growing d brackets the crossing beyond the factor
-    "bracket-early": {"lr_protocol": "bracket", "retune_when": "bracketed"},
     "every-probe": {"tune_every_probe": True},
     # the reference against itself: another draw of the tuner's grid and proposals, so the
     # agreement the protocols above reach can be read against the reference's own reproducibility

@@ -86,13 +86,6 @@ class MeasureConfig(TrainOptions):
     retune_restart: Literal["lattice", "half"] = Field(
         "lattice", description="lr_protocol bracket: after a re-tuning, search again from the "
         "d_min x 2^k below half the bracket's lower end (lattice) or from that half (half)")
-    # bracket: when a search far from the tuning point re-tunes. "resolved": after bisecting the
-    # crossing to the resolution, at its middle; "bracketed": as soon as growing d brackets it
-    # wholly beyond lr_retune_factor (any bisection would re-tune), at that bracket's middle,
-    # without training the bisection's probes at a rate about to be replaced
-    retune_when: Literal["resolved", "bracketed"] = Field(
-        "resolved", description="lr_protocol bracket: re-tune after bisecting the crossing "
-        "(resolved) or as soon as growing d brackets it beyond lr_retune_factor (bracketed)")
     # subspace lr tuned within [prior / w, prior * w], prior = the tuned baseline lr carried from
     # d = D to d_ref by lr_scaling; None: the whole lr_range (also with a global baseline)
     lr_window: float | None = Field(10.0, gt=1, description="tune the subspace lr within this "
@@ -128,13 +121,10 @@ class MeasureConfig(TrainOptions):
         # under the old x2 rule is not reused) and nowhere else
         payload.pop("lr_retune_factor", None)
         payload.pop("retune_restart", None)
-        payload.pop("retune_when", None)
         if self.retunes_at_bracket:
             payload["lr_retune_factor"] = self.lr_retune_factor
             if self.retune_restart != "half":  # cells measured before the field keep their keys
                 payload["retune_restart"] = self.retune_restart
-            if self.retune_when != "resolved":  # (and those measured before this one)
-                payload["retune_when"] = self.retune_when
         return stable_key(payload, 16, style="pydantic")
 
     @field_validator("threshold")

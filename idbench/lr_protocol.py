@@ -17,10 +17,7 @@ each a recorded option of :class:`~idbench.config.MeasureConfig`:
   whose probes all share one rate rule. A search after a re-tuning starts on the lattice
   d_min x 2^k (``retune_restart: lattice``, :func:`on_lattice`), so it probes the d that a search
   from d_min probes: near the crossing the verdict depends on which d is probed (each d draws its
-  own bases) more than on the rate. With ``retune_when: bracketed`` the first searches stop as
-  soon as growing d brackets the crossing wholly beyond the factor (so that any bisection of it
-  would re-tune too) and re-tune at that bracket's middle: the probes that bisect a bracket only
-  to be replaced after the re-tuning are not trained (``resolved``, the default, bisects first).
+  own bases) more than on the rate.
 - **how** (``lr_scaling: curvature``, :class:`Carry`): lr_d = lr_t * lambda_t / lambda_d with
   lambda = lambda_max(P^T H P) at theta0 (:mod:`idbench.curvature`, on the basis of the first
   measured seed), so the carried rate keeps the same fraction of the stability limit ~2 / lambda.
@@ -41,7 +38,6 @@ from typing import Any, Callable, Literal
 from idbench.search import SearchResult
 
 MAX_RETUNES = 2  # re-tunings after the first tuning at d_ref
-StopAt = Callable[[int, int], bool]  # (d_lo, d_hi) -> stop the search at this bracket
 
 
 class Carry:
@@ -118,7 +114,6 @@ class TunedAtBracket:
     window: str
     move: float  # re-tune when the crossing lies further than this factor from the tuning point
     restart: Literal["lattice", "half"] = "lattice"  # where a search starts again (restart_at)
-    when: Literal["resolved", "bracketed"] = "resolved"  # re-tune after bisecting, or before
     tuned: list[tuple[int, float]] = field(default_factory=list)  # (d, lr) in tuning order
 
     def __post_init__(self) -> None:
@@ -140,25 +135,15 @@ class TunedAtBracket:
         points = ",".join(str(t) for t, _ in self.tuned)
         # rows of the half restart read as they did before retune_restart existed
         restart = "" if self.restart == "half" else f" restart:{self.restart}"
-        when = "" if self.when == "resolved" else f" retune_when:{self.when}"
-        return {"tune_at": f"bracket:{points} retune:x{self.move:g}{restart}{when}{self.window}",
+        return {"tune_at": f"bracket:{points} retune:x{self.move:g}{restart}{self.window}",
                 "lr_subspace": self.tuned[-1][1], "lr_scaling": self.carry.rule}
 
-    def will_retune(self, d_lo: int, d_hi: int) -> bool:
-        """Whether a crossing anywhere in (d_lo, d_hi] lies beyond the factor from the tuning
-        point, with a re-tuning left: under ``bracketed``, a search stops bisecting there."""
-        t = self.tuned[-1][0]
-        return len(self.tuned) <= MAX_RETUNES and (d_lo >= t * self.move or d_hi <= t / self.move)
-
-    def search(self, search_from: Callable[[int, StopAt | None], SearchResult],
-               d_min: int) -> SearchResult:
-        """Run ``search_from(start, stop_at_bracket)`` (a search from d = start at the current
-        rate, :func:`~idbench.search.search`'s ``stop_at_bracket``), re-tuning and searching again
-        while the crossing lies far from the tuning point."""
-        stop = self.will_retune if self.when == "bracketed" else None
+    def search(self, search_from: Callable[[int], SearchResult], d_min: int) -> SearchResult:
+        """Run ``search_from(start)`` (a full search from d = start at the current rate),
+        re-tuning and searching again while the crossing lies far from the tuning point."""
         start = d_min
         while True:
-            result = search_from(start, stop)
+            result = search_from(start)
             if result.censored:  # nothing passed up to d_max at the carried rate: re-tune there
                 top, t = max(p.d for p in result.probes), self.tuned[-1][0]
                 if top / t <= self.move or len(self.tuned) > MAX_RETUNES:

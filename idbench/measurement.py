@@ -39,7 +39,7 @@ from idbench.errors import IdbenchError
 from idbench.executors import Executor, LocalExecutor
 from idbench.schema import MeasurementRow
 from idbench.curvature import lambda_max_of_run
-from idbench.lr_protocol import Carry, StopAt, TunedAtBracket
+from idbench.lr_protocol import Carry, TunedAtBracket
 from idbench.search import Probe, SearchResult, search
 from idbench.provenance import device_name, git_rev, now_iso, versions
 from idbench.store import RunStore
@@ -224,7 +224,7 @@ def choose_subspace_lr(runs: CellRuns, baseline: Baseline, bounds: Bounds) -> Su
 
     if config.retunes_at_bracket:
         return TunedAtBracket(tune, carry, bounds.d_ref, window, config.lr_retune_factor,
-                              config.retune_restart, config.retune_when)
+                              config.retune_restart)
     return CarriedFromReference(carry, tune(bounds.d_ref), bounds.d_ref, window)
 
 
@@ -244,10 +244,10 @@ def search_d(runs: CellRuns, rule: SubspaceLr, bounds: Bounds,
         verdict = "pass" if probe.passed else "fail"
         runs.on_event(f"probe d={probe.d}: mean {probe.mean:.4f} ({verdict})")
 
-    def search_from(start: int, stop_at_bracket: StopAt | None = None) -> SearchResult:
+    def search_from(start: int) -> SearchResult:
         return search(evaluate, threshold_score=threshold_score, d_min=start,
                       d_max=bounds.d_max, resolution=config.resolution, grid=bounds.grid,
-                      on_probe=on_probe, stop_at_bracket=stop_at_bracket)
+                      on_probe=on_probe)
 
     if isinstance(rule, TunedAtBracket):  # re-tunes as the search narrows, and searches again
         return rule.search(search_from, config.d_min)
@@ -259,7 +259,7 @@ def search_d(runs: CellRuns, rule: SubspaceLr, bounds: Bounds,
 RENAMED = {"steps": "steps_budget", "baseline": "baseline_kind"}
 RECORDED_AS = {"tune_every_probe": "tune_at", "d_ref": "tune_at", "lr_window": "tune_at",
                "lr_protocol": "tune_at", "lr_retune_factor": "tune_at", "retune_restart": "tune_at",
-               "retune_when": "tune_at", "lr": "lr_baseline"}
+               "lr": "lr_baseline"}
 
 
 def config_columns(config: MeasureConfig) -> dict[str, Any]:

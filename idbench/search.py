@@ -165,13 +165,8 @@ def search(
     growth: float = 2.0,
     grid: Sequence[int] | None = None,
     on_probe: Callable[[Probe], None] | None = None,
-    stop_at_bracket: Callable[[int, int], bool] | None = None,
 ) -> SearchResult:
-    """Search d in [d_min, d_max] (or over ``grid``); ``evaluate(d)`` returns one score per seed.
-
-    ``stop_at_bracket(d_lo, d_hi)``, asked once growing has bracketed the crossing: True skips the
-    bisection, and the result is that bracket (for a caller that will search again anyway).
-    """
+    """Search d in [d_min, d_max] (or over ``grid``); ``evaluate(d)`` returns one score per seed."""
     if grid is None and not 1 <= d_min <= d_max:  # (a grid alone says where to probe)
         raise IdbenchError(f"need 1 <= d_min <= d_max, got d_min={d_min}, d_max={d_max}")
     if growth <= 1 or not 0 < resolution < 1:
@@ -202,8 +197,7 @@ def search(
                 break
             lo, d = d, min(d_max, max(d + 1, round(d * growth)))
         d_hi, d_lo = decide(probes.values())
-        if d_hi is not None and d_lo is not None and not (
-                stop_at_bracket is not None and stop_at_bracket(d_lo, d_hi)):
+        if d_hi is not None and d_lo is not None:
             lo, hi = d_lo, d_hi
             while hi - lo > 1 and hi / lo - 1 > resolution:
                 mid = min(hi - 1, max(lo + 1, round(math.sqrt(lo * hi))))

@@ -70,16 +70,6 @@ def test_the_restart_rule_keys_the_cells_it_decides_and_the_old_rule_keeps_its_k
     assert len({MeasureConfig(**every, retune_restart=r).key() for r in ("lattice", "half")}) == 1
 
 
-def test_the_retune_moment_keys_the_cells_it_decides_and_the_default_keeps_its_keys():
-    bracket, every = (dict(model="fc", dataset="digits", **o) for o in (
-        {}, {"tune_every_probe": True}))
-    resolved, bracketed = (MeasureConfig(**bracket, retune_when=w) for w in ("resolved",
-                                                                             "bracketed"))
-    assert MeasureConfig(**bracket).key() == resolved.key() != bracketed.key()
-    assert len({MeasureConfig(**every, retune_when=w).key() for w in ("resolved",
-                                                                       "bracketed")}) == 1
-
-
 def test_a_field_added_later_changes_no_key_at_its_default_and_keys_when_set():
     class Later(RunSpec):
         label_smoothing: float = Field(0.0, description="added after stores were written")

@@ -34,9 +34,8 @@ def test_probes_near_the_crossing_use_a_rate_tuned_near_it():
         near = max(t / d, d / t) <= 2
         return [1.0 if d >= (40 if near else 80) else 0.0]
 
-    result = rule.search(lambda start, stop: search(evaluate, threshold_score=1.0, d_min=start,
-                                                    d_max=4000, resolution=0.01,
-                                                    stop_at_bracket=stop), 1)
+    result = rule.search(lambda start: search(evaluate, threshold_score=1.0, d_min=start,
+                                              d_max=4000, resolution=0.01), 1)
     assert (result.d_lo, result.d_hi) == (39, 40)
     assert tuned_at[0] == 1000 and len(tuned_at) >= 2
     final = tuned_at[-1]
@@ -46,12 +45,10 @@ def test_probes_near_the_crossing_use_a_rate_tuned_near_it():
     assert rule.origin(40) == {"lr_tuned_at": final, "lr_carried_by": "none", "curvature": None}
 
 
-@pytest.mark.parametrize("when", ["resolved", "bracketed"])
 @pytest.mark.parametrize("move, retuned", [(2.0, False), (1.5, True)])
-def test_the_retune_factor_decides_whether_a_crossing_x1_8_away_is_retuned(move, retuned, when):
+def test_the_retune_factor_decides_whether_a_crossing_x1_8_away_is_retuned(move, retuned):
     """Crossing at d = 100 whatever the rate, tuned at 180 (x1.8 away): re-tuned only when the
-    factor is below 1.8, and then where the crossing lies. The growth's bracket (64, 128] is not
-    wholly beyond either factor, so a search that may re-tune at the bracket bisects it first."""
+    factor is below 1.8, and then where the crossing lies."""
     tuned_at = []
 
     def tune(d: int) -> float:
@@ -59,53 +56,13 @@ def test_the_retune_factor_decides_whether_a_crossing_x1_8_away_is_retuned(move,
         return 1.0
 
     rule = TunedAtBracket(tune, Carry(config(lr_scaling="none"), lambda d: math.nan), 180, "",
-                          move=move, when=when)
-    result = rule.search(lambda start, stop: search(lambda d: [float(d >= 100)],
-                                                    threshold_score=1.0, d_min=start, d_max=1000,
-                                                    resolution=0.01, stop_at_bracket=stop), 1)
+                          move=move)
+    result = rule.search(lambda start: search(lambda d: [float(d >= 100)], threshold_score=1.0,
+                                              d_min=start, d_max=1000, resolution=0.01), 1)
     assert (result.d_lo, result.d_hi) == (99, 100)
     assert tuned_at == ([180, 99] if retuned else [180])
     tune_at = "bracket:" + ",".join(map(str, tuned_at)) + f" retune:x{move:g}"
-    suffix = "" if when == "resolved" else " retune_when:bracketed"
-    assert rule.record()["tune_at"] == tune_at + " restart:lattice" + suffix
-
-
-def test_a_bracket_wholly_beyond_the_factor_is_retuned_before_it_is_bisected():
-    """Crossing at d = 100 whatever the rate, tuned at 1000: growing from 1 brackets (64, 128],
-    wholly below 1000 / 1.5, so every bisection of it re-tunes. ``bracketed`` re-tunes at once at
-    its middle (91) and skips the first search's bisection; ``resolved`` bisects to (99, 100] and
-    re-tunes at 99. Both report (99, 100], from probes that use a rate tuned near it."""
-    outcomes = {}
-    for when in ("resolved", "bracketed"):
-        probed = []
-
-        def evaluate(d: int) -> list[float]:
-            probed.append(d)
-            return [float(d >= 100)]
-
-        rule = TunedAtBracket(lambda d: 1.0, Carry(config(lr_scaling="none"), lambda d: math.nan),
-                              1000, "", move=1.5, when=when)
-        result = rule.search(lambda start, stop: search(evaluate, threshold_score=1.0,
-                                                        d_min=start, d_max=4000, resolution=0.01,
-                                                        stop_at_bracket=stop), 1)
-        assert (result.d_lo, result.d_hi) == (99, 100)
-        outcomes[when] = ([t for t, _ in rule.tuned], probed)
-    (resolved_at, resolved), (bracketed_at, bracketed) = outcomes.values()
-    assert resolved_at == [1000, 99] and bracketed_at == [1000, 91]
-    growth = [1, 2, 4, 8, 16, 32, 64, 128, 256]
-    assert resolved[:9] == bracketed[:9] == growth
-    first_bisection = resolved[9:resolved.index(32, 9)]  # until the search after re-tuning
-    assert len(first_bisection) >= 5 and bracketed[9] == 32
-    assert len(bracketed) == len(resolved) - len(first_bisection)
-
-
-def test_the_last_search_is_bisected_when_no_re_tuning_is_left():
-    rule = TunedAtBracket(lambda d: 1.0, Carry(config(lr_scaling="none"), lambda d: math.nan),
-                          1000, "", move=1.5, when="bracketed")
-    assert rule.will_retune(64, 128) and not rule.will_retune(512, 1024)
-    assert rule.will_retune(1600, 3200) and not rule.will_retune(1400, 2800)  # above: d_lo >= 1500
-    rule.tuned += [(91, 1.0), (99, 1.0)]  # MAX_RETUNES re-tunings spent
-    assert not rule.will_retune(8, 16)
+    assert rule.record()["tune_at"] == tune_at + " restart:lattice"
 
 
 def test_curvature_carries_the_rate_by_the_ratio_of_top_eigenvalues():
@@ -162,9 +119,8 @@ def test_a_search_censored_at_the_carried_rate_is_retuned_at_d_max_and_searched_
     def evaluate(d: int) -> list[float]:
         return [1.0 if rule.lr_at(d) >= 350 and d >= 700 else 0.0]
 
-    result = rule.search(lambda start, stop: search(evaluate, threshold_score=1.0, d_min=start,
-                                                    d_max=2048, resolution=0.01,
-                                                    stop_at_bracket=stop), 16)
+    result = rule.search(lambda start: search(evaluate, threshold_score=1.0, d_min=start,
+                                              d_max=2048, resolution=0.01), 16)
     assert tuned_at == [181, 2048, 698]
     assert not result.censored and result.d_lo < 700 <= result.d_hi <= 707  # resolution 1%
 
@@ -180,9 +136,8 @@ def test_a_search_restarted_on_the_lattice_probes_the_d_a_search_from_d_min_prob
     def evaluate(d: int) -> list[float]:
         return [float(d >= 40 and d != 45)]
 
-    def search_from(start: int, stop=None):
-        return search(evaluate, threshold_score=1.0, d_min=start, d_max=4000, resolution=0.01,
-                      stop_at_bracket=stop)
+    def search_from(start: int):
+        return search(evaluate, threshold_score=1.0, d_min=start, d_max=4000, resolution=0.01)
 
     assert (search_from(1).d_lo, search_from(1).d_hi) == (45, 46)
     rule = TunedAtBracket(lambda d: 1.0, Carry(config(lr_scaling="none"), lambda d: math.nan),

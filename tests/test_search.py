@@ -34,26 +34,6 @@ def test_finds_the_crossing_in_the_expected_number_of_probes():
     assert len(calls) == len(set(calls))  # never the same d twice
 
 
-@pytest.mark.parametrize("stop", [True, False])
-def test_stop_at_bracket_is_asked_once_the_growth_brackets_and_skips_the_bisection(stop):
-    evaluate, calls = linear_curve(700)  # passes from d = 630: growth brackets (320, 640]
-    asked = []
-
-    def stop_at_bracket(d_lo: int, d_hi: int) -> bool:
-        asked.append((d_lo, d_hi))
-        return stop
-
-    result = search(evaluate, threshold_score=0.9, d_min=10, d_max=4000, resolution=0.05,
-                    stop_at_bracket=stop_at_bracket)
-    assert asked == [(320, 640)]
-    assert calls[:8] == [10, 20, 40, 80, 160, 320, 640, 1280]  # growth, confirmation included
-    if stop:
-        assert len(calls) == 8 and (result.d_lo, result.d_hi) == (320, 640)
-        assert result.d_lo < result.d_int <= result.d_hi  # the estimate on the probes there are
-    else:
-        assert len(calls) > 8 and result.d_hi / result.d_lo - 1 <= 0.05
-
-
 def test_exact_integer_answer_when_resolution_allows():
     evaluate, _ = linear_curve(10 / 0.9 - 1e-9)  # passes from d = 10 exactly, fails at 9
     result = search(evaluate, threshold_score=0.9, d_min=1, d_max=100, resolution=0.01)
