@@ -27,7 +27,7 @@ from typing import Any
 import polars as pl
 
 from idbench.config import MeasureConfig
-from idbench.store import RunStore
+from idbench.store import RunStore, cell_runs
 
 from protocol_check import (MODELS, PROJECTIONS, PROTOCOLS, cell_folder,  # (benchmarks/)
                             fashion_cells, known_cells)
@@ -36,10 +36,11 @@ from protocol_check import (MODELS, PROJECTIONS, PROTOCOLS, cell_folder,  # (ben
 def used_runs(store: RunStore, options: dict[str, Any], protocol: str) -> tuple[Any, pl.DataFrame]:
     """The stored measurement of ``protocol`` on the cell, and the runs it used (None, empty when
     it was not measured)."""
-    row = store.get_measurement(MeasureConfig.build(**{**options, **PROTOCOLS[protocol]}).key())
+    key = MeasureConfig.build(**{**options, **PROTOCOLS[protocol]}).key()
+    row = store.get_measurement(key)
     if row is None:
         return None, pl.DataFrame()
-    return row, store.table().filter(pl.col("run_key").is_in(json.loads(row.run_keys)))
+    return row, cell_runs(store.table(), store.measurements().filter(pl.col("cell") == key))
 
 
 def price(cell: str, options: dict[str, Any], out: Path) -> dict[str, Any] | None:

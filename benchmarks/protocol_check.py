@@ -61,7 +61,7 @@ import torch
 from idbench.config import MeasureConfig
 from idbench.known_answers import FAMILY
 from idbench.measurement import measure
-from idbench.store import RunStore
+from idbench.store import RunStore, cell_runs
 
 PROJECTIONS = ("dense", "sparse", "fastfood", "fastjl")
 MODELS = ("fc[depth=2,width=200]", "lenet")
@@ -130,11 +130,11 @@ def measure_protocol(name: str, options: dict[str, Any], out: Path) -> dict[str,
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         row = measure(config, out=out, device="cpu")
-    table = RunStore(out).table()
-    runs = table.filter(pl.col("cell") == row.cell)
+    store = RunStore(out)
+    table = store.table()
+    runs = table.filter(pl.col("cell") == row.cell)  # the runs this measurement trained
     measured = runs.filter(pl.col("role") != "tune")
-    # (a run found in the store may have been trained for another protocol's cell)
-    used = table.filter(pl.col("run_key").is_in(json.loads(row.run_keys)))
+    used = cell_runs(table, store.measurements().filter(pl.col("cell") == row.cell))
     return {
         "protocol": name, "d_int": row.d_int, "d_lo": row.d_lo, "d_hi": row.d_hi,
         "ci_low": row.ci_low, "ci_high": row.ci_high,
@@ -210,30 +210,26 @@ def totals(results: dict[str, dict[str, Any]]) -> str:
                  if name in by_name.get("summary", {}) and "every-probe" in by_name]
         if not pairs:
             continue
-        fractions = sorted(s["runs_fraction"] for _, s, _ in pairs)
-        half = sum(f <= 0.5 for f in fractions)
+        costs = [cost_share(pairs, "runs", "runs_fraction", "runs")]
+        if all("train_steps" in r and "train_steps" in e for r, _, e in pairs):  # (cc8f6f8 on)
+            costs.append(cost_share(pairs, "train_steps", "steps_fraction", "training steps"))
         lines.append(
             f"- {name}, {len(pairs)} cells: brackets overlap on "
             f"{sum(s['agrees'] for _, s, _ in pairs)}, CIs on "
-            f"{sum(bool(s.get('ci_overlap')) for _, s, _ in pairs)}; runs a median "
-            f"{statistics.median(fractions):.0%} of every-probe's ({fractions[0]:.0%} to "
-            f"{fractions[-1]:.0%}; at most half on {half}), "
-            f"{sum(r['runs'] for r, _, _ in pairs) / sum(e['runs'] for _, _, e in pairs):.0%} "
-            f"of all its runs" + steps_total(pairs))
+            f"{sum(bool(s.get('ci_overlap')) for _, s, _ in pairs)}; " + "; ".join(costs))
     return "\n".join(lines)
 
 
-def steps_total(pairs: list[tuple[dict[str, Any], dict[str, Any], dict[str, Any]]]) -> str:
-    """Training steps against every-probe's, as :func:`totals` gives runs (empty for output
-    from before ``train_steps`` was recorded)."""
-    if not all("train_steps" in r and "train_steps" in e for r, _, e in pairs):
-        return ""
-    fractions = sorted(s["steps_fraction"] for _, s, _ in pairs)
-    steps = sum(r["train_steps"] for r, _, _ in pairs)
-    reference = sum(e["train_steps"] for _, _, e in pairs)
-    return (f"; training steps a median {statistics.median(fractions):.0%} ({fractions[0]:.0%} "
-            f"to {fractions[-1]:.0%}; at most half on {sum(f <= 0.5 for f in fractions)}), "
-            f"{steps / reference:.0%} of all its steps")
+def cost_share(pairs: list[tuple[dict[str, Any], dict[str, Any], dict[str, Any]]], total: str,
+               fraction: str, unit: str) -> str:
+    """A protocol's cost (``total``: runs or training steps) against every-probe's over the
+    cells of ``pairs`` (result, summary, every-probe's result): the median of the per-cell
+    fractions, their range, on how many cells at most half, and all of it together."""
+    fractions = sorted(s[fraction] for _, s, _ in pairs)
+    together = sum(r[total] for r, _, _ in pairs) / sum(e[total] for _, _, e in pairs)
+    return (f"{unit} a median {statistics.median(fractions):.0%} of every-probe's "
+            f"({fractions[0]:.0%} to {fractions[-1]:.0%}; at most half on "
+            f"{sum(f <= 0.5 for f in fractions)}), {together:.0%} of all its {unit}")
 
 
 def agreement_matrix(results: dict[str, dict[str, Any]]) -> str:
