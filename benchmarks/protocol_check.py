@@ -11,8 +11,6 @@ Protocols (MeasureConfig options), each measured on the same cells:
 - ``bracket-curvature``: the default carried by measured curvature (``lr_scaling: curvature``);
 - ``bracket-x1.2``: the default re-tuning beyond x1.2 instead of x1.5 (measured under the half
   restart, protocol_check.md);
-- ``bracket-one-seed``: the default training one seed per probe in the searches that a
-  re-tuning replaces, the search that stands run again with every seed (``bracket_seeds: 1``);
 - ``every-probe``: tuned anew at every probe (``tune_every_probe``), the reference answer;
 - ``every-probe-redraw``: the same with another draw of the tuner (``tune_draw: 1``: its grid
   trials elsewhere in their bins, other TPE proposals): how well the reference agrees with
@@ -75,8 +73,6 @@ PROTOCOLS: dict[str, dict[str, Any]] = {
     "bracket-curvature": {"lr_protocol": "bracket", "lr_scaling": "curvature"},
     # a candidate: re-tune whenever the crossing lies beyond x1.2 of the tuning point (default x1.5)
     "bracket-x1.2": {"lr_protocol": "bracket", "lr_retune_factor": 1.2},
-    # a candidate: the searches a re-tuning replaces train one seed; the one that stands, all
-    "bracket-one-seed": {"lr_protocol": "bracket", "bracket_seeds": 1},
     "every-probe": {"tune_every_probe": True},
     # the reference against itself: another draw of the tuner's grid and proposals, so the
     # agreement the protocols above reach can be read against the reference's own reproducibility

@@ -86,13 +86,6 @@ class MeasureConfig(TrainOptions):
     retune_restart: Literal["lattice", "half"] = Field(
         "lattice", description="lr_protocol bracket: after a re-tuning, search again from the "
         "d_min x 2^k below half the bracket's lower end (lattice) or from that half (half)")
-    # bracket: seeds per probe in the searches that a re-tuning replaces (they only locate the
-    # bracket where the rate is tuned next); the search that stands is run again with every seed
-    # (idbench.lr_protocol). None: every seed throughout
-    bracket_seeds: int | None = Field(
-        None, ge=1, description="lr_protocol bracket: seeds per probe in the searches a re-tuning "
-        "replaces, fewer than seeds (the search that stands is run again with every seed); "
-        "None: every seed")
     # subspace lr tuned within [prior / w, prior * w], prior = the tuned baseline lr carried from
     # d = D to d_ref by lr_scaling; None: the whole lr_range (also with a global baseline)
     lr_window: float | None = Field(10.0, gt=1, description="tune the subspace lr within this "
@@ -128,13 +121,10 @@ class MeasureConfig(TrainOptions):
         # under the old x2 rule is not reused) and nowhere else
         payload.pop("lr_retune_factor", None)
         payload.pop("retune_restart", None)
-        payload.pop("bracket_seeds", None)
         if self.retunes_at_bracket:
             payload["lr_retune_factor"] = self.lr_retune_factor
             if self.retune_restart != "half":  # cells measured before the field keep their keys
                 payload["retune_restart"] = self.retune_restart
-            if self.bracket_seeds is not None:  # (and those measured before this one)
-                payload["bracket_seeds"] = self.bracket_seeds
         return stable_key(payload, 16, style="pydantic")
 
     @field_validator("threshold")
@@ -164,10 +154,6 @@ class MeasureConfig(TrainOptions):
             raise ValueError(f"d_min ({self.d_min}) is larger than d_max ({self.d_max})")
         if self.grid is not None and (not self.grid or min(self.grid) < 1):
             raise ValueError("grid must be a non-empty list of positive integers")
-        if self.bracket_seeds is not None and self.bracket_seeds >= self.seeds:
-            raise ValueError(
-                f"bracket_seeds ({self.bracket_seeds}) must be fewer than seeds ({self.seeds}): "
-                "it is the seeds of the searches a re-tuning replaces; drop it to use every seed")
         lo, hi = self.lr_range
         if not 0 < lo < hi:
             raise ValueError("lr_range must be (low, high) with 0 < low < high")

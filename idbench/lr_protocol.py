@@ -17,10 +17,7 @@ each a recorded option of :class:`~idbench.config.MeasureConfig`:
   whose probes all share one rate rule. A search after a re-tuning starts on the lattice
   d_min x 2^k (``retune_restart: lattice``, :func:`on_lattice`), so it probes the d that a search
   from d_min probes: near the crossing the verdict depends on which d is probed (each d draws its
-  own bases) more than on the rate. With ``bracket_seeds`` the searches train that many seeds per
-  probe until one is not followed by a re-tuning, and that search is then run again with every
-  seed (the first seeds' runs found in the store): the probes that only locate a bracket for the
-  next tuning cost a seed's run instead of every seed's.
+  own bases) more than on the rate.
 - **how** (``lr_scaling: curvature``, :class:`Carry`): lr_d = lr_t * lambda_t / lambda_d with
   lambda = lambda_max(P^T H P) at theta0 (:mod:`idbench.curvature`, on the basis of the first
   measured seed), so the carried rate keeps the same fraction of the stability limit ~2 / lambda.
@@ -117,7 +114,6 @@ class TunedAtBracket:
     window: str
     move: float  # re-tune when the crossing lies further than this factor from the tuning point
     restart: Literal["lattice", "half"] = "lattice"  # where a search starts again (restart_at)
-    seeds: int | None = None  # seeds per probe in searches a re-tuning replaces (None: all)
     tuned: list[tuple[int, float]] = field(default_factory=list)  # (d, lr) in tuning order
 
     def __post_init__(self) -> None:
@@ -139,42 +135,29 @@ class TunedAtBracket:
         points = ",".join(str(t) for t, _ in self.tuned)
         # rows of the half restart read as they did before retune_restart existed
         restart = "" if self.restart == "half" else f" restart:{self.restart}"
-        seeds = "" if self.seeds is None else f" bracket_seeds:{self.seeds}"
-        return {"tune_at": f"bracket:{points} retune:x{self.move:g}{restart}{seeds}{self.window}",
+        return {"tune_at": f"bracket:{points} retune:x{self.move:g}{restart}{self.window}",
                 "lr_subspace": self.tuned[-1][1], "lr_scaling": self.carry.rule}
 
-    def search(self, search_from: Callable[[int, int | None], SearchResult],
-               d_min: int) -> SearchResult:
-        """Run ``search_from(start, seeds)`` (a full search from d = start at the current rate,
-        ``seeds`` per probe, None: every seed), re-tuning and searching again while the crossing
-        lies far from the tuning point; the search that is not followed by a re-tuning is
-        confirmed with every seed (see the module docstring)."""
-        start, seeds = d_min, self.seeds
+    def search(self, search_from: Callable[[int], SearchResult], d_min: int) -> SearchResult:
+        """Run ``search_from(start)`` (a full search from d = start at the current rate),
+        re-tuning and searching again while the crossing lies far from the tuning point."""
+        start = d_min
         while True:
-            result = search_from(start, seeds)
-            if not result.censored and result.d_lo is None and start > d_min:
+            result = search_from(start)
+            if result.censored:  # nothing passed up to d_max at the carried rate: re-tune there
+                top, t = max(p.d for p in result.probes), self.tuned[-1][0]
+                if top / t <= self.move or len(self.tuned) > MAX_RETUNES:
+                    return result
+                self.tuned.append((top, self.tune(top)))
+                start = d_min
+                continue
+            if result.d_lo is None and start > d_min:
                 start = self.restart_at(d_min, start / 4)  # even the start passed: lower
                 continue
-            here = self.retune_at(result)
-            if here is None:
-                if seeds is None:
-                    return result
-                seeds = None  # the last search, again with every seed
-                continue
+            where = math.sqrt(result.d_lo * result.d_hi) if result.d_lo else result.d_hi
+            t = self.tuned[-1][0]
+            if max(where / t, t / where) <= self.move or len(self.tuned) > MAX_RETUNES:
+                return result
+            here = max(1, round(where))
             self.tuned.append((here, self.tune(here)))
-            start = d_min if result.censored else \
-                self.restart_at(d_min, (result.d_lo or result.d_hi) / 2)
-            seeds = self.seeds
-
-    def retune_at(self, result: SearchResult) -> int | None:
-        """Where to tune again after ``result`` (None: it stands): at d_max when nothing passed up
-        to it at the carried rate, else at the bracket's middle, when that lies further than the
-        factor from the tuning point and a re-tuning is left."""
-        t = self.tuned[-1][0]
-        if len(self.tuned) > MAX_RETUNES:
-            return None
-        if result.censored:
-            top = max(p.d for p in result.probes)
-            return top if top / t > self.move else None
-        where = math.sqrt(result.d_lo * result.d_hi) if result.d_lo else result.d_hi
-        return max(1, round(where)) if max(where / t, t / where) > self.move else None
+            start = self.restart_at(d_min, (result.d_lo or result.d_hi) / 2)

@@ -224,20 +224,19 @@ def choose_subspace_lr(runs: CellRuns, baseline: Baseline, bounds: Bounds) -> Su
 
     if config.retunes_at_bracket:
         return TunedAtBracket(tune, carry, bounds.d_ref, window, config.lr_retune_factor,
-                              config.retune_restart, config.bracket_seeds)
+                              config.retune_restart)
     return CarriedFromReference(carry, tune(bounds.d_ref), bounds.d_ref, window)
 
 
 def search_d(runs: CellRuns, rule: SubspaceLr, bounds: Bounds,
              threshold_score: float) -> SearchResult:
-    """Phase 4: the d search; each probe trains every seed at the rule's lr (fewer in the
-    searches a re-tuning replaces, with ``bracket_seeds``)."""
+    """Phase 4: the d search; each probe trains every seed at the rule's lr."""
     config = runs.config
 
-    def evaluate(d: int, seeds: int) -> list[float]:
+    def evaluate(d: int) -> list[float]:
         lr = rule.lr_at(d)
-        runs.on_event(f"probe d={d}: {seeds} seeds at lr={lr:.3g}")
-        rows = runs.runs([runs.spec(s, lr, d) for s in range(seeds)], "probe",
+        runs.on_event(f"probe d={d}: {config.seeds} seeds at lr={lr:.3g}")
+        rows = runs.runs([runs.spec(s, lr, d) for s in range(config.seeds)], "probe",
                          origin=rule.origin(d))
         return [r.val_score for r in rows]
 
@@ -245,10 +244,10 @@ def search_d(runs: CellRuns, rule: SubspaceLr, bounds: Bounds,
         verdict = "pass" if probe.passed else "fail"
         runs.on_event(f"probe d={probe.d}: mean {probe.mean:.4f} ({verdict})")
 
-    def search_from(start: int, seeds: int | None = None) -> SearchResult:
-        return search(lambda d: evaluate(d, seeds or config.seeds),
-                      threshold_score=threshold_score, d_min=start, d_max=bounds.d_max,
-                      resolution=config.resolution, grid=bounds.grid, on_probe=on_probe)
+    def search_from(start: int) -> SearchResult:
+        return search(evaluate, threshold_score=threshold_score, d_min=start,
+                      d_max=bounds.d_max, resolution=config.resolution, grid=bounds.grid,
+                      on_probe=on_probe)
 
     if isinstance(rule, TunedAtBracket):  # re-tunes as the search narrows, and searches again
         return rule.search(search_from, config.d_min)
@@ -260,7 +259,7 @@ def search_d(runs: CellRuns, rule: SubspaceLr, bounds: Bounds,
 RENAMED = {"steps": "steps_budget", "baseline": "baseline_kind"}
 RECORDED_AS = {"tune_every_probe": "tune_at", "d_ref": "tune_at", "lr_window": "tune_at",
                "lr_protocol": "tune_at", "lr_retune_factor": "tune_at", "retune_restart": "tune_at",
-               "bracket_seeds": "tune_at", "lr": "lr_baseline"}
+               "lr": "lr_baseline"}
 
 
 def config_columns(config: MeasureConfig) -> dict[str, Any]:

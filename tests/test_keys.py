@@ -70,14 +70,6 @@ def test_the_restart_rule_keys_the_cells_it_decides_and_the_old_rule_keeps_its_k
     assert len({MeasureConfig(**every, retune_restart=r).key() for r in ("lattice", "half")}) == 1
 
 
-def test_bracket_seeds_key_the_cells_they_decide_and_the_default_keeps_its_keys():
-    bracket, every = (dict(model="fc", dataset="digits", seeds=3, **o) for o in (
-        {}, {"tune_every_probe": True}))
-    keys = [MeasureConfig(**bracket, bracket_seeds=n).key() for n in (None, 1, 2)]
-    assert keys[0] == MeasureConfig(**bracket).key() and len(set(keys)) == 3
-    assert len({MeasureConfig(**every, bracket_seeds=n).key() for n in (None, 1, 2)}) == 1
-
-
 def test_a_field_added_later_changes_no_key_at_its_default_and_keys_when_set():
     class Later(RunSpec):
         label_smoothing: float = Field(0.0, description="added after stores were written")

@@ -1,6 +1,5 @@
 """The bracket protocol re-tunes where the crossing lies; curvature carrying and its fallback."""
 
-import json
 import math
 import warnings
 
@@ -35,8 +34,8 @@ def test_probes_near_the_crossing_use_a_rate_tuned_near_it():
         near = max(t / d, d / t) <= 2
         return [1.0 if d >= (40 if near else 80) else 0.0]
 
-    result = rule.search(lambda start, seeds: search(evaluate, threshold_score=1.0,
-                                                     d_min=start, d_max=4000, resolution=0.01), 1)
+    result = rule.search(lambda start: search(evaluate, threshold_score=1.0, d_min=start,
+                                              d_max=4000, resolution=0.01), 1)
     assert (result.d_lo, result.d_hi) == (39, 40)
     assert tuned_at[0] == 1000 and len(tuned_at) >= 2
     final = tuned_at[-1]
@@ -58,64 +57,12 @@ def test_the_retune_factor_decides_whether_a_crossing_x1_8_away_is_retuned(move,
 
     rule = TunedAtBracket(tune, Carry(config(lr_scaling="none"), lambda d: math.nan), 180, "",
                           move=move)
-    result = rule.search(lambda start, seeds: search(lambda d: [float(d >= 100)],
-                                                     threshold_score=1.0, d_min=start,
-                                                     d_max=1000, resolution=0.01), 1)
+    result = rule.search(lambda start: search(lambda d: [float(d >= 100)], threshold_score=1.0,
+                                              d_min=start, d_max=1000, resolution=0.01), 1)
     assert (result.d_lo, result.d_hi) == (99, 100)
     assert tuned_at == ([180, 99] if retuned else [180])
     tune_at = "bracket:" + ",".join(map(str, tuned_at)) + f" retune:x{move:g}"
     assert rule.record()["tune_at"] == tune_at + " restart:lattice"
-
-
-def seeded_search(calls: list, pass_from: tuple[int, int]):
-    """``search_from(start, seeds)`` on a curve whose first seed passes from d = pass_from[0] and
-    whose other seeds pass from pass_from[1] (threshold 1: a probe passes when every seed does),
-    whatever the rate; 3 seeds when ``seeds`` is None. Records each call."""
-    def search_from(start: int, seeds: int | None):
-        calls.append((start, seeds))
-        first, rest = pass_from
-        return search(lambda d: [float(d >= first)] + [float(d >= rest)] * ((seeds or 3) - 1),
-                      threshold_score=1.0, d_min=start, d_max=4000, resolution=0.01)
-    return search_from
-
-
-@pytest.mark.parametrize("t, retuned", [(1000, True), (120, False)])
-def test_searches_a_re_tuning_replaces_train_fewer_seeds_and_the_one_that_stands_all(t, retuned):
-    """Crossing at d = 100 for every seed: tuned at 1000, the first search is replaced by a
-    re-tuning at 99; tuned at 120 it stands. With bracket_seeds 1 every search trains one seed,
-    and the one that stands runs again from the same start with every seed: the same tunings
-    and bracket as without bracket_seeds, from probes of 3 seeds."""
-    outcomes = []
-    for seeds in (None, 1):
-        calls = []
-        rule = TunedAtBracket(lambda d: 1.0, Carry(config(lr_scaling="none"), lambda d: math.nan),
-                              t, "", move=1.5, seeds=seeds)
-        result = rule.search(seeded_search(calls, (100, 100)), 1)
-        outcomes.append(([d for d, _ in rule.tuned], (result.d_lo, result.d_hi), calls))
-        assert all(len(p.scores) == 3 for p in result.probes)
-    (tuned, bracket, every), (tuned_one, bracket_one, one) = outcomes
-    assert tuned == tuned_one == ([t, 99] if retuned else [t])
-    assert bracket == bracket_one == (99, 100)
-    assert every == ([(1, None), (32, None)] if retuned else [(1, None)])  # 32: on_lattice(49.5)
-    assert one == ([(1, 1), (32, 1), (32, None)] if retuned else [(1, 1), (1, None)])
-    assert rule.record()["tune_at"].endswith(" restart:lattice bracket_seeds:1")
-
-
-def test_the_search_that_stands_is_every_seeds_even_where_one_seed_would_pass_lower():
-    """The first seed passes from d = 100, the others from 300: one seed's searches land at 100,
-    every seed's at 300. Tuned at 120, the one-seed search would stand (x1.2), but run again with
-    every seed it lands at 300 (x2.5) and re-tunes there; one seed then lands at 100 again (x3)
-    and re-tunes there, the last re-tuning; the search that then stands, run with every seed,
-    reports (298, 300]: the verdicts reported are every seed's, never one seed's."""
-    calls = []
-    rule = TunedAtBracket(lambda d: 1.0, Carry(config(lr_scaling="none"), lambda d: math.nan),
-                          120, "", move=1.5, seeds=1)
-    result = rule.search(seeded_search(calls, (100, 300)), 1)
-    assert [d for d, _ in rule.tuned] == [120, 299, 99]
-    assert (result.d_lo, result.d_hi) == (298, 300)  # within the resolution, 1%
-    assert all(len(p.scores) == 3 for p in result.probes)
-    # 128 passes at once (then lower, from 32); the last search runs again with every seed
-    assert calls == [(1, 1), (1, None), (128, 1), (32, 1), (32, 1), (32, None)]
 
 
 def test_curvature_carries_the_rate_by_the_ratio_of_top_eigenvalues():
@@ -156,28 +103,6 @@ def test_every_probe_row_records_where_its_rate_was_tuned_and_how_it_was_carried
     assert (probes["curvature"] > 0).all()
 
 
-def test_a_measurement_with_bracket_seeds_trains_one_seed_before_the_last_tuning(tmp_path):
-    import polars as pl
-
-    import idbench
-    from idbench.store import RunStore
-
-    row = idbench.measure(config(model="fc[depth=1,width=32]", projection="sparse", seeds=3,
-                                 bracket_seeds=1, epochs=1, tune_trials=2, tune_seeds=1, d_min=4,
-                                 d_max=2048, d_ref=2000, resolution=0.2),
-                          out=tmp_path, device="cpu")
-    tuned = [int(t) for t in row.tune_at.split()[0].split(":")[1].split(",")]
-    assert len(tuned) >= 2 and " bracket_seeds:1" in row.tune_at  # re-tuned below d_ref
-    reported = json.loads(row.probes)  # the search that stands
-    assert all(len(p["scores"]) == 3 for p in reported)
-    probes = RunStore(tmp_path).table().filter(pl.col("role") == "probe")
-    by_seed = {seed: set(probes.filter(pl.col("seed") == seed)["d"]) for seed in range(3)}
-    # seeds 1 and 2 trained only where the search that stands probed; the replaced searches
-    # probed elsewhere too, with seed 0 alone
-    assert by_seed[1] == by_seed[2] == {p["d"] for p in reported}
-    assert by_seed[0] - by_seed[1]
-
-
 def test_a_search_censored_at_the_carried_rate_is_retuned_at_d_max_and_searched_again():
     """Nothing passes up to d_max = 2048 under a rate tuned at 181; under a rate tuned at 350 or
     above, d >= 700 passes: the protocol re-tunes at d_max, finds the crossing instead of
@@ -194,8 +119,8 @@ def test_a_search_censored_at_the_carried_rate_is_retuned_at_d_max_and_searched_
     def evaluate(d: int) -> list[float]:
         return [1.0 if rule.lr_at(d) >= 350 and d >= 700 else 0.0]
 
-    result = rule.search(lambda start, seeds: search(evaluate, threshold_score=1.0,
-                                                     d_min=start, d_max=2048, resolution=0.01), 16)
+    result = rule.search(lambda start: search(evaluate, threshold_score=1.0, d_min=start,
+                                              d_max=2048, resolution=0.01), 16)
     assert tuned_at == [181, 2048, 698]
     assert not result.censored and result.d_lo < 700 <= result.d_hi <= 707  # resolution 1%
 
@@ -211,7 +136,7 @@ def test_a_search_restarted_on_the_lattice_probes_the_d_a_search_from_d_min_prob
     def evaluate(d: int) -> list[float]:
         return [float(d >= 40 and d != 45)]
 
-    def search_from(start: int, seeds=None):
+    def search_from(start: int):
         return search(evaluate, threshold_score=1.0, d_min=start, d_max=4000, resolution=0.01)
 
     assert (search_from(1).d_lo, search_from(1).d_hi) == (45, 46)

@@ -123,8 +123,6 @@ def test_a_censored_grid_measurement_names_the_largest_grid_d(tmp_path):
         (dict(threshold=1.5), "threshold must be in"),
         (dict(threshold=0.0), "threshold must be in"),
         (dict(baseline="best"), "baseline must be 'local' or 'global"),
-        (dict(seeds=3, bracket_seeds=3), "bracket_seeds .3. must be fewer than seeds .3."),
-        (dict(bracket_seeds=0), "bracket_seeds"),
     ],
 )
 def test_bad_options_are_one_clear_error(overrides, match):
