@@ -15,7 +15,9 @@ Protocols (MeasureConfig options), each measured on the same cells:
 - ``every-probe-redraw``: the same with another draw of the tuner (``tune_draw: 1``: its grid
   trials elsewhere in their bins, other TPE proposals): how well the reference agrees with
   itself, the floor against which the others' agreement is read;
-- ``bracket-redraw``: the default under that other draw of the tuner.
+- ``bracket-redraw``: the default under that other draw of the tuner;
+- ``every-probe-4`` and ``every-probe-4-redraw``: the reference with 4 seeds per tuning trial
+  (the default 2), under both draws: whether a less noisy trial makes it agree with itself.
 
 Cells: FC 784-200-200-10 and LeNet on Fashion-MNIST under dense, sparse, Fastfood and FastJL, and
 the known-answer family (idbench.known_answers, first-order: Adam). All protocols of one cell share
@@ -78,6 +80,10 @@ PROTOCOLS: dict[str, dict[str, Any]] = {
     # agreement the protocols above reach can be read against the reference's own reproducibility
     "every-probe-redraw": {"tune_every_probe": True, "tune_draw": 1},
     "bracket-redraw": {"lr_protocol": "bracket", "tune_draw": 1},
+    # the reference with 4 tuning seeds per trial instead of 2, under both draws: whether less
+    # noise per trial makes the reference agree with itself
+    "every-probe-4": {"tune_every_probe": True, "tune_seeds": 4},
+    "every-probe-4-redraw": {"tune_every_probe": True, "tune_seeds": 4, "tune_draw": 1},
 }
 
 
