@@ -1,16 +1,17 @@
 """How far the tuned rate at one d moves between two draws of the tuner, by how the rate is picked.
 
-The tuner picks the trial with the lowest validation loss among a few (a log grid, then TPE). With 8
-trials over two decades the grid points lie x3 apart, and the best trial's rate is quantised by where
-the trials happened to fall: another draw of the tuner (``tune_draw``: the grid moved within its bins,
-other TPE proposals) picks another rate at the same d, and d_int moves with it (tuning_noise.py;
-protocol_check's every-probe against its own other draw). A rate read off a smooth fit of the
-trials, here the vertex of the parabola in log lr through the best trial and its two neighbours
-(the best trial where it is the smallest or largest rate tried, or the parabola opens downward),
-does not depend on where the grid fell, only on the loss curve.
+The tuner picks the trial with the lowest validation loss among a few (a log grid, then TPE).
+With 8 trials over two decades the grid points lie x3 apart, and the best trial's rate is quantised
+by where the trials happened to fall: another draw of the tuner (``tune_draw``: the grid moved
+within its bins, other TPE proposals) picks another rate at the same d, and d_int moves with it
+(tuning_noise.py; protocol_check's every-probe against its own other draw). A rate read off a
+smooth fit of the trials, here the vertex of the parabola in log lr through the best trial and its
+two neighbours (the best trial where it is the smallest or largest rate tried, or the parabola
+opens downward), does not depend on where the grid fell, only on the loss curve and its noise.
 
 This reads protocol_check's stores (``--out``: the folder its run wrote; nothing is trained): for
-each cell measured by ``every-probe`` and ``every-probe-redraw``, at each d both draws tuned, it
+each cell measured by ``every-probe`` and ``every-probe-redraw`` (``--draws``: another pair, such as
+the 4-seed ``every-probe-4`` and its redraw), at each d both draws tuned, it
 loads the two Optuna studies and compares the rates the two draws pick, best trial against
 parabola. One JSON line per cell ({"cell", "pairs", "best_ratio", "parabola_ratio"}: per d, the
 larger rate over the smaller), then a summary line: the median ratio and how many pairs lie within
@@ -41,7 +42,7 @@ from idbench.tuning import open_storage
 from protocol_check import (MODELS, PROJECTIONS, PROTOCOLS, cell_folder,  # (benchmarks/)
                             fashion_cells, known_cells)
 
-DRAWS = ("every-probe", "every-probe-redraw")
+DRAWS = ("every-probe", "every-probe-redraw")  # the two draws compared (--draws)
 
 
 def parabola_vertex(points: list[tuple[float, float]]) -> float:
@@ -72,11 +73,12 @@ def picks(storage: optuna.storages.BaseStorage, name: str) -> tuple[float, float
     return min(points, key=lambda p: p[1])[0], parabola_vertex(points)
 
 
-def compare(cell: str, options: dict[str, Any], out: Path) -> dict[str, Any] | None:
+def compare(cell: str, options: dict[str, Any], out: Path,
+            draws: tuple[str, str] = DRAWS) -> dict[str, Any] | None:
     store = RunStore(out)
     storage = open_storage(str(out / "optuna-journal.log"))
     chosen: dict[str, dict[int, tuple[float, float]]] = {}
-    for protocol in DRAWS:
+    for protocol in draws:
         config = MeasureConfig.build(**{**options, **PROTOCOLS[protocol]})
         row = store.get_measurement(config.key())
         if row is None:
@@ -89,9 +91,10 @@ def compare(cell: str, options: dict[str, Any], out: Path) -> dict[str, Any] | N
             pick = picks(storage, name)
             if pick is not None:
                 chosen[protocol][d] = pick
-    common = sorted(set(chosen[DRAWS[0]]) & set(chosen[DRAWS[1]]))
-    ratios = {rule: [round(math.exp(abs(chosen[DRAWS[0]][d][i] - chosen[DRAWS[1]][d][i])), 3)
-                     for d in common] for i, rule in enumerate(("best", "parabola"))}
+    first, second = (chosen[protocol] for protocol in draws)
+    common = sorted(set(first) & set(second))
+    ratios = {rule: [round(math.exp(abs(first[d][i] - second[d][i])), 3) for d in common]
+              for i, rule in enumerate(("best", "parabola"))}
     return {"cell": cell, "pairs": common, "best_ratio": ratios["best"],
             "parabola_ratio": ratios["parabola"]}
 
@@ -104,13 +107,15 @@ def main() -> None:
     parser.add_argument("--epochs", type=float, default=2.0, help="as protocol_check's --epochs")
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
     parser.add_argument("--projections", nargs="+", default=list(PROJECTIONS), choices=PROJECTIONS)
+    parser.add_argument("--draws", nargs=2, default=list(DRAWS), choices=PROTOCOLS,
+                        help="the two protocol_check protocols compared (default: %(default)s)")
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     cells = (known_cells(False, args.steps, None) if args.only == "known" else
              fashion_cells(False, args.projections, args.models, args.epochs))
     summary: dict[str, list[float]] = {"best": [], "parabola": []}
     for cell, options in cells:
-        result = compare(cell, options, Path(args.out) / cell_folder(cell))
+        result = compare(cell, options, Path(args.out) / cell_folder(cell), tuple(args.draws))
         if result is not None:
             print(json.dumps(result), flush=True)
             summary["best"] += result["best_ratio"]
