@@ -30,7 +30,7 @@ import torch
 from idbench.cell import CellRuns
 from idbench.config import MeasureConfig
 from idbench.executors import LocalExecutor
-from idbench.store import RunStore
+from idbench.store import RunStore, cell_runs
 
 from protocol_check import PROTOCOLS, cell_folder, known_cells  # (benchmarks/protocol_check.py)
 
@@ -45,8 +45,8 @@ def sensitivity(cell: str, options: dict, out: Path, factors: tuple[float, ...])
         return None
     runs = CellRuns(config, store, LocalExecutor(), "cpu", None,
                     str(out / "optuna-journal.log"), None)
-    used = json.loads(row.run_keys)  # (a run another protocol trained first keeps its cell)
-    probes = store.table().filter(pl.col("run_key").is_in(used), pl.col("role") == "probe")
+    used = cell_runs(store.table(), store.measurements().filter(pl.col("cell") == row.cell))
+    probes = used.filter(pl.col("role") == "probe")
     threshold = row.threshold_score
     ends = {}
     for d in (row.d_lo, row.d_hi):
