@@ -28,12 +28,11 @@ import json
 import math
 import statistics
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import optuna
 
-from idbench.cell import CellRuns
+from idbench.cell import study_name
 from idbench.config import MeasureConfig
 from idbench.measurement import tuning_range
 from idbench.store import RunStore
@@ -83,11 +82,10 @@ def compare(cell: str, options: dict[str, Any], out: Path,
         row = store.get_measurement(config.key())
         if row is None:
             return None
-        names = SimpleNamespace(config=config)  # what CellRuns._study_name reads
         chosen[protocol] = {}
         for d in {p["d"] for p in json.loads(row.probes)}:
-            name = CellRuns._study_name(names, "subspace", d,
-                                        tuning_range(config, row.lr_baseline, row.D, d))
+            name = study_name(config, "subspace", d,
+                              tuning_range(config, row.lr_baseline, row.D, d))
             pick = picks(storage, name)
             if pick is not None:
                 chosen[protocol][d] = pick

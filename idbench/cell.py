@@ -87,6 +87,20 @@ def run_spec(config: MeasureConfig, *, seed: int, lr: float, d: int | None = Non
                    **options)
 
 
+def study_name(config: MeasureConfig, role: str, d: int | None,
+               lr_range: tuple[float, float]) -> str:
+    """The Optuna study that tunes ``role``'s rate (``"baseline"``, ``d`` None, or
+    ``"subspace"``) at ``d`` within ``lr_range``. It depends on what its runs depend on, so cells
+    that share a baseline share its study, and on how it tunes (trials, seeds, draw)."""
+    probe = run_spec(config, seed=TUNE_SEED, lr=1.0, d=d).key_payload()
+    payload = [probe, config.tune_trials, config.tune_seeds, lr_range]
+    if config.damping_range is not None:  # (studies of the rate alone keep their names)
+        payload.append(config.damping_range)
+    if config.tune_draw:  # another draw: another study, its grid and TPE elsewhere
+        payload.append({"tune_draw": config.tune_draw, "grid": "offset"})
+    return f"{role}-{stable_key(payload, 16)}"
+
+
 def stored_rate(lr: float, rates: Sequence[float]) -> float:
     """The stored rate within :data:`SAME_RATE` of ``lr`` (``rates``: sorted), else ``lr``.
 
@@ -193,7 +207,7 @@ class CellRuns:
         config = self.config
         if config.tune_trials == 0:
             return config.lr if d is None else (config.lr_subspace or config.lr)
-        study = self._study_name(role, d, lr_range)
+        study = study_name(config, role, d, lr_range)
         with holding([self._lock_name(f"study-{study}")]):
             best, tried = tune_lr(
                 lambda lr, report, damping=None: self._trial(lr, d, role, report, damping),
@@ -232,17 +246,6 @@ class CellRuns:
             if spec.key() == row["run_key"] and params not in trials:
                 trials.append(params)
         return trials[:self.config.tune_trials]
-
-    def _study_name(self, role: str, d: int | None, lr_range: tuple[float, float]) -> str:
-        """The study depends on what its runs depend on, so cells that share a baseline share
-        its study."""
-        probe = run_spec(self.config, seed=TUNE_SEED, lr=1.0, d=d).key_payload()
-        payload = [probe, self.config.tune_trials, self.config.tune_seeds, lr_range]
-        if self.config.damping_range is not None:  # (studies of the rate alone keep their names)
-            payload.append(self.config.damping_range)
-        if self.config.tune_draw:  # another draw: another study, its grid and TPE elsewhere
-            payload.append({"tune_draw": self.config.tune_draw, "grid": "offset"})
-        return f"{role}-{stable_key(payload, 16)}"
 
     def _tune_seeds(self) -> list[int]:
         return [TUNE_SEED + i for i in range(self.config.tune_seeds)]

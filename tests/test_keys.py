@@ -5,7 +5,7 @@ from typing import ClassVar
 import pytest
 from pydantic import Field
 
-from idbench.cell import run_spec
+from idbench.cell import run_spec, study_name
 from idbench.config import MeasureConfig
 from idbench.errors import IdbenchError
 from idbench.keys import key_fields, stable_key
@@ -137,3 +137,24 @@ def test_specs_are_parsed_once_and_keys_hash_them_as_written():
     assert spec.model is config.model and RunSpec(**spec.model_dump()).key() == spec.key()
     with pytest.raises(IdbenchError, match="model: cannot parse 'fc\\['"):
         MeasureConfig.build(model="fc[", dataset="digits")
+
+
+# computed by idbench at 0456d97 (CellRuns._study_name, before study_name was public): a study
+# whose name moved would orphan the Optuna journal of every stored measurement
+STUDY_NAMES = {
+    (): ("subspace-b0c42db239f747ff", "baseline-06e73953ef2423b2"),
+    (("tune_seeds", 4),): ("subspace-1762fd45a438e800", "baseline-e208fad12c549dc3"),
+    (("tune_draw", 1),): ("subspace-8a0116dbdf63bbd6", "baseline-ef47919f6f60a30c"),
+    (("tune_trials", 6),): ("subspace-e6de94c48761f229", "baseline-75227b8f7ecb39db"),
+}
+
+
+@pytest.mark.parametrize("tuning", list(STUDY_NAMES))
+def test_study_names_never_move_and_follow_how_the_study_tunes(tuning):
+    config = MeasureConfig.build(model="fc[depth=1,width=16]", dataset="digits",
+                                 projection="fastfood", **dict(tuning))
+    names = (study_name(config, "subspace", 40, (1e-3, 1.0)),
+             study_name(config, "baseline", None, (1e-3, 1.0)))
+    assert names == STUDY_NAMES[tuning]
+    assert study_name(config, "subspace", 41, (1e-3, 1.0)) != names[0]
+    assert study_name(config, "subspace", 40, (1e-3, 2.0)) != names[0]
