@@ -38,15 +38,6 @@ class MeasureConfig(TrainOptions):
     d_min: int = Field(10, ge=1, description="smallest d of the search")
     d_max: int = Field(100_000, ge=1, description="largest d of the search (beyond: censored)")
     resolution: float = Field(0.05, gt=0, lt=1, description="relative resolution of the bisection")
-    # bisect only while the seeds can tell the bracket's two probes apart (idbench.search): where
-    # the score curve is flat at the threshold, a probe between two probes whose mean scores differ
-    # by less than the noise passes or fails by the draw of its seeds, and a bracket narrowed by
-    # such verdicts is precise only in appearance (LeNet at 0.25 epoch: tune-every-probe's own
-    # redraw overlapped its 5% bracket on 1 of 4 cells; stopped here, on 4 of 4)
-    noise_stop: float | None = Field(
-        2.0, gt=0, description="stop bisecting once the bracket's two probes' mean scores differ "
-        "by less than this many standard errors (over seeds; 2 seeds or more); None: bisect to "
-        "the resolution")
     grid: tuple[int, ...] | None = Field(None, description="fixed list of d to probe instead of "
                                          "the search")
     # learning-rate tuning (Optuna)
@@ -130,27 +121,11 @@ class MeasureConfig(TrainOptions):
         # under the old x2 rule is not reused) and nowhere else
         payload.pop("lr_retune_factor", None)
         payload.pop("retune_restart", None)
-        payload.pop("noise_stop", None)
         if self.retunes_at_bracket:
             payload["lr_retune_factor"] = self.lr_retune_factor
             if self.retune_restart != "half":  # cells measured before the field keep their keys
                 payload["retune_restart"] = self.retune_restart
-        if self.stops_at_noise:  # (at its default too: cells bisected to the resolution are not
-            payload["noise_stop"] = self.noise_stop  # reused; None keeps their keys)
         return stable_key(payload, 16, style="pydantic")
-
-    def recorded(self) -> dict[str, Any]:
-        """The fields as result rows record them: ``noise_stop`` null where it stops nothing."""
-        values = super().recorded()
-        if not self.stops_at_noise:
-            values["noise_stop"] = None
-        return values
-
-    @property
-    def stops_at_noise(self) -> bool:
-        """Whether the bisection may stop at the seeds' noise (``noise_stop``): a bisect search
-        (no grid) with at least 2 seeds, the fewest with a standard error."""
-        return self.noise_stop is not None and not self.grid and self.seeds >= 2
 
     @field_validator("threshold")
     @classmethod

@@ -247,7 +247,6 @@ def search_d(runs: CellRuns, rule: SubspaceLr, bounds: Bounds,
     def search_from(start: int) -> SearchResult:
         return search(evaluate, threshold_score=threshold_score, d_min=start,
                       d_max=bounds.d_max, resolution=config.resolution, grid=bounds.grid,
-                      noise_stop=config.noise_stop if config.stops_at_noise else None,
                       on_probe=on_probe)
 
     if isinstance(rule, TunedAtBracket):  # re-tunes as the search narrows, and searches again

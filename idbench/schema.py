@@ -152,9 +152,6 @@ class MeasurementRow(BaseModel):
     d_min: int
     d_max: int
     resolution: float  # relative resolution of the bisection
-    # the bisection stopped once its bracket's two probes differed by fewer standard errors of
-    # their mean scores than this; null: bisected to the resolution (and rows before the column)
-    noise_stop: float | None = None
     grid: str | None  # JSON list of d for grid mode
     tune_trials: int
     tune_seeds: int  # seeds per tuning trial (objective: mean final validation loss)

@@ -6,12 +6,7 @@ reaches ``threshold_score``. It never sweeps a hand-made grid:
 1. **Grow** d geometrically from ``d_min`` (x ``growth``) until a probe passes *and* the next one
    up passes too. The confirmation probe guards against a lucky pass below a failing plateau.
 2. **Bisect** in log space between the largest failing and the smallest passing d until they are
-   within a relative ``resolution`` (or adjacent integers), or, with ``noise_stop``, until the
-   seeds cannot tell them apart: their mean scores differ by less than ``noise_stop`` standard
-   errors (:func:`distinguishable`). Where the score curve is flat at the threshold, a probe
-   between two such probes passes or fails by the draw of its seeds, and the narrower bracket it
-   leaves would be precise only in appearance: another draw of the seeds (or of the tuner) lands
-   elsewhere in the wider one.
+   within a relative ``resolution`` (or adjacent integers).
 
 The bracket is (d_lo, d_hi]: d_hi the smallest probed d that passes with every larger probed d
 passing (so it never lies below a failing probe), d_lo the largest failing probe below it. If no
@@ -100,21 +95,6 @@ def decide(probes: Sequence[Probe]) -> tuple[int | None, int | None]:
     return d_hi, (max(failing) if failing else None)
 
 
-def distinguishable(lo: Probe, hi: Probe, noise_stop: float | None) -> bool:
-    """Whether the seeds tell the failing probe ``lo`` and the passing ``hi`` apart: hi's mean
-    score exceeds lo's by more than ``noise_stop`` standard errors of the difference (sample
-    standard deviations over seeds). Always where ``noise_stop`` is None or a probe has one seed.
-
-    Example: scores (0.60, 0.64, 0.68) at d = 160 and (0.64, 0.68, 0.72) at d = 320 differ by
-    0.04 with a standard error of 0.033: at ``noise_stop`` 2 a probe at 226 would not be decided
-    by d, so the bisection stops at (160, 320].
-    """
-    if noise_stop is None or min(len(lo.scores), len(hi.scores)) < 2:
-        return True
-    se = math.sqrt(lo.std ** 2 / len(lo.scores) + hi.std ** 2 / len(hi.scores))
-    return hi.mean - lo.mean > noise_stop * se
-
-
 def crossing(d: np.ndarray, means: np.ndarray, threshold_score: float) -> np.ndarray:
     """The crossing d of each mean curve: ``means`` is (probes, curves) at the sorted ``d``.
 
@@ -184,11 +164,9 @@ def search(
     resolution: float = 0.05,
     growth: float = 2.0,
     grid: Sequence[int] | None = None,
-    noise_stop: float | None = None,
     on_probe: Callable[[Probe], None] | None = None,
 ) -> SearchResult:
-    """Search d in [d_min, d_max] (or over ``grid``); ``evaluate(d)`` returns one score per seed;
-    ``noise_stop``: bisect only while the bracket's probes are :func:`distinguishable`."""
+    """Search d in [d_min, d_max] (or over ``grid``); ``evaluate(d)`` returns one score per seed."""
     if grid is None and not 1 <= d_min <= d_max:  # (a grid alone says where to probe)
         raise IdbenchError(f"need 1 <= d_min <= d_max, got d_min={d_min}, d_max={d_max}")
     if growth <= 1 or not 0 < resolution < 1:
@@ -221,8 +199,7 @@ def search(
         d_hi, d_lo = decide(probes.values())
         if d_hi is not None and d_lo is not None:
             lo, hi = d_lo, d_hi
-            while (hi - lo > 1 and hi / lo - 1 > resolution
-                   and distinguishable(probes[lo], probes[hi], noise_stop)):
+            while hi - lo > 1 and hi / lo - 1 > resolution:
                 mid = min(hi - 1, max(lo + 1, round(math.sqrt(lo * hi))))
                 if probe(mid).passed:
                     hi = mid

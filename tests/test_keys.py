@@ -24,7 +24,6 @@ CONFIGS = [
          compartments=4, seeds=5, lr_subspace=3.0000000000000004e-7),
     dict(model="fc", dataset="digits", tune_every_probe=True),
     dict(model="fc", dataset="digits", tune_trials=0),
-    dict(model="fc", dataset="digits", tune_every_probe=True, seeds=1),
 ]
 SPECS = [
     dict(model="fc", dataset="digits", seed=0, lr=0.1),
@@ -32,29 +31,22 @@ SPECS = [
          compartments="layer", method="rbd[distribution=uniform]", optimizer="adam", epochs=1.5,
          steps=7, eval_every=3, patience=2, split_seed=4, weight_decay=1e-4),
 ]
-# computed by idbench at commit e31009f, before the options were defined once (the fourth and fifth
-# at 7d640c6, before lr_retune_factor; the last at d2dc3a1, before noise_stop)
+# computed by idbench at commit e31009f, before the options were defined once (the last two at
+# 7d640c6, before lr_retune_factor)
 CELL_KEYS = ["5916358d67d198a8", "8b889510573680a0", "ec3b871c61d28554", "cc1028e0121ca8c0",
-             "7f98c1a7d3f56c4e", "7b479603408e75f9"]
+             "7f98c1a7d3f56c4e"]
 RUN_KEYS = ["4d89803b184c42f8c822", "40ef1d69f03efdf6b1c3"]
 
 
 def test_cell_and_run_keys_are_those_of_the_code_before_the_refactoring():
     """Every key is unchanged except those with layer compartments, whose d changed meaning
-    (per layer before, the total now), those of cells whose rate the bracket protocol tunes,
+    (per layer before, the total now), and those of cells whose rate the bracket protocol tunes,
     whose re-tuning rule changed (x2, now lr_retune_factor; and where the search restarts,
-    retune_restart), and those of bisections with 2 seeds or more, which now stop at the seeds'
-    noise (noise_stop): they must not find runs or measurements stored under the old meaning.
-    ``noise_stop: None``, the old bisection, keeps the old keys."""
+    retune_restart): they must not find runs or measurements stored under the old meaning."""
     configs = [MeasureConfig(**c) for c in CONFIGS]
-    moved = [c.compartments == "layer" or c.retunes_at_bracket or c.stops_at_noise
-             for c in configs]
+    moved = [c.compartments == "layer" or c.retunes_at_bracket for c in configs]
     assert [c.key() == old for c, old in zip(configs, CELL_KEYS)] == [not x for x in moved]
     assert not all(moved)  # an unchanged cell key is exercised
-    bisected = [MeasureConfig(**c, noise_stop=None) for c in CONFIGS]
-    kept = [not (c.compartments == "layer" or c.retunes_at_bracket) for c in bisected]
-    assert [c.key() == old for c, old in zip(bisected, CELL_KEYS)] == kept
-    assert sum(kept) >= 3
     layer = [s.get("compartments") == "layer" for s in SPECS]
     runs = [RunSpec(**s).key() for s in SPECS]
     assert [k == old for k, old in zip(runs, RUN_KEYS)] == [not x for x in layer]
@@ -69,24 +61,12 @@ def test_the_retune_factor_keys_the_cells_it_decides_and_no_others():
         assert len(keys) == (3 if decides else 1)
 
 
-def test_the_noise_stop_keys_the_cells_it_decides_and_no_others():
-    every = dict(model="fc", dataset="digits", tune_every_probe=True)
-    for options, decides in (({}, True), ({"seeds": 2}, True), ({"seeds": 1}, False),
-                             ({"grid": (8, 16)}, False)):
-        configs = [MeasureConfig(**every, **options, noise_stop=z) for z in (None, 2.0, 3.0)]
-        assert len({c.key() for c in configs}) == (3 if decides else 1)
-        assert [c.recorded()["noise_stop"] for c in configs] == \
-            ([None, 2.0, 3.0] if decides else [None] * 3)
-
-
 def test_the_restart_rule_keys_the_cells_it_decides_and_the_old_rule_keeps_its_keys():
     bracket, every = (dict(model="fc", dataset="digits", **o) for o in (
         {}, {"tune_every_probe": True}))
     lattice, half = (MeasureConfig(**bracket, retune_restart=r) for r in ("lattice", "half"))
     assert MeasureConfig(**bracket).key() == lattice.key() != half.key()
-    # the default's key at 42be46a, before the field (and before noise_stop)
-    assert MeasureConfig(**bracket, retune_restart="half", noise_stop=None).key() == \
-        "aae3e9da2b8213f6"
+    assert half.key() == "aae3e9da2b8213f6"  # the default's key at 42be46a, before the field
     assert len({MeasureConfig(**every, retune_restart=r).key() for r in ("lattice", "half")}) == 1
 
 

@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 
 from idbench.errors import IdbenchError
-from idbench.search import (MIN_CI_SEEDS, Probe, crossing, decide, distinguishable,
-                            estimate_with_interval, search)
+from idbench.search import MIN_CI_SEEDS, Probe, crossing, decide, estimate_with_interval, search
 
 
 def linear_curve(d_star: float, seeds: int = 3):
@@ -210,58 +209,3 @@ def test_a_stored_probe_reads_back_as_itself():
     assert Probe.from_dict(json.loads(json.dumps(probe.to_dict()))) == probe
     older = {"d": 64, "mean": 0.5, "std": 0.0, "passed": True}  # before per-seed scores
     assert Probe.from_dict(older) == Probe(64, (0.5,), True)
-
-
-def seeded_curve(mean, spread: float, seeds: int = 3):
-    """Seed i scores mean(d) + spread * (i - (seeds - 1) / 2): a fixed spread around the mean curve
-    (standard deviation over seeds spread * sqrt(seeds (seeds + 1) / 12))."""
-    calls: list[int] = []
-
-    def evaluate(d: int) -> list[float]:
-        calls.append(d)
-        return [mean(d) + spread * (i - (seeds - 1) / 2) for i in range(seeds)]
-
-    return evaluate, calls
-
-
-@pytest.mark.parametrize("slope", [0.01, 0.03, 0.1, 0.3])
-@pytest.mark.parametrize("spread", [0.0, 0.02, 0.06])
-@pytest.mark.parametrize("seeds", [1, 2, 3, 5])
-def test_the_bisection_stops_where_the_seeds_cannot_tell_its_bracket_apart(slope, spread, seeds):
-    """Mean curves rising by ``slope`` per doubling of d through the threshold at d = 173, with
-    seed noise ``spread``: the bisection narrows the bracket until it reaches the resolution or its
-    two probes are no longer distinguishable, whichever comes first, and never probes a d that the
-    bisection to the resolution does not (its probes are the first of that search's)."""
-    def mean(d: int) -> float:
-        return 0.6 + slope * math.log2(d / 173)
-
-    evaluate, calls = seeded_curve(mean, spread, seeds)
-    full = search(evaluate, threshold_score=0.6, d_min=10, d_max=5000, resolution=0.05)
-    full_calls = list(calls)
-    calls.clear()
-    stopped = search(evaluate, threshold_score=0.6, d_min=10, d_max=5000, resolution=0.05,
-                     noise_stop=2.0)
-    assert calls == full_calls[:len(calls)]
-    assert stopped.d_lo < 173 <= stopped.d_hi
-    lo, hi = (next(p for p in stopped.probes if p.d == d) for d in (stopped.d_lo, stopped.d_hi))
-    narrow = stopped.d_hi / stopped.d_lo - 1 <= 0.05 or stopped.d_hi - stopped.d_lo == 1
-    assert narrow or not distinguishable(lo, hi, 2.0)
-    if spread == 0 or seeds == 1:  # nothing to stop at: the bisection to the resolution
-        assert calls == full_calls and (stopped.d_lo, stopped.d_hi) == (full.d_lo, full.d_hi)
-    else:  # every bracket it narrowed was distinguishable, the last one excepted
-        sd = spread * math.sqrt(seeds * (seeds + 1) / 12)
-        se = sd * math.sqrt(2 / seeds)
-        rise = slope * math.log2(stopped.d_hi / stopped.d_lo)
-        assert narrow or rise <= 2.0 * se + 1e-12
-        assert stopped.d_lo < stopped.d_int <= stopped.d_hi
-        if slope <= 0.03 and spread == 0.06:  # a doubling of d rises less than the noise
-            assert stopped.d_hi / stopped.d_lo >= 1.9 and len(calls) < len(full_calls)
-
-
-def test_distinguishable_compares_the_means_difference_with_its_standard_error():
-    lo, hi = Probe(160, (0.60, 0.64, 0.68), False), Probe(320, (0.64, 0.68, 0.72), True)
-    se = math.sqrt(2 * 0.04 ** 2 / 3)  # sample sd 0.04 on each side
-    z = 0.04 / se  # the difference in standard errors: 1.22
-    assert distinguishable(lo, hi, z * (1 - 1e-6)) and not distinguishable(lo, hi, z * (1 + 1e-6))
-    assert distinguishable(lo, hi, None)
-    assert distinguishable(Probe(160, (0.5,), False), hi, 2.0)  # one seed: no standard error
