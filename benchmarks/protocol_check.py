@@ -17,7 +17,10 @@ Protocols (MeasureConfig options), each measured on the same cells:
   itself, the floor against which the others' agreement is read;
 - ``bracket-redraw``: the default under that other draw of the tuner;
 - ``every-probe-4`` and ``every-probe-4-redraw``: the reference with 4 seeds per tuning trial
-  (the default 2), under both draws: whether a less noisy trial makes it agree with itself.
+  (the default 2), under both draws: whether a less noisy trial makes it agree with itself;
+- ``bracket-12``, ``every-probe-12`` and ``every-probe-12-redraw``: 12 trials per tuning (the
+  default 8): whether trials nearer the stability edge make the protocols agree (``--markdown``'s
+  agreement matrix compares each pair).
 
 Cells: FC 784-200-200-10 and LeNet on Fashion-MNIST under dense, sparse, Fastfood and FastJL, and
 the known-answer family (idbench.known_answers, first-order: Adam). All protocols of one cell share
@@ -84,6 +87,11 @@ PROTOCOLS: dict[str, dict[str, Any]] = {
     # noise per trial makes the reference agree with itself
     "every-probe-4": {"tune_every_probe": True, "tune_seeds": 4},
     "every-probe-4-redraw": {"tune_every_probe": True, "tune_seeds": 4, "tune_draw": 1},
+    # 12 trials per tuning instead of 8 (tuning_edge.py: the pick often lies x3 below a diverging
+    # rate): whether trials closer to the stability edge make the protocols agree
+    "bracket-12": {"lr_protocol": "bracket", "tune_trials": 12},
+    "every-probe-12": {"tune_every_probe": True, "tune_trials": 12},
+    "every-probe-12-redraw": {"tune_every_probe": True, "tune_trials": 12, "tune_draw": 1},
 }
 
 
