@@ -98,8 +98,6 @@ def study_name(config: MeasureConfig, role: str, d: int | None,
         payload.append(config.damping_range)
     if config.tune_draw:  # another draw: another study, its grid and TPE elsewhere
         payload.append({"tune_draw": config.tune_draw, "grid": "offset"})
-    if config.tune_refine:
-        payload.append({"tune_refine": config.tune_refine})
     return f"{role}-{stable_key(payload, 16)}"
 
 
@@ -215,8 +213,7 @@ class CellRuns:
                 lambda lr, report, damping=None: self._trial(lr, d, role, report, damping),
                 study_name=study, storage=self.storage, n_trials=config.tune_trials,
                 lr_range=lr_range, damping_range=config.damping_range,
-                replay=self._replay(d, lr_range), draw=config.tune_draw,
-                refine=config.tune_refine)
+                replay=self._replay(d, lr_range), draw=config.tune_draw)
         for params in tried:  # trials finished by an earlier, interrupted call count too
             for seed in self._tune_seeds():
                 spec = self._spec(seed, params["lr"], d, params.get("damping"))

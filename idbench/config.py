@@ -49,12 +49,6 @@ class MeasureConfig(TrainOptions):
                            "its grid trials elsewhere in their bins and gives TPE other proposals, "
                            "to measure how far the tuner's draw moves d_int, which the CI over "
                            "seeds does not include")
-    # refining trials after the tune_trials (idbench.tuning.refinement): each halves, in log lr,
-    # the gap between the best trial and the neighbour on the side where a better rate may lie
-    # (a diverging one: the stability edge lies between)
-    tune_refine: int = Field(0, ge=0, description="extra tuning trials, each halving the gap "
-                             "between the best rate tried and its neighbour toward a better one "
-                             "(toward one that diverged: the stability edge); 0: none")
     tune_every_probe: bool = Field(False, description="tune the subspace lr at every probe "
                                    "instead of once at d_ref")
     d_ref: int | None = Field(None, ge=1, description="where the subspace lr is tuned (default: "
@@ -167,9 +161,6 @@ class MeasureConfig(TrainOptions):
             lo, hi = self.damping_range
             if not 0 < lo < hi:
                 raise ValueError("damping_range must be (low, high) with 0 < low < high")
-            if self.tune_refine:
-                raise ValueError("tune_refine refines the learning rate alone: it cannot be "
-                                 "combined with damping_range; drop one of them")
             if self.optimizer != "ngd" or self.tune_trials == 0:
                 raise ValueError(
                     "damping_range tunes ngd's damping with the learning rate: it needs optimizer "

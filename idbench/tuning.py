@@ -82,7 +82,6 @@ def tune_lr(
     damping_range: tuple[float, float] | None = None,
     replay: Sequence[Params] = (),
     draw: int = 0,
-    refine: int = 0,
 ) -> tuple[Params, list[Params]]:
     """(best parameters, parameters of every completed trial): best = lowest final validation
     loss; parameters: ``{"lr": ...}``, plus ``"damping"`` when ``damping_range`` is given.
@@ -95,11 +94,7 @@ def tune_lr(
     proposes after them what the original proposed (TPE learns only from finished trials).
     ``draw``: which draw of the tuner (:func:`grid_offset`): 0 is the default, another number
     places the grid trials elsewhere in their bins (TPE's draws differ through ``study_name``).
-    ``refine``: that many trials after the ``n_trials``, each at :func:`refinement` of those
-    before it (the rate alone: not with ``damping_range``).
     """
-    if refine and damping_range is not None:
-        raise IdbenchError("refining trials tune the rate alone: drop refine or damping_range")
     study = optuna.create_study(
         study_name=study_name,
         storage=open_storage(storage),
@@ -123,15 +118,6 @@ def tune_lr(
         )
         study.optimize(lambda trial: _objective(trial, train_at, lr_range, damping_range),
                        n_trials=1)
-    while (finished := sum(t.state in done for t in study.trials)) < n_trials + refine:
-        params = refinement(study.trials, lr_range)
-        if params is None or _queued(study, params, done):  # nothing left to refine
-            break
-        if not _queued(study, params):
-            study.enqueue_trial(params)
-        # like the grid's, a refining trial is never pruned: it is placed where it matters
-        study.optimize(lambda trial: _objective(trial, train_at, lr_range, None, prune=False),
-                       n_trials=1)
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if not complete:
         raise IdbenchError(
@@ -145,56 +131,12 @@ def tune_lr(
     return dict(min(finite, key=lambda t: t.value).params), tried
 
 
-MIN_REFINE_GAP = 1.1  # refine no further than neighbours this close (ratio of their rates)
-
-
-def refinement(trials: Sequence[optuna.trial.FrozenTrial],
-               lr_range: tuple[float, float]) -> Params | None:
-    """The next refining trial: the geometric middle between the best rate tried and its
-    neighbour on the side where a better rate may lie; None when there is none (no finite trial,
-    or the neighbour within :data:`MIN_REFINE_GAP`).
-
-    With a short budget the best rate lies just below the stability edge, and trials x3 apart
-    leave the best one up to x3 below it (benchmarks/tuning_edge.py). So the side is the larger
-    neighbour when it diverged (the edge lies between); else an end of ``lr_range`` where no rate
-    beyond the best was tried; else the neighbour with the lower loss (where two rates score
-    nearly alike, the best lies between them). Each refinement halves the gap in log lr.
-
-    Example: trials at 1, 3.16 (best) and 10 (diverged): the next trial is at 5.62.
-    """
-    # (lr, loss) of every finished trial; a pruned one counts as diverged (a diverging run is
-    # pruned at its first non-finite evaluation), an end of the range as untried (None)
-    tried = sorted((t.params["lr"], t.value if t.state == optuna.trial.TrialState.COMPLETE
-                    else math.inf) for t in trials
-                   if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-                   and "lr" in t.params)
-    finite = [i for i, (_, loss) in enumerate(tried) if math.isfinite(loss)]
-    if not finite:
-        return None
-    best = min(finite, key=lambda i: tried[i][1])
-    below = tried[best - 1] if best > 0 else (lr_range[0], None)
-    above = tried[best + 1] if best + 1 < len(tried) else (lr_range[1], None)
-    if above[1] is None or math.isinf(above[1]):
-        other = above
-    elif below[1] is None or below[1] < above[1]:
-        other = below
-    else:
-        other = above
-    lr, lr_other = tried[best][0], other[0]
-    if max(lr, lr_other) / min(lr, lr_other) < MIN_REFINE_GAP:
-        return None
-    return {"lr": math.sqrt(lr * lr_other)}
-
-
-LIVE = (optuna.trial.TrialState.WAITING, optuna.trial.TrialState.COMPLETE,
-        optuna.trial.TrialState.PRUNED)
-
-
-def _queued(study: optuna.Study, wanted: Params,
-            live: Sequence[optuna.trial.TrialState] = LIVE) -> bool:
-    """Whether a trial at ``wanted`` is waiting or finished (in a state of ``live``). A trial left
-    running (or failed) by a killed process does not count: optuna's ``skip_if_exists`` counts it,
-    and a resumed study would then draw a random rate where an uninterrupted one ran the grid's."""
+def _queued(study: optuna.Study, wanted: Params) -> bool:
+    """Whether a trial at ``wanted`` is waiting or finished. A trial left running (or failed) by a
+    killed process does not count: optuna's ``skip_if_exists`` counts it, and a resumed study would
+    then draw a random rate where an uninterrupted one ran the grid's."""
+    live = (optuna.trial.TrialState.WAITING, optuna.trial.TrialState.COMPLETE,
+            optuna.trial.TrialState.PRUNED)
     for trial in study.trials:
         params = trial.system_attrs.get("fixed_params", trial.params)
         if trial.state in live and all(math.isclose(params.get(name, math.nan), value)
@@ -236,14 +178,14 @@ def startup_params(lr_range: tuple[float, float], damping_range: tuple[float, fl
 
 
 def _objective(trial: optuna.Trial, train_at: TrainAt, lr_range: tuple[float, float],
-               damping_range: tuple[float, float] | None, prune: bool = True) -> float:
+               damping_range: tuple[float, float] | None) -> float:
     lr = trial.suggest_float("lr", *lr_range, log=True)
     extra = {} if damping_range is None else \
         {"damping": trial.suggest_float("damping", *damping_range, log=True)}
 
     def report(index: int, val_score: float, val_loss: float) -> None:
         trial.report(val_loss, index)
-        if prune and trial.should_prune():
+        if trial.should_prune():
             raise optuna.TrialPruned()
 
     result = train_at(lr, report, **extra)

@@ -6,10 +6,9 @@ from __future__ import annotations
 import math
 import threading
 
-import optuna
 import pytest
 
-from idbench.cell import CellRuns, holding, run_spec, study_name
+from idbench.cell import CellRuns, holding, run_spec
 from idbench.config import MeasureConfig
 from idbench.errors import IdbenchError
 from idbench.executors import LocalExecutor
@@ -262,68 +261,3 @@ def test_ngd_options_are_null_in_rows_of_other_optimisers(tmp_path):
         for column in ("ngd_samples", "ngd_damping", "ngd_refresh"):
             assert getattr(row, column) is None
             assert runs[column].null_count() == runs.height
-
-
-def cliff(calls: list[float], edge: float):
-    """A training stand-in whose loss falls with the rate up to ``edge``, where it diverges: the
-    short-budget shape, whose best rate lies just below the stability edge."""
-
-    def train_at(lr: float, report) -> RunResult:
-        calls.append(lr)
-        diverged = lr >= edge
-        loss = math.inf if diverged else 1.0 / lr
-        for index in range(1 if diverged else 3):  # a diverging run stops at a non-finite loss
-            report(index, 0.0, loss)
-        return RunResult(val_score=0.0, val_loss=loss, test_score=0.0, train_loss=loss, steps=3,
-                         wall_s=0.0, diverged=diverged)
-
-    return train_at
-
-
-@pytest.mark.parametrize("edge", [0.05, 0.4, 2.5, 7.0])
-def test_refining_trials_close_in_on_the_stability_edge(tmp_path, edge):
-    """Four grid trials over [1e-3, 10] lie x10 apart: the best is up to x10 below the edge. Each
-    refining trial halves the log gap toward the diverging neighbour, so after k of them the best
-    lies within x10^(2^-k) of the edge (and never at or above it)."""
-    picks = {}
-    for refine in (0, 1, 3):
-        calls: list[float] = []
-        best, tried = tune_lr(cliff(calls, edge), study_name=f"cliff-{edge}-{refine}",
-                              storage=str(tmp_path / f"c{refine}.log"), n_trials=4,
-                              lr_range=(1e-3, 10.0), refine=refine)
-        assert len(calls) == 4 + refine and len(tried) == 4 + refine  # none pruned
-        assert best["lr"] < edge <= best["lr"] * 10 ** (2.0 ** -refine) * (1 + 1e-9)
-        picks[refine] = best["lr"]
-    assert picks[0] <= picks[1] <= picks[3]
-
-
-def test_refining_toward_the_better_neighbour_and_stopping_at_close_neighbours():
-    RANGE = (1e-3, 10.0)
-
-    def trial(lr: float, value: float) -> optuna.trial.FrozenTrial:
-        return optuna.trial.create_trial(
-            params={"lr": lr}, distributions={"lr": optuna.distributions.FloatDistribution(
-                1e-3, 10.0, log=True)}, value=value)
-
-    assert tuning.refinement([trial(1.0, 0.5), trial(3.0, 0.4), trial(9.0, 0.45)], RANGE) == \
-        {"lr": pytest.approx(math.sqrt(27.0))}  # toward the lower loss: 9
-    assert tuning.refinement([trial(1.0, 0.42), trial(3.0, 0.4), trial(9.0, math.inf)], RANGE) == \
-        {"lr": pytest.approx(math.sqrt(27.0))}  # toward the divergence, though 1 scores better
-    assert tuning.refinement([trial(1.0, 0.41), trial(3.0, 0.4), trial(9.0, 0.45)], RANGE) == \
-        {"lr": pytest.approx(math.sqrt(3.0))}
-    assert tuning.refinement([trial(1.0, 0.5), trial(3.0, 0.4)], RANGE) == \
-        {"lr": pytest.approx(math.sqrt(30.0))}  # nothing tried above the best: toward the end
-    assert tuning.refinement([trial(3.0, 0.4), trial(3.2, 0.41)], (2.9, 3.2)) is None  # x1.1
-    assert tuning.refinement([trial(3.0, math.inf)], RANGE) is None
-
-
-def test_tune_refine_is_a_new_study_and_cannot_refine_a_joint_one():
-    base = dict(model="fc", dataset="digits", optimizer="ngd", tune_trials=4)
-    with pytest.raises(IdbenchError, match="tune_refine"):
-        MeasureConfig.build(**base, damping_range=(1e-3, 1.0), tune_refine=2)
-    plain, refined = MeasureConfig(model="fc", dataset="digits"), \
-        MeasureConfig(model="fc", dataset="digits", tune_refine=2)
-    assert plain.key() != refined.key() and \
-        plain.key() == MeasureConfig(model="fc", dataset="digits", tune_refine=0).key()
-    assert study_name(plain, "subspace", 40, (1e-3, 1.0)) != \
-        study_name(refined, "subspace", 40, (1e-3, 1.0))
