@@ -207,13 +207,14 @@ class CellRuns:
         config = self.config
         if config.tune_trials == 0:
             return config.lr if d is None else (config.lr_subspace or config.lr)
-        study = study_name(config, role, d, lr_range)
+        draw = config.tune_draw if d is not None or config.tune_redraw == "all" else 0
+        study = study_name(config.model_copy(update={"tune_draw": draw}), role, d, lr_range)
         with holding([self._lock_name(f"study-{study}")]):
             best, tried = tune_lr(
                 lambda lr, report, damping=None: self._trial(lr, d, role, report, damping),
                 study_name=study, storage=self.storage, n_trials=config.tune_trials,
                 lr_range=lr_range, damping_range=config.damping_range,
-                replay=self._replay(d, lr_range), draw=config.tune_draw)
+                replay=self._replay(d, lr_range, draw), draw=draw)
         for params in tried:  # trials finished by an earlier, interrupted call count too
             for seed in self._tune_seeds():
                 spec = self._spec(seed, params["lr"], d, params.get("damping"))
@@ -224,13 +225,15 @@ class CellRuns:
             self.damping[_phase(d)] = best["damping"]
         return best["lr"]
 
-    def _replay(self, d: int | None, lr_range: tuple[float, float]) -> list[dict[str, float]]:
+    def _replay(self, d: int | None, lr_range: tuple[float, float],
+                draw: int) -> list[dict[str, float]]:
         """The trials of this study that stored runs record, in the order they were trained
         (:func:`~idbench.tuning.tune_lr`'s ``replay``): the study's runs at the first tuning seed
         and ``d``, within ``lr_range``. A trial that was pruned is not stored, so a study whose
         original pruned one is replayed without it. Runs do not record the tuner's draw, so a
-        study of another draw (``tune_draw``) replays nothing: it keeps to its journal."""
-        if self.config.tune_draw:
+        study of another draw (``draw``, the config's ``tune_draw`` where it redraws this
+        study) replays nothing: it keeps to its journal."""
+        if draw:
             return []
         rows = self.stored_trials.filter(
             pl.col("d").is_null() if d is None else pl.col("d") == d,
