@@ -50,7 +50,8 @@ def main() -> None:
     row = measure(config, out=args.out, suite=suite.name, suite_version=suite.version,
                   device="cpu")
     print(json.dumps({
-        "cell": cells[0].label, "tune_draw": row.tune_draw, "d_int": row.d_int, "d_lo": row.d_lo, "d_hi": row.d_hi,
+        "cell": cells[0].label, "tune_draw": row.tune_draw, "d_int": row.d_int,
+        "d_lo": row.d_lo, "d_hi": row.d_hi,
         "ci": [row.ci_low, row.ci_high], "runs": row.n_runs, "wall_s": round(row.wall_s, 1),
         "elapsed_s": round(time.perf_counter() - start, 1), "git_rev": row.git_rev,
         "probes": [[p["d"], round(p["mean"], 4)] for p in json.loads(row.probes)],

@@ -42,8 +42,8 @@ def edge_gaps(runs: pl.DataFrame) -> list[float | None]:
     for _, study in trials.group_by("cell", "d"):
         study = study.sort("lr")
         rates, lost = study["lr"].to_list(), study["lost"].to_list()
-        loss = [math.inf if l_ or not math.isfinite(v) else v
-                for v, l_ in zip(study["loss"].to_list(), lost)]
+        loss = [math.inf if lost_seed or not math.isfinite(v) else v
+                for v, lost_seed in zip(study["loss"].to_list(), lost)]
         if all(math.isinf(v) for v in loss):
             continue
         best = min(range(len(rates)), key=loss.__getitem__)

@@ -91,13 +91,14 @@ def study_name(config: MeasureConfig, role: str, d: int | None,
                lr_range: tuple[float, float]) -> str:
     """The Optuna study that tunes ``role``'s rate (``"baseline"``, ``d`` None, or
     ``"subspace"``) at ``d`` within ``lr_range``. It depends on what its runs depend on, so cells
-    that share a baseline share its study, and on how it tunes (trials, seeds, draw)."""
+    that share a baseline share its study, and on how it tunes (trials, seeds, its draw:
+    :meth:`~idbench.config.MeasureConfig.draw_at`)."""
     probe = run_spec(config, seed=TUNE_SEED, lr=1.0, d=d).key_payload()
     payload = [probe, config.tune_trials, config.tune_seeds, lr_range]
     if config.damping_range is not None:  # (studies of the rate alone keep their names)
         payload.append(config.damping_range)
-    if config.tune_draw:  # another draw: another study, its grid and TPE elsewhere
-        payload.append({"tune_draw": config.tune_draw, "grid": "offset"})
+    if draw := config.draw_at(d):  # another draw: another study, its grid and TPE elsewhere
+        payload.append({"tune_draw": draw, "grid": "offset"})
     return f"{role}-{stable_key(payload, 16)}"
 
 
@@ -207,8 +208,8 @@ class CellRuns:
         config = self.config
         if config.tune_trials == 0:
             return config.lr if d is None else (config.lr_subspace or config.lr)
-        draw = config.tune_draw if d is not None or config.tune_redraw == "all" else 0
-        study = study_name(config.model_copy(update={"tune_draw": draw}), role, d, lr_range)
+        draw = config.draw_at(d)
+        study = study_name(config, role, d, lr_range)
         with holding([self._lock_name(f"study-{study}")]):
             best, tried = tune_lr(
                 lambda lr, report, damping=None: self._trial(lr, d, role, report, damping),

@@ -120,6 +120,11 @@ class MeasureConfig(TrainOptions):
         return (self.lr_protocol == "bracket" and self.tune_trials > 0
                 and not self.tune_every_probe and not self.grid)
 
+    def draw_at(self, d: int | None) -> int:
+        """The tuner's draw of the tuning at ``d`` (None: the baseline's): ``tune_draw``, but
+        draw 0 for the baseline when ``tune_redraw`` is ``subspace``."""
+        return 0 if d is None and self.tune_redraw == "subspace" else self.tune_draw
+
     def key(self) -> str:
         """The cell key: a stable hash of everything that determines the measurement."""
         payload = with_layer_rule(key_fields(self, self.KEY_FIELDS), self.compartments)
