@@ -22,7 +22,10 @@ Protocols (MeasureConfig options), each measured on the same cells:
   (the default 2), under both draws: whether a less noisy trial makes it agree with itself;
 - ``bracket-12``, ``every-probe-12`` and ``every-probe-12-redraw``: 12 trials per tuning (the
   default 8): whether trials nearer the stability edge make the protocols agree (``--markdown``'s
-  agreement matrix compares each pair).
+  agreement matrix compares each pair);
+- ``bracket-fit``, ``every-probe-fit`` and ``every-probe-fit-redraw-subspace``: every tuning
+  returns the minimum of a parabola fitted to its trials (``tune_pick: fit``), the reference also
+  under another draw of its subspace tuning.
 
 Cells: FC 784-200-200-10 and LeNet on Fashion-MNIST under dense, sparse, Fastfood and FastJL, and
 the known-answer family (idbench.known_answers, first-order: Adam). All protocols of one cell share
@@ -46,6 +49,7 @@ runs, training steps and wall time as a fraction of every-probe's.
     python benchmarks/protocol_check.py --only fashion --models 'fc[depth=2,width=200]' --epochs 1
     python benchmarks/protocol_check.py --only known --steps 300 --protocols reference bracket
     python benchmarks/protocol_check.py --markdown out-*.jsonl  # the table of earlier output
+    python benchmarks/protocol_check.py --markdown out-*.jsonl --reference every-probe-fit
 
 Dense searches stop at d_max 1024 (FC) and 4096 (LeNet), as in the flagship suite.
 """
@@ -98,6 +102,13 @@ PROTOCOLS: dict[str, dict[str, Any]] = {
     "bracket-12": {"lr_protocol": "bracket", "tune_trials": 12},
     "every-probe-12": {"tune_every_probe": True, "tune_trials": 12},
     "every-probe-12-redraw": {"tune_every_probe": True, "tune_trials": 12, "tune_draw": 1},
+    # every tuning returns the minimum of a parabola fitted to its trials (tune_pick: fit), not
+    # its best trial: whether a pick that does not jump between near-tied grid trials makes the
+    # protocols agree, and the reference with itself (its other draw at one threshold)
+    "bracket-fit": {"lr_protocol": "bracket", "tune_pick": "fit"},
+    "every-probe-fit": {"tune_every_probe": True, "tune_pick": "fit"},
+    "every-probe-fit-redraw-subspace": {"tune_every_probe": True, "tune_pick": "fit",
+                                        "tune_draw": 1, "tune_redraw": "subspace"},
 }
 
 
@@ -185,14 +196,35 @@ def agree(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return lo_a <= b["d_hi"] and lo_b <= a["d_hi"]
 
 
-def markdown(lines: list[str]) -> str:
+def against(result: dict[str, Any], ref: dict[str, Any]) -> dict[str, Any]:
+    """How ``result`` compares with the reference protocol's ``ref`` on one cell: d_int ratio,
+    brackets and CIs overlapping, runs, wall time and training steps as fractions of ref's."""
+    ratio = (result["d_int"] / ref["d_int"]) if result["d_int"] and ref["d_int"] else None
+    summary = {
+        "d_int_ratio": None if ratio is None else round(ratio, 3),
+        "agrees": agree(result, ref),
+        "ci_overlap": ci_overlap(result, ref),
+        "runs_fraction": round(result["runs"] / ref["runs"], 3),
+        "wall_fraction": round(result["wall_s"] / ref["wall_s"], 3) if ref["wall_s"] else math.nan,
+    }
+    if "train_steps" in result and "train_steps" in ref:  # (recorded from cc8f6f8 on)
+        summary["steps_fraction"] = round(result["train_steps"] / ref["train_steps"], 3)
+    return summary
+
+
+def markdown(lines: list[str], reference: str = "every-probe") -> str:
     """A Markdown table of JSON lines this script printed: one row per cell and protocol against
-    every-probe (the last line of each kind wins, so output of resumed runs can be concatenated)."""
+    ``reference`` (the last line of each kind wins, so output of resumed runs can be
+    concatenated; the files' own summary lines, always against every-probe, are not read)."""
     results: dict[str, dict[str, Any]] = {}
     for line in filter(str.strip, lines):
         record = json.loads(line)
-        results.setdefault(record["cell"], {})[
-            "summary" if record.get("summary") else record["protocol"]] = record
+        if not record.get("summary"):
+            results.setdefault(record["cell"], {})[record["protocol"]] = record
+    for by_name in results.values():
+        if reference in by_name:
+            by_name["summary"] = {name: against(r, by_name[reference])
+                                  for name, r in by_name.items() if name != reference}
 
     def estimate(r: dict[str, Any]) -> str:
         if r["censored"]:
@@ -201,14 +233,14 @@ def markdown(lines: list[str]) -> str:
         return f"{r['d_int']:.0f} [{r['d_lo']}, {r['d_hi']}]{ci}"
 
     yes_no = {True: "yes", False: "no", None: "n/a"}
-    rows = ["| cell | protocol | d_int [bracket] | every-probe | ratio | brackets overlap | "
+    rows = [f"| cell | protocol | d_int [bracket] | {reference} | ratio | brackets overlap | "
             "CIs overlap | runs (fraction) | steps fraction | wall fraction | "
             "retried / diverged (new runs) |",
             "|---|---|---|---|---:|---|---|---:|---:|---:|---:|"]
     for cell, by_name in results.items():
-        ref, summary = by_name.get("every-probe"), by_name.get("summary", {})
+        ref, summary = by_name.get(reference), by_name.get("summary", {})
         for name, r in by_name.items():
-            if name in ("every-probe", "summary") or name not in summary or ref is None:
+            if name in (reference, "summary") or name not in summary or ref is None:
                 continue
             s = summary[name]
             rows.append(
@@ -217,22 +249,24 @@ def markdown(lines: list[str]) -> str:
                 f"{r['runs']} of {ref['runs']} ({s['runs_fraction']}) | "
                 f"{s.get('steps_fraction', 'n/a')} | {s['wall_fraction']} | "
                 f"{r['retried']} / {r['diverged']} |")
-    return "\n".join(rows) + "\n\n" + totals(results) + "\n\n" + agreement_matrix(results)
+    return ("\n".join(rows) + "\n\n" + totals(results, reference) + "\n\n"
+            + agreement_matrix(results))
 
 
-def totals(results: dict[str, dict[str, Any]]) -> str:
-    """One line per protocol over all cells: how often it agrees with every-probe, and its runs
-    against every-probe's (the median of the per-cell fractions, and all runs together)."""
+def totals(results: dict[str, dict[str, Any]], reference: str) -> str:
+    """One line per protocol over all cells: how often it agrees with ``reference``, and its runs
+    against the reference's (the median of the per-cell fractions, and all runs together)."""
     lines = []
     for name in PROTOCOLS:
-        pairs = [(by_name[name], by_name["summary"][name], by_name["every-probe"])
+        pairs = [(by_name[name], by_name["summary"][name], by_name[reference])
                  for by_name in results.values()
-                 if name in by_name.get("summary", {}) and "every-probe" in by_name]
+                 if name in by_name.get("summary", {}) and reference in by_name]
         if not pairs:
             continue
-        costs = [cost_share(pairs, "runs", "runs_fraction", "runs")]
+        costs = [cost_share(pairs, "runs", "runs_fraction", "runs", reference)]
         if all("train_steps" in r and "train_steps" in e for r, _, e in pairs):  # (cc8f6f8 on)
-            costs.append(cost_share(pairs, "train_steps", "steps_fraction", "training steps"))
+            costs.append(cost_share(pairs, "train_steps", "steps_fraction", "training steps",
+                                    reference))
         lines.append(
             f"- {name}, {len(pairs)} cells: brackets overlap on "
             f"{sum(s['agrees'] for _, s, _ in pairs)}, CIs on "
@@ -241,13 +275,13 @@ def totals(results: dict[str, dict[str, Any]]) -> str:
 
 
 def cost_share(pairs: list[tuple[dict[str, Any], dict[str, Any], dict[str, Any]]], total: str,
-               fraction: str, unit: str) -> str:
-    """A protocol's cost (``total``: runs or training steps) against every-probe's over the
-    cells of ``pairs`` (result, summary, every-probe's result): the median of the per-cell
+               fraction: str, unit: str, reference: str) -> str:
+    """A protocol's cost (``total``: runs or training steps) against the reference's over the
+    cells of ``pairs`` (result, summary, the reference's result): the median of the per-cell
     fractions, their range, on how many cells at most half, and all of it together."""
     fractions = sorted(s[fraction] for _, s, _ in pairs)
     together = sum(r[total] for r, _, _ in pairs) / sum(e[total] for _, _, e in pairs)
-    return (f"{unit} a median {statistics.median(fractions):.0%} of every-probe's "
+    return (f"{unit} a median {statistics.median(fractions):.0%} of {reference}'s "
             f"({fractions[0]:.0%} to {fractions[-1]:.0%}; at most half on "
             f"{sum(f <= 0.5 for f in fractions)}), {together:.0%} of all its {unit}")
 
@@ -291,10 +325,12 @@ def main() -> None:
     parser.add_argument("--markdown", nargs="+", metavar="JSONL", default=None,
                         help="print a Markdown table of these files of this script's output "
                              "and exit")
+    parser.add_argument("--reference", default="every-probe", choices=PROTOCOLS,
+                        help="--markdown: the protocol the others are compared with")
     args = parser.parse_args()
     if args.markdown:
         print(markdown([line for path in args.markdown for line in Path(path).read_text()
-                        .splitlines()]))
+                        .splitlines()], args.reference))
         return
     torch.set_num_threads(1)
     root = Path(args.out or tempfile.mkdtemp(prefix="protocol-check-"))
@@ -308,21 +344,9 @@ def main() -> None:
                    if name in args.protocols or name == "every-probe"}
         for result in results.values():
             print(json.dumps({"cell": cell, **result}), flush=True)
-        ref = results["every-probe"]
         summary = {"cell": cell, "summary": True}
-        for name, result in results.items():
-            if name == "every-probe":
-                continue
-            ratio = (result["d_int"] / ref["d_int"]) if result["d_int"] and ref["d_int"] else None
-            summary[name] = {
-                "d_int_ratio": None if ratio is None else round(ratio, 3),
-                "agrees": agree(result, ref),
-                "ci_overlap": ci_overlap(result, ref),
-                "runs_fraction": round(result["runs"] / ref["runs"], 3),
-                "wall_fraction": round(result["wall_s"] / ref["wall_s"], 3)
-                if ref["wall_s"] else math.nan,
-                "steps_fraction": round(result["train_steps"] / ref["train_steps"], 3),
-            }
+        summary.update({name: against(result, results["every-probe"])
+                        for name, result in results.items() if name != "every-probe"})
         print(json.dumps(summary), flush=True)
 
 

@@ -8,14 +8,16 @@ within its bins, other TPE proposals) picks another rate at the same d, and d_in
 smooth fit of the trials, here the vertex of the parabola in log lr through the best trial and its
 two neighbours (the best trial where it is the smallest or largest rate tried, or the parabola
 opens downward), does not depend on where the grid fell, only on the loss curve and its noise.
+"fit" is the rule of ``tune_pick: fit`` (:func:`idbench.tuning.fitted_rate`): the minimum of a
+least-squares parabola through every finite trial within a decade of the best, below divergence.
 
 This reads protocol_check's stores (``--out``: the folder its run wrote; nothing is trained): for
 each cell measured by ``every-probe`` and ``every-probe-redraw`` (``--draws``: another pair, such as
 the 4-seed ``every-probe-4`` and its redraw), at each d both draws tuned, it
 loads the two Optuna studies and compares the rates the two draws pick, best trial against
-parabola. One JSON line per cell ({"cell", "pairs", "best_ratio", "parabola_ratio"}: per d, the
-larger rate over the smaller), then a summary line: the median ratio and how many pairs lie within
-x1.25, for each rule.
+parabola and fit. One JSON line per cell ({"cell", "pairs", "best_ratio", "parabola_ratio",
+"fit_ratio"}: per d, the larger rate over the smaller), then a summary line: the median ratio and
+how many pairs lie within x1.25, for each rule.
 
     python benchmarks/tuning_selection.py --out OUT --only known --steps 300
     python benchmarks/tuning_selection.py --out OUT --only fashion --models lenet --epochs 0.25
@@ -36,12 +38,13 @@ from idbench.cell import study_name
 from idbench.config import MeasureConfig
 from idbench.measurement import tuning_range
 from idbench.store import RunStore
-from idbench.tuning import open_storage
+from idbench.tuning import fitted_rate, open_storage
 
 from protocol_check import (MODELS, PROJECTIONS, PROTOCOLS, cell_folder,  # (benchmarks/)
                             fashion_cells, known_cells)
 
 DRAWS = ("every-probe", "every-probe-redraw")  # the two draws compared (--draws)
+RULES = ("best", "parabola", "fit")  # how a study's rate is read off its trials (picks)
 
 
 def parabola_vertex(points: list[tuple[float, float]]) -> float:
@@ -61,22 +64,24 @@ def parabola_vertex(points: list[tuple[float, float]]) -> float:
     return min(max(x1 - slope / (2 * a), x0), x2)
 
 
-def picks(storage: optuna.storages.BaseStorage, name: str) -> tuple[float, float] | None:
-    """(best trial's log lr, parabola vertex's log lr) of the study ``name`` (None: no finite
-    trial)."""
+def picks(storage: optuna.storages.BaseStorage, name: str) -> tuple[float, ...] | None:
+    """(best trial's, parabola vertex's, fitted_rate's log lr) of the study ``name`` (None: no
+    finite trial)."""
     study = optuna.load_study(study_name=name, storage=storage)
-    points = [(math.log(t.params["lr"]), t.value) for t in study.trials
-              if t.state == optuna.trial.TrialState.COMPLETE and math.isfinite(t.value)]
+    trials = [(t.params["lr"], t.value) for t in study.trials
+              if t.state == optuna.trial.TrialState.COMPLETE]
+    points = [(math.log(lr), loss) for lr, loss in trials if math.isfinite(loss)]
     if not points:
         return None
-    return min(points, key=lambda p: p[1])[0], parabola_vertex(points)
+    return (min(points, key=lambda p: p[1])[0], parabola_vertex(points),
+            math.log(fitted_rate(trials)))
 
 
 def compare(cell: str, options: dict[str, Any], out: Path,
             draws: tuple[str, str] = DRAWS) -> dict[str, Any] | None:
     store = RunStore(out)
     storage = open_storage(str(out / "optuna-journal.log"))
-    chosen: dict[str, dict[int, tuple[float, float]]] = {}
+    chosen: dict[str, dict[int, tuple[float, ...]]] = {}
     for protocol in draws:
         config = MeasureConfig.build(**{**options, **PROTOCOLS[protocol]})
         row = store.get_measurement(config.key())
@@ -92,9 +97,8 @@ def compare(cell: str, options: dict[str, Any], out: Path,
     first, second = (chosen[protocol] for protocol in draws)
     common = sorted(set(first) & set(second))
     ratios = {rule: [round(math.exp(abs(first[d][i] - second[d][i])), 3) for d in common]
-              for i, rule in enumerate(("best", "parabola"))}
-    return {"cell": cell, "pairs": common, "best_ratio": ratios["best"],
-            "parabola_ratio": ratios["parabola"]}
+              for i, rule in enumerate(RULES)}
+    return {"cell": cell, "pairs": common, **{f"{rule}_ratio": ratios[rule] for rule in RULES}}
 
 
 def main() -> None:
@@ -111,13 +115,13 @@ def main() -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     cells = (known_cells(False, args.steps, None) if args.only == "known" else
              fashion_cells(False, args.projections, args.models, args.epochs))
-    summary: dict[str, list[float]] = {"best": [], "parabola": []}
+    summary: dict[str, list[float]] = {rule: [] for rule in RULES}
     for cell, options in cells:
         result = compare(cell, options, Path(args.out) / cell_folder(cell), tuple(args.draws))
         if result is not None:
             print(json.dumps(result), flush=True)
-            summary["best"] += result["best_ratio"]
-            summary["parabola"] += result["parabola_ratio"]
+            for rule in RULES:
+                summary[rule] += result[f"{rule}_ratio"]
     print(json.dumps({"summary": True, "pairs": len(summary["best"]), **{
         rule: {"median_ratio": round(statistics.median(r), 3) if r else None,
                "within_x1.25": sum(v <= 1.25 for v in r)} for rule, r in summary.items()}}),

@@ -55,6 +55,12 @@ class MeasureConfig(TrainOptions):
     tune_redraw: Literal["all", "subspace"] = Field(
         "all", description="tune_draw: redraw every tuning (all) or the subspace rate's only, "
         "the baseline tuned as draw 0's (subspace)")
+    # which rate a tuning returns (idbench.tuning.fitted_rate): "best", its trial of lowest loss,
+    # or "fit", the minimum of a parabola in log lr through the trials near it, which does not
+    # jump between near-tied grid trials from one tuner draw to the next
+    tune_pick: Literal["best", "fit"] = Field(
+        "best", description="the tuned rate: the trial of lowest loss (best) or the minimum of a "
+        "parabola in log lr fitted to the trials within a decade of it (fit)")
     tune_every_probe: bool = Field(False, description="tune the subspace lr at every probe "
                                    "instead of once at d_ref")
     d_ref: int | None = Field(None, ge=1, description="where the subspace lr is tuned (default: "
@@ -180,6 +186,9 @@ class MeasureConfig(TrainOptions):
         if self.tune_redraw != "all" and not self.tune_draw:
             raise ValueError("tune_redraw: subspace redraws the subspace tuning of another draw: "
                              "set tune_draw to 1 or more, or drop tune_redraw")
+        if self.tune_pick == "fit" and self.damping_range is not None:
+            raise ValueError("tune_pick: fit fits the rate alone, and damping_range tunes the "
+                             "damping with it: use tune_pick best, or drop damping_range")
         if self.optimizer in ("lbfgs", "ngd"):
             from idbench.methods import method_class  # here: methods import torch
 

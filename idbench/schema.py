@@ -157,6 +157,7 @@ class MeasurementRow(BaseModel):
     tune_seeds: int  # seeds per tuning trial (objective: mean final validation loss)
     tune_draw: int = 0  # which draw of the tuner's grid and TPE (0: the default; rows before it: 0)
     tune_redraw: str = "all"  # which tunings that draw redraws: all, or subspace (baseline: draw 0's)
+    tune_pick: str = "best"  # the tuned rate: the best trial, or a parabola's minimum (fit)
     # where the subspace lr was tuned: "ref:<d>", "every-probe" or "bracket:<d>,<d>... retune:x<f>"
     # (tuned at d_ref, re-tuned where the crossing lay > x<f> away) [+ " restart:lattice": searches
     # after a re-tuning restarted on d_min x 2^k; rows without it restarted at half the bracket]

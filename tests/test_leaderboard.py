@@ -484,20 +484,24 @@ def test_comparison_counts_total_directions_and_splits_rows_by_budget(frames):
     assert len(rows) == 3  # fc at 2 and 5 epochs, lenet at 2
 
 
-def test_tuner_draws_get_a_column_and_a_comparison_row_each(frames):
+@pytest.mark.parametrize("field,value,title", [("tune_draw", 1, "Tuner draw"),
+                                               ("tune_pick", "fit", "Tuned rate")])
+def test_tuner_draws_and_picks_get_a_column_and_a_comparison_row_each(frames, field, value, title):
     measurements, runs = frames
     fc = measurements.filter(pl.col("cell").is_in(["cell1", "cell3"]))  # fc sparse 281, dense 187
-    draw = fc.with_columns(cell=pl.col("cell") + "-draw1", tune_draw=pl.lit(1, pl.Int64),
-                           d_int=pl.col("d_int") * 1.5)
-    df = table(pl.concat([fc, draw]), runs)
+    first = fc[field][0]
+    other = fc.with_columns(pl.lit(value).cast(fc.schema[field]).alias(field),
+                            cell=pl.col("cell") + "-other", d_int=pl.col("d_int") * 1.5)
+    df = table(pl.concat([fc, other]), runs)
     md = to_markdown(df)
     header = [c.strip() for c in md.splitlines()[0].strip("|").split(" | ")]
-    assert sorted(r[header.index("Tuner draw")] for r in _md_rows(md)) == ["0", "0", "1", "1"]
+    assert sorted(r[header.index(title)] for r in _md_rows(md)) == sorted([str(first)] * 2
+                                                                          + [str(value)] * 2)
     headers, rows = comparison.comparison(df)
-    assert headers[:4] == ["Model", "Dataset", "D", "Tuner draw"]
-    assert [r[3] for r in rows] == ["0", "1"]
-    assert rows[1][headers.index("dense fpd")].startswith("281 ")  # 1.5 x 187
-    assert "Tuner draw" not in to_markdown(table(fc, runs))  # one draw: no column
+    assert headers[:4] == ["Model", "Dataset", "D", title]
+    assert [r[3] for r in rows] == sorted([str(first), str(value)])
+    assert rows[[r[3] for r in rows].index(str(value))][headers.index("dense fpd")].startswith("281 ")
+    assert title not in to_markdown(table(fc, runs))  # one value: no column
 
 
 def test_several_optimisers_get_a_column_each_and_ratios_to_dense_of_the_same_optimiser(frames):

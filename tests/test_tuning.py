@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import threading
 
+import polars as pl
 import pytest
 
 from idbench.cell import CellRuns, holding, run_spec
@@ -261,3 +262,57 @@ def test_ngd_options_are_null_in_rows_of_other_optimisers(tmp_path):
         for column in ("ngd_samples", "ngd_damping", "ngd_refresh"):
             assert getattr(row, column) is None
             assert runs[column].null_count() == runs.height
+
+
+@pytest.mark.parametrize("vertex", [0.037, 0.3, 2.2])
+@pytest.mark.parametrize("offset", [0.0, 0.13])
+def test_a_fitted_pick_finds_the_minimum_of_a_bowl_between_the_trials(vertex, offset):
+    rates = [10 ** (k / 2 - 3 + offset) for k in range(9)]  # half a decade apart, as the grid
+    trials = [(lr, 0.4 * (math.log10(lr / vertex)) ** 2 + 1.0) for lr in rates]
+    assert tuning.fitted_rate(trials) == pytest.approx(vertex, rel=1e-6)
+    best = min(trials, key=lambda t: t[1])[0]
+    assert abs(math.log10(best / vertex)) > 0.01  # the best trial alone misses it
+
+
+def test_a_fitted_pick_stays_below_divergence_near_the_best_and_falls_back_to_it():
+    fit = tuning.fitted_rate
+    # a diverged rate above the best caps the fit, and a lucky finite rate beyond it is left out
+    capped = [(0.01, 2.0), (0.03, 1.5), (0.1, 1.0), (0.3, math.inf), (0.5, 1.1)]
+    assert fit(capped) == pytest.approx(0.1) and fit(capped[:3] + capped[4:]) > 0.12
+    # trials more than a decade from the best do not bend the parabola
+    near = [(0.1, 1.2), (0.3, 1.0), (1.0, 1.1)]
+    assert fit(near + [(1e-4, 50.0)]) == pytest.approx(fit(near), rel=1e-12)
+    # under three rates in the window, or a parabola that opens downwards: the best trial
+    assert fit([(0.1, 1.2), (0.3, 1.0), (100.0, 0.5)]) == 100.0
+    assert fit([(0.1, 0.3), (0.2, 0.9), (0.3, 0.25), (0.5, 0.9), (1.0, 0.3)]) == 0.3
+
+
+def test_a_fitted_pick_uses_the_same_study_and_fits_its_trials(tmp_path):
+    options = dict(study_name="s", storage=str(tmp_path / "j.log"), n_trials=6,
+                   lr_range=(1e-3, 10.0))
+    calls: list[float] = []
+    best, tried = tune_lr(bowl(calls), **options)
+    fitted, tried_again = tune_lr(bowl(calls), pick="fit", **options)
+    assert tried_again == tried and len(calls) == 6  # one study: no trial trained twice
+    losses = [(p["lr"], (math.log(p["lr"]) - math.log(0.3)) ** 2 + 0.1) for p in tried]
+    assert fitted == {"lr": tuning.fitted_rate(losses)} and fitted != best
+    assert abs(math.log(fitted["lr"] / 0.3)) < abs(math.log(best["lr"] / 0.3))
+    with pytest.raises(IdbenchError, match="tune_pick fit fits the rate alone"):
+        tune_lr(bowl(calls), pick="fit", damping_range=(1e-3, 1.0), **options)
+
+
+def test_tune_pick_fit_is_its_own_cell_recorded_in_its_row_and_checked_first(tmp_path):
+    config = MeasureConfig(model="fc[depth=1,width=16]", dataset="digits", seeds=1, epochs=1,
+                           grid=(16,), d_max=100, tune_trials=5, tune_seeds=1)
+    fit = config.model_copy(update={"tune_pick": "fit"})
+    assert config.key() == MeasureConfig(**config.model_dump(exclude={"tune_pick"})).key()
+    assert fit.key() != config.key()
+    rows = [measure(c, out=tmp_path, device="cpu") for c in (config, fit)]
+    assert [r.tune_pick for r in rows] == ["best", "fit"]
+    tune = RunStore(tmp_path).table().filter(pl.col("role") == "tune", pl.col("d").is_null())
+    assert tune.height == 5  # the fit reads the best's baseline study: no trial trained again
+    losses = [(r["lr"], r["val_loss"]) for r in tune.iter_rows(named=True)]
+    assert rows[1].lr_baseline == pytest.approx(tuning.fitted_rate(losses), rel=1e-12)
+    with pytest.raises(IdbenchError, match="tune_pick: fit fits the rate alone"):
+        MeasureConfig.build(model="fc", dataset="digits", optimizer="ngd", tune_pick="fit",
+                            damping_range=(1e-3, 1.0))
