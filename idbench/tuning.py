@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Callable, Sequence
+from typing import Callable, Literal, Sequence
 
 import numpy as np
 import optuna
@@ -92,7 +92,7 @@ def tune_lr(
     damping_range: tuple[float, float] | None = None,
     replay: Sequence[Params] = (),
     draw: int = 0,
-    pick: str = "best",
+    pick: Literal["best", "fit"] = "best",
 ) -> tuple[Params, list[Params]]:
     """(best parameters, parameters of every completed trial): best = lowest final validation
     loss; parameters: ``{"lr": ...}``, plus ``"damping"`` when ``damping_range`` is given.
@@ -108,6 +108,8 @@ def tune_lr(
     ``pick``: ``"best"`` (the trial of lowest loss) or ``"fit"`` (:func:`fitted_rate`; the rate
     alone: not with ``damping_range``). The trials are the same either way, so one study serves both.
     """
+    if pick not in ("best", "fit"):
+        raise IdbenchError(f"tune_pick must be best or fit, not {pick!r}")
     if pick == "fit" and damping_range is not None:
         raise IdbenchError("tune_pick fit fits the rate alone; with damping_range use tune_pick best")
     study = optuna.create_study(

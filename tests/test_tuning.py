@@ -299,6 +299,8 @@ def test_a_fitted_pick_uses_the_same_study_and_fits_its_trials(tmp_path):
     assert abs(math.log(fitted["lr"] / 0.3)) < abs(math.log(best["lr"] / 0.3))
     with pytest.raises(IdbenchError, match="tune_pick fit fits the rate alone"):
         tune_lr(bowl(calls), pick="fit", damping_range=(1e-3, 1.0), **options)
+    with pytest.raises(IdbenchError, match="tune_pick must be best or fit, not 'fits'"):
+        tune_lr(bowl(calls), pick="fits", **options)  # type: ignore[arg-type]
 
 
 def test_tune_pick_fit_is_its_own_cell_recorded_in_its_row_and_checked_first(tmp_path):
