@@ -151,6 +151,9 @@ def tune_lr(
 
 
 FIT_WINDOW = 1.0  # decades either side of the best trial that the parabola of fitted_rate sees
+# (inclusive: grid trials lie whole fractions of a decade apart, and log10 of their ratio lands a
+# few ulps either side of the boundary, which would keep one side's neighbour and drop the other's)
+WINDOW_SLACK = 1e-9
 
 
 def fitted_rate(trials: Sequence[tuple[float, float]]) -> float:
@@ -168,7 +171,7 @@ def fitted_rate(trials: Sequence[tuple[float, float]]) -> float:
     ceiling = min((lr for lr, loss in trials if not math.isfinite(loss) and lr > best),
                   default=math.inf)
     near = [(math.log10(lr), loss) for lr, loss in trials if math.isfinite(loss) and lr < ceiling
-            and abs(math.log10(lr / best)) <= FIT_WINDOW]
+            and abs(math.log10(lr / best)) <= FIT_WINDOW + WINDOW_SLACK]
     xs = [x for x, _ in near]
     if len(set(xs)) < 3:
         return best

@@ -274,6 +274,16 @@ def test_a_fitted_pick_finds_the_minimum_of_a_bowl_between_the_trials(vertex, of
     assert abs(math.log10(best / vertex)) > 0.01  # the best trial alone misses it
 
 
+@pytest.mark.parametrize("n", [4, 8])
+def test_a_fitted_pick_sees_grid_trials_exactly_a_decade_away_on_both_sides(n):
+    grid = tuning.startup_grid((1e-3, 10.0), n)  # 1 and 1/2 decade apart: log10 ratios 1 +- ulps
+    for i in range(n // 4, n - n // 4):
+        vertex = grid[i] * 1.3  # the best trial is grid[i]; the fit must use both neighbours
+        trials = [(lr, (math.log10(lr / vertex)) ** 2) for lr in grid]
+        window = [lr for lr in grid if abs(math.log10(lr / grid[i])) < 1.5]
+        assert tuning.fitted_rate(trials) == pytest.approx(vertex, rel=1e-6), (i, window)
+
+
 def test_a_fitted_pick_stays_below_divergence_near_the_best_and_falls_back_to_it():
     fit = tuning.fitted_rate
     # a diverged rate above the best caps the fit, and a lucky finite rate beyond it is left out
