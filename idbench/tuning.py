@@ -108,10 +108,7 @@ def tune_lr(
     ``pick``: ``"best"`` (the trial of lowest loss) or ``"fit"`` (:func:`fitted_rate`; the rate
     alone: not with ``damping_range``). The trials are the same either way, so one study serves both.
     """
-    if pick not in ("best", "fit"):
-        raise IdbenchError(f"tune_pick must be best or fit, not {pick!r}")
-    if pick == "fit" and damping_range is not None:
-        raise IdbenchError("tune_pick fit fits the rate alone; with damping_range use tune_pick best")
+    _check_pick(pick, damping_range)
     study = optuna.create_study(
         study_name=study_name,
         storage=open_storage(storage),
@@ -141,13 +138,24 @@ def tune_lr(
             f"learning-rate tuning ({study_name}) finished no trial: every trial was pruned; "
             "raise --tune-trials"
         )
-    tried = [dict(t.params) for t in complete]
+    return _picked(complete, pick), [dict(t.params) for t in complete]
+
+
+def _check_pick(pick: str, damping_range: tuple[float, float] | None) -> None:
+    if pick not in ("best", "fit"):
+        raise IdbenchError(f"tune_pick must be best or fit, not {pick!r}")
+    if pick == "fit" and damping_range is not None:
+        raise IdbenchError("tune_pick fit fits the rate alone; with damping_range use tune_pick best")
+
+
+def _picked(complete: list[optuna.trial.FrozenTrial], pick: str) -> Params:
+    """The parameters a study whose finished trials are ``complete`` returns under ``pick``."""
     finite = [t for t in complete if math.isfinite(t.value)]
     if not finite:  # every rate diverged: the smallest one tried is the least bad guess
-        return min(tried, key=lambda p: p["lr"]), tried
+        return dict(min((t.params for t in complete), key=lambda p: p["lr"]))
     if pick == "fit":
-        return {"lr": fitted_rate([(t.params["lr"], t.value) for t in complete])}, tried
-    return dict(min(finite, key=lambda t: t.value).params), tried
+        return {"lr": fitted_rate([(t.params["lr"], t.value) for t in complete])}
+    return dict(min(finite, key=lambda t: t.value).params)
 
 
 FIT_WINDOW = 1.0  # decades either side of the best trial that the parabola of fitted_rate sees
