@@ -13,6 +13,7 @@ from idbench.cell import CellRuns, holding, run_spec
 from idbench.config import MeasureConfig
 from idbench.errors import IdbenchError
 from idbench.executors import LocalExecutor
+from idbench.keys import key_fields
 from idbench.measurement import measure, tuning_range
 from idbench.runinfo import Optimiser, RunInfo
 from idbench.store import RunStore
@@ -317,7 +318,9 @@ def test_tune_pick_fit_is_its_own_cell_recorded_in_its_row_and_checked_first(tmp
     config = MeasureConfig(model="fc[depth=1,width=16]", dataset="digits", seeds=1, epochs=1,
                            grid=(16,), d_max=100, tune_trials=5, tune_seeds=1)
     fit = config.model_copy(update={"tune_pick": "fit"})
-    assert config.key() == MeasureConfig(**config.model_dump(exclude={"tune_pick"})).key()
+    # best, the default, is left out of the key (stored cells keep theirs: test_keys pins them)
+    assert "tune_pick" not in key_fields(config, MeasureConfig.KEY_FIELDS)
+    assert key_fields(fit, MeasureConfig.KEY_FIELDS)["tune_pick"] == "fit"
     assert fit.key() != config.key()
     rows = [measure(c, out=tmp_path, device="cpu") for c in (config, fit)]
     assert [r.tune_pick for r in rows] == ["best", "fit"]
