@@ -18,6 +18,7 @@ Protocols (MeasureConfig options), each measured on the same cells:
 - ``bracket-redraw``: the default under that other draw of the tuner;
 - ``every-probe-redraw-subspace``: every-probe under another draw of its subspace tuning only
   (``tune_redraw: subspace``): the baseline, and so the threshold, stay draw 0's;
+- ``bracket-redraw-subspace``: the default under that other draw of its subspace tuning only;
 - ``every-probe-4`` and ``every-probe-4-redraw``: the reference with 4 seeds per tuning trial
   (the default 2), under both draws: whether a less noisy trial makes it agree with itself;
 - ``bracket-12``, ``every-probe-12`` and ``every-probe-12-redraw``: 12 trials per tuning (the
@@ -93,6 +94,8 @@ PROTOCOLS: dict[str, dict[str, Any]] = {
     # (every-probe-redraw re-tunes the baseline too, and LeNet's threshold moves with it)
     "every-probe-redraw-subspace": {"tune_every_probe": True, "tune_draw": 1,
                                     "tune_redraw": "subspace"},
+    "bracket-redraw-subspace": {"lr_protocol": "bracket", "tune_draw": 1,
+                                "tune_redraw": "subspace"},
     # the reference with 4 tuning seeds per trial instead of 2, under both draws: whether less
     # noise per trial makes the reference agree with itself
     "every-probe-4": {"tune_every_probe": True, "tune_seeds": 4},
