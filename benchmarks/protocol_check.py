@@ -42,7 +42,10 @@ summary line per cell: each protocol's d_int / every-probe's d_int, whether thei
 [d_lo, d_hi] overlap (agree within the bisection's resolution), whether their 95% CIs overlap
 (where the score curve is flat at the threshold, seed noise moves the crossing by more than a
 bisection step, so the bracket test is stricter than the measurement's own resolution), and its
-runs, training steps and wall time as a fraction of every-probe's.
+runs, training steps and wall time as a fraction of every-probe's. ``--markdown`` also counts, for
+each protocol, the cells where its bracket overlaps the span of the reference's draws (``DRAWS``:
+from the smallest d_lo to the largest d_hi of the reference and its redraws), since where the
+reference does not reproduce itself, one draw's bracket is a stricter test than its resolution.
 
     python benchmarks/protocol_check.py --quick          # ~15-30 min on 2 busy CPU cores
     python benchmarks/protocol_check.py                  # 2 epochs, 3 seeds, 8 trials (hours)
