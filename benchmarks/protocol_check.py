@@ -254,9 +254,10 @@ def markdown(lines: list[str], reference: str = "every-probe") -> str:
         if reference in by_name:
             by_name["summary"] = {name: against(r, by_name[reference])
                                   for name, r in by_name.items() if name != reference}
-            draws = [by_name[x] for x in (reference, *DRAWS.get(reference, ())) if x in by_name]
+            others = DRAWS.get(reference, ())
+            draws = [by_name[x] for x in (reference, *others) if x in by_name]
             for name, s in by_name["summary"].items():
-                if name not in DRAWS.get(reference, ()):
+                if name not in others:
                     s["within_draws"] = within_draws(by_name[name], draws)
 
     def estimate(r: dict[str, Any]) -> str:
