@@ -20,7 +20,8 @@ from idbench.errors import IdbenchError
 from idbench.leaderboard import load_results, render, render_results, table, to_csv, to_latex
 from idbench.leaderboard import common_threshold, comparison, format_table, plots
 from idbench.leaderboard.page import to_html
-from idbench.leaderboard.tables import fmt_interval, fmt_num, fmt_options, fmt_wall, to_markdown
+from idbench.leaderboard.tables import (fmt_interval, fmt_num, fmt_options, fmt_wall, groups,
+                                        to_markdown)
 from idbench.schema import SCHEMA_VERSION, MeasurementRow, RunRow
 from idbench.search import MIN_CI_SEEDS, Probe, decide, estimate_with_interval
 from idbench.frames import polars_schema
@@ -193,7 +194,7 @@ def test_wall_time_is_human():
 # rendered files
 
 
-def test_render_writes_every_file(rendered):
+def test_render_writes_every_file(rendered, frames):
     names = {"leaderboard.md", "leaderboard.html", "leaderboard.csv", "leaderboard.tex",
              "dint_vs_d.png", "dint_vs_d.svg", "dint_by_projection.png",
              "dint_by_projection.svg", "provenance.json"}
@@ -203,7 +204,8 @@ def test_render_writes_every_file(rendered):
     assert not [p for p in folder.parent.iterdir() if p.name.startswith(".")]
     info = json.loads(rendered["provenance.json"].read_text())
     assert info["suite"] == "tiny" and info["suite_hash"] == "feedbeef"
-    assert info["git_rev"] == "abc123" and info["device"] == "cpu"
+    assert info["measured_by"] == "abc123" and info["device"] == "cpu"
+    assert info["trained_by"] == {"abc123": frames[1]["run_key"].n_unique()}
     assert info["versions"]["torch"] == "2.5" and info["date"] == "2025-01-04T12:00:00+00:00"
 
 
@@ -674,3 +676,29 @@ def test_dint_by_projection_labels_wrap_and_count_epochs(frames):
     two = table(_variants(frames, [dict(epochs=2.0)]), frames[1])
     assert all(t.get_text().replace("\n", " ").endswith("2 epochs")
                for t in plots.dint_by_projection(two).axes[0].get_yticklabels())
+
+
+def test_dint_by_projection_axis_spans_the_finite_values_and_marks_an_open_end(frames):
+    """An interval open to infinity does not stretch the log axis to d_max: the axis ends a margin
+    beyond the largest finite value, and that interval's bar ends there in an arrow."""
+    df = table(*frames).filter(~pl.col("censored"))
+    assert df.filter(pl.col("ci_high").is_infinite()).height == 1
+    finite = [v for col in ("d_int", "ci_low", "ci_high") for v in df[col].to_list()
+              if v is not None and math.isfinite(v)]
+    ax = plots.dint_by_projection(df).axes[0]
+    left, right = ax.get_xlim()
+    assert right == pytest.approx(max(finite) * plots.OPEN_MARGIN)
+    assert left == pytest.approx(min(finite) / plots.OPEN_MARGIN)
+    assert right < df["d_max"].max()
+    arrows = [line for line in ax.get_lines() if line.get_marker() == ">"]
+    assert [list(a.get_xdata()) for a in arrows] == [[right]]
+
+
+def test_dint_by_projection_spreads_each_cells_own_projections_around_its_label(frames):
+    """A cell measured under one projection sits on its label, not where the board's n-th
+    projection would sit."""
+    df = table(*frames)
+    ys = plots._cell_offsets(df)
+    for g in set(groups(df)):
+        mine = [y for y, h in zip(ys, groups(df)) if h == g]
+        assert sum(mine) / len(mine) == pytest.approx(g)

@@ -7,6 +7,7 @@ loads nothing from the network (and a browser reports anything that tries).
 from __future__ import annotations
 
 import base64
+import re
 from html import escape
 from typing import Any
 
@@ -22,13 +23,14 @@ body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; ma
        max-width: 1400px; padding: 0 1em; color: #222; }
 h1 { font-size: 1.5em; } h2 { font-size: 1.15em; margin-top: 2em; }
 table { border-collapse: collapse; font-size: 0.85em; }
-th, td { padding: 0.3em 0.6em; border-bottom: 1px solid #e4e4e4; white-space: nowrap; }
+th, td { padding: 0.3em 0.45em; border-bottom: 1px solid #e4e4e4; white-space: nowrap; }
 th { text-align: left; background: #f4f4f4; border-bottom: 2px solid #999; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 tbody + tbody { border-top: 2px solid #999; }
 tbody tr:hover { background: #f7f9fc; }
 caption { caption-side: bottom; text-align: left; padding-top: 0.6em; color: #555;
           white-space: normal; max-width: 60em; }
+ol.notes { font-size: 0.8em; color: #555; margin: 0.6em 0; } abbr { text-decoration: none; }
 figure { margin: 1em 0; } figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
 dl.prov { display: grid; grid-template-columns: max-content auto; gap: 0.2em 1em;
           font-size: 0.85em; } dl.prov dt { font-weight: 600; } dl.prov dd { margin: 0; }
@@ -36,13 +38,35 @@ dl.prov { display: grid; grid-template-columns: max-content auto; gap: 0.2em 1em
 """
 
 
+NOTED = ("Method", "Projection")  # columns whose options move to a numbered note under the table
+OPTIONS = re.compile(r"^(?P<name>\S+) \((?P<options>.+)\)$")  # fmt_options: "name (k=v, ...)"
+
+
+def _noted(text: str, notes: list[str]) -> str:
+    """A Method or Projection cell as its name with a note number (and the options as a tooltip):
+    long option strings would widen the table past the page."""
+    match = OPTIONS.match(text)
+    if match is None:
+        return escape(text)
+    if text not in notes:
+        notes.append(text)
+    number = notes.index(text) + 1
+    return (f'{escape(match["name"])}<sup><abbr title="{escape(match["options"])}">{number}'
+            "</abbr></sup>")
+
+
 def table_html(df: pl.DataFrame) -> str:
-    """The ``<table>``: one ``<tbody>`` per cell, so projections of one cell form a block."""
+    """The ``<table>``: one ``<tbody>`` per cell, so projections of one cell form a block; method
+    and projection options as numbered notes below it (:func:`_noted`)."""
     headers, rows, right = display(df)
     group = groups(df)
+    notes: list[str] = []
 
     def cls(i: int) -> str:
         return ' class="num"' if right[i] else ""
+
+    def cell(j: int, text: str) -> str:
+        return _noted(text, notes) if headers[j] in NOTED else escape(text)
 
     head = "".join(f"<th{cls(i)}>{escape(h)}</th>" for i, h in enumerate(headers))
     out = ['<table id="leaderboard">', f"<caption>{escape(caption(df))}</caption>",
@@ -50,9 +74,11 @@ def table_html(df: pl.DataFrame) -> str:
     for i, row in enumerate(rows):
         if i == 0 or group[i] != group[i - 1]:
             out.append("<tbody>" if i == 0 else "</tbody><tbody>")
-        out.append("<tr>" + "".join(f"<td{cls(j)}>{escape(c)}</td>" for j, c in enumerate(row))
+        out.append("<tr>" + "".join(f"<td{cls(j)}>{cell(j, c)}</td>" for j, c in enumerate(row))
                    + "</tr>")
     out += ["</tbody>" if rows else "", "</table>"]
+    if notes:
+        out.append('<ol class="notes">' + "".join(f"<li>{escape(n)}</li>" for n in notes) + "</ol>")
     return "\n".join(out)
 
 

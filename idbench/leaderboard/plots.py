@@ -42,6 +42,7 @@ from idbench.registry import format_spec, parse_spec
 DPI = 100
 FACET_W, FACET_H = 4.8, 3.6  # inches per panel of accuracy_vs_d
 MAX_COLS = 3
+OPEN_MARGIN = 1.25  # dint_by_projection: factor of log-axis room beyond the extreme finite values
 _RC = {"svg.hashsalt": "idbench", "svg.fonttype": "path", "axes.titlesize": 9}
 
 
@@ -166,21 +167,46 @@ def accuracy_vs_d(df: pl.DataFrame) -> Figure:
     return fig
 
 
+def _finite_span(df: pl.DataFrame) -> tuple[float, float]:
+    """The x range of :func:`dint_by_projection`: every finite estimate, interval end and censored
+    d_max, widened by a margin on the log axis (an interval open to infinity does not stretch it)."""
+    values = []
+    for row in df.iter_rows(named=True):
+        shown = [row["d_max"]] if row["censored"] else [row["d_int"], row["ci_low"], row["ci_high"]]
+        values += [v for v in shown if v is not None and math.isfinite(v) and v > 0]
+    if not values:
+        return 1.0, 10.0
+    return min(values) / OPEN_MARGIN, max(values) * OPEN_MARGIN
+
+
+def _cell_offsets(df: pl.DataFrame) -> list[float]:
+    """The y of each row: its cell's index, the cell's own projections spread evenly around it."""
+    group = groups(df)
+    members: dict[int, list[int]] = {}
+    for i, g in enumerate(group):
+        members.setdefault(g, []).append(i)
+    ys = [0.0] * len(group)
+    for g, rows in members.items():
+        step = 0.8 / len(rows)
+        for k, i in enumerate(rows):
+            ys[i] = g - 0.4 + step * (k + 0.5)
+    return ys
+
+
 def dint_by_projection(df: pl.DataFrame) -> Figure:
-    """d_int with its 95% bootstrap interval per cell, one marker per projection."""
+    """d_int with its 95% bootstrap interval per cell, one marker per projection. The axis spans
+    the finite values: an interval open to infinity runs to the right edge and ends in an arrow."""
     group = groups(df)
     n_cells = max(group, default=-1) + 1
     projections = sorted(df["projection"].unique().to_list())
     palette, name = _palette(df), d_int_name(df)
-    step = 0.8 / max(1, len(projections))
+    left, right = _finite_span(df)
     labels = [""] * n_cells
     with _style():
         fig = Figure(figsize=dint_figsize(n_cells, len(projections)), dpi=DPI, layout="constrained")
         ax = fig.subplots()
-        for g, row in zip(group, df.iter_rows(named=True)):
+        for g, y, row in zip(group, _cell_offsets(df), df.iter_rows(named=True)):
             labels[g] = _panel_title(row, width=32)  # wrapped: the axis keeps its width
-            k = projections.index(row["projection"])
-            y = g - 0.4 + step * (k + 0.5)
             color = palette[row["projection"]]
             text = fmt_d_int(row)
             if row["censored"]:
@@ -191,14 +217,15 @@ def dint_by_projection(df: pl.DataFrame) -> Figure:
             x = row["d_int"]
             low, high = row["ci_low"], row["ci_high"]
             if low is not None and high is not None and not math.isnan(low):
-                hi = min(high, row["d_max"]) if math.isinf(high) else high
+                hi = right if math.isinf(high) else high
                 ax.plot([min(low, x), max(hi, x)], [y, y], color=color, lw=2, alpha=0.6)
                 if math.isinf(high):
-                    ax.plot([hi], [y], marker=">", ms=6, color=color)
+                    ax.plot([hi], [y], marker=">", ms=7, color=color, clip_on=False)
             ax.plot([x], [y], marker="o", ms=6, color=color)
             ax.annotate(text, (x, y), xytext=(0, 5), textcoords="offset points", ha="center",
                         va="bottom", fontsize=7, color=color)
         _log_x(ax)
+        ax.set_xlim(left, right)
         ax.set_yticks(range(n_cells), labels)
         ax.set_ylim(n_cells - 0.5, -0.5)
         ax.set_xlabel(f"{name} (dot), 95% bootstrap interval (bar)\n"

@@ -1,4 +1,9 @@
-"""Where the numbers of a leaderboard come from: versions, device, git revision, suite, date.
+"""Where the numbers of a leaderboard come from: versions, device, git revisions, suite, date.
+
+``measured_by`` is the revision that measured the cells (the measurement rows'), ``trained_by``
+every revision that trained the runs behind them, with its number of runs: a board re-measured
+from stored runs names both the code that decided its numbers and the code that trained it. A
+revision ending in ``-dirty`` trained from a tree with uncommitted changes.
 
 Everything is taken from the result rows (so rendering the same Parquet twice gives the same page),
 then overridden by what the caller passes (e.g. the suite's hash, known only to ``idbench run``).
@@ -16,7 +21,7 @@ from idbench.schema import SCHEMA_VERSION
 
 # the order in which provenance is shown; other keys follow
 ORDER = ["suite", "suite_version", "suite_hash", "date", "first_run", "cells", "runs", "device",
-         "git_rev", "versions", "schema_version"]
+         "measured_by", "trained_by", "versions", "schema_version"]
 
 
 def _one_or_many(values: list[Any]) -> Any:
@@ -49,12 +54,20 @@ def collect(
         "cells": measurements["cell"].n_unique(),
         "runs": runs["run_key"].n_unique(),  # a run shared by cells is listed under each
         "device": _one_or_many(measurements["device"].to_list()),
-        "git_rev": _one_or_many(measurements["git_rev"].to_list()),
+        "measured_by": _one_or_many(measurements["git_rev"].to_list()),
+        "trained_by": trained_by(runs),
         "versions": {k: ", ".join(sorted(v)) for k, v in sorted(versions.items())},
         "schema_version": SCHEMA_VERSION,
     }
     out.update(extra or {})
     return out
+
+
+def trained_by(runs: pl.DataFrame) -> dict[str, int]:
+    """``{revision: runs}`` over the distinct runs, most runs first (``unknown``: no revision)."""
+    distinct = runs.unique("run_key").with_columns(pl.col("git_rev").fill_null("unknown"))
+    counts = distinct.group_by("git_rev").len().sort(["len", "git_rev"], descending=[True, False])
+    return dict(counts.iter_rows())
 
 
 def items(provenance: dict[str, Any]) -> list[tuple[str, str]]:
