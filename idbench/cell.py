@@ -35,9 +35,9 @@ from idbench.provenance import device_name
 from idbench.registry import Spec
 from idbench.rows import run_row
 from idbench.store import RunStore
-from idbench.train import MAX_RETRIES, EvalCallback, RunResult, RunSpec, run
+from idbench.train import MAX_RETRIES, EvalCallback, RunResult, RunSpec, StopRun, run
 from idbench.workers import worker_device
-from idbench.tuning import tune_lr
+from idbench.tuning import Pruned, tune_lr
 
 TUNE_SEED = 10_000  # tuning trials use their own seed, apart from the measured seeds
 SAME_RATE = 1e-9  # relative: two learning rates closer than this are one rate (stored_rate)
@@ -230,10 +230,11 @@ class CellRuns:
                 draw: int) -> list[dict[str, float]]:
         """The trials of this study that stored runs record, in the order they were trained
         (:func:`~idbench.tuning.tune_lr`'s ``replay``): the study's runs at the first tuning seed
-        and ``d``, within ``lr_range``. A trial that was pruned is not stored, so a study whose
-        original pruned one is replayed without it. Runs do not record the tuner's draw, so a
-        study of another draw (``draw``, the config's ``tune_draw`` where it redraws this
-        study) replays nothing: it keeps to its journal."""
+        and ``d``, within ``lr_range``; a pruned trial is stored as pruned and replayed as pruned
+        (a store written before pruned trials were kept lacks them: its studies replay without
+        them). Runs do not record the tuner's draw, so a study of another draw (``draw``, the
+        config's ``tune_draw`` where it redraws this study) replays nothing: it keeps to its
+        journal."""
         if draw:
             return []
         rows = self.stored_trials.filter(
@@ -271,23 +272,40 @@ class CellRuns:
     def _tuning_run(self, seed: int, lr: float, d: int | None, role: str,
                     report: EvalCallback, damping: float | None) -> RunResult:
         """One run of a trial, from the store, trained here (pruned live by Optuna) or on a
-        worker (its evaluations then replayed to the pruner: a pruned trial ends exactly as it
-        would have here, not stored, only later)."""
+        worker (its evaluations then replayed to the pruner: a pruned trial ends as it would have
+        here, only later). A pruned trial is stored as pruned (:meth:`RunResult.pruned_at`), so a
+        study re-made from the runs alone prunes it again without training it."""
         spec = self._spec(seed, lr, d, damping)
         stored = self.store.get(spec.key())
         if stored is not None:
             self.used[stored.run_key] = stored
+            if stored.pruned:
+                raise Pruned()
             return _result_of(stored)
         self.on_event(f"tuning {role} lr={lr:.3g}" + (f" damping={damping:.3g}" if damping else "")
                       + (f" at d={d}" if d else ""))
+        pruned: list[int] = []
+
+        def watched(index: int, val_score: float, val_loss: float) -> None:
+            try:
+                report(index, val_score, val_loss)
+            except Pruned:
+                pruned.append(index)
+                raise StopRun() from None
+
         if self.executor.in_process:
-            result, device = run(spec, self.data, on_eval=report, max_retries=0), None
+            result, device = run(spec, self.data, on_eval=watched, max_retries=0), None
         else:
             [(result, device)] = self.executor.map(functools.partial(execute, max_retries=0),
                                                    [(spec, self.device)])
-            for index, point in enumerate(result.history):
-                report(index, point["val_score"], point["val_loss"])
+            with contextlib.suppress(StopRun):
+                for index, point in enumerate(result.history):
+                    watched(index, point["val_score"], point["val_loss"])
+        if pruned:
+            result = result.pruned_at(pruned[0])
         self.record(spec, result, "tune", device)
+        if pruned:
+            raise Pruned()
         return result
 
     def _lock_name(self, key: str) -> str:

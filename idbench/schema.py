@@ -81,6 +81,9 @@ class RunRow(BaseModel):
     lr_carried_by: str | None = None
     curvature: float | None = None  # lambda_max(P^T H P) at theta0 under lr_scaling=curvature
     stopped_early: bool  # before its budget: patience ran out, or the optimiser converged (lbfgs)
+    # a tuning trial the pruner stopped: its outcome is its last evaluation (history ends there),
+    # test_score NaN; a study re-made from the runs replays it as pruned and never trains it again
+    pruned: bool = False
     steps: int  # optimiser steps actually taken
     wall_s: float
     grad_cosine: float | None  # mean cosine of step and full gradient (rbd/nes diagnostic)

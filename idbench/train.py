@@ -132,6 +132,7 @@ class RunResult:
     wall_s: float
     diverged: bool = False  # diverged at every rate tried
     stopped_early: bool = False
+    pruned: bool = False  # a tuning trial stopped by its pruner (:meth:`pruned_at`)
     retries: int = 0  # attempts after the first, each at half the rate (the earlier ones failed)
     lr_final: float | None = None  # the (peak) rate of the attempt this result comes from
     # torch's CPU threads while the run trained: float reductions, and so results, depend on it
@@ -145,6 +146,23 @@ class RunResult:
     path_metrics: dict[str, float] = field(default_factory=dict)
     # psi of every completed window of path_window steps, by space ("theta", "z")
     path_windows: dict[str, list[float | None]] = field(default_factory=dict)
+
+    def pruned_at(self, index: int) -> RunResult:
+        """The run as a tuning trial pruned after its evaluation ``index``: its outcome and path
+        metrics are that evaluation's, whether training stopped there (:class:`StopRun`) or ran
+        on (a worker's run, pruned afterwards when its history is reported); no test score."""
+        point = self.history[index]
+        paths = {k: v for k, v in point.items() if k.startswith(("theta_", "z_"))}
+        return dataclasses.replace(
+            self, val_score=point["val_score"], val_loss=point["val_loss"],
+            train_loss=point["train_loss"], test_score=math.nan, steps=int(point["step"]),
+            stopped_early=True, pruned=True, history=self.history[:index + 1],
+            path_metrics=paths, path_windows={})
+
+
+class StopRun(Exception):
+    """Raised by an ``on_eval`` callback to end the run after that evaluation (a pruned tuning
+    trial): :func:`train` returns the run so far, ``stopped_early``."""
 
 
 def build_model(spec: RunSpec, data: Dataset) -> nn.Module:
@@ -269,7 +287,7 @@ def train(
     """Train ``model`` (all parameters that require grad) as ``spec`` says.
 
     ``on_eval(index, val_score, val_loss)`` is called after every evaluation (Optuna pruning hooks
-    in here and may raise to stop the run); ``on_step(state, loss)`` after every step (per-step
+    in here and raises :class:`StopRun` to end the run there); ``on_step(state, loss)`` after every step (per-step
     measurements hook in here; ``loss`` is a tensor, reading it syncs the device).
     """
     start = time.perf_counter()
@@ -313,7 +331,11 @@ def _evaluate_into(state: TrainState, model: nn.Module, data: Dataset, spec: Run
     state.history.append({"step": state.step, "val_score": val_score, "val_loss": val_loss,
                           "train_loss": train_loss, **state.paths.summary()})
     if on_eval is not None:
-        on_eval(len(state.history) - 1, val_score, val_loss)
+        try:
+            on_eval(len(state.history) - 1, val_score, val_loss)
+        except StopRun:
+            state.stopped_early = True
+            return
     if val_loss < state.best_loss:
         state.best_loss, state.since_best = val_loss, 0
     else:

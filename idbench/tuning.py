@@ -57,6 +57,7 @@ logging.getLogger("optuna.study._optimize").addFilter(
 TrainAt = Callable[..., RunResult]  # train_at(lr, report), tuning damping (lr, report, damping=)
 Params = dict[str, float]  # a trial's parameters: lr, and damping when it is tuned
 STARTUP_TRIALS = 4  # trials on an even log grid before TPE takes over
+Pruned = optuna.TrialPruned  # raised by a trial's report when the pruner stops the trial
 
 
 def open_storage(url: str) -> optuna.storages.BaseStorage:
@@ -244,7 +245,7 @@ def _objective(trial: optuna.Trial, train_at: TrainAt, lr_range: tuple[float, fl
     def report(index: int, val_score: float, val_loss: float) -> None:
         trial.report(val_loss, index)
         if trial.should_prune():
-            raise optuna.TrialPruned()
+            raise Pruned()
 
     result = train_at(lr, report, **extra)
     trial.set_user_attr("val_score", result.val_score)

@@ -15,6 +15,7 @@ from idbench.measurement import measure
 from idbench.store import RunStore
 
 from test_measurement import digits_config
+from test_retries import _Remote
 
 
 @pytest.mark.parametrize("lr, expected", [
@@ -68,14 +69,15 @@ def test_a_measurement_elsewhere_reuses_runs_whose_rates_differ_in_the_last_bits
 
 def test_a_study_re_made_from_its_runs_replays_the_original_trials(tmp_path, monkeypatch):
     """Without its Optuna journal a study's TPE proposals need not be the original's (here: a
-    tuner seeded otherwise). Its stored trials are replayed first, in their order, so only a
-    trial the original pruned (not stored) is drawn anew; without the replay TPE's draws replace
-    the stored ones."""
+    tuner seeded otherwise). Its stored trials, pruned ones included, are replayed first, in their
+    order, so nothing trains again and the cell uses the same runs; without the replay TPE's
+    draws replace the stored ones."""
     config = digits_config(tune_trials=6, seeds=1)
-    measure(config, out=tmp_path / "ref", device="cpu")
+    reference = measure(config, out=tmp_path / "ref", device="cpu")
     tune = RunStore(tmp_path / "ref").table().filter(pl.col("role") == "tune")
+    pruned = tune.filter(pl.col("pruned"))
+    assert pruned.height >= 1  # the property below covers a pruned trial
     stored = set(tune["run_key"])
-    pruned = sum(config.tune_trials - n for n in tune.group_by("d").agg(pl.col("lr").n_unique())["lr"])
     monkeypatch.setattr(tuning, "derive_seed", lambda *parts: 12345)
     trained = []
     real_run = cell.run
@@ -87,11 +89,31 @@ def test_a_study_re_made_from_its_runs_replays_the_original_trials(tmp_path, mon
         shutil.copytree(tmp_path / "ref" / "runs", tmp_path / name / "runs")
         return set(json.loads(measure(config, out=tmp_path / name, device="cpu").run_keys))
 
-    assert stored <= again("again")  # every stored trial tried again, none trained
-    assert len(set(trained)) == pruned
+    assert again("again") == set(json.loads(reference.run_keys)) and trained == []
+    assert set(pruned["run_key"]) <= stored
     monkeypatch.setattr(cell.CellRuns, "_replay", lambda self, d, lr_range, draw: [])
     assert not stored <= again("control")  # the control: TPE's draws differ from the stored
-    assert len(set(trained)) > pruned
+    assert trained
+
+
+def test_a_pruned_trial_is_stored_up_to_its_last_evaluation(tmp_path):
+    """A pruned tuning trial's row: its history ends at the evaluation the pruner stopped it
+    after, its outcome is that evaluation's, with fewer steps than its budget and no test score;
+    only the tuning seed that reports to the pruner trained."""
+    measure(digits_config(tune_trials=6, seeds=1), out=tmp_path, device="cpu")
+    runs = RunStore(tmp_path).table()
+    pruned = runs.filter(pl.col("pruned"))
+    assert pruned.height >= 1 and set(pruned["role"]) == {"tune"}
+    full = runs.filter(pl.col("role") == "tune", ~pl.col("pruned"))["steps"].max()
+    for row in pruned.iter_rows(named=True):
+        history = json.loads(row["history"])
+        assert row["steps"] == history[-1]["step"] < full and row["stopped_early"]
+        assert (row["val_score"], row["val_loss"]) == (history[-1]["val_score"],
+                                                       history[-1]["val_loss"])
+        assert math.isnan(row["test_score"]) and row["seed"] == cell.TUNE_SEED
+        twin = runs.filter(pl.col("role") == "tune", pl.col("lr") == row["lr"],
+                           pl.col("d").eq_missing(row["d"]), pl.col("cell") == row["cell"])
+        assert twin.height == 1  # the second tuning seed never trained
 
 
 def test_another_tuner_draw_tunes_on_its_own_grid_and_draws_other_rates(tmp_path):
@@ -131,3 +153,17 @@ def test_a_subspace_redraw_keeps_draw_0s_baseline_and_redraws_the_subspace_rate(
     assert rows["subspace"].tune_redraw == "subspace" and rows["every"].tune_redraw == "all"
     with pytest.raises(IdbenchError, match="tune_redraw"):
         MeasureConfig.build(model="fc", dataset="digits", tune_redraw="subspace")
+
+
+def test_a_pruned_trial_is_stored_alike_here_and_on_a_worker(tmp_path):
+    """A worker trains a trial to its end and the parent prunes it afterwards from its history:
+    the stored row is the one a run stopped at its pruning evaluation here gives."""
+    config = digits_config(tune_trials=6, seeds=1)
+    tables = {}
+    for name, executor in (("local", None), ("remote", _Remote())):
+        measure(config, out=tmp_path / name, device="cpu", executor=executor)
+        runs = RunStore(tmp_path / name).table().filter(pl.col("pruned"))
+        tables[name] = runs.select("run_key", "steps", "val_score", "val_loss", "history",
+                                   "theta_psi").sort("run_key")
+    assert tables["local"].height >= 1
+    assert tables["remote"].equals(tables["local"])
