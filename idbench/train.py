@@ -287,8 +287,9 @@ def train(
     """Train ``model`` (all parameters that require grad) as ``spec`` says.
 
     ``on_eval(index, val_score, val_loss)`` is called after every evaluation (Optuna pruning hooks
-    in here and raises :class:`StopRun` to end the run there); ``on_step(state, loss)`` after every step (per-step
-    measurements hook in here; ``loss`` is a tensor, reading it syncs the device).
+    in here and raises :class:`StopRun` to end the run there); ``on_step(state, loss)`` after
+    every step (per-step measurements hook in here; ``loss`` is a tensor, reading it syncs the
+    device).
     """
     start = time.perf_counter()
     method = methods.create(spec.method, model=model, run_spec=spec)
