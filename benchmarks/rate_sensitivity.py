@@ -43,8 +43,7 @@ def sensitivity(cell: str, options: dict, out: Path, factors: tuple[float, ...])
     row = store.get_measurement(config.key())
     if row is None or row.censored or row.d_lo is None:
         return None
-    runs = CellRuns(config, store, LocalExecutor(), "cpu", None,
-                    str(out / "optuna-journal.log"), None)
+    runs = CellRuns(config, store, LocalExecutor(), "cpu", None, None)
     used = cell_runs(store.table(), store.measurements().filter(pl.col("cell") == row.cell))
     probes = used.filter(pl.col("role") == "probe")
     threshold = row.threshold_score

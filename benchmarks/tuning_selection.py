@@ -34,9 +34,9 @@ from typing import Any
 
 import optuna
 
-from idbench.cell import study_name
+from idbench.lr.tuner import study_name
 from idbench.config import MeasureConfig
-from idbench.measurement import tuning_range
+from idbench.lr.carry import tuning_range
 from idbench.store import RunStore
 from idbench.tuning import fitted_rate, open_storage
 

@@ -76,10 +76,10 @@ class MeasureConfig(TrainOptions):
     # constant; Adam's per-coordinate steps move theta by ~lr * sqrt(d): "inverse-sqrt-d".
     # "auto" picks by optimizer (and inverse-d for rbd/nes, which take plain SGD steps).
     # "curvature": lr_d = lr_t * lambda_t / lambda_d, lambda = lambda_max(P^T H P) at theta0
-    # (idbench.lr_protocol.Carry; a failed estimate falls back to what "auto" picks)
+    # (idbench.lr.carry.Carry; a failed estimate falls back to what "auto" picks)
     lr_scaling: Literal["auto", "none", "inverse-d", "inverse-sqrt-d", "curvature"] = Field(
         "auto", description="how the subspace lr tuned at d_ref carries to other d")
-    # where the subspace lr is tuned (idbench.lr_protocol): "reference" once at d_ref;
+    # where the subspace lr is tuned (idbench.lr.protocols): "reference" once at d_ref;
     # "bracket" at d_ref, then again near the crossing once the search has bracketed it
     lr_protocol: Literal["reference", "bracket"] = Field(
         "bracket", description="tune the subspace lr once at d_ref (reference) or also where "
@@ -92,7 +92,7 @@ class MeasureConfig(TrainOptions):
         "lies further than this factor from where it was tuned")
     # bracket: where the search starts again after a re-tuning. "lattice": at the d_min x 2^k
     # below half the bracket's lower end, so that it probes the d the first search and
-    # tune-every-probe probe (idbench.lr_protocol.on_lattice); "half": at half the lower end
+    # tune-every-probe probe (idbench.lr.protocols.on_lattice); "half": at half the lower end
     # itself (the protocol before this field; on the known-answer family 32 of 40 brackets
     # overlapped tune-every-probe's under it, 38 of 40 on the lattice)
     retune_restart: Literal["lattice", "half"] = Field(
@@ -121,7 +121,7 @@ class MeasureConfig(TrainOptions):
     @property
     def retunes_at_bracket(self) -> bool:
         """Whether the subspace lr is re-tuned where the search brackets the crossing
-        (idbench.lr_protocol.TunedAtBracket): not when every probe is tuned, untuned rates have
+        (idbench.lr.protocols.TunedAtBracket): not when every probe is tuned, untuned rates have
         nothing to re-tune, and a grid has no bracket to narrow."""
         return (self.lr_protocol == "bracket" and self.tune_trials > 0
                 and not self.tune_every_probe and not self.grid)
@@ -227,10 +227,10 @@ class MeasureConfig(TrainOptions):
 
     def subspace_lr(self, lr_ref: float, d_ref: int, d: int, rule: str | None = None) -> float:
         """The learning rate at ``d`` given the one tuned at ``d_ref``, by ``rule`` (default: the
-        config's; ``curvature`` needs the estimates of idbench.lr_protocol.Carry)."""
+        config's; ``curvature`` needs the estimates of idbench.lr.carry.Carry)."""
         rule = rule or self.resolved_lr_scaling
         if rule == "curvature":
-            raise ValueError("curvature carrying needs lambda_max: use idbench.lr_protocol.Carry")
+            raise ValueError("curvature carrying needs lambda_max: use idbench.lr.carry.Carry")
         if rule == "inverse-d":
             return lr_ref * d_ref / d
         if rule == "inverse-sqrt-d":

@@ -6,9 +6,10 @@ method, in named phases:
 1. **bounds**: the model's D, the search range (d_max clamped to D) or the grid;
 2. **baseline**: tune the baseline learning rate (Optuna), train the full model with every seed,
    and set the threshold to ``threshold`` x the mean baseline score (or use ``global:<score>``);
-3. **reference tuning**: choose how the subspace lr at a probe d is set (:class:`SubspaceLr`):
-   tuned once at a reference d and carried to other d, or tuned at every probe;
-4. **search**: search d (:mod:`idbench.search`), each probe training every seed;
+3. **subspace rate**: the learning-rate protocol's strategy (:mod:`idbench.lr.protocols`):
+   which rate a probe at d trains with, and where it is tuned;
+4. **search**: search d (:mod:`idbench.search`) as the strategy runs it, each probe training
+   every seed;
 5. **row**: one row for the cell in the run store (every run already has its own row).
 
 Runs are keyed by everything that determines them, so a rerun reuses what is stored and an
@@ -29,17 +30,19 @@ import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from idbench.cell import CellRuns, OnEvent, parameter_count, run_spec
+from idbench.lr.carry import Carry, tuning_range, window_label
+from idbench.lr.protocols import SubspaceLr, choose_subspace_lr
+from idbench.lr.tuner import Tuner
 from idbench.config import MeasureConfig
 from idbench.errors import IdbenchError
 from idbench.executors import Executor, LocalExecutor
 from idbench.schema import MeasurementRow
 from idbench.curvature import lambda_max_of_run
-from idbench.lr_protocol import Carry, TunedAtBracket
 from idbench.search import Probe, SearchResult, search
 from idbench.provenance import device_name, git_rev, now_iso, versions
 from idbench.store import RunStore
@@ -72,78 +75,6 @@ class Baseline:
     lr: float
 
 
-class SubspaceLr(Protocol):
-    """How the learning rate of the subspace runs at probe d is chosen: the one piece a new
-    learning-rate protocol replaces (:func:`choose_subspace_lr` picks it)."""
-
-    def lr_at(self, d: int) -> float:
-        """The learning rate of every seed's run at probe ``d``."""
-
-    def origin(self, d: int) -> dict[str, Any]:
-        """The run-row columns that say where the rate at ``d`` was tuned and how it was carried:
-        ``lr_tuned_at``, ``lr_carried_by``, ``curvature``."""
-
-    def record(self) -> dict[str, Any]:
-        """The MeasurementRow columns that say how the rate was chosen: ``tune_at``,
-        ``lr_subspace`` and ``lr_scaling``."""
-
-
-def tuning_range(config: MeasureConfig, lr_baseline: float, D: int, d: int) -> tuple[float, float]:
-    """Where to tune the subspace lr at ``d``: around the baseline's lr carried from d = D to d by
-    the lr scaling rule (within a factor lr_window), else the whole lr_range."""
-    if math.isnan(lr_baseline) or config.lr_window is None:
-        return config.lr_range
-    # no curvature estimate at d = D is made for the prior: curvature falls back to auto's rule
-    rule = config.fallback_lr_scaling if config.lr_scaling == "curvature" else None
-    prior = config.subspace_lr(lr_baseline, D, d, rule=rule)
-    return prior / config.lr_window, prior * config.lr_window
-
-
-def _window(config: MeasureConfig, lr_baseline: float) -> str:
-    return "" if math.isnan(lr_baseline) or config.lr_window is None else \
-        f" window:{config.lr_window:g}"
-
-
-@dataclass
-class CarriedFromReference:
-    """Tuned once at ``d_ref``, carried to every other d by the config's lr scaling rule."""
-
-    carry: Carry
-    lr_ref: float
-    d_ref: int
-    window: str
-
-    def lr_at(self, d: int) -> float:
-        return self.carry(self.lr_ref, self.d_ref, d)
-
-    def origin(self, d: int) -> dict[str, Any]:
-        return self.carry.origin(self.d_ref, d)
-
-    def record(self) -> dict[str, Any]:
-        return {"tune_at": f"ref:{self.d_ref}{self.window}", "lr_subspace": self.lr_ref,
-                "lr_scaling": self.carry.rule}
-
-
-@dataclass
-class TunedAtEveryProbe:
-    """Tuned anew at every probe d (``tune_every_probe``), within ``tuning_range``."""
-
-    runs: CellRuns
-    lr_baseline: float
-    D: int
-    window: str
-
-    def lr_at(self, d: int) -> float:
-        config = self.runs.config
-        return self.runs.tune("subspace", d, tuning_range(config, self.lr_baseline, self.D, d))
-
-    def origin(self, d: int) -> dict[str, Any]:
-        return {"lr_tuned_at": d, "lr_carried_by": "none", "curvature": None}
-
-    def record(self) -> dict[str, Any]:
-        return {"tune_at": f"every-probe{self.window}", "lr_subspace": None, "lr_scaling": "none"}
-
-
 def measure(
     config: MeasureConfig,
     *,
@@ -165,12 +96,13 @@ def measure(
     store = RunStore(out)
     storage = storage or str(Path(out).resolve() / "optuna-journal.log")
     open_storage(storage)
-    runs = CellRuns(config, store, executor or LocalExecutor(), device, suite, storage, on_event)
+    runs = CellRuns(config, store, executor or LocalExecutor(), device, suite, on_event)
+    tuner = Tuner(runs, storage)
     bounds = search_bounds(runs)
-    baseline = measure_baseline(runs)
+    baseline = measure_baseline(runs, tuner)
     threshold_score = config.threshold * baseline.mean
     runs.on_event(f"baseline {baseline.mean:.4f}, threshold {threshold_score:.4f}")
-    rule = choose_subspace_lr(runs, baseline, bounds)
+    rule = subspace_lr(runs, tuner, baseline, bounds)
     result = search_d(runs, rule, bounds, threshold_score)
     row = measurement_row(runs, bounds, baseline, rule, result, suite=suite,
                           suite_version=suite_version)
@@ -191,12 +123,12 @@ def search_bounds(runs: CellRuns) -> Bounds:
     return Bounds(D=D, d_max=d_max, grid=grid, d_ref=min(d_ref, D))
 
 
-def measure_baseline(runs: CellRuns) -> Baseline:
+def measure_baseline(runs: CellRuns, tuner: Tuner) -> Baseline:
     """Phase 2: the global score, or the tuned full-space runs of every seed."""
     config = runs.config
     if config.global_baseline is not None:
         return Baseline(config.global_baseline, 0.0, math.nan)
-    lr = runs.tune("baseline", None, config.lr_range)
+    lr = tuner.tune("baseline", None, config.lr_range)
     runs.on_event(f"baseline: {config.seeds} seeds at lr={lr:.3g}")
     rows = runs.runs([runs.spec(s, lr) for s in range(config.seeds)], "baseline")
     if all(r.diverged for r in rows):
@@ -209,23 +141,18 @@ def measure_baseline(runs: CellRuns) -> Baseline:
     return Baseline(float(np.mean(scores)), std, lr)
 
 
-def choose_subspace_lr(runs: CellRuns, baseline: Baseline, bounds: Bounds) -> SubspaceLr:
-    """Phase 3 (reference tuning): how each probe's lr is set; tunes at d_ref unless every probe
-    is tuned."""
+def subspace_lr(runs: CellRuns, tuner: Tuner, baseline: Baseline, bounds: Bounds) -> SubspaceLr:
+    """Phase 3: the strategy of the config's learning-rate protocol, with its tunings (each
+    within :func:`~idbench.lr.carry.tuning_range`) and its rule for carrying a rate."""
     config = runs.config
-    window = _window(config, baseline.lr)
-    if config.tune_every_probe:
-        return TunedAtEveryProbe(runs, baseline.lr, bounds.D, window)
     carry = Carry(config, lambda d: lambda_max_of_run(
         run_spec(config, seed=0, lr=1.0, d=d), runs.data))
 
     def tune(d: int) -> float:
-        return runs.tune("subspace", d, tuning_range(config, baseline.lr, bounds.D, d))
+        return tuner.tune("subspace", d, tuning_range(config, baseline.lr, bounds.D, d))
 
-    if config.retunes_at_bracket:
-        return TunedAtBracket(tune, carry, bounds.d_ref, window, config.lr_retune_factor,
-                              config.retune_restart)
-    return CarriedFromReference(carry, tune(bounds.d_ref), bounds.d_ref, window)
+    return choose_subspace_lr(config, tune=tune, carry=carry, d_ref=bounds.d_ref,
+                              window=window_label(config, baseline.lr))
 
 
 def search_d(runs: CellRuns, rule: SubspaceLr, bounds: Bounds,
@@ -249,9 +176,7 @@ def search_d(runs: CellRuns, rule: SubspaceLr, bounds: Bounds,
                       d_max=bounds.d_max, resolution=config.resolution, grid=bounds.grid,
                       on_probe=on_probe)
 
-    if isinstance(rule, TunedAtBracket):  # re-tunes as the search narrows, and searches again
-        return rule.search(search_from, config.d_min)
-    return search_from(config.d_min)
+    return rule.search(search_from, config.d_min)
 
 
 # MeasureConfig fields stored under another column name, and those recorded through another
@@ -313,5 +238,4 @@ def _subspace_options(rows: Any, column: str) -> str:
     return "{}"
 
 
-__all__ = ["Baseline", "Bounds", "CarriedFromReference", "SubspaceLr", "TunedAtEveryProbe",
-           "cell_key", "measure", "run_spec"]
+__all__ = ["Baseline", "Bounds", "cell_key", "measure", "run_spec"]

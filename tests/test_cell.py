@@ -1,21 +1,15 @@
 """CellRuns: stored runs are found again when a rate differs from theirs in its last bits."""
 
-import json
 import math
 import shutil
 
-import polars as pl
 import pytest
 
 import idbench.cell as cell
-import idbench.tuning as tuning
-from idbench.config import MeasureConfig
-from idbench.errors import IdbenchError
+import idbench.lr.tuner as tuner
 from idbench.measurement import measure
-from idbench.store import RunStore
 
 from test_measurement import digits_config
-from test_retries import _Remote
 
 
 @pytest.mark.parametrize("lr, expected", [
@@ -43,7 +37,7 @@ def test_a_measurement_elsewhere_reuses_runs_whose_rates_differ_in_the_last_bits
     reference = measure(digits_config(), out=tmp_path / "ref", device="cpu")
     shutil.copytree(tmp_path / "ref" / "runs", tmp_path / "again" / "runs")
 
-    real_tune_lr = cell.tune_lr
+    real_tune_lr = tuner.tune_lr
 
     def drifting_tune_lr(train_at, **kwargs):
         def drift(p):
@@ -55,7 +49,7 @@ def test_a_measurement_elsewhere_reuses_runs_whose_rates_differ_in_the_last_bits
 
     trained = []
     real_execute = cell.execute
-    monkeypatch.setattr(cell, "tune_lr", drifting_tune_lr)
+    monkeypatch.setattr(tuner, "tune_lr", drifting_tune_lr)
     monkeypatch.setattr(cell, "execute", lambda job, **kw: trained.append(job[0].lr)
                         or real_execute(job, **kw))
     again = measure(digits_config(), out=tmp_path / "again", device="cpu")
@@ -65,105 +59,3 @@ def test_a_measurement_elsewhere_reuses_runs_whose_rates_differ_in_the_last_bits
     for field in ("d_int", "d_lo", "d_hi", "baseline_mean", "probes", "ci_low", "ci_high",
                   "n_runs"):
         assert getattr(again, field) == getattr(reference, field), field
-
-
-def test_a_study_re_made_from_its_runs_replays_the_original_trials(tmp_path, monkeypatch):
-    """Without its Optuna journal a study's TPE proposals need not be the original's (here: a
-    tuner seeded otherwise). Its stored trials, pruned ones included, are replayed first, in their
-    order, so nothing trains again and the cell uses the same runs; without the replay TPE's
-    draws replace the stored ones."""
-    config = digits_config(tune_trials=6, seeds=1)
-    reference = measure(config, out=tmp_path / "ref", device="cpu")
-    tune = RunStore(tmp_path / "ref").table().filter(pl.col("role") == "tune")
-    pruned = tune.filter(pl.col("pruned"))
-    assert pruned.height >= 1  # the property below covers a pruned trial
-    stored = set(tune["run_key"])
-    monkeypatch.setattr(tuning, "derive_seed", lambda *parts: 12345)
-    trained = []
-    real_run = cell.run
-    monkeypatch.setattr(cell, "run", lambda spec, *a, **kw: trained.append(spec.lr)
-                        or real_run(spec, *a, **kw))
-
-    def again(name):
-        trained.clear()
-        shutil.copytree(tmp_path / "ref" / "runs", tmp_path / name / "runs")
-        return set(json.loads(measure(config, out=tmp_path / name, device="cpu").run_keys))
-
-    assert again("again") == set(json.loads(reference.run_keys)) and trained == []
-    assert set(pruned["run_key"]) <= stored
-    monkeypatch.setattr(cell.CellRuns, "_replay", lambda self, d, lr_range, draw: [])
-    assert not stored <= again("control")  # the control: TPE's draws differ from the stored
-    assert trained
-
-
-def test_a_pruned_trial_is_stored_up_to_its_last_evaluation(tmp_path):
-    """A pruned tuning trial's row: its history ends at the evaluation the pruner stopped it
-    after, its outcome is that evaluation's, with fewer steps than its budget and no test score;
-    only the tuning seed that reports to the pruner trained."""
-    measure(digits_config(tune_trials=6, seeds=1), out=tmp_path, device="cpu")
-    runs = RunStore(tmp_path).table()
-    pruned = runs.filter(pl.col("pruned"))
-    assert pruned.height >= 1 and set(pruned["role"]) == {"tune"}
-    full = runs.filter(pl.col("role") == "tune", ~pl.col("pruned"))["steps"].max()
-    for row in pruned.iter_rows(named=True):
-        history = json.loads(row["history"])
-        assert row["steps"] == history[-1]["step"] < full and row["stopped_early"]
-        assert (row["val_score"], row["val_loss"]) == (history[-1]["val_score"],
-                                                       history[-1]["val_loss"])
-        assert math.isnan(row["test_score"]) and row["seed"] == cell.TUNE_SEED
-        twin = runs.filter(pl.col("role") == "tune", pl.col("lr") == row["lr"],
-                           pl.col("d").eq_missing(row["d"]), pl.col("cell") == row["cell"])
-        assert twin.height == 1  # the second tuning seed never trained
-
-
-def test_another_tuner_draw_tunes_on_its_own_grid_and_draws_other_rates(tmp_path):
-    """tune_draw: another cell (key) whose studies have other names and whose grid trials lie
-    elsewhere in their bins, so it shares no tuning trial with draw 0; draw 0 is the default and
-    changes no key."""
-    base = digits_config(tune_trials=6, seeds=1)
-    other = base.model_copy(update={"tune_draw": 1})
-    assert base.key() == digits_config(tune_trials=6, seeds=1, tune_draw=0).key()
-    assert other.key() != base.key()
-    first = measure(base, out=tmp_path, device="cpu")
-    second = measure(other, out=tmp_path, device="cpu")
-    assert (first.tune_draw, second.tune_draw) == (0, 1)
-    tune = RunStore(tmp_path).table().filter(pl.col("role") == "tune", pl.col("d").is_null())
-    by_cell = {cell: set(part["lr"]) for (cell,), part in tune.group_by("cell")}
-    assert set(by_cell) == {first.cell, second.cell}
-    for draw, cell in ((0, first.cell), (1, second.cell)):  # each draw's baseline grid, trained
-        grid = tuning.startup_grid(base.lr_range, tuning.STARTUP_TRIALS, draw)
-        assert all(any(math.isclose(g, lr) for lr in by_cell[cell]) for g in grid)
-    assert by_cell[second.cell] and not by_cell[second.cell] & by_cell[first.cell]
-
-
-def test_a_subspace_redraw_keeps_draw_0s_baseline_and_redraws_the_subspace_rate(tmp_path):
-    """tune_redraw: subspace: another draw of the subspace tuning only, its baseline (and so its
-    threshold) draw 0's, so a protocol's agreement with itself is read at one threshold."""
-    base = digits_config(tune_trials=6, seeds=1)
-    every = base.model_copy(update={"tune_draw": 1})
-    subspace = base.model_copy(update={"tune_draw": 1, "tune_redraw": "subspace"})
-    assert len({base.key(), every.key(), subspace.key()}) == 3
-    rows = {name: measure(config, out=tmp_path, device="cpu")
-            for name, config in (("base", base), ("every", every), ("subspace", subspace))}
-    assert rows["subspace"].lr_baseline == rows["base"].lr_baseline != rows["every"].lr_baseline
-    assert rows["subspace"].threshold_score == rows["base"].threshold_score
-    tune = RunStore(tmp_path).table().filter(pl.col("role") == "tune", pl.col("d").is_not_null())
-    rates = {cell: set(part["lr"]) for (cell,), part in tune.group_by("cell")}
-    assert rates[rows["subspace"].cell] and not rates[rows["subspace"].cell] & rates[rows["base"].cell]
-    assert rows["subspace"].tune_redraw == "subspace" and rows["every"].tune_redraw == "all"
-    with pytest.raises(IdbenchError, match="tune_redraw"):
-        MeasureConfig.build(model="fc", dataset="digits", tune_redraw="subspace")
-
-
-def test_a_pruned_trial_is_stored_alike_here_and_on_a_worker(tmp_path):
-    """A worker trains a trial to its end and the parent prunes it afterwards from its history:
-    the stored row is the one a run stopped at its pruning evaluation here gives."""
-    config = digits_config(tune_trials=6, seeds=1)
-    tables = {}
-    for name, executor in (("local", None), ("remote", _Remote())):
-        measure(config, out=tmp_path / name, device="cpu", executor=executor)
-        runs = RunStore(tmp_path / name).table().filter(pl.col("pruned"))
-        tables[name] = runs.select("run_key", "steps", "val_score", "val_loss", "history",
-                                   "theta_psi").sort("run_key")
-    assert tables["local"].height >= 1
-    assert tables["remote"].equals(tables["local"])

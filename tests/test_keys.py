@@ -5,7 +5,8 @@ from typing import ClassVar
 import pytest
 from pydantic import Field
 
-from idbench.cell import run_spec, study_name
+from idbench.cell import run_spec
+from idbench.lr.tuner import study_name
 from idbench.config import MeasureConfig
 from idbench.errors import IdbenchError
 from idbench.keys import key_fields, stable_key

@@ -14,7 +14,8 @@ from idbench.config import MeasureConfig
 from idbench.errors import IdbenchError
 from idbench.executors import LocalExecutor
 from idbench.keys import key_fields
-from idbench.measurement import measure, tuning_range
+from idbench.lr.carry import tuning_range
+from idbench.measurement import measure
 from idbench.runinfo import Optimiser, RunInfo
 from idbench.store import RunStore
 from idbench.train import RunResult
@@ -200,7 +201,7 @@ def test_concurrent_cells_train_a_shared_baseline_once_and_both_use_it(tmp_path)
     store, executor = RunStore(tmp_path), _GatedExecutor()
     configs = [MeasureConfig(model="fc[depth=1,width=16]", dataset="digits", projection=p,
                              seeds=2, tune_trials=0) for p in ("dense", "fastfood")]
-    cells = [CellRuns(c, store, executor, "cpu", None, str(tmp_path / "j.log"), None)
+    cells = [CellRuns(c, store, executor, "cpu", None, None)
              for c in configs]
     specs = [run_spec(configs[0], seed=s, lr=0.1) for s in range(2)]
     assert specs == [run_spec(configs[1], seed=s, lr=0.1) for s in range(2)]  # shared baseline

@@ -6,7 +6,8 @@ import warnings
 import pytest
 
 from idbench.config import MeasureConfig
-from idbench.lr_protocol import Carry, TunedAtBracket, on_lattice
+from idbench.lr.carry import Carry
+from idbench.lr.protocols import TunedAtBracket, on_lattice
 from idbench.search import search
 
 
