@@ -119,7 +119,7 @@ def test_the_battery_has_at_least_30_cases_over_every_command():
                          ids=[case[0] for case in CASES])
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(argv, phrase, places, tmp_path, capfd,
                                                          monkeypatch):
-    monkeypatch.chdir(tmp_path)  # run's default leaderboards/<suite> would land here
+    monkeypatch.chdir(tmp_path)  # run's default idbench-out/<suite> would land here
     argv = [arg.format(**places) for arg in argv]
     before = tree(tmp_path)
     with pytest.raises(SystemExit) as exit_:
