@@ -145,7 +145,12 @@ def check_storage(storage: str | None, out: str | os.PathLike[str]) -> None:
         check_writable_file(storage, "--storage")
         return
     if storage.startswith("sqlite:///"):
-        check_writable_file(storage.removeprefix("sqlite:///"), "--storage")
+        path = Path(storage.removeprefix("sqlite:///")).expanduser()
+        if not path.parent.is_dir():  # SQLite creates the file, not its folder
+            raise IdbenchError(f"cannot open --storage {storage}: the folder {path.parent} does "
+                               "not exist (SQLite does not create it); create it or choose "
+                               "another path")
+        check_writable_file(path, "--storage")
         return
     from idbench.tuning import open_storage
 
@@ -183,6 +188,7 @@ def check_fits(config: MeasureConfig, device: str) -> int:
         raise IdbenchError(f"d_min = {config.d_min} exceeds the model's D = {D} parameters")
     if config.grid and max(config.grid) > D:
         raise IdbenchError(f"grid value {max(config.grid)} exceeds the model's D = {D} parameters")
+    check_probe(config, device)
     if config.compartments == "layer":  # d is the total, at least one direction per layer
         import idbench.models
         from idbench.subspace import FlatLayout
@@ -199,6 +205,30 @@ def check_fits(config: MeasureConfig, device: str) -> int:
                 f"use --d-min {layers} or more"
             )
     return D
+
+
+def check_probe(config: MeasureConfig, device: str) -> None:
+    """The first probe's network, subspace and method build on the cell's data: every option of
+    the projection and the method (``sparse[density=2]``, ``nes[sigma=-1]``) and the compartments
+    against D are checked by the code that uses them, before anything is written or trains
+    (otherwise only once the baseline and a tuning have trained). Nothing is kept; the global
+    random state is left as it was."""
+    import torch
+
+    import idbench.methods
+    from idbench.cell import load_data, run_spec
+    from idbench.train import build_model
+
+    data = load_data(config.dataset, device, config.val_fraction, config.split_seed)
+    spec = run_spec(config, seed=0, lr=1.0, d=min(config.grid) if config.grid else config.d_min)
+    with torch.random.fork_rng(devices=[]):
+        try:
+            idbench.methods.create(spec.method, model=build_model(spec, data), run_spec=spec)
+        except IdbenchError:
+            raise  # the component's own message, which names it
+        except (ValueError, TypeError) as exc:  # a factory's own check of a value
+            raise IdbenchError(f"projection {config.projection} with method {config.method}: "
+                               f"{exc}") from None
 
 
 # --------------------------------------------------------------------------- a suite
@@ -218,7 +248,8 @@ def check_suite_run(configs: list[MeasureConfig], *, out: str | os.PathLike[str]
     seen = set()
     for config in configs:
         pairing = (config.model, config.dataset, config.val_fraction, config.split_seed,
-                   config.d_min, config.grid, config.compartments)
+                   config.d_min, config.grid, config.compartments, config.projection,
+                   config.method, config.optimizer)
         if pairing not in seen:
             seen.add(pairing)
             check_fits(config, device)
@@ -244,5 +275,5 @@ def stored_measurement(config: MeasureConfig, out: str | os.PathLike[str], *,
 
 
 __all__ = ["PLOT_FORMATS", "check_device", "check_device_name", "check_fits",
-           "check_measurement", "check_plot_path", "check_spec", "check_specs", "check_storage",
+           "check_measurement", "check_plot_path", "check_probe", "check_spec", "check_specs", "check_storage",
            "check_suite_run", "check_writable_dir", "check_writable_file", "stored_measurement"]

@@ -139,13 +139,7 @@ def run_suite(
     if owned:  # an unknown name, or a scheduler that cannot be reached, fails here
         executor = executors.create(executor or "local", **(executor_options or {}))
     try:
-        store = RunStore(out)
-        for runs in reused:
-            store.adopt(runs)
-        stored = stored_run_keys(out)
-        if resume and not stored:
-            warnings.warn(f"--resume: {out} holds no stored runs, so this run starts from "
-                          "scratch (if you meant to continue a run, check --out)", stacklevel=2)
+        store, stored = _open_store(out, reused, resume)
         result.measurements = _measure_cells(
             todo, executor or executors.LocalExecutor(), on_cell,
             lambda config, executor: measure(
@@ -155,10 +149,30 @@ def run_suite(
         if owned:
             executor.close()
     _publish(store, suite, leaderboard_dir, result)
+    _count_runs(result, out, stored)
+    return result
+
+
+def _count_runs(result: SuiteResult, out: Path, stored: set[str]) -> None:
+    """How many runs the measured cells reused from those ``stored`` before, and how many this
+    run stored (trained)."""
     used = {key for row in result.measurements for key in json.loads(row.run_keys or "[]")}
     result.reused_runs = len(used & stored)
     result.trained_runs = len(stored_run_keys(out) - stored)
-    return result
+
+
+def _open_store(out: Path, reused: list[pl.DataFrame], resume: bool) -> tuple[RunStore, set[str]]:
+    """The run store in ``out`` with the ``reused`` runs copied in, and the keys of the runs it
+    then holds; a ``resume`` of a folder without runs says that it starts from scratch (a
+    mistyped --out would otherwise silently train everything again)."""
+    store = RunStore(out)
+    for runs in reused:
+        store.adopt(runs)
+    stored = stored_run_keys(out)
+    if resume and not stored:
+        warnings.warn(f"--resume: {out} holds no stored runs, so this run starts from scratch "
+                      "(if you meant to continue a run, check --out)", stacklevel=3)
+    return store, stored
 
 
 

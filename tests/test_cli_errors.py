@@ -55,7 +55,7 @@ CASES = [
      "--d-min (100) is larger than --d-max (10)"),
     ("d_min above D", [*MEASURE, "--d-min", "100000", "--d-max", "200000"], "exceeds the model's D"),
     ("grid value above D", [*MEASURE, "--grid", "8,100000"], "exceeds the model's D"),
-    ("grid not numbers", [*MEASURE, "--grid", "8,x"], "--grid: value 2: Input should be a valid integer"),
+    ("grid not numbers", [*MEASURE, "--grid", "8,x"], "--grid: value 2 ('x'): Input should be a valid integer"),
     ("resolution of 2", [*MEASURE, "--resolution", "2"], "resolution"),
     ("lr range of one number", [*MEASURE, "--lr-range", "1"], "--lr-range: takes two values, LOW,HIGH; got 1"),
     ("lr range of three numbers", [*MEASURE, "--lr-range", "1,2,3"], "takes two values, LOW,HIGH; got 3"),
