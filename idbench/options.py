@@ -94,8 +94,7 @@ def options_error(exc: ValidationError, what: str, labels: dict[str, str] | None
             continue  # one problem per option (a union field fails once per member type)
         seen.add(field)
         if error["type"] == "finite_number":
-            problems.append(f"{field}: {_non_finite(error['input'])} is not a finite number; "
-                            "give a finite value")
+            problems.append(f"{field}: {not_finite(error['input'])}")
             continue
         if error["type"] == "literal_error":
             choices = error.get("ctx", {}).get("expected", "").replace("'", "").replace(" or", ",")
@@ -114,7 +113,9 @@ def options_error(exc: ValidationError, what: str, labels: dict[str, str] | None
     return f"bad {what}: " + "; ".join(problems)
 
 
-def _non_finite(value: Any) -> str:
-    """How a non-finite input is named in a message: NaN, infinity or -infinity."""
+def not_finite(value: Any) -> str:
+    """What is wrong with a NaN or infinite option value (a float, or text such as ``nan``),
+    naming it: ``NaN is not a finite number; give a finite value``."""
     number = float(value)
-    return "NaN" if number != number else ("infinity" if number > 0 else "-infinity")
+    name = "NaN" if number != number else ("infinity" if number > 0 else "-infinity")
+    return f"{name} is not a finite number; give a finite value"

@@ -27,6 +27,7 @@ import ast
 import difflib
 import fnmatch
 import inspect
+import math
 import re
 import typing
 from dataclasses import dataclass, field
@@ -324,6 +325,9 @@ class Registry(Generic[T]):
         before anything is written)."""
         hints = _type_hints(factory)
         for key, value in options.items():
+            if isinstance(value, float) and not math.isfinite(value):
+                raise IdbenchError(f"{self.kind} {name!r}: option {key}={value} is not a finite "
+                                   "number; give a finite value")
             if key not in hints or key in self.context:
                 continue
             try:
