@@ -257,7 +257,8 @@ def quantity_name(threshold: float) -> str:
 @app.command("run", help=(
     "Run a benchmark suite (a suite file, or a shipped suite's name): measure every cell and "
     "write its leaderboard, under --out unless --leaderboard names a folder (leaderboards/<suite> "
-    f"publishes into a checkout). The table goes to stdout, progress to stderr. {SUITE_FORMAT_HELP}"))
+    "publishes into a checkout). The table goes to stdout, progress to stderr. "
+    f"{SUITE_FORMAT_HELP}"))
 def run_suite(
     suite: str = typer.Argument(..., help="suite file or shipped suite name, e.g. quickstart"),
     out: str = typer.Option(None, help="run store and studies [default: idbench-out/<suite>]"),
@@ -351,7 +352,7 @@ def list_entries(kind: str, pattern: str = "*") -> list[Any]:
     if kind not in _KINDS:
         close = difflib.get_close_matches(kind, list(_KINDS), n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise IdbenchError(f"cannot list {kind!r}:{hint} choose one of {', '.join(_KINDS)}")
+        raise IdbenchError(f"cannot list {kind!r}.{hint} Choose one of {', '.join(_KINDS)}")
     if _KINDS[kind] is None:
         return _suite_entries(pattern)
     module, attribute = _KINDS[kind]

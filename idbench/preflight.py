@@ -2,10 +2,11 @@
 measurement is already stored.
 
 :func:`idbench.measure` and :func:`idbench.run_suite` call these first, so a mistake (an unknown or
-misspelt component, an option its factory does not take, a device that does not exist or is not
-available, an output path that cannot be written, a plot format that cannot be rendered, a model
-that does not fit its data, d_min or a grid beyond D) is one :class:`~idbench.errors.IdbenchError`
-raised before a folder is created or a run trains: a failed check leaves ``--out`` as it was.
+misspelt component, an option its factory does not take or a value it refuses, a device that does
+not exist or is not available, an output path that cannot be written, a plot format that cannot be
+rendered, a model that does not fit its data, d_min or a grid beyond D) is one
+:class:`~idbench.errors.IdbenchError` raised before a folder is created or a run trains: a failed
+check leaves ``--out`` as it was.
 
 The checks write nothing (writability is read from the file system, not probed by writing).
 Rates, budgets and ranges are checked where they are defined, by
@@ -178,8 +179,8 @@ def check_measurement(config: MeasureConfig, *, out: str | os.PathLike[str],
 
 
 def check_fits(config: MeasureConfig, device: str) -> int:
-    """The model of ``config`` builds on its dataset; d_min and every grid value are at most D.
-    Returns D."""
+    """The model of ``config`` builds on its dataset; d_min and every grid value are at most D;
+    the first probe builds (:func:`check_probe`). Returns D."""
     from idbench.cell import load_data, parameter_count
 
     D = parameter_count(config, load_data(config.dataset, device, config.val_fraction,
@@ -188,7 +189,6 @@ def check_fits(config: MeasureConfig, device: str) -> int:
         raise IdbenchError(f"d_min = {config.d_min} exceeds the model's D = {D} parameters")
     if config.grid and max(config.grid) > D:
         raise IdbenchError(f"grid value {max(config.grid)} exceeds the model's D = {D} parameters")
-    check_probe(config, device)
     if config.compartments == "layer":  # d is the total, at least one direction per layer
         import idbench.models
         from idbench.subspace import FlatLayout
@@ -204,6 +204,7 @@ def check_fits(config: MeasureConfig, device: str) -> int:
                 f"with --compartments layer d counts all directions, at least one per layer; "
                 f"use --d-min {layers} or more"
             )
+    check_probe(config, device)
     return D
 
 
@@ -275,5 +276,6 @@ def stored_measurement(config: MeasureConfig, out: str | os.PathLike[str], *,
 
 
 __all__ = ["PLOT_FORMATS", "check_device", "check_device_name", "check_fits",
-           "check_measurement", "check_plot_path", "check_probe", "check_spec", "check_specs", "check_storage",
-           "check_suite_run", "check_writable_dir", "check_writable_file", "stored_measurement"]
+           "check_measurement", "check_plot_path", "check_probe", "check_spec", "check_specs",
+           "check_storage", "check_suite_run", "check_writable_dir", "check_writable_file",
+           "stored_measurement"]

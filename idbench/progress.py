@@ -1,9 +1,9 @@
 """What the terminal shows while idbench works: a live status line (stderr) and result tables
 (stdout), with rich.
 
-Progress, notes and warnings go to stderr (:data:`console`), results to stdout (:func:`print_result`),
-so ``idbench measure ... > result.txt`` captures the result and nothing else. Piped, a result
-table is not wrapped at the terminal's 80 columns.
+Progress, notes and warnings go to stderr (:data:`console`), results to stdout
+(:func:`print_result`), so ``idbench measure ... > result.txt`` captures the result and nothing
+else. Piped, a result table is not wrapped at the terminal's 80 columns.
 """
 
 from __future__ import annotations

@@ -285,7 +285,8 @@ class Registry(Generic[T]):
     def _parameters(self, factory: Callable[..., T]) -> list[inspect.Parameter]:
         """The factory's parameters a spec may set (not the caller's ``context``)."""
         return [p for p in inspect.signature(factory).parameters.values()
-                if p.name not in self.context and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
+                if p.name not in self.context
+                and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
 
     def options(self, spec: str | Spec) -> dict[str, Any]:
         """The options a factory accepts with their defaults (keyword-only parameters)."""

@@ -193,7 +193,8 @@ def test_idbench_alone_prints_its_help(capfd):
     assert out.startswith("Usage: idbench") and "measure" in out and "leaderboard" in out
 
 
-@pytest.mark.parametrize("kind, module", [("models", "idbench.models"), ("datasets", "idbench.data"),
+@pytest.mark.parametrize("kind, module", [("models", "idbench.models"),
+                                          ("datasets", "idbench.data"),
                                           ("projections", "idbench.projections"),
                                           ("methods", "idbench.methods")])
 def test_ls_shows_every_entry_with_its_summary_and_every_option_of_its_factory(kind, module,

@@ -64,7 +64,8 @@ def test_the_main_job_leaves_the_checkout_clean_and_says_what_it_trained(checkou
     assert trained == 2  # a baseline and a probe: one seed each
     lines = err.splitlines()
     assert f"idbench: 0 stored runs reused from idbench-out/tiny, {trained} runs trained" in lines
-    assert lines[-1].startswith(f"idbench: leaderboard written to {Path('idbench-out/tiny/leaderboard')} (")
+    written = Path("idbench-out/tiny/leaderboard")
+    assert lines[-1].startswith(f"idbench: leaderboard written to {written} (")
     # the progress bar closes on the suite's count: no stale event line of the last cell
     bars = [line for line in lines if "━" in line]
     assert bars and all(line.startswith("suite ") and " 1/1 " in line for line in bars), bars
