@@ -110,3 +110,13 @@ def test_ls_leaderboard_and_version_print_on_stdout(tmp_path, capfd):
     assert code == 0, err
     code, out, err = invoke(["leaderboard", str(tmp_path / "out"), "--format", "csv"], capfd)
     assert code == 0 and err == "" and "fc[depth=1,width=8]" in out
+
+
+@pytest.mark.parametrize("command", ["measure", "run"])
+def test_help_points_to_the_suite_format(command, capfd):
+    code, out, err = invoke([command, "--help"], capfd)
+    assert code == 0 and err == ""
+    assert "python -m pydoc idbench.suites" in " ".join(out.split())
+    import idbench.suites
+
+    assert "grids:" in idbench.suites.__doc__  # the documentation it points to shows the format
