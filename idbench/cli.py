@@ -16,6 +16,7 @@ is a key of a suite's ``defaults``.
 from __future__ import annotations
 
 import contextlib
+import difflib
 import inspect
 import json
 import math
@@ -47,8 +48,35 @@ app = typer.Typer(
 _ARGV: list[str] = []
 
 
+SUITE_FORMAT_HELP = ("The suite file format (YAML: name, version, defaults, grids) is documented "
+                     "in `python -m pydoc idbench.suites`; `idbench ls suites` lists the shipped "
+                     "suites, whose files are examples.")
+
+
+def version_text() -> str:
+    """``idbench <version>`` of the installed distribution (the package's own version when it
+    runs from a source tree without being installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"idbench {version('idbench')}"
+    except PackageNotFoundError:
+        import idbench
+
+        return f"idbench {idbench.__version__}"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(version_text())
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                 help="print idbench's version and exit"),
+) -> None:
     """Measure the intrinsic dimension of neural-network training objectives."""
 
 
@@ -57,9 +85,20 @@ def ls(
     kind: str = typer.Argument(..., help="models | datasets | projections | methods | suites"),
     pattern: str = typer.Argument("*", help="shell-style wildcard, e.g. '*lenet*'"),
 ) -> None:
-    """List what exists: registered models, datasets, projections, methods, or shipped suites."""
-    for name in list_names(kind, pattern):
-        typer.echo(name)
+    """List what exists: registered models, datasets, projections, methods, or shipped suites,
+    each with what it is and the options its spec takes (type = default), e.g.
+    sparse[density=0.01]."""
+    entries = list_entries(kind, pattern)
+    if not entries:
+        raise IdbenchError(f"no {kind} match {pattern!r}; `idbench ls {kind}` lists them all")
+    for entry in entries:
+        typer.echo(f"{entry.name}  {entry.summary}".rstrip())
+        options = [f"{o.name}: {o.type}" + (f" = {o.default}" if o.default else "")
+                   for o in entry.options]
+        if entry.takes_more:
+            options.append("any other option goes on to the component")
+        if options:
+            typer.echo(f"    options: {'; '.join(options)}")
 
 
 # --------------------------------------------------------------------------- measure: its flags
@@ -202,7 +241,7 @@ measure.__signature__ = inspect.Signature([  # type: ignore[attr-defined]
 measure.__doc__ = (
     "Measure the intrinsic dimension (d_int90 at --threshold 0.9) of one model x dataset x "
     f"projection x method. {SPEC_HELP} Every option is also a key of a suite file's defaults. "
-    "Optional values take 'none'."
+    f"Optional values take 'none'. {SUITE_FORMAT_HELP}"
 )
 app.command("measure")(measure)
 
@@ -215,13 +254,18 @@ def quantity_name(threshold: float) -> str:
 # --------------------------------------------------------------------------- run, leaderboard
 
 
-@app.command("run")
+@app.command("run", help=(
+    "Run a benchmark suite (a suite file, or a shipped suite's name): measure every cell and "
+    "write its leaderboard, under --out unless --leaderboard names a folder (leaderboards/<suite> "
+    "publishes into a checkout). The table goes to stdout, progress to stderr. "
+    f"{SUITE_FORMAT_HELP}"))
 def run_suite(
     suite: str = typer.Argument(..., help="suite file or shipped suite name, e.g. quickstart"),
     out: str = typer.Option(None, help="run store and studies [default: idbench-out/<suite>]"),
     leaderboard_dir: str = typer.Option(None, "--leaderboard",
-                                        help="where the leaderboard goes "
-                                        "[default: leaderboards/<suite>]"),
+                                        help="where the leaderboard goes; "
+                                        "leaderboards/<suite> publishes into a checkout's boards "
+                                        "[default: <out>/leaderboard]"),
     only: str = typer.Option(None, help="wildcard over model/dataset/projection/method (/optimizer when a suite has several)"),
     dry_run: bool = typer.Option(False, help="print the cells and what is stored; train nothing"),
     resume: bool = typer.Option(False, help="continue a suite whose output folder holds runs"),
@@ -240,7 +284,7 @@ def run_suite(
                                     "leaderboards/<suite>) or runs.parquet into --out first: "
                                     "they are not trained again (repeatable)"),
 ) -> None:
-    """Run a benchmark suite and publish its leaderboard."""
+    """``idbench run`` (its help is given to the decorator, to name the suite format)."""
     from idbench import progress
     from idbench.runner import default_out, plan, run_suite as run
     from idbench.suites import load_suite
@@ -261,10 +305,13 @@ def run_suite(
                      device=device, storage=storage, executor=executor, executor_options=options,
                      on_event=on_event, on_cell=on_cell, reuse=reuse or ())
     for label, reason in result.skipped:
-        progress.console.print(f"skipped {label}: {reason}", highlight=False, markup=False)
+        typer.echo(f"idbench: skipped {label}: {reason}", err=True)
+    typer.echo(f"idbench: {_runs(result.reused_runs)} reused from {store}, "
+               f"{_runs(result.trained_runs, 'run')} trained", err=True)
     typer.echo(result.table)
-    progress.console.print(f"leaderboard: {', '.join(str(p) for p in result.files.values())}",
-                           highlight=False, markup=False)
+    folders = sorted({str(path.parent) for path in result.files.values()})
+    typer.echo(f"idbench: leaderboard written to {', '.join(folders)} "
+               f"({', '.join(sorted(path.name for path in result.files.values()))})", err=True)
 
 
 @app.command()
@@ -290,32 +337,44 @@ def leaderboard(
         plots.save(plots.accuracy_vs_d(df), plot)
 
 
-def list_names(kind: str, pattern: str = "*") -> list[str]:
-    """Names of one kind of component (``idbench ls``)."""
-    import fnmatch
-
-    listers = {
-        "models": lambda p: _registry("models").list(p),
-        "datasets": lambda p: _registry("data").list(p),
-        "projections": lambda p: _registry("projections").list(p),
-        "methods": lambda p: _registry("methods").list(p),
-        "suites": lambda p: [n for n in _shipped_suites() if fnmatch.fnmatch(n, p)],
-    }
-    if kind not in listers:
-        raise IdbenchError(f"cannot list {kind!r}: choose one of {', '.join(listers)}")
-    return listers[kind](pattern)
+# what `idbench ls` lists: each kind's registry (module, attribute), or the shipped suites
+_KINDS = {"models": ("idbench.models", "MODELS"), "datasets": ("idbench.data", "DATASETS"),
+          "projections": ("idbench.projections", "PROJECTIONS"),
+          "methods": ("idbench.methods", "METHODS"), "suites": None}
 
 
-def _registry(package: str) -> Any:
+def list_entries(kind: str, pattern: str = "*") -> list[Any]:
+    """The entries of one kind whose names match ``pattern`` (``idbench ls``): registered
+    components as their registry describes them (:meth:`idbench.registry.Registry.describe`),
+    shipped suites with their description."""
     import importlib
 
-    return importlib.import_module(f"idbench.{package}")
+    if kind not in _KINDS:
+        close = difflib.get_close_matches(kind, list(_KINDS), n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise IdbenchError(f"cannot list {kind!r}.{hint} Choose one of {', '.join(_KINDS)}")
+    if _KINDS[kind] is None:
+        return _suite_entries(pattern)
+    module, attribute = _KINDS[kind]
+    registry = getattr(importlib.import_module(module), attribute)
+    return [registry.describe(name) for name in registry.list(pattern)]
 
 
-def _shipped_suites() -> dict[str, Path]:
+def _suite_entries(pattern: str) -> list[Any]:
+    """The shipped suites matching ``pattern``, each with its file's description."""
+    import fnmatch
+
+    import yaml
+
+    from idbench.registry import Entry
     from idbench.suites import shipped_suites
 
-    return shipped_suites()
+    entries = []
+    for name, path in shipped_suites().items():
+        if fnmatch.fnmatch(name, pattern):
+            text = (yaml.safe_load(path.read_text()) or {}).get("description") or ""
+            entries.append(Entry(name, " ".join(str(text).split()), [], False))
+    return entries
 
 
 # --------------------------------------------------------------------------- interrupts, warnings
@@ -331,14 +390,19 @@ def _interruptible(out: str | Path, *, resume: bool = False) -> Iterator[None]:
         again = list(_ARGV)
         if resume and "--resume" not in again:
             again.append("--resume")
-        runs = Path(out) / "runs"
-        stored = sum(1 for p in runs.glob("*.parquet") if not p.name.startswith(".")) \
-            if runs.is_dir() else 0
-        what = f"{stored} finished run{'s' if stored != 1 else ''} stored in {out}" if stored \
+        from idbench.store import stored_run_keys
+
+        stored = len(stored_run_keys(out))
+        what = f"{_runs(stored, 'finished run')} stored in {out}" if stored \
             else "no finished run stored yet"
         typer.echo(f"idbench: interrupted: {what}; continue with: "
                    f"{shlex.join(['idbench', *again])}", err=True)
         raise SystemExit(130) from None
+
+
+def _runs(count: int, noun: str = "stored run") -> str:
+    """``1 stored run``, ``2 stored runs``."""
+    return f"{count} {noun}{'s' if count != 1 else ''}"
 
 
 _SHOWN: set[str] = set()

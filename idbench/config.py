@@ -144,6 +144,20 @@ class MeasureConfig(TrainOptions):
                 payload["retune_restart"] = self.retune_restart
         return stable_key(payload, 16, style="pydantic")
 
+    @field_validator("compartments", mode="before")
+    @classmethod
+    def _compartments(cls, value: Any) -> Any:
+        """A positive integer K (also written as text, from the command line), 'layer' or None:
+        one message for any other value (not one per member of the union)."""
+        if value is None or value == "layer":
+            return value
+        number = value if isinstance(value, int) and not isinstance(value, bool) else (
+            int(value) if isinstance(value, str) and value.strip().isdigit() else None)
+        if number is None or number < 1:
+            raise ValueError(f"give a positive integer K (K equal compartments) or 'layer' (one "
+                             f"per layer), got {value!r}")
+        return number
+
     @field_validator("threshold")
     @classmethod
     def _threshold(cls, value: float) -> float:

@@ -26,7 +26,10 @@ SCHEDULES = ("cosine", "constant")
 class TrainOptions(BaseModel):
     """How every run of a measurement trains: budget, batches, optimiser, schedule, validation."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
+    # NaN and infinity are never an option's value (a budget of NaN epochs would fail only once
+    # training starts; a rate of NaN compares false with every bound)
+    model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=(),
+                              allow_inf_nan=False)
 
     epochs: float | None = Field(5.0, description="training budget in epochs (steps overrides it)")
     steps: int | None = Field(None, ge=1, description="training budget in optimiser steps; "
@@ -83,9 +86,16 @@ def options_error(exc: ValidationError, what: str, labels: dict[str, str] | None
     """
     labels = labels or {}
     problems = []
+    seen: set[str] = set()
     for error in exc.errors():
         loc = error["loc"]
         field = labels.get(str(loc[0]), str(loc[0])) if loc else ""
+        if field and field in seen:
+            continue  # one problem per option (a union field fails once per member type)
+        seen.add(field)
+        if error["type"] == "finite_number":
+            problems.append(f"{field}: {not_finite(error['input'])}")
+            continue
         if error["type"] == "literal_error":
             choices = error.get("ctx", {}).get("expected", "").replace("'", "").replace(" or", ",")
             problems.append(f"unknown {field} {error['input']!r}; choose from {choices}")
@@ -95,9 +105,17 @@ def options_error(exc: ValidationError, what: str, labels: dict[str, str] | None
         if error["type"] == "too_long" or (error["type"] == "missing" and position is not None):
             message = f"takes two values, LOW,HIGH; got {len(error['input'])}"  # the range fields
         elif position is not None:
-            message = f"value {position + 1}: {message}"
+            message = f"value {position + 1} ({error['input']!r}): {message}"
         for name, label in labels.items():
             if "_" in name:
                 message = re.sub(rf"\b{name}\b", label, message)
         problems.append(f"{field}: {message}" if field else message)
     return f"bad {what}: " + "; ".join(problems)
+
+
+def not_finite(value: Any) -> str:
+    """What is wrong with a NaN or infinite option value (a float, or text such as ``nan``),
+    naming it: ``NaN is not a finite number; give a finite value``."""
+    number = float(value)
+    name = "NaN" if number != number else ("infinity" if number > 0 else "-infinity")
+    return f"{name} is not a finite number; give a finite value"

@@ -2,10 +2,11 @@
 measurement is already stored.
 
 :func:`idbench.measure` and :func:`idbench.run_suite` call these first, so a mistake (an unknown or
-misspelt component, an option its factory does not take, a device that does not exist or is not
-available, an output path that cannot be written, a plot format that cannot be rendered, a model
-that does not fit its data, d_min or a grid beyond D) is one :class:`~idbench.errors.IdbenchError`
-raised before a folder is created or a run trains: a failed check leaves ``--out`` as it was.
+misspelt component, an option its factory does not take or a value it refuses, a device that does
+not exist or is not available, an output path that cannot be written, a plot format that cannot be
+rendered, a model that does not fit its data, d_min or a grid beyond D) is one
+:class:`~idbench.errors.IdbenchError` raised before a folder is created or a run trains: a failed
+check leaves ``--out`` as it was.
 
 The checks write nothing (writability is read from the file system, not probed by writing).
 Rates, budgets and ranges are checked where they are defined, by
@@ -145,7 +146,12 @@ def check_storage(storage: str | None, out: str | os.PathLike[str]) -> None:
         check_writable_file(storage, "--storage")
         return
     if storage.startswith("sqlite:///"):
-        check_writable_file(storage.removeprefix("sqlite:///"), "--storage")
+        path = Path(storage.removeprefix("sqlite:///")).expanduser()
+        if not path.parent.is_dir():  # SQLite creates the file, not its folder
+            raise IdbenchError(f"cannot open --storage {storage}: the folder {path.parent} does "
+                               "not exist (SQLite does not create it); create it or choose "
+                               "another path")
+        check_writable_file(path, "--storage")
         return
     from idbench.tuning import open_storage
 
@@ -173,8 +179,8 @@ def check_measurement(config: MeasureConfig, *, out: str | os.PathLike[str],
 
 
 def check_fits(config: MeasureConfig, device: str) -> int:
-    """The model of ``config`` builds on its dataset; d_min and every grid value are at most D.
-    Returns D."""
+    """The model of ``config`` builds on its dataset; d_min and every grid value are at most D;
+    the first probe builds (:func:`check_probe`). Returns D."""
     from idbench.cell import load_data, parameter_count
 
     D = parameter_count(config, load_data(config.dataset, device, config.val_fraction,
@@ -198,7 +204,32 @@ def check_fits(config: MeasureConfig, device: str) -> int:
                 f"with --compartments layer d counts all directions, at least one per layer; "
                 f"use --d-min {layers} or more"
             )
+    check_probe(config, device)
     return D
+
+
+def check_probe(config: MeasureConfig, device: str) -> None:
+    """The first probe's network, subspace and method build on the cell's data: every option of
+    the projection and the method (``sparse[density=2]``, ``nes[sigma=-1]``) and the compartments
+    against D are checked by the code that uses them, before anything is written or trains
+    (otherwise only once the baseline and a tuning have trained). Nothing is kept; the global
+    random state is left as it was."""
+    import torch
+
+    import idbench.methods
+    from idbench.cell import load_data, run_spec
+    from idbench.train import build_model
+
+    data = load_data(config.dataset, device, config.val_fraction, config.split_seed)
+    spec = run_spec(config, seed=0, lr=1.0, d=min(config.grid) if config.grid else config.d_min)
+    with torch.random.fork_rng(devices=[]):
+        try:
+            idbench.methods.create(spec.method, model=build_model(spec, data), run_spec=spec)
+        except IdbenchError:
+            raise  # the component's own message, which names it
+        except (ValueError, TypeError) as exc:  # a factory's own check of a value
+            raise IdbenchError(f"projection {config.projection} with method {config.method}: "
+                               f"{exc}") from None
 
 
 # --------------------------------------------------------------------------- a suite
@@ -218,7 +249,8 @@ def check_suite_run(configs: list[MeasureConfig], *, out: str | os.PathLike[str]
     seen = set()
     for config in configs:
         pairing = (config.model, config.dataset, config.val_fraction, config.split_seed,
-                   config.d_min, config.grid, config.compartments)
+                   config.d_min, config.grid, config.compartments, config.projection,
+                   config.method, config.optimizer)
         if pairing not in seen:
             seen.add(pairing)
             check_fits(config, device)
@@ -244,5 +276,6 @@ def stored_measurement(config: MeasureConfig, out: str | os.PathLike[str], *,
 
 
 __all__ = ["PLOT_FORMATS", "check_device", "check_device_name", "check_fits",
-           "check_measurement", "check_plot_path", "check_spec", "check_specs", "check_storage",
-           "check_suite_run", "check_writable_dir", "check_writable_file", "stored_measurement"]
+           "check_measurement", "check_plot_path", "check_probe", "check_spec", "check_specs",
+           "check_storage", "check_suite_run", "check_writable_dir", "check_writable_file",
+           "stored_measurement"]

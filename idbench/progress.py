@@ -1,6 +1,9 @@
-"""What the terminal shows while idbench works: a live status line and result summaries (rich).
+"""What the terminal shows while idbench works: a live status line (stderr) and result tables
+(stdout), with rich.
 
-Everything goes to stderr, so ``--json`` output on stdout stays machine-readable.
+Progress, notes and warnings go to stderr (:data:`console`), results to stdout
+(:func:`print_result`), so ``idbench measure ... > result.txt`` captures the result and nothing
+else. Piped, a result table is not wrapped at the terminal's 80 columns.
 """
 
 from __future__ import annotations
@@ -13,6 +16,15 @@ from rich.markup import escape
 from rich.table import Table
 
 console = Console(stderr=True)
+PIPED_WIDTH = 240  # columns of a result table written to a file or a pipe
+
+
+def print_result(renderable: Any) -> None:
+    """A result (table) on stdout, not wrapped at 80 columns when stdout is not a terminal."""
+    results = Console(highlight=False)
+    if not results.is_terminal:
+        results = Console(highlight=False, width=PIPED_WIDTH)
+    results.print(renderable)
 
 
 @contextlib.contextmanager
@@ -30,13 +42,13 @@ def status(title: str = "measuring") -> Iterator[Callable[[str], None]]:
 
 def print_summary(summary: dict[str, Any]) -> None:
     """A two-column table of one measurement's result."""
-    table = Table(show_header=False, box=None)
+    table = Table(show_header=False, box=None, pad_edge=False)
     for key, value in summary.items():
         shown = f"{value:.4g}" if isinstance(value, float) else str(value)
         if key.startswith("d_int") and value is None:
             shown = f"> {summary['d_max']} (censored)"
         table.add_row(key, escape(shown))
-    console.print(table)
+    print_result(table)
 
 
 @contextlib.contextmanager
@@ -44,6 +56,8 @@ def suite_progress() -> Iterator[tuple[Callable[[int, int, str], None], Callable
     """A suite progress bar (cells done) with the current cell's latest event under it.
 
     The bar appears with the first cell, so an error raised before any training prints alone.
+    When the suite ends (or stops) the event line is removed, so the last line left on stderr is
+    the bar itself (cells done, time), not a stale event of the last cell.
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -71,6 +85,7 @@ def suite_progress() -> Iterator[tuple[Callable[[int, int, str], None], Callable
             bar.update(tasks["suite"], completed=bar.tasks[0].total)
     finally:
         if tasks:
+            bar.remove_task(tasks["cell"])
             bar.stop()
 
 
@@ -81,4 +96,4 @@ def print_plan(rows: list[dict[str, Any]]) -> None:
         status_text = f"skipped: {row['skipped']}" if row["skipped"] else "runs"
         table.add_row(escape(row["cell"]), row["key"], escape(status_text), str(row["stored_runs"]),
                       "yes" if row["measured"] else "no")
-    console.print(table)
+    print_result(table)

@@ -27,11 +27,14 @@ import ast
 import difflib
 import fnmatch
 import inspect
+import math
 import re
+import typing
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Callable, Generic, TypeVar
 
-from pydantic import PlainSerializer, PlainValidator, WithJsonSchema
+from pydantic import (PlainSerializer, PlainValidator, TypeAdapter, ValidationError,
+                      WithJsonSchema)
 
 from idbench.errors import IdbenchError
 
@@ -156,6 +159,58 @@ def format_spec(name: str, options: dict[str, Any] | None = None) -> str:
     return f"{name}[{inner}]"
 
 
+@dataclass(frozen=True)
+class Option:
+    """One option of a registered component: its name, type and default, as written in its
+    factory's signature (``default`` empty: required)."""
+
+    name: str
+    type: str
+    default: str
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A registered component as ``idbench ls`` shows it (:meth:`Registry.describe`)."""
+
+    name: str
+    summary: str
+    options: list[Option]
+    takes_more: bool  # also passes other options on (e.g. timm's to its model)
+
+
+def _annotation_text(annotation: Any) -> str:
+    """An annotation as written in the source (``float | None``); "any" when there is none."""
+    if annotation is inspect.Parameter.empty:
+        return "any"
+    return annotation if isinstance(annotation, str) else inspect.formatannotation(annotation)
+
+
+def _value_text(value: Any) -> str:
+    """A default as a spec writes it: ``true``, ``none``, ``gaussian``, ``0.01``."""
+    if value is None or isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
+
+
+def _type_hints(factory: Callable[..., Any]) -> dict[str, Any]:
+    """The evaluated annotations of a factory (a class: of its ``__init__``); none where they
+    cannot be evaluated."""
+    try:
+        return typing.get_type_hints(factory.__init__ if isinstance(factory, type) else factory)
+    except Exception:  # an annotation naming something its module does not import
+        return {}
+
+
+def _example(annotation: Any) -> str:
+    """A value of the type ``annotation``, for an error message."""
+    args = [a for a in typing.get_args(annotation) if a is not type(None)] or [annotation]
+    first = args[0]
+    if typing.get_origin(first) is typing.Literal:
+        return str(typing.get_args(first)[0])
+    return {bool: "true", int: "2", float: "0.1", str: "text"}.get(first, "...")
+
+
 class Registry(Generic[T]):
     """Named factories of one kind of component.
 
@@ -208,6 +263,31 @@ class Registry(Generic[T]):
             f"unknown {self.kind} {name!r}.{hint} Valid {self.kind}s: {', '.join(self.list())}"
         )
 
+    def describe(self, name: str) -> "Entry":
+        """What ``idbench ls`` shows of the registered ``name``: the first paragraph of its
+        factory's docstring (of its module's, where the factory has none of its own) and the
+        options a spec may set, each with its type and default, read from the factory's
+        signature."""
+        factory = self._factories[name]
+        doc = factory.__dict__.get("__doc__") if isinstance(factory, type) else factory.__doc__
+        if not doc:
+            doc = getattr(inspect.getmodule(factory), "__doc__", None) or ""
+        summary = " ".join(inspect.cleandoc(doc).split("\n\n")[0].split()).replace("``", "`")
+        if summary.endswith((",", ":")):  # the paragraph goes on with a formula
+            summary = summary[:-1] + "..."
+        options = [Option(p.name, _annotation_text(p.annotation),
+                          "" if p.default is p.empty else _value_text(p.default))
+                   for p in self._parameters(factory)]
+        takes_more = any(p.kind is p.VAR_KEYWORD
+                         for p in inspect.signature(factory).parameters.values())
+        return Entry(name, summary, options, takes_more)
+
+    def _parameters(self, factory: Callable[..., T]) -> list[inspect.Parameter]:
+        """The factory's parameters a spec may set (not the caller's ``context``)."""
+        return [p for p in inspect.signature(factory).parameters.values()
+                if p.name not in self.context
+                and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
+
     def options(self, spec: str | Spec) -> dict[str, Any]:
         """The options a factory accepts with their defaults (keyword-only parameters)."""
         factory, _, _ = self.resolve(spec)
@@ -236,7 +316,29 @@ class Registry(Generic[T]):
                 f"{self.kind} {name!r} does not take option(s) {', '.join(map(repr, bad))}; "
                 f"its options are: {', '.join(accepted) or '(none)'}"
             )
+        self._check_types(factory, name, options)
         return factory, name, options
+
+    def _check_types(self, factory: Callable[..., T], name: str, options: dict[str, Any]) -> None:
+        """Each option's value has the type its parameter is annotated with (a number where a
+        number is expected, true/false where a flag is: ``bool("abc")`` would be true). Ranges
+        are the factory's to check, when it builds (idbench.preflight builds every component
+        before anything is written)."""
+        hints = _type_hints(factory)
+        for key, value in options.items():
+            if isinstance(value, float) and not math.isfinite(value):
+                raise IdbenchError(f"{self.kind} {name!r}: option {key}={value} is not a finite "
+                                   "number; give a finite value")
+            if key not in hints or key in self.context:
+                continue
+            try:
+                TypeAdapter(hints[key]).validate_python(value, strict=True)
+            except ValidationError:
+                shown = _annotation_text(inspect.signature(factory).parameters[key].annotation)
+                raise IdbenchError(
+                    f"{self.kind} {name!r}: option {key}={value!r} is not of its type {shown}; "
+                    f"e.g. {name}[{key}={_example(hints[key])}]"
+                ) from None
 
     def create(self, spec: str | Spec, **context: Any) -> T:
         """Build the component named by ``spec``.

@@ -2,7 +2,9 @@
 
 ``run_suite`` expands the suite file into cells, measures each with :func:`idbench.measure` (runs
 found in the store are reused, so a rerun resumes where it stopped), exports the suite's Parquet
-results and renders the leaderboard next to them (``leaderboards/<suite>/`` by default).
+results and renders the leaderboard next to them: ``<out>/leaderboard/`` by default, so a run writes
+nothing outside its output folder; publishing into a checkout's ``leaderboards/<suite>/`` is asked
+for by naming that folder (``leaderboard_dir``, the command line's ``--leaderboard``).
 
 Example::
 
@@ -13,7 +15,9 @@ Example::
 from __future__ import annotations
 
 import fnmatch
+import json
 import threading
+import warnings
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,11 +33,12 @@ from idbench.executors import Executor
 from idbench.leaderboard.results import MEASUREMENTS_FILE, RUNS_FILE, load_runs
 from idbench.measurement import cell_key, measure
 from idbench.schema import MeasurementRow
-from idbench.store import RunStore, cell_runs, export, of_cells
+from idbench.store import RunStore, cell_runs, export, of_cells, stored_run_keys
 from idbench.suites import Cell, Suite, load_suite
 from idbench.preflight import check_suite_run
 
 OnEvent = Callable[[str], None]
+LEADERBOARD_DIR = "leaderboard"  # the leaderboard's folder inside --out, unless one is named
 
 
 @dataclass
@@ -45,6 +50,8 @@ class SuiteResult:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (cell label, reason)
     files: dict[str, Path] = field(default_factory=dict)  # leaderboard files written
     table: str = ""  # the Markdown leaderboard
+    reused_runs: int = 0  # runs the measured cells used that were stored before this run
+    trained_runs: int = 0  # runs stored by this run (trained here)
 
 
 def select_cells(suite: Suite, only: str | None) -> list[Cell]:
@@ -103,7 +110,8 @@ def run_suite(
     """Measure every cell of a suite and render its leaderboard (see the module docstring).
 
     ``out`` holds the run store and the Optuna studies (default ``idbench-out/<suite>``);
-    ``leaderboard_dir`` the published results (default ``leaderboards/<suite>``). An output folder
+    ``leaderboard_dir`` the leaderboard and its Parquet results (default ``<out>/leaderboard``;
+    ``leaderboards/<suite>`` publishes into a checkout's boards). An output folder
     that already holds runs is only continued with ``resume=True``.
 
     ``executor`` is an executor, or the name of one to start (``"dask"``, with
@@ -117,7 +125,7 @@ def run_suite(
     """
     suite = load_suite(suite_path)
     out = Path(out or default_out(suite))
-    leaderboard_dir = Path(leaderboard_dir or Path("leaderboards") / suite.name)
+    leaderboard_dir = Path(leaderboard_dir or out / LEADERBOARD_DIR)
     result = SuiteResult(suite)
     todo, result.skipped = _runnable_cells(suite, only, out, resume)
     reused = [load_runs(path) for path in reuse]
@@ -131,9 +139,7 @@ def run_suite(
     if owned:  # an unknown name, or a scheduler that cannot be reached, fails here
         executor = executors.create(executor or "local", **(executor_options or {}))
     try:
-        store = RunStore(out)
-        for runs in reused:
-            store.adopt(runs)
+        store, stored = _open_store(out, reused, resume)
         result.measurements = _measure_cells(
             todo, executor or executors.LocalExecutor(), on_cell,
             lambda config, executor: measure(
@@ -143,7 +149,31 @@ def run_suite(
         if owned:
             executor.close()
     _publish(store, suite, leaderboard_dir, result)
+    _count_runs(result, out, stored)
     return result
+
+
+def _count_runs(result: SuiteResult, out: Path, stored: set[str]) -> None:
+    """How many runs the measured cells reused from those ``stored`` before, and how many this
+    run stored (trained)."""
+    used = {key for row in result.measurements for key in json.loads(row.run_keys or "[]")}
+    result.reused_runs = len(used & stored)
+    result.trained_runs = len(stored_run_keys(out) - stored)
+
+
+def _open_store(out: Path, reused: list[pl.DataFrame], resume: bool) -> tuple[RunStore, set[str]]:
+    """The run store in ``out`` with the ``reused`` runs copied in, and the keys of the runs it
+    then holds; a ``resume`` of a folder without runs says that it starts from scratch (a
+    mistyped --out would otherwise silently train everything again)."""
+    store = RunStore(out)
+    for runs in reused:
+        store.adopt(runs)
+    stored = stored_run_keys(out)
+    if resume and not stored:
+        warnings.warn(f"--resume: {out} holds no stored runs, so this run starts from scratch "
+                      "(if you meant to continue a run, check --out)", stacklevel=3)
+    return store, stored
+
 
 
 def _runnable_cells(suite: Suite, only: str | None, out: Path,
@@ -151,7 +181,7 @@ def _runnable_cells(suite: Suite, only: str | None, out: Path,
     """The cells to measure, and (label, reason) of those skipped; refuses an output folder that
     holds runs without ``resume`` and a suite of which no cell can run."""
     cells = select_cells(suite, only)
-    if not resume and (out / "runs").is_dir() and any((out / "runs").glob("*.parquet")):
+    if not resume and stored_run_keys(out):
         raise IdbenchError(
             f"{out} already holds runs: pass --resume to continue that suite, or choose another --out"
         )

@@ -215,6 +215,14 @@ def _read_file(path: Path, kind: _Kind) -> pl.DataFrame:
         ) from None
 
 
+def stored_run_keys(out_dir: str | os.PathLike[str]) -> set[str]:
+    """The keys of the runs stored in ``out_dir``, read from the file names without creating
+    anything (none when it holds no run store)."""
+    runs = Path(out_dir) / _RUNS.folder
+    return {p.stem for p in runs.glob("*.parquet") if not p.name.startswith(".")} \
+        if runs.is_dir() else set()
+
+
 def of_cells(frame: pl.DataFrame, cells: Collection[str]) -> pl.DataFrame:
     """The rows of ``frame`` (runs or measurements) whose cell key is in ``cells``."""
     return frame.filter(pl.col("cell").is_in(list(cells)))

@@ -59,7 +59,7 @@ from idbench.config import MeasureConfig
 from idbench.errors import IdbenchError
 from idbench.preflight import check_spec
 from idbench.keys import stable_key
-from idbench.options import OPTIMIZERS
+from idbench.options import OPTIMIZERS, not_finite
 from idbench.registry import Registry
 
 # shipped as package data, so `idbench run quickstart` works after any install (the checkout's
@@ -329,7 +329,7 @@ def _expand(suite: Suite, lines: "_Lines") -> list[tuple[MeasureConfig, int]]:
 def _config_error(exc: ValidationError, suite: Suite, index: int, lines: "_Lines") -> IdbenchError:
     """Point a MeasureConfig error at the option that caused it (grid options, then defaults)."""
     error = exc.errors()[0]
-    msg = _clean(error["msg"])
+    msg = not_finite(error["input"]) if error["type"] == "finite_number" else _clean(error["msg"])
     field = error["loc"][0] if error["loc"] else None
     if field == "optimizer" and suite.grids[index].optimizers is not None:
         loc: tuple[Any, ...] = ("grids", index, "optimizers")

@@ -60,6 +60,11 @@ STARTUP_TRIALS = 4  # trials on an even log grid before TPE takes over
 Pruned = optuna.TrialPruned  # raised by a trial's report when the pruner stops the trial
 
 
+# the pip package of each database driver module SQLAlchemy imports (where the names differ)
+_DRIVER_PACKAGES = {"psycopg": "psycopg[binary]", "psycopg2": "psycopg2-binary",
+                    "MySQLdb": "mysqlclient", "pymysql": "PyMySQL"}
+
+
 def open_storage(url: str) -> optuna.storages.BaseStorage:
     """The Optuna storage at ``url``, or one clear error saying why it cannot be opened.
 
@@ -74,10 +79,16 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
             raise IdbenchError(f"cannot open tuning journal {url!r}: {exc.strerror or exc}") from None
     try:
         return optuna.storages.get_storage(url)
-    except ModuleNotFoundError as exc:
+    except ImportError as exc:  # Optuna re-raises the driver's ModuleNotFoundError as its own
+        missing = next((e.name for e in (exc, exc.__cause__, exc.__context__)
+                        if isinstance(e, ModuleNotFoundError) and e.name), None)
+        if missing is None:
+            raise IdbenchError(f"cannot open tuning storage {url!r}: {exc}") from None
+        package = _DRIVER_PACKAGES.get(missing, missing)
         raise IdbenchError(
-            f"cannot open tuning storage {url!r}: its driver is not installed ({exc.name}); "
-            f"install it (e.g. pip install {exc.name}) or use a sqlite:/// URL"
+            f"cannot open tuning storage {url!r}: its database driver, the Python module "
+            f"{missing}, is not installed: pip install '{package}' (or use a journal file or a "
+            "sqlite:/// URL)"
         ) from None
     except Exception as exc:  # SQLAlchemy raises many kinds for bad URLs and unreachable servers
         raise IdbenchError(f"cannot open tuning storage {url!r}: {exc}") from None

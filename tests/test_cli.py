@@ -191,3 +191,48 @@ def test_idbench_alone_prints_its_help(capfd):
     code, out, err = invoke([], capfd)
     assert code == 0 and err == ""
     assert out.startswith("Usage: idbench") and "measure" in out and "leaderboard" in out
+
+
+@pytest.mark.parametrize("kind, module", [("models", "idbench.models"),
+                                          ("datasets", "idbench.data"),
+                                          ("projections", "idbench.projections"),
+                                          ("methods", "idbench.methods")])
+def test_ls_shows_every_entry_with_its_summary_and_every_option_of_its_factory(kind, module,
+                                                                               capfd):
+    """What `idbench ls` shows comes from the registry: each factory's own signature, so an option
+    added to a factory is listed without anyone editing a list."""
+    import importlib
+    import inspect
+
+    registry = next(v for v in vars(importlib.import_module(module)).values()
+                    if type(v).__name__ == "Registry")
+    code, out, err = invoke(["ls", kind], capfd)
+    assert code == 0 and err == ""
+    blocks = {}
+    for line in out.splitlines():
+        if line.startswith("    options: "):
+            blocks[name] += line
+        else:
+            name = line.split("  ")[0]
+            blocks[name] = line
+    assert sorted(blocks) == registry.list()
+    for name, block in blocks.items():
+        entry = registry.describe(name)
+        assert entry.summary and block.startswith(f"{name}  {entry.summary}")
+        factory = registry.resolve(name if not name.endswith(":") else name + "x")[0]
+        taken = [p for p in inspect.signature(factory).parameters.values()
+                 if p.name not in registry.context and p.kind is p.KEYWORD_ONLY]
+        for parameter in taken:
+            assert f"{parameter.name}: " in block, (name, parameter.name)
+        assert ("options: " in block) == bool(taken or entry.takes_more)
+
+
+def test_ls_names_types_and_defaults_as_a_spec_writes_them(capfd):
+    code, out, _ = invoke(["ls", "projections", "sparse"], capfd)
+    assert code == 0
+    assert out.splitlines()[1] == "    options: density: float | None = none"
+    code, out, _ = invoke(["ls", "methods", "nes"], capfd)
+    assert "sigma: float = 0.01" in out and "grad_cosine: bool = false" in out
+    code, out, err = invoke(["ls", "models", "zzz*"], capfd)
+    assert code == 2 and out == ""
+    assert err == "idbench: error: no models match 'zzz*'; `idbench ls models` lists them all\n"

@@ -55,7 +55,7 @@ CASES = [
      "--d-min (100) is larger than --d-max (10)"),
     ("d_min above D", [*MEASURE, "--d-min", "100000", "--d-max", "200000"], "exceeds the model's D"),
     ("grid value above D", [*MEASURE, "--grid", "8,100000"], "exceeds the model's D"),
-    ("grid not numbers", [*MEASURE, "--grid", "8,x"], "--grid: value 2: Input should be a valid integer"),
+    ("grid not numbers", [*MEASURE, "--grid", "8,x"], "--grid: value 2 ('x'): Input should be a valid integer"),
     ("resolution of 2", [*MEASURE, "--resolution", "2"], "resolution"),
     ("lr range of one number", [*MEASURE, "--lr-range", "1"], "--lr-range: takes two values, LOW,HIGH; got 1"),
     ("lr range of three numbers", [*MEASURE, "--lr-range", "1,2,3"], "takes two values, LOW,HIGH; got 3"),
@@ -63,18 +63,41 @@ CASES = [
     ("unknown schedule", [*MEASURE, "--schedule", "linear"], "unknown --schedule 'linear'"),
     ("unknown lr scaling", [*MEASURE, "--lr-scaling", "sqrt"], "unknown --lr-scaling 'sqrt'"),
     ("lr range reversed", [*MEASURE, "--lr-range", "10,1"], "--lr-range must be (low, high) with 0 < low < high"),
-    ("compartments not a number", [*MEASURE, "--compartments", "many"], "compartments"),
+    ("compartments not a number", [*MEASURE, "--compartments", "many"],
+     "--compartments: give a positive integer K (K equal compartments) or 'layer' (one per "
+     "layer), got 'many'"),
+    ("zero compartments", [*MEASURE, "--compartments", "0"], "got '0'"),
+    ("more compartments than parameters", [*MEASURE, "--compartments", "700"],
+     "compartments = 700 is more than the 610 parameters"),
+    ("lr NaN", [*MEASURE, "--lr", "nan"], "--lr: NaN is not a finite number; give a finite value"),
+    ("momentum NaN", [*MEASURE, "--momentum", "nan"], "--momentum: NaN is not a finite number"),
+    ("epochs NaN", [*MEASURE, "--epochs", "nan"], "--epochs: NaN is not a finite number"),
+    ("epochs infinite", [*MEASURE, "--epochs", "inf"], "--epochs: infinity is not a finite number"),
+    ("lr range not numbers", [*MEASURE, "--lr-range", "abc"],
+     "--lr-range: value 1 ('abc'): Input should be a valid number"),
+    # measure: a component option's value (a range, a type, NaN)
+    ("sparse density 2", [*MEASURE, "--projection", "sparse[density=2]"],
+     "sparse density must be in (0, 1], got 2"),
+    ("sparse density not a number", [*MEASURE, "--projection", "sparse[density=abc]"],
+     "projection 'sparse': option density='abc' is not of its type float | None"),
+    ("sparse density infinite", [*MEASURE, "--projection", "sparse[density=1e999]"],
+     "option density=inf is not a finite number"),
+    ("nes sigma negative", [*MEASURE, "--method", "nes[sigma=-1]"], "nes sigma must be"),
     # measure: device, paths, flags
     ("device tpu", [*MEASURE, "--device", "tpu"], "unknown device 'tpu'"),
     ("cuda without that GPU", [*MEASURE, "--device", NO_GPU_DEVICE], "--device cuda"),
     ("out under a file", [*MEASURE[:-1], "{file}/out"], "is a file"),
     ("storage under a file", [*MEASURE, "--storage", "{file}/journal.log"], "is a file"),
+    ("sqlite storage in a missing folder", [*MEASURE, "--storage", "sqlite:///{tmp}/no/db.sqlite"],
+     "the folder {tmp}/no does not exist (SQLite does not create it)"),
     ("unknown flag", [*MEASURE, "--epoch", "3"], "No such option: --epoch"),
     ("missing model", ["measure", "--dataset", "digits", "--out", "{out}"], "--model"),
     # run
     ("missing suite file", ["run", "{tmp}/missing.yaml", "--out", "{out}"], "no suite file"),
     ("misspelt suite name", ["run", "quickstar", "--out", "{out}"], "Did you mean 'quickstart'"),
     ("suite with a misspelt key", ["run", "{tmp}/bad.yaml", "--out", "{out}"], "line"),
+    ("suite with epochs NaN", ["run", "{tmp}/nan.yaml", "--out", "{out}"],
+     "line 4: defaults.epochs: NaN is not a finite number"),
     ("only matching no cell", ["run", "{suite}", "--only", "*lenet*", "--out", "{out}"],
      "matches no cell"),
     ("run on device tpu", ["run", "{suite}", "--device", "tpu", "--out", "{out}"], "tpu"),
@@ -92,6 +115,7 @@ CASES = [
     ("ls of an unknown kind", ["ls", "modles"], "cannot list 'modles'"),
     ("ls without a kind", ["ls"], "Missing argument"),
     ("ls with an extra argument", ["ls", "models", "a", "b"], "unexpected extra argument"),
+    ("ls of a pattern matching nothing", ["ls", "models", "zzz*"], "no models match 'zzz*'"),
     ("unknown command", ["mesure"], "No such command 'mesure'"),
 ]
 
@@ -101,6 +125,7 @@ def places(tmp_path: Path) -> dict[str, str]:
     (tmp_path / "a-file").write_text("not a folder\n")
     (tmp_path / "tiny.yaml").write_text(TINY)
     (tmp_path / "bad.yaml").write_text(TINY.replace("epochs: 1", "epoch: 1"))
+    (tmp_path / "nan.yaml").write_text(TINY.replace("epochs: 1", "epochs: .nan"))
     return {"out": str(tmp_path / "out"), "file": str(tmp_path / "a-file"),
             "suite": str(tmp_path / "tiny.yaml"), "tmp": str(tmp_path)}
 
@@ -119,8 +144,9 @@ def test_the_battery_has_at_least_30_cases_over_every_command():
                          ids=[case[0] for case in CASES])
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(argv, phrase, places, tmp_path, capfd,
                                                          monkeypatch):
-    monkeypatch.chdir(tmp_path)  # run's default leaderboards/<suite> would land here
+    monkeypatch.chdir(tmp_path)  # run's default idbench-out/<suite> would land here
     argv = [arg.format(**places) for arg in argv]
+    phrase = phrase.format(**places)
     before = tree(tmp_path)
     with pytest.raises(SystemExit) as exit_:
         main(argv)
@@ -139,3 +165,65 @@ def test_the_console_script_gives_the_same_one_line(tmp_path):
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.startswith("idbench: error: unknown device 'tpu'")
     assert done.stderr.count("\n") == 1 and not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("argv, line", [
+    (["--lr-range", "abc"], "bad measurement options: --lr-range: value 1 ('abc'): Input should be "
+     "a valid number, unable to parse string as a number"),
+    (["--compartments", "foo"], "bad measurement options: --compartments: give a positive integer "
+     "K (K equal compartments) or 'layer' (one per layer), got 'foo'"),
+])
+def test_one_problem_per_option(argv, line, places, capfd):
+    """An option that fails two ways (a union type, a range of two values) is one message."""
+    with pytest.raises(SystemExit):
+        main([arg.format(**places) for arg in MEASURE] + argv)
+    assert capfd.readouterr().err == f"idbench: error: {line}\n"
+
+
+def test_a_database_url_without_its_driver_names_the_package(places, capfd, monkeypatch):
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # as if not installed
+    with pytest.raises(SystemExit) as exit_:
+        main([arg.format(**places) for arg in MEASURE] + ["--storage", "postgresql://u@h/db"])
+    err = capfd.readouterr().err
+    assert exit_.value.code == 2 and err.count("\n") == 1
+    assert "the Python module psycopg, is not installed: pip install 'psycopg[binary]'" in err
+    assert not Path(places["out"]).exists()
+
+
+def bad_values(option) -> list:
+    """A value of the wrong type for every option (text where a number or a flag is expected; for
+    text options, a choice that does not exist), and -1 for numbers (out of every option's
+    range, except a seed's: any integer seeds a generator)."""
+    numeric = "int" in option.type or "float" in option.type
+    return ["zzz"] + ([-1] if numeric and "seed" not in option.name else [])
+
+
+@pytest.mark.parametrize("kind, module", [("model", "idbench.models"), ("dataset", "idbench.data"),
+                                          ("projection", "idbench.projections"),
+                                          ("method", "idbench.methods")])
+def test_every_option_of_every_component_is_checked_before_anything_is_written(
+        kind, module, places, tmp_path, capfd, monkeypatch):
+    """Walks every option of every registered component (from its factory's signature, as
+    `idbench ls` shows it) with bad values: each is one line naming the option, exit 2, before
+    any folder is created. (A prefix family such as timm: passes options on to its library.)"""
+    import importlib
+
+    registry = next(v for v in vars(importlib.import_module(module)).values()
+                    if type(v).__name__ == "Registry")
+    monkeypatch.chdir(tmp_path)
+    before = tree(tmp_path)
+    walked = 0
+    for name in registry.list():
+        for option in [] if name.endswith(":") else registry.describe(name).options:
+            for value in bad_values(option):
+                argv = [arg.format(**places) for arg in MEASURE] + [
+                    f"--{kind}", f"{name}[{option.name}={value}]"]
+                with pytest.raises(SystemExit) as exit_:
+                    main(argv)
+                out, err = capfd.readouterr()
+                assert exit_.value.code == 2 and out == "", (argv, err)
+                assert err.startswith("idbench: error: ") and err.count("\n") == 1, err
+                assert option.name in err, err
+                assert tree(tmp_path) == before, argv
+                walked += 1
+    assert walked >= {"model": 6, "dataset": 15, "projection": 6, "method": 6}[kind]

@@ -82,3 +82,34 @@ def test_the_registry_checks_options_in_one_place_with_its_declared_context():
         with pytest.raises(IdbenchError, match=r"does not take option.*its options are: colour"):
             reg.check(bad)
     assert reg.create("box[colour=blue]", size=2) == (2, "blue")
+
+
+def test_option_values_are_checked_against_the_factory_signature():
+    reg = Registry("thing")
+
+    @reg.register("box")
+    def box(*, size: int = 1, scale: float | None = None, flat: bool = False) -> tuple:
+        """A box.
+
+        More about boxes."""
+        return size, scale, flat
+
+    assert reg.check("box[size=2,scale=3,flat=true]")[2] == {"size": 2, "scale": 3, "flat": True}
+    for bad, phrase in (("size=abc", "option size='abc' is not of its type int"),
+                        ("size=2.5", "option size=2.5 is not of its type int"),
+                        ("flat=abc", "option flat='abc' is not of its type bool"),
+                        ("scale=1e999", "option scale=inf is not a finite number")):
+        with pytest.raises(IdbenchError, match=phrase.replace("(", r"\(")):
+            reg.check(f"box[{bad}]")
+    entry = reg.describe("box")
+    assert entry.summary == "A box."
+    assert [(o.name, o.type, o.default) for o in entry.options] == [
+        ("size", "int", "1"), ("scale", "float | None", "none"), ("flat", "bool", "false")]
+
+
+def test_a_class_without_its_own_docstring_is_described_by_its_module():
+    import idbench.projections
+
+    entry = idbench.projections.PROJECTIONS.describe("sparse")
+    assert entry.summary.startswith("Very sparse random projection")  # sparse.py's first line
+    assert [o.name for o in entry.options] == ["density"]

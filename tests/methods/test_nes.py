@@ -123,7 +123,7 @@ def test_trains_deterministically_and_records_its_options(digits):
     [
         ("nes[sigma=0]", {}, "sigma must be a positive number"),
         ("nes[sigma=-0.1]", {}, "sigma must be a positive number"),
-        ("nes[sigma=big]", {}, "sigma must be a positive number"),
+        ("nes[sigma=big]", {}, "option sigma='big' is not of its type float"),
         ("nes[distribution=normal]", {}, "unknown distribution 'normal'"),
         ("nes", dict(d=100), "d = 100 is larger than compartment 0"),
         ("nes", dict(compartments=500), "compartments = 500 is more than"),

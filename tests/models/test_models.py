@@ -173,7 +173,7 @@ def test_unknown_option_lists_valid_options() -> None:
     [
         ("fc[depth=-1]", "depth must be an integer >= 0"),
         ("fc[width=0]", "width must be an integer >= 1"),
-        ("fc[width=2.5]", "width must be an integer"),
+        ("fc[width=2.5]", "option width=2.5 is not of its type int"),
         ("resnet20[shortcut=C]", "shortcut must be 'A'"),
     ],
 )
