@@ -87,9 +87,9 @@ def stored_rate(lr: float, rates: Sequence[float]) -> float:
     A run's key holds its rate to the last bit, and a tuned rate is not reproducible to the last
     bit across machines: TPE's proposal is computed in floating point (NumPy's vectorised exp and
     log among it), and a carried rate inherits any difference. Without this, a measurement
-    re-measured from its runs elsewhere (a published ``runs.parquet``, ``--reuse``) trained again,
-    at a rate equal to the stored one to 16 digits, runs it already had (23 of the flagship's FC
-    Fastfood cell, moving its d_int90 from 303 to 304).
+    re-measured from its runs elsewhere (a published ``runs.parquet``, ``--reuse``) would train
+    again, at a rate equal to the stored one to 16 digits, runs it already has, and its result
+    could move.
     """
     i = bisect.bisect_left(rates, lr)
     near = [rate for rate in rates[max(i - 1, 0):i + 1]

@@ -8,8 +8,8 @@ Where the workers come from:
   trained here use): float reductions, and so results, depend on it, so a run gives the same
   result on either executor and equal run keys mean equal results. Except where ``workers`` CPU
   workers at that count would oversubscribe the cores: then each gets ``cores // workers``
-  threads, with one warning (threads waiting on each other made LeNet runs ~4x slower with 2
-  workers x 2 threads on 2 cores: ``benchmarks/worker_threads.py``). ``IDBENCH_WORKER_THREADS``
+  threads, with one warning (threads waiting on each other slow every run down:
+  ``benchmarks/worker_threads.py``). ``IDBENCH_WORKER_THREADS``
   overrides both (each run row records its ``threads``);
 - ``scheduler="tcp://host:8786"``: an existing cluster (start its workers with
   ``dask worker ADDRESS --nthreads 1 --resources device=1``);

@@ -74,8 +74,7 @@ FAMILY: tuple[KnownAnswer, ...] = (
 
 # the protocol that must give the exact answer: full-batch LBFGS (100 outer steps of up to 20
 # iterations each; it stops early once converged), one seed, no tuning (the line search sets the
-# step). 20 outer steps were too few for bases at condition number ~1,500: planted(40, 333)'s
-# FastJL basis of seed 0 ends at loss 3e-4 (score 0.70) after 20 and is solved after 100, and on
-# another torch build (2.11, H100 host) the family's measurement gave 41 under sparse and FastJL.
+# step). The budget is set for the worst-conditioned bases of the family (condition number
+# ~1,500), which fewer outer steps leave unsolved.
 LBFGS: dict[str, Any] = dict(optimizer="lbfgs", steps=100, batch_size=1024, schedule="constant",
                              warmup=0.0, seeds=1, tune_trials=0, lr=1.0)

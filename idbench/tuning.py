@@ -9,11 +9,8 @@ the same evaluation. Diverged runs score +inf, which steers TPE away from too-la
 Which rate a study returns (``pick``): ``"best"``, the trial of lowest loss, or ``"fit"``, the
 minimum of a parabola in log lr fitted to the finite trials within a decade of the best
 (:func:`fitted_rate`). Grid trials half a decade apart often end within noise of each other, and
-"best" then jumps between them from one tuner draw to the next; the fit moves with the losses, so
-two draws' rates at one d come closer (LeNet at 0.25 epoch: a median x1.86 apart with "best",
-x1.32 with "fit"; ``benchmarks/tuning_selection.py``). Where the score curve is flat at the
-threshold that does not make d_int agree more between protocols (``benchmarks/protocol_check.md``),
-so "best" stays the default.
+"best" then jumps between them from one tuner draw to the next; the fit moves with the losses.
+"best" is the default (the comparison is in ``benchmarks/protocol_check.md``).
 
 With ``damping_range`` (optimizer ngd, :class:`~idbench.config.MeasureConfig`'s option of that
 name) the study searches the rate and the log-damping jointly: ngd's step outside the few
