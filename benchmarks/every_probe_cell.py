@@ -34,8 +34,6 @@ def main() -> None:
                         "leaderboards/<suite>)")
     parser.add_argument("--tune-draw", type=int, default=0, help="the tuner's draw (tune_draw): "
                         "another one measures how well the reference agrees with itself")
-    parser.add_argument("--tune-pick", choices=["best", "fit"], default="best",
-                        help="which rate each tuning returns (tune_pick)")
     args = parser.parse_args()
     suite = load_suite(args.suite)
     try:
@@ -47,13 +45,12 @@ def main() -> None:
     torch.set_num_threads(1)
     RunStore(args.out).adopt(load_runs(args.board or f"leaderboards/{suite.name}"))
     config = cells[0].config.model_copy(update={"tune_every_probe": True,
-                                                "tune_draw": args.tune_draw,
-                                                "tune_pick": args.tune_pick})
+                                                "tune_draw": args.tune_draw})
     start = time.perf_counter()
     row = measure(config, out=args.out, suite=suite.name, suite_version=suite.version,
                   device="cpu")
     print(json.dumps({
-        "cell": cells[0].label, "tune_draw": row.tune_draw, "tune_pick": row.tune_pick,
+        "cell": cells[0].label, "tune_draw": row.tune_draw,
         "d_int": row.d_int,
         "d_lo": row.d_lo, "d_hi": row.d_hi,
         "ci": [row.ci_low, row.ci_high], "runs": row.n_runs, "wall_s": round(row.wall_s, 1),

@@ -2,13 +2,8 @@
 
 Protocols (MeasureConfig options), each measured on the same cells:
 
-- ``reference``: the rate tuned once at d_ref (geometric middle of the range), carried by
-  ``lr_scaling: auto`` (inverse-d for SGD, inverse-sqrt-d for Adam);
-- ``bracket``: tuned at d_ref, re-tuned at the bracket of the crossing (``lr_protocol: bracket``),
-  each search after a re-tuning restarted on the lattice d_min x 2^k: the default;
-- ``bracket-half``: the same restarted at half the bracket's lower end (the default before
-  ``retune_restart``, a7f701e);
-- ``bracket-curvature``: the default carried by measured curvature (``lr_scaling: curvature``);
+- ``bracket``: tuned at d_ref, re-tuned at the bracket of the crossing, each search after a
+  re-tuning restarted on the lattice d_min x 2^k: the default;
 - ``bracket-x1.2``: the default re-tuning beyond x1.2 instead of x1.5 (measured under the half
   restart, protocol_check.md);
 - ``every-probe``: tuned anew at every probe (``tune_every_probe``), the reference answer;
@@ -16,17 +11,16 @@ Protocols (MeasureConfig options), each measured on the same cells:
   trials elsewhere in their bins, other TPE proposals): how well the reference agrees with
   itself, the floor against which the others' agreement is read;
 - ``bracket-redraw``: the default under that other draw of the tuner;
-- ``every-probe-redraw-subspace``: every-probe under another draw of its subspace tuning only
-  (``tune_redraw: subspace``): the baseline, and so the threshold, stay draw 0's;
-- ``bracket-redraw-subspace``: the default under that other draw of its subspace tuning only;
 - ``every-probe-4`` and ``every-probe-4-redraw``: the reference with 4 seeds per tuning trial
   (the default 2), under both draws: whether a less noisy trial makes it agree with itself;
 - ``bracket-12``, ``every-probe-12`` and ``every-probe-12-redraw``: 12 trials per tuning (the
   default 8): whether trials nearer the stability edge make the protocols agree (``--markdown``'s
-  agreement matrix compares each pair);
-- ``bracket-fit``, ``every-probe-fit`` and ``every-probe-fit-redraw-subspace``: every tuning
-  returns the minimum of a parabola fitted to its trials (``tune_pick: fit``), the reference also
-  under another draw of its subspace tuning.
+  agreement matrix compares each pair).
+
+Protocols measured earlier and whose options were removed from idbench (the rate tuned once and
+carried, ``reference``; the half restart; carrying by curvature; a fitted pick of the tuned rate;
+another draw of the subspace tuning alone) are recorded, with their tables, in
+``benchmarks/protocol_check.md``; their stores are no longer read here.
 
 Cells: FC 784-200-200-10 and LeNet on Fashion-MNIST under dense, sparse, Fastfood and FastJL, and
 the known-answer family (idbench.known_answers, first-order: Adam). All protocols of one cell share
@@ -36,7 +30,7 @@ one output folder, so the baseline and the tuning at d_ref are trained once; eac
 One JSON line per (cell, protocol): d_int, bracket [d_lo, d_hi], 95% CI, runs, wall_s (sum of the
 runs' training time), train_steps (sum of their training steps: the cost that the machine's load
 does not change; a tuning trial that diverges stops early, so a run is not a fixed unit),
-elapsed_s (this process, including curvature estimates), diverged and retried baseline/probe runs
+elapsed_s (this process), diverged and retried baseline/probe runs
 and diverged tuning trials first trained by this measurement, where the rate was tuned; then one
 summary line per cell: each protocol's d_int / every-probe's d_int, whether their brackets
 [d_lo, d_hi] overlap (agree within the bisection's resolution), whether their 95% CIs overlap
@@ -51,9 +45,9 @@ reference does not reproduce itself, one draw's bracket is a stricter test than 
     python benchmarks/protocol_check.py                  # 2 epochs, 3 seeds, 8 trials (hours)
     python benchmarks/protocol_check.py --quick --only known
     python benchmarks/protocol_check.py --only fashion --models 'fc[depth=2,width=200]' --epochs 1
-    python benchmarks/protocol_check.py --only known --steps 300 --protocols reference bracket
+    python benchmarks/protocol_check.py --only known --steps 300 --protocols bracket every-probe
     python benchmarks/protocol_check.py --markdown out-*.jsonl  # the table of earlier output
-    python benchmarks/protocol_check.py --markdown out-*.jsonl --reference every-probe-fit
+    python benchmarks/protocol_check.py --markdown out-*.jsonl --reference every-probe-4
 
 Dense searches stop at d_max 1024 (FC) and 4096 (LeNet), as in the flagship suite.
 """
@@ -66,7 +60,6 @@ import math
 import statistics
 import tempfile
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -81,50 +74,32 @@ from idbench.store import RunStore, cell_runs
 PROJECTIONS = ("dense", "sparse", "fastfood", "fastjl")
 MODELS = ("fc[depth=2,width=200]", "lenet")
 PROTOCOLS: dict[str, dict[str, Any]] = {
-    "reference": {"lr_protocol": "reference"},
-    "bracket": {"lr_protocol": "bracket"},  # the default (restarts on the lattice)
-    # the default before a7f701e: a search after a re-tuning restarts at half the bracket's d_lo
-    "bracket-half": {"lr_protocol": "bracket", "retune_restart": "half"},
-    "bracket-curvature": {"lr_protocol": "bracket", "lr_scaling": "curvature"},
+    "bracket": {},  # the default (restarts on the lattice)
     # a candidate: re-tune whenever the crossing lies beyond x1.2 of the tuning point (default x1.5)
-    "bracket-x1.2": {"lr_protocol": "bracket", "lr_retune_factor": 1.2},
+    "bracket-x1.2": {"lr_retune_factor": 1.2},
     "every-probe": {"tune_every_probe": True},
     # the reference against itself: another draw of the tuner's grid and proposals, so the
     # agreement the protocols above reach can be read against the reference's own reproducibility
     "every-probe-redraw": {"tune_every_probe": True, "tune_draw": 1},
-    "bracket-redraw": {"lr_protocol": "bracket", "tune_draw": 1},
-    # the reference's other draw of the subspace tuning alone, at draw 0's baseline and threshold
-    # (every-probe-redraw re-tunes the baseline too, and LeNet's threshold moves with it)
-    "every-probe-redraw-subspace": {"tune_every_probe": True, "tune_draw": 1,
-                                    "tune_redraw": "subspace"},
-    "bracket-redraw-subspace": {"lr_protocol": "bracket", "tune_draw": 1,
-                                "tune_redraw": "subspace"},
+    "bracket-redraw": {"tune_draw": 1},
     # the reference with 4 tuning seeds per trial instead of 2, under both draws: whether less
     # noise per trial makes the reference agree with itself
     "every-probe-4": {"tune_every_probe": True, "tune_seeds": 4},
     "every-probe-4-redraw": {"tune_every_probe": True, "tune_seeds": 4, "tune_draw": 1},
     # 12 trials per tuning instead of 8 (tuning_edge.py: the pick often lies x3 below a diverging
     # rate): whether trials closer to the stability edge make the protocols agree
-    "bracket-12": {"lr_protocol": "bracket", "tune_trials": 12},
+    "bracket-12": {"tune_trials": 12},
     "every-probe-12": {"tune_every_probe": True, "tune_trials": 12},
     "every-probe-12-redraw": {"tune_every_probe": True, "tune_trials": 12, "tune_draw": 1},
-    # every tuning returns the minimum of a parabola fitted to its trials (tune_pick: fit), not
-    # its best trial: whether a pick that does not jump between near-tied grid trials makes the
-    # protocols agree, and the reference with itself (its other draw at one threshold)
-    "bracket-fit": {"lr_protocol": "bracket", "tune_pick": "fit"},
-    "every-probe-fit": {"tune_every_probe": True, "tune_pick": "fit"},
-    "every-probe-fit-redraw-subspace": {"tune_every_probe": True, "tune_pick": "fit",
-                                        "tune_draw": 1, "tune_redraw": "subspace"},
 }
 
 
 # the reference protocols' other draws: a protocol whose bracket overlaps the span of a
 # reference's draws' brackets agrees with the reference as far as the reference agrees with itself
 DRAWS = {
-    "every-probe": ("every-probe-redraw", "every-probe-redraw-subspace"),
+    "every-probe": ("every-probe-redraw",),
     "every-probe-4": ("every-probe-4-redraw",),
     "every-probe-12": ("every-probe-12-redraw",),
-    "every-probe-fit": ("every-probe-fit-redraw-subspace",),
 }
 
 
@@ -174,9 +149,7 @@ def cell_folder(cell: str) -> str:
 def measure_protocol(name: str, options: dict[str, Any], out: Path) -> dict[str, Any]:
     config = MeasureConfig.build(**{**options, **PROTOCOLS[name]})
     start = time.perf_counter()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        row = measure(config, out=out, device="cpu")
+    row = measure(config, out=out, device="cpu")
     store = RunStore(out)
     table = store.table()
     runs = table.filter(pl.col("cell") == row.cell)  # the runs this measurement trained
@@ -193,7 +166,6 @@ def measure_protocol(name: str, options: dict[str, Any], out: Path) -> dict[str,
         "diverged": int(measured["diverged"].sum()),
         "retried": int((measured["retries"] > 0).sum()),
         "diverged_trials": int(runs.filter(pl.col("role") == "tune")["diverged"].sum()),
-        "warnings": sorted({str(w.message) for w in caught if "curvature" in str(w.message)}),
     }
 
 

@@ -8,8 +8,10 @@ within its bins, other TPE proposals) picks another rate at the same d, and d_in
 smooth fit of the trials, here the vertex of the parabola in log lr through the best trial and its
 two neighbours (the best trial where it is the smallest or largest rate tried, or the parabola
 opens downward), does not depend on where the grid fell, only on the loss curve and its noise.
-"fit" is the rule of ``tune_pick: fit`` (:func:`idbench.tuning.fitted_rate`): the minimum of a
+"fit" is the rule of the former ``tune_pick: fit`` (:func:`fitted_rate`): the minimum of a
 least-squares parabola through every finite trial within a decade of the best, below divergence.
+It did not make d_int agree better between protocols (``protocol_check.md``), and was removed from
+idbench; the rule lives on here, with the comparison that measured it.
 
 This reads protocol_check's stores (``--out``: the folder its run wrote; nothing is trained): for
 each cell measured by ``every-probe`` and ``every-probe-redraw`` (``--draws``: another pair, such as
@@ -30,21 +32,54 @@ import json
 import math
 import statistics
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
+import numpy as np
 import optuna
 
 from idbench.lr.tuner import study_name
 from idbench.config import MeasureConfig
 from idbench.lr.carry import tuning_range
 from idbench.store import RunStore
-from idbench.tuning import fitted_rate, open_storage
+from idbench.tuning import open_storage
 
 from protocol_check import (MODELS, PROJECTIONS, PROTOCOLS, cell_folder,  # (benchmarks/)
                             fashion_cells, known_cells)
 
 DRAWS = ("every-probe", "every-probe-redraw")  # the two draws compared (--draws)
 RULES = ("best", "parabola", "fit")  # how a study's rate is read off its trials (picks)
+
+
+FIT_WINDOW = 1.0  # decades either side of the best trial that the parabola of fitted_rate sees
+# (inclusive: grid trials lie whole fractions of a decade apart, and log10 of their ratio lands a
+# few ulps either side of the boundary, which would keep one side's neighbour and drop the other's)
+WINDOW_SLACK = 1e-9
+
+
+def fitted_rate(trials: Sequence[tuple[float, float]]) -> float:
+    """The rate at the minimum of a least-squares parabola of loss against log10 lr (the rule
+    of the former ``tune_pick: fit``, kept here with the evidence that rejected it).
+
+    ``trials``: (lr, final validation loss; inf where it diverged). The parabola is fitted to
+    the finite trials within :data:`FIT_WINDOW` decades of the best one and below the smallest
+    diverged rate above it; its minimum is kept within the fitted rates. Fewer than three
+    distinct rates there, or a parabola that does not open upwards: the best trial's rate.
+
+    >>> round(fitted_rate([(0.03, 1.6), (0.1, 1.2), (0.3, 1.0), (1.0, 1.1), (10.0, math.inf)]), 3)
+    0.389
+    """
+    best = min((loss, lr) for lr, loss in trials if math.isfinite(loss))[1]
+    ceiling = min((lr for lr, loss in trials if not math.isfinite(loss) and lr > best),
+                  default=math.inf)
+    near = [(math.log10(lr), loss) for lr, loss in trials if math.isfinite(loss) and lr < ceiling
+            and abs(math.log10(lr / best)) <= FIT_WINDOW + WINDOW_SLACK]
+    xs = [x for x, _ in near]
+    if len(set(xs)) < 3:
+        return best
+    a, b, _ = np.polyfit(xs, [loss for _, loss in near], 2)
+    if a <= 0:
+        return best
+    return 10 ** min(max(-b / (2 * a), min(xs)), max(xs))
 
 
 def parabola_vertex(points: list[tuple[float, float]]) -> float:

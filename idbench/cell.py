@@ -145,7 +145,7 @@ class CellRuns:
     def record(self, spec: RunSpec, result: RunResult, role: str,
                device: str | None = None, origin: dict[str, Any] | None = None) -> RunRow:
         """Store the run ``spec`` trained to ``result`` and count it as used; ``origin``: where its
-        rate was tuned and how it was carried (RunRow's lr_tuned_at, lr_carried_by, curvature)."""
+        rate was tuned and how it was carried (RunRow's lr_tuned_at, lr_carried_by)."""
         row = run_row(spec, result, cell=self.key, suite=self.suite, role=role,
                       metric=self.data.metric, device=device or device_name(self.device))
         if origin:

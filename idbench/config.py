@@ -16,7 +16,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from idbench.errors import IdbenchError
 from idbench.keys import key_fields, stable_key, with_layer_rule
-from idbench.lr.options import RateOptions
+from idbench.lr.options import LR_WINDOW, RateOptions
 from idbench.options import TrainOptions, options_error
 from idbench.registry import SpecField
 
@@ -55,15 +55,15 @@ class MeasureConfig(TrainOptions, RateOptions):
 
     def key(self) -> str:
         """The cell key: a stable hash of everything that determines the measurement."""
-        payload = with_layer_rule(key_fields(self, self.KEY_FIELDS), self.compartments)
+        payload = with_layer_rule(key_fields(self, self.KEY_FIELDS, {"lr_window": LR_WINDOW}),
+                                  self.compartments)
         # the re-tuning factor is hashed where it decides (at its default too: a cell measured
-        # under the old x2 rule is not reused) and nowhere else
+        # under the old x2 rule is not reused) and nowhere else, with the lattice restart (cells
+        # measured under the former half restart do not share its keys)
         payload.pop("lr_retune_factor", None)
-        payload.pop("retune_restart", None)
         if self.retunes_at_bracket:
             payload["lr_retune_factor"] = self.lr_retune_factor
-            if self.retune_restart != "half":  # cells measured before the field keep their keys
-                payload["retune_restart"] = self.retune_restart
+            payload["retune_restart"] = "lattice"
         return stable_key(payload, 16, style="pydantic")
 
     @field_validator("compartments", mode="before")

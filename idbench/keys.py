@@ -42,13 +42,16 @@ def stable_key(payload: Mapping[str, Any] | list[Any], length: int, *, style: St
     return hashlib.sha256(text.encode()).hexdigest()[:length]
 
 
-def key_fields(value: BaseModel, original: tuple[str, ...]) -> dict[str, Any]:
+def key_fields(value: BaseModel, original: tuple[str, ...],
+               removed: dict[str, Any] | None = None) -> dict[str, Any]:
     """The fields of ``value`` that its key hashes: every field of ``original`` (the fields the key
-    has always hashed, in their order), then each later field (sorted by name) whose value differs
-    from its default. A later field left at its default changes no key."""
-    data = value.model_dump()
+    has always hashed, in their order; one no longer an option hashes its one value, given in
+    ``removed``), then each later field (sorted by name) whose value differs from its default. A
+    later field left at its default changes no key."""
+    removed = removed or {}
+    data = {**value.model_dump(), **removed}
     fields = type(value).model_fields
-    missing = [name for name in original if name not in fields]
+    missing = [name for name in original if name not in fields and name not in removed]
     assert not missing, f"{type(value).__name__} lost key fields {missing}: stored keys would change"
     keyed = {name: data[name] for name in original}
     for name in sorted(set(fields) - set(original)):

@@ -42,7 +42,6 @@ from idbench.config import MeasureConfig
 from idbench.errors import IdbenchError
 from idbench.executors import Executor, LocalExecutor
 from idbench.schema import MeasurementRow
-from idbench.curvature import lambda_max_of_run
 from idbench.search import Probe, SearchResult, search
 from idbench.provenance import device_name, git_rev, now_iso, versions
 from idbench.store import RunStore
@@ -145,14 +144,13 @@ def subspace_lr(runs: CellRuns, tuner: Tuner, baseline: Baseline, bounds: Bounds
     """Phase 3: the strategy of the config's learning-rate protocol, with its tunings (each
     within :func:`~idbench.lr.carry.tuning_range`) and its rule for carrying a rate."""
     config = runs.config
-    carry = Carry(config, lambda d: lambda_max_of_run(
-        run_spec(config, seed=0, lr=1.0, d=d), runs.data))
+    carry = Carry(config)
 
     def tune(d: int) -> float:
         return tuner.tune("subspace", d, tuning_range(config, baseline.lr, bounds.D, d))
 
     return choose_subspace_lr(config, tune=tune, carry=carry, d_ref=bounds.d_ref,
-                              window=window_label(config, baseline.lr))
+                              window=window_label(baseline.lr))
 
 
 def search_d(runs: CellRuns, rule: SubspaceLr, bounds: Bounds,
@@ -182,9 +180,8 @@ def search_d(runs: CellRuns, rule: SubspaceLr, bounds: Bounds,
 # MeasureConfig fields stored under another column name, and those recorded through another
 # column (how the subspace lr was chosen is in tune_at / lr_subspace / lr_scaling)
 RENAMED = {"steps": "steps_budget", "baseline": "baseline_kind"}
-RECORDED_AS = {"tune_every_probe": "tune_at", "d_ref": "tune_at", "lr_window": "tune_at",
-               "lr_protocol": "tune_at", "lr_retune_factor": "tune_at", "retune_restart": "tune_at",
-               "lr": "lr_baseline"}
+RECORDED_AS = {"tune_every_probe": "tune_at", "d_ref": "tune_at",
+               "lr_retune_factor": "tune_at", "lr": "lr_baseline"}
 
 
 def config_columns(config: MeasureConfig) -> dict[str, Any]:

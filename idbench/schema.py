@@ -79,7 +79,8 @@ class RunRow(BaseModel):
     # inverse-sqrt-d, curvature, none: tuned here); null for baseline and tuning runs
     lr_tuned_at: int | None = None
     lr_carried_by: str | None = None
-    curvature: float | None = None  # lambda_max(P^T H P) at theta0 under lr_scaling=curvature
+    # lambda_max(P^T H P) at theta0 under the former lr_scaling curvature (null since)
+    curvature: float | None = None
     stopped_early: bool  # before its budget: patience ran out, or the optimiser converged (lbfgs)
     # a tuning trial the pruner stopped: its outcome is its last evaluation (history ends there),
     # test_score NaN; a study re-made from the runs replays it as pruned and never trains it again
@@ -159,6 +160,7 @@ class MeasurementRow(BaseModel):
     tune_trials: int
     tune_seeds: int  # seeds per tuning trial (objective: mean final validation loss)
     tune_draw: int = 0  # which draw of the tuner's grid and TPE (0: the default; rows before it: 0)
+    # former options, recorded by rows measured while they existed (later rows: all, best):
     tune_redraw: str = "all"  # which tunings that draw redraws: all, or subspace (baseline: draw 0's)
     tune_pick: str = "best"  # the tuned rate: the best trial, or a parabola's minimum (fit)
     # where the subspace lr was tuned: "ref:<d>", "every-probe" or "bracket:<d>,<d>... retune:x<f>"

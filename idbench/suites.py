@@ -56,6 +56,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from idbench.config import MeasureConfig
+from idbench.lr.options import REMOVED, removed_message
 from idbench.errors import IdbenchError
 from idbench.preflight import check_spec
 from idbench.keys import stable_key
@@ -272,6 +273,8 @@ def _check_options(options: dict[str, Any], loc: tuple[Any, ...], lines: "_Lines
             list_key = key if key in CELL_KEYS else f"{key}s"
             raise lines.at((*loc, key), f"{key!r} cannot be an option: list it under "
                            f"'{list_key}' in a grid")
+        if key in REMOVED:
+            raise lines.at((*loc, key), removed_message(key))
         if key not in _OPTION_KEYS:
             raise lines.at((*loc, key), _unknown_key(key, _format_loc(loc), _OPTION_KEYS))
 

@@ -6,11 +6,8 @@ is smoother than accuracy and is what the random-bases study tuned on). A median
 trials whose intermediate validation loss is already worse than the median of earlier trials at
 the same evaluation. Diverged runs score +inf, which steers TPE away from too-large rates.
 
-Which rate a study returns (``pick``): ``"best"``, the trial of lowest loss, or ``"fit"``, the
-minimum of a parabola in log lr fitted to the finite trials within a decade of the best
-(:func:`fitted_rate`). Grid trials half a decade apart often end within noise of each other, and
-"best" then jumps between them from one tuner draw to the next; the fit moves with the losses.
-"best" is the default (the comparison is in ``benchmarks/protocol_check.md``).
+A study returns its trial of lowest loss (diverged trials count as +inf; when every trial
+diverged, the smallest rate tried).
 
 With ``damping_range`` (optimizer ngd, :class:`~idbench.config.MeasureConfig`'s option of that
 name) the study searches the rate and the log-damping jointly: ngd's step outside the few
@@ -33,16 +30,15 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Callable, Literal, Sequence
+from typing import Callable, Sequence
 
-import numpy as np
 import optuna
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
 from idbench.errors import IdbenchError
 from idbench.seeding import derive_seed
-from idbench.train import EvalCallback, RunResult
+from idbench.train import RunResult
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 # A trial's error (a bug, or Ctrl-C) propagates out of tune_lr and is reported once, by the caller;
@@ -101,7 +97,6 @@ def tune_lr(
     damping_range: tuple[float, float] | None = None,
     replay: Sequence[Params] = (),
     draw: int = 0,
-    pick: Literal["best", "fit"] = "best",
 ) -> tuple[Params, list[Params]]:
     """(best parameters, parameters of every completed trial): best = lowest final validation
     loss; parameters: ``{"lr": ...}``, plus ``"damping"`` when ``damping_range`` is given.
@@ -114,10 +109,7 @@ def tune_lr(
     proposes after them what the original proposed (TPE learns only from finished trials).
     ``draw``: which draw of the tuner (:func:`grid_offset`): 0 is the default, another number
     places the grid trials elsewhere in their bins (TPE's draws differ through ``study_name``).
-    ``pick``: ``"best"`` (the trial of lowest loss) or ``"fit"`` (:func:`fitted_rate`; the rate
-    alone: not with ``damping_range``). The trials are the same either way, so one study serves both.
     """
-    _check_pick(pick, damping_range)
     study = optuna.create_study(
         study_name=study_name,
         storage=open_storage(storage),
@@ -147,55 +139,16 @@ def tune_lr(
             f"learning-rate tuning ({study_name}) finished no trial: every trial was pruned; "
             "raise --tune-trials"
         )
-    return _picked(complete, pick), [dict(t.params) for t in complete]
+    return _best(complete), [dict(t.params) for t in complete]
 
 
-def _check_pick(pick: str, damping_range: tuple[float, float] | None) -> None:
-    if pick not in ("best", "fit"):
-        raise IdbenchError(f"tune_pick must be best or fit, not {pick!r}")
-    if pick == "fit" and damping_range is not None:
-        raise IdbenchError("tune_pick fit fits the rate alone; with damping_range use tune_pick best")
-
-
-def _picked(complete: list[optuna.trial.FrozenTrial], pick: str) -> Params:
-    """The parameters a study whose finished trials are ``complete`` returns under ``pick``."""
+def _best(complete: list[optuna.trial.FrozenTrial]) -> Params:
+    """The parameters of the finished trial of lowest loss (all diverged: the smallest rate
+    tried, the least bad guess)."""
     finite = [t for t in complete if math.isfinite(t.value)]
-    if not finite:  # every rate diverged: the smallest one tried is the least bad guess
+    if not finite:
         return dict(min((t.params for t in complete), key=lambda p: p["lr"]))
-    if pick == "fit":
-        return {"lr": fitted_rate([(t.params["lr"], t.value) for t in complete])}
     return dict(min(finite, key=lambda t: t.value).params)
-
-
-FIT_WINDOW = 1.0  # decades either side of the best trial that the parabola of fitted_rate sees
-# (inclusive: grid trials lie whole fractions of a decade apart, and log10 of their ratio lands a
-# few ulps either side of the boundary, which would keep one side's neighbour and drop the other's)
-WINDOW_SLACK = 1e-9
-
-
-def fitted_rate(trials: Sequence[tuple[float, float]]) -> float:
-    """The rate at the minimum of a least-squares parabola of loss against log10 lr.
-
-    ``trials``: (lr, final validation loss; inf where it diverged). The parabola is fitted to
-    the finite trials within :data:`FIT_WINDOW` decades of the best one and below the smallest
-    diverged rate above it; its minimum is kept within the fitted rates. Fewer than three
-    distinct rates there, or a parabola that does not open upwards: the best trial's rate.
-
-    >>> round(fitted_rate([(0.03, 1.6), (0.1, 1.2), (0.3, 1.0), (1.0, 1.1), (10.0, math.inf)]), 3)
-    0.389
-    """
-    best = min((loss, lr) for lr, loss in trials if math.isfinite(loss))[1]
-    ceiling = min((lr for lr, loss in trials if not math.isfinite(loss) and lr > best),
-                  default=math.inf)
-    near = [(math.log10(lr), loss) for lr, loss in trials if math.isfinite(loss) and lr < ceiling
-            and abs(math.log10(lr / best)) <= FIT_WINDOW + WINDOW_SLACK]
-    xs = [x for x, _ in near]
-    if len(set(xs)) < 3:
-        return best
-    a, b, _ = np.polyfit(xs, [loss for _, loss in near], 2)
-    if a <= 0:
-        return best
-    return 10 ** min(max(-b / (2 * a), min(xs)), max(xs))
 
 
 def _queued(study: optuna.Study, wanted: Params) -> bool:

@@ -70,7 +70,7 @@ def test_flags_reach_the_config_and_unset_ones_keep_its_defaults(capfd, monkeypa
 
     monkeypatch.setattr(idbench.measurement, "measure", fake_measure)
     argv = ["measure", "--model", "fc[depth=1,width=8]", "--dataset", "digits", "--lr-range",
-            "0.01,1", "--lr-scaling", "inverse-sqrt-d", "--lr-window", "none", "--d-ref", "64",
+            "0.01,1", "--lr-scaling", "inverse-sqrt-d", "--d-ref", "64",
             "--tune-seeds", "3", "--momentum", "0.5", "--schedule", "constant", "--warmup", "0",
             "--patience", "4", "--val-fraction", "0.2", "--grid", "8,16", "--tune-every-probe",
             "--compartments", "layer", "--out", str(tmp_path / "o")]
@@ -78,12 +78,12 @@ def test_flags_reach_the_config_and_unset_ones_keep_its_defaults(capfd, monkeypa
     assert code == 130
     config = seen["config"]
     assert config.lr_range == (0.01, 1.0) and config.lr_scaling == "inverse-sqrt-d"
-    assert config.lr_window is None and config.d_ref == 64 and config.tune_seeds == 3
+    assert config.d_ref == 64 and config.tune_seeds == 3
     assert config.momentum == 0.5 and config.schedule == "constant" and config.warmup == 0
     assert config.patience == 4 and config.val_fraction == 0.2 and config.grid == (8, 16)
     assert config.tune_every_probe is True and config.compartments == "layer"
     defaults = MeasureConfig(model="fc[depth=1,width=8]", dataset="digits")
-    given = {"model", "dataset", "lr_range", "lr_scaling", "lr_window", "d_ref", "tune_seeds",
+    given = {"model", "dataset", "lr_range", "lr_scaling", "d_ref", "tune_seeds",
              "momentum", "schedule", "warmup", "patience", "val_fraction", "grid",
              "tune_every_probe", "compartments"}
     for name in MeasureConfig.model_fields.keys() - given:

@@ -20,7 +20,7 @@ CONFIGS = [
     dict(model="fc", dataset="digits"),
     dict(model="fc[depth=2,width=200]", dataset="fashion-mnist", projection="sparse[density=0.01]",
          lr=1e-5, lr_range=(1e-5, 3.0), grid=(10, 100), compartments="layer", epochs=1,
-         tune_every_probe=True, lr_window=None, d_ref=300, baseline="global:0.9"),
+         tune_every_probe=True, d_ref=300, baseline="global:0.9"),
     dict(model="lenet", dataset="cifar10", method="rbd", optimizer="adam", steps=100, epochs=None,
          compartments=4, seeds=5, lr_subspace=3.0000000000000004e-7),
     dict(model="fc", dataset="digits", tune_every_probe=True),
@@ -62,13 +62,26 @@ def test_the_retune_factor_keys_the_cells_it_decides_and_no_others():
         assert len(keys) == (3 if decides else 1)
 
 
-def test_the_restart_rule_keys_the_cells_it_decides_and_the_old_rule_keeps_its_keys():
-    bracket, every = (dict(model="fc", dataset="digits", **o) for o in (
-        {}, {"tune_every_probe": True}))
-    lattice, half = (MeasureConfig(**bracket, retune_restart=r) for r in ("lattice", "half"))
-    assert MeasureConfig(**bracket).key() == lattice.key() != half.key()
-    assert half.key() == "aae3e9da2b8213f6"  # the default's key at 42be46a, before the field
-    assert len({MeasureConfig(**every, retune_restart=r).key() for r in ("lattice", "half")}) == 1
+# computed by idbench at 86805a8, before lr_protocol, retune_restart, lr_window, tune_pick and
+# tune_redraw were removed (each at the value that remains)
+BEFORE_REMOVAL = [({}, "6898ce9f99c8ab1e"), ({"grid": (8, 16)}, "8d2a26f5a2ee634a"),
+                  ({"lr_scaling": "none", "optimizer": "adam"}, "13e613bb54cda081")]
+
+
+@pytest.mark.parametrize("options, key", BEFORE_REMOVAL)
+def test_removing_options_kept_the_keys_of_the_cells_they_left_alone(options, key):
+    assert MeasureConfig(model="fc", dataset="digits", **options).key() == key
+
+
+@pytest.mark.parametrize("option, value", [("lr_protocol", "reference"), ("lr_window", None),
+                                           ("retune_restart", "half"), ("tune_pick", "best"),
+                                           ("tune_redraw", "all")])
+def test_a_removed_option_is_named_with_what_replaced_it(option, value):
+    with pytest.raises(IdbenchError, match=f"option {option} was removed: .+; drop it") as caught:
+        MeasureConfig.build(model="fc", dataset="digits", **{option: value})
+    assert "\n" not in str(caught.value)
+    with pytest.raises(IdbenchError, match="lr_scaling curvature was removed"):
+        MeasureConfig.build(model="fc", dataset="digits", lr_scaling="curvature")
 
 
 def test_a_field_added_later_changes_no_key_at_its_default_and_keys_when_set():

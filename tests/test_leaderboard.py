@@ -486,9 +486,8 @@ def test_comparison_counts_total_directions_and_splits_rows_by_budget(frames):
     assert len(rows) == 3  # fc at 2 and 5 epochs, lenet at 2
 
 
-@pytest.mark.parametrize("field,value,title", [("tune_draw", 1, "Tuner draw"),
-                                               ("tune_pick", "fit", "Tuned rate")])
-def test_tuner_draws_and_picks_get_a_column_and_a_comparison_row_each(frames, field, value, title):
+@pytest.mark.parametrize("field,value,title", [("tune_draw", 1, "Tuner draw")])
+def test_tuner_draws_get_a_column_and_a_comparison_row_each(frames, field, value, title):
     measurements, runs = frames
     fc = measurements.filter(pl.col("cell").is_in(["cell1", "cell3"]))  # fc sparse 281, dense 187
     first = fc[field][0]

@@ -84,7 +84,7 @@ def test_tuning_runs_are_not_retried_on_workers_either(tmp_path):
     config = MeasureConfig(model="toy-sums", dataset="toy-sums", projection="dense", seeds=1,
                            optimizer="sgd", momentum=0.0, schedule="constant", warmup=0.0,
                            steps=300, batch_size=16, grid=(10,), tune_trials=4,
-                           lr_range=(0.01, 1.0), lr_window=None)  # grid rates 0.18, 0.56 diverge
+                           lr_range=(0.01, 1.0))  # grid rates 0.18, 0.56 diverge
     tables = {}
     for name, executor in (("local", None), ("remote", _Remote())):
         measure(config, out=tmp_path / name, device="cpu", executor=executor)

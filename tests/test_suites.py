@@ -236,6 +236,21 @@ def test_unknown_option_in_defaults_suggests_the_right_one(tmp_path: Path) -> No
     assert "line 4:" in message and "'epoch'" in message and "did you mean 'epochs'" in message
 
 
+def test_a_removed_option_names_its_file_line_and_what_replaced_it(tmp_path: Path) -> None:
+    path = write(tmp_path, """
+        version: "1"
+        defaults:
+          seeds: 2
+        grids:
+          - models: [fc]
+            datasets: [digits]
+            options: {tune_pick: fit}
+    """)
+    message = error_of(path)
+    assert str(path) in message and "line 7:" in message
+    assert "option tune_pick was removed: a tuning returns its best trial" in message
+
+
 def test_unknown_top_level_key(tmp_path: Path) -> None:
     path = write(tmp_path, """
         versions: "1"

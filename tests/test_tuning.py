@@ -6,15 +6,14 @@ from __future__ import annotations
 import math
 import threading
 
-import polars as pl
 import pytest
 
 from idbench.cell import CellRuns, holding, run_spec
 from idbench.config import MeasureConfig
 from idbench.errors import IdbenchError
 from idbench.executors import LocalExecutor
-from idbench.keys import key_fields
 from idbench.lr.carry import tuning_range
+from idbench.lr.options import LR_WINDOW
 from idbench.measurement import measure
 from idbench.runinfo import Optimiser, RunInfo
 from idbench.store import RunStore
@@ -136,21 +135,19 @@ def test_auto_lr_scaling_carries_the_rate_by_the_rule_of_the_optimiser(optimizer
 
 
 def test_the_subspace_lr_is_tuned_in_a_window_around_the_carried_baseline_rate():
-    config = MeasureConfig(model="fc", dataset="digits", lr_window=10.0)  # sgd: inverse-d
+    config = MeasureConfig(model="fc", dataset="digits")  # sgd: inverse-d
     low, high = tuning_range(config, lr_baseline=0.1, D=10_000, d=100)
     prior = 0.1 * 10_000 / 100  # the baseline rate carried from d = D to d = 100
-    assert (low, high) == pytest.approx((prior / 10, prior * 10))
+    assert (low, high) == pytest.approx((prior / LR_WINDOW, prior * LR_WINDOW))
     assert tuning_range(config, lr_baseline=math.nan, D=10_000, d=100) == config.lr_range
-    unwindowed = MeasureConfig(model="fc", dataset="digits", lr_window=None)
-    assert tuning_range(unwindowed, lr_baseline=0.1, D=10_000, d=100) == config.lr_range
 
 
 def test_tune_every_probe_tunes_the_rate_at_each_probed_d(tmp_path):
     config = MeasureConfig(model="fc[depth=1,width=16]", dataset="digits", projection="fastfood",
                            seeds=1, epochs=2, grid=(16, 64), d_max=100, tune_trials=2, tune_seeds=1,
-                           tune_every_probe=True, lr_window=None)
+                           tune_every_probe=True)
     row = measure(config, out=tmp_path, device="cpu")
-    assert row.tune_at == "every-probe" and row.lr_subspace is None
+    assert row.tune_at == "every-probe window:10" and row.lr_subspace is None
     runs = RunStore(tmp_path).table()
     tuned_at = sorted(set(runs.filter(runs["role"] == "tune")["d"].drop_nulls().to_list()))
     assert tuned_at == [16, 64]  # each probe's own study: 2 trials at each d
@@ -222,7 +219,7 @@ def test_concurrent_cells_train_a_shared_baseline_once_and_both_use_it(tmp_path)
 def test_ngd_damping_is_tuned_with_the_rate_and_recorded_in_runs_and_measurement(tmp_path):
     options = dict(model="fc[depth=1,width=16]", dataset="digits", projection="fastfood",
                    optimizer="ngd", seeds=1, epochs=1, grid=(16, 64), d_max=100, tune_trials=3,
-                   tune_seeds=1, lr_window=None, ngd_samples=4)
+                   tune_seeds=1, ngd_samples=4)
     config = MeasureConfig(**options, damping_range=(1e-3, 1.0))
     assert config.key() != MeasureConfig(**options).key()  # a recorded choice of the cell
     row = measure(config, out=tmp_path, device="cpu")
@@ -264,71 +261,3 @@ def test_ngd_options_are_null_in_rows_of_other_optimisers(tmp_path):
         for column in ("ngd_samples", "ngd_damping", "ngd_refresh"):
             assert getattr(row, column) is None
             assert runs[column].null_count() == runs.height
-
-
-@pytest.mark.parametrize("vertex", [0.037, 0.3, 2.2])
-@pytest.mark.parametrize("offset", [0.0, 0.13])
-def test_a_fitted_pick_finds_the_minimum_of_a_bowl_between_the_trials(vertex, offset):
-    rates = [10 ** (k / 2 - 3 + offset) for k in range(9)]  # half a decade apart, as the grid
-    trials = [(lr, 0.4 * (math.log10(lr / vertex)) ** 2 + 1.0) for lr in rates]
-    assert tuning.fitted_rate(trials) == pytest.approx(vertex, rel=1e-6)
-    best = min(trials, key=lambda t: t[1])[0]
-    assert abs(math.log10(best / vertex)) > 0.01  # the best trial alone misses it
-
-
-@pytest.mark.parametrize("n", [4, 8])
-def test_a_fitted_pick_sees_grid_trials_exactly_a_decade_away_on_both_sides(n):
-    grid = tuning.startup_grid((1e-3, 10.0), n)  # 1 and 1/2 decade apart: log10 ratios 1 +- ulps
-    for i in range(n // 4, n - n // 4):
-        vertex = grid[i] * 1.3  # the best trial is grid[i]; the fit must use both neighbours
-        trials = [(lr, (math.log10(lr / vertex)) ** 2) for lr in grid]
-        window = [lr for lr in grid if abs(math.log10(lr / grid[i])) < 1.5]
-        assert tuning.fitted_rate(trials) == pytest.approx(vertex, rel=1e-6), (i, window)
-
-
-def test_a_fitted_pick_stays_below_divergence_near_the_best_and_falls_back_to_it():
-    fit = tuning.fitted_rate
-    # a diverged rate above the best caps the fit, and a lucky finite rate beyond it is left out
-    capped = [(0.01, 2.0), (0.03, 1.5), (0.1, 1.0), (0.3, math.inf), (0.5, 1.1)]
-    assert fit(capped) == pytest.approx(0.1) and fit(capped[:3] + capped[4:]) > 0.12
-    # trials more than a decade from the best do not bend the parabola
-    near = [(0.1, 1.2), (0.3, 1.0), (1.0, 1.1)]
-    assert fit(near + [(1e-4, 50.0)]) == pytest.approx(fit(near), rel=1e-12)
-    # under three rates in the window, or a parabola that opens downwards: the best trial
-    assert fit([(0.1, 1.2), (0.3, 1.0), (100.0, 0.5)]) == 100.0
-    assert fit([(0.1, 0.3), (0.2, 0.9), (0.3, 0.25), (0.5, 0.9), (1.0, 0.3)]) == 0.3
-
-
-def test_a_fitted_pick_uses_the_same_study_and_fits_its_trials(tmp_path):
-    options = dict(study_name="s", storage=str(tmp_path / "j.log"), n_trials=6,
-                   lr_range=(1e-3, 10.0))
-    calls: list[float] = []
-    best, tried = tune_lr(bowl(calls), **options)
-    fitted, tried_again = tune_lr(bowl(calls), pick="fit", **options)
-    assert tried_again == tried and len(calls) == 6  # one study: no trial trained twice
-    losses = [(p["lr"], (math.log(p["lr"]) - math.log(0.3)) ** 2 + 0.1) for p in tried]
-    assert fitted == {"lr": tuning.fitted_rate(losses)} and fitted != best
-    assert abs(math.log(fitted["lr"] / 0.3)) < abs(math.log(best["lr"] / 0.3))
-    with pytest.raises(IdbenchError, match="tune_pick fit fits the rate alone"):
-        tune_lr(bowl(calls), pick="fit", damping_range=(1e-3, 1.0), **options)
-    with pytest.raises(IdbenchError, match="tune_pick must be best or fit, not 'fits'"):
-        tune_lr(bowl(calls), pick="fits", **options)  # type: ignore[arg-type]
-
-
-def test_tune_pick_fit_is_its_own_cell_recorded_in_its_row_and_checked_first(tmp_path):
-    config = MeasureConfig(model="fc[depth=1,width=16]", dataset="digits", seeds=1, epochs=1,
-                           grid=(16,), d_max=100, tune_trials=5, tune_seeds=1)
-    fit = config.model_copy(update={"tune_pick": "fit"})
-    # best, the default, is left out of the key (stored cells keep theirs: test_keys pins them)
-    assert "tune_pick" not in key_fields(config, MeasureConfig.KEY_FIELDS)
-    assert key_fields(fit, MeasureConfig.KEY_FIELDS)["tune_pick"] == "fit"
-    assert fit.key() != config.key()
-    rows = [measure(c, out=tmp_path, device="cpu") for c in (config, fit)]
-    assert [r.tune_pick for r in rows] == ["best", "fit"]
-    tune = RunStore(tmp_path).table().filter(pl.col("role") == "tune", pl.col("d").is_null())
-    assert tune.height == 5  # the fit reads the best's baseline study: no trial trained again
-    losses = [(r["lr"], r["val_loss"]) for r in tune.iter_rows(named=True)]
-    assert rows[1].lr_baseline == pytest.approx(tuning.fitted_rate(losses), rel=1e-12)
-    with pytest.raises(IdbenchError, match="tune_pick: fit fits the rate alone"):
-        MeasureConfig.build(model="fc", dataset="digits", optimizer="ngd", tune_pick="fit",
-                            damping_range=(1e-3, 1.0))

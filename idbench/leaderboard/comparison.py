@@ -28,9 +28,8 @@ REFERENCE = ("dense", "fpd", "1")  # projection, method, compartments of the rat
 ROW = ["dataset", "model", "D"]
 BASE = ["projection", "method", "compartments", "optimizer"]
 COLUMN = [*BASE, "variant"]
-# rows split by these where they vary: the budget suite's epochs, a study of the tuner's draws or
-# of how it picks the rate
-SPLIT = [("epochs", "Epochs"), ("tune_draw", "Tuner draw"), ("tune_pick", "Tuned rate")]
+# rows split by these where they vary: the budget suite's epochs, a study of the tuner's draws
+SPLIT = [("epochs", "Epochs"), ("tune_draw", "Tuner draw")]
 
 
 def _variant(row: dict) -> str:

@@ -29,12 +29,12 @@ from idbench.search import CI_LEVEL, MIN_CI_SEEDS
 
 # the identity of a cell apart from its projection: rows sharing it sit together
 GROUP = ["dataset", "model", "D", "method", "method_options", "compartments", "epochs", "optimizer",
-         "tune_draw", "tune_pick"]
+         "tune_draw"]
 SORT = [*GROUP, "projection", "projection_options"]
 COLUMNS = [
     "cell", "suite", "model", "dataset", "D", "method", "method_options", "compartments",
     "projection", "projection_options", "metric", "seeds", "epochs", "optimizer", "tune_draw",
-    "tune_pick", "baseline_kind",
+    "baseline_kind",
     "baseline_mean", "baseline_std", "threshold", "threshold_score", "d_int", "censored", "d_max",
     "d_lo", "d_hi", "ci_low", "ci_high", "d_int_total", "d_max_total", "compression", "n_runs",
     "diverged_runs", "retried_runs", "wall_s", "probes",
@@ -249,8 +249,6 @@ def display(df: pl.DataFrame) -> tuple[list[str], list[list[str]], list[bool]]:
         columns.append(("Optimiser", False, lambda r: r["optimizer"]))
     if varies(df, "tune_draw"):
         columns.append(("Tuner draw", True, lambda r: str(r["tune_draw"])))
-    if varies(df, "tune_pick"):
-        columns.append(("Tuned rate", False, lambda r: r["tune_pick"]))
     if len(metrics) > 1:
         columns.append(("Metric", False, lambda r: r["metric"]))
     if name == "d_int":

@@ -7,9 +7,30 @@ them are in :mod:`idbench.lr.protocols`, the tuner in :mod:`idbench.lr.tuner`.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
+
+
+LR_WINDOW = 10.0  # a subspace tuning searches within this factor of the baseline's rate carried
+# to its d (idbench.lr.carry.tuning_range)
+
+# options removed, and what replaced each: a suite or a stored config that names one is refused
+REMOVED = {
+    "lr_protocol": "the rate is tuned at d_ref and re-tuned at the bracket (the former "
+                   "'bracket'); set tune_trials: 0 for fixed rates",
+    "retune_restart": "a search after a re-tuning restarts on the lattice d_min x 2^k (the "
+                      "former 'lattice')",
+    "lr_window": f"a subspace tuning searches within x{LR_WINDOW:g} of the baseline's rate "
+                 "carried to its d (the former default)",
+    "tune_pick": "a tuning returns its best trial (the former 'best')",
+    "tune_redraw": "tune_draw redraws every tuning (the former 'all')",
+}
+
+
+def removed_message(name: str) -> str:
+    """One line: ``name`` is no longer an option, and what replaced it."""
+    return f"option {name} was removed: {REMOVED[name]}; drop it"
 
 
 class RateOptions(BaseModel):
@@ -21,21 +42,12 @@ class RateOptions(BaseModel):
                              "lr_subspace as given")
     tune_seeds: int = Field(2, ge=1, description="seeds per tuning trial (objective: their mean "
                             "final validation loss)")
+    # research: another draw of every tuning of the cell (the baseline's too, so the threshold
+    # moves with it), to measure how far the tuner's draw moves d_int
     tune_draw: int = Field(0, ge=0, description="which draw of the tuner: another number places "
                            "its grid trials elsewhere in their bins and gives TPE other proposals, "
                            "to measure how far the tuner's draw moves d_int, which the CI over "
                            "seeds does not include")
-    # which tunings another draw redraws: "all" (the baseline's too, so the threshold moves with
-    # it) or "subspace" (the baseline tuned as draw 0's, so a protocol is read at one threshold)
-    tune_redraw: Literal["all", "subspace"] = Field(
-        "all", description="tune_draw: redraw every tuning (all) or the subspace rate's only, "
-        "the baseline tuned as draw 0's (subspace)")
-    # which rate a tuning returns (idbench.tuning.fitted_rate): "best", its trial of lowest loss,
-    # or "fit", the minimum of a parabola in log lr through the trials near it, which does not
-    # jump between near-tied grid trials from one tuner draw to the next
-    tune_pick: Literal["best", "fit"] = Field(
-        "best", description="the tuned rate: the trial of lowest loss (best) or the minimum of a "
-        "parabola in log lr fitted to the trials within a decade of it (fit)")
     tune_every_probe: bool = Field(False, description="tune the subspace lr at every probe "
                                    "instead of once at d_ref")
     d_ref: int | None = Field(None, ge=1, description="where the subspace lr is tuned (default: "
@@ -50,33 +62,14 @@ class RateOptions(BaseModel):
     # (d/D) I, so an SGD step moves theta by lr * d / D times the gradient: "inverse-d" keeps that
     # constant; Adam's per-coordinate steps move theta by ~lr * sqrt(d): "inverse-sqrt-d".
     # "auto" picks by optimizer (and inverse-d for rbd/nes, which take plain SGD steps).
-    # "curvature": lr_d = lr_t * lambda_t / lambda_d, lambda = lambda_max(P^T H P) at theta0
-    # (idbench.lr.carry.Carry; a failed estimate falls back to what "auto" picks)
-    lr_scaling: Literal["auto", "none", "inverse-d", "inverse-sqrt-d", "curvature"] = Field(
+    lr_scaling: Literal["auto", "none", "inverse-d", "inverse-sqrt-d"] = Field(
         "auto", description="how the subspace lr tuned at d_ref carries to other d")
-    # where the subspace lr is tuned (idbench.lr.protocols): "reference" once at d_ref;
-    # "bracket" at d_ref, then again near the crossing once the search has bracketed it
-    lr_protocol: Literal["reference", "bracket"] = Field(
-        "bracket", description="tune the subspace lr once at d_ref (reference) or also where "
-        "the search brackets the crossing (bracket)")
-    # bracket: re-tune once the crossing lies further than this factor from where the rate was
+    # research: re-tune once the crossing lies further than this factor from where the rate was
     # tuned (a rate carried much further can sit far from the best rate near the crossing; the
     # evidence for x1.5 is in benchmarks/protocol_check.md)
     lr_retune_factor: float = Field(
-        1.5, gt=1, description="lr_protocol bracket: re-tune the subspace lr where the crossing "
-        "lies further than this factor from where it was tuned")
-    # bracket: where the search starts again after a re-tuning. "lattice": at the d_min x 2^k
-    # below half the bracket's lower end, so that it probes the d the first search and
-    # tune-every-probe probe (idbench.lr.protocols.on_lattice); "half": at half the lower end
-    # itself (the protocol before this field)
-    retune_restart: Literal["lattice", "half"] = Field(
-        "lattice", description="lr_protocol bracket: after a re-tuning, search again from the "
-        "d_min x 2^k below half the bracket's lower end (lattice) or from that half (half)")
-    # subspace lr tuned within [prior / w, prior * w], prior = the tuned baseline lr carried from
-    # d = D to d_ref by lr_scaling; None: the whole lr_range (also with a global baseline)
-    lr_window: float | None = Field(10.0, gt=1, description="tune the subspace lr within this "
-                                    "factor of the baseline lr carried to d_ref; None: lr_range")
-
+        1.5, gt=1, description="re-tune the subspace lr where the crossing lies further than "
+        "this factor from where it was tuned")
     # ngd's damping tuned with the rate (idbench.tuning): one joint Optuna study of lr and
     # log-damping per tuned rate; the probes train at the damping of the last subspace tuning
     damping_range: tuple[float, float] | None = Field(
@@ -88,13 +81,12 @@ class RateOptions(BaseModel):
         """Whether the subspace lr is re-tuned where the search brackets the crossing
         (idbench.lr.protocols.TunedAtBracket): not when every probe is tuned, untuned rates have
         nothing to re-tune, and a grid has no bracket to narrow."""
-        return (self.lr_protocol == "bracket" and self.tune_trials > 0
-                and not self.tune_every_probe and not self.grid)
+        return self.tune_trials > 0 and not self.tune_every_probe and not self.grid
 
     def draw_at(self, d: int | None) -> int:
-        """The tuner's draw of the tuning at ``d`` (None: the baseline's): ``tune_draw``, but
-        draw 0 for the baseline when ``tune_redraw`` is ``subspace``."""
-        return 0 if d is None and self.tune_redraw == "subspace" else self.tune_draw
+        """The tuner's draw of the tuning at ``d`` (None: the baseline's): ``tune_draw``, for
+        every tuning alike."""
+        return self.tune_draw
 
     @model_validator(mode="after")
     def _rates(self) -> "RateOptions":
@@ -105,13 +97,24 @@ class RateOptions(BaseModel):
             lo, hi = self.damping_range
             if not 0 < lo < hi:
                 raise ValueError("damping_range must be (low, high) with 0 < low < high")
-        if self.tune_redraw != "all" and not self.tune_draw:
-            raise ValueError("tune_redraw: subspace redraws the subspace tuning of another draw: "
-                             "set tune_draw to 1 or more, or drop tune_redraw")
-        if self.tune_pick == "fit" and self.damping_range is not None:
-            raise ValueError("tune_pick: fit fits the rate alone, and damping_range tunes the "
-                             "damping with it: use tune_pick best, or drop damping_range")
         return self
+
+    @field_validator("lr_scaling", mode="before")
+    @classmethod
+    def _no_curvature(cls, value: Any) -> Any:
+        if value == "curvature":
+            raise ValueError("lr_scaling curvature was removed: a rate is carried by auto, none, "
+                             "inverse-d or inverse-sqrt-d; drop it (auto) or choose one of these")
+        return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _removed(cls, values: Any) -> Any:
+        """An option that no longer exists is named with what replaced it, never ignored."""
+        for name in REMOVED:
+            if isinstance(values, dict) and name in values:
+                raise ValueError(removed_message(name))
+        return values
 
     @property
     def resolved_lr_scaling(self) -> str:
@@ -123,18 +126,9 @@ class RateOptions(BaseModel):
         plain_sgd = self.optimizer in ("sgd", "ngd") or self.method.name != "fpd"
         return "inverse-d" if plain_sgd else "inverse-sqrt-d"
 
-    @property
-    def fallback_lr_scaling(self) -> str:
-        """The rule ``auto`` picks: what ``curvature`` carrying falls back to where no estimate is
-        available (the tuning window's prior from d = D, a failed estimate)."""
-        return self.model_copy(update={"lr_scaling": "auto"}).resolved_lr_scaling
-
-    def subspace_lr(self, lr_ref: float, d_ref: int, d: int, rule: str | None = None) -> float:
-        """The learning rate at ``d`` given the one tuned at ``d_ref``, by ``rule`` (default: the
-        config's; ``curvature`` needs the estimates of idbench.lr.carry.Carry)."""
-        rule = rule or self.resolved_lr_scaling
-        if rule == "curvature":
-            raise ValueError("curvature carrying needs lambda_max: use idbench.lr.carry.Carry")
+    def subspace_lr(self, lr_ref: float, d_ref: int, d: int) -> float:
+        """The learning rate at ``d`` given the one tuned at ``d_ref``, by the scaling rule."""
+        rule = self.resolved_lr_scaling
         if rule == "inverse-d":
             return lr_ref * d_ref / d
         if rule == "inverse-sqrt-d":

@@ -4,9 +4,7 @@ A strategy (:class:`SubspaceLr`) says which rate every probe at d trains with, w
 record about it, and how the d search runs under it; :func:`choose_subspace_lr` picks the one a
 config asks for. A new protocol is one new class here.
 
-- :class:`CarriedFromReference` (``lr_protocol: reference``): tuned once at d_ref and carried to
-  every other d (:class:`~idbench.lr.carry.Carry`).
-- :class:`TunedAtBracket` (``lr_protocol: bracket``, the default): tuned at d_ref, d grows with the
+- :class:`TunedAtBracket` (the default): tuned at d_ref, d grows with the
   carried rate until the crossing is bracketed; the rate is re-tuned at the bracket's geometric
   middle when that is more than ``lr_retune_factor`` from where it was tuned, and the search runs
   again with the rate carried from there (once more if the bisection then lands that far away). If
@@ -18,13 +16,16 @@ config asks for. A new protocol is one new class here.
   more than on the rate.
 - :class:`TunedAtEveryProbe` (``tune_every_probe``): tuned anew at every probe, the reference
   answer at the cost of a tuning per probe.
+- :class:`CarriedFromReference`: where nothing is re-tuned (fixed rates, ``tune_trials: 0``, or a
+  fixed grid of d, which has no bracket to narrow): one rate at d_ref, carried to every other d
+  (:class:`~idbench.lr.carry.Carry`).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal, Protocol
+from typing import Any, Callable, Protocol
 
 from idbench.lr.carry import Carry
 from idbench.search import SearchResult
@@ -42,7 +43,7 @@ class SubspaceLr(Protocol):
 
     def origin(self, d: int) -> dict[str, Any]:
         """The run-row columns that say where the rate at ``d`` was tuned and how it was carried:
-        ``lr_tuned_at``, ``lr_carried_by``, ``curvature``."""
+        ``lr_tuned_at`` and ``lr_carried_by``."""
 
     def record(self) -> dict[str, Any]:
         """The MeasurementRow columns that say how the rate was chosen: ``tune_at``,
@@ -60,14 +61,13 @@ def choose_subspace_lr(config: Any, *, tune: Callable[[int], float], carry: Carr
     if config.tune_every_probe:
         return TunedAtEveryProbe(tune, window)
     if config.retunes_at_bracket:
-        return TunedAtBracket(tune, carry, d_ref, window, config.lr_retune_factor,
-                              config.retune_restart)
+        return TunedAtBracket(tune, carry, d_ref, window, config.lr_retune_factor)
     return CarriedFromReference(carry, tune(d_ref), d_ref, window)
 
 
 @dataclass
 class CarriedFromReference:
-    """``lr_protocol: reference``: tuned once at ``d_ref``, carried to every other d."""
+    """Tuned (or given) once at ``d_ref``, carried to every other d."""
 
     carry: Carry
     lr_ref: float
@@ -99,7 +99,7 @@ class TunedAtEveryProbe:
         return self.tune(d)
 
     def origin(self, d: int) -> dict[str, Any]:
-        return {"lr_tuned_at": d, "lr_carried_by": "none", "curvature": None}
+        return {"lr_tuned_at": d, "lr_carried_by": "none"}
 
     def record(self) -> dict[str, Any]:
         return {"tune_at": f"every-probe{self.window}", "lr_subspace": None, "lr_scaling": "none"}
@@ -127,15 +127,13 @@ def on_lattice(d_min: int, d: float) -> int:
 
 @dataclass
 class TunedAtBracket:
-    """``lr_protocol: bracket``: tuned at d_ref, then re-tuned at the bracket of the crossing (see
-    the module docstring)."""
+    """Tuned at d_ref, then re-tuned at the bracket of the crossing (see the module docstring)."""
 
     tune: Callable[[int], float]  # the tuned rate at d
     carry: Carry
     d_ref: int
     window: str
     move: float  # re-tune when the crossing lies further than this factor from the tuning point
-    restart: Literal["lattice", "half"] = "lattice"  # where a search starts again (restart_at)
     tuned: list[tuple[int, float]] = field(default_factory=list)  # (d, lr) in tuning order
 
     def __post_init__(self) -> None:
@@ -148,16 +146,9 @@ class TunedAtBracket:
     def origin(self, d: int) -> dict[str, Any]:
         return self.carry.origin(self.tuned[-1][0], d)
 
-    def restart_at(self, d_min: int, d: float) -> int:
-        """Where a search starts again, at or below ``d``: the lattice point below it, or (half,
-        the protocol before ``retune_restart``) ``d`` rounded down."""
-        return on_lattice(d_min, d) if self.restart == "lattice" else max(d_min, int(d))
-
     def record(self) -> dict[str, Any]:
         points = ",".join(str(t) for t, _ in self.tuned)
-        # rows of the half restart read as they did before retune_restart existed
-        restart = "" if self.restart == "half" else f" restart:{self.restart}"
-        return {"tune_at": f"bracket:{points} retune:x{self.move:g}{restart}{self.window}",
+        return {"tune_at": f"bracket:{points} retune:x{self.move:g} restart:lattice{self.window}",
                 "lr_subspace": self.tuned[-1][1], "lr_scaling": self.carry.rule}
 
     def search(self, search_from: Callable[[int], SearchResult], d_min: int) -> SearchResult:
@@ -174,7 +165,7 @@ class TunedAtBracket:
                 start = d_min
                 continue
             if result.d_lo is None and start > d_min:
-                start = self.restart_at(d_min, start / 4)  # even the start passed: lower
+                start = on_lattice(d_min, start / 4)  # even the start passed: lower
                 continue
             where = math.sqrt(result.d_lo * result.d_hi) if result.d_lo else result.d_hi
             t = self.tuned[-1][0]
@@ -182,4 +173,4 @@ class TunedAtBracket:
                 return result
             here = max(1, round(where))
             self.tuned.append((here, self.tune(here)))
-            start = self.restart_at(d_min, (result.d_lo or result.d_hi) / 2)
+            start = on_lattice(d_min, (result.d_lo or result.d_hi) / 2)

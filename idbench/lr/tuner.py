@@ -63,7 +63,7 @@ class Tuner:
                 lambda lr, report, damping=None: self._trial(lr, d, role, report, damping),
                 study_name=study, storage=self.storage, n_trials=config.tune_trials,
                 lr_range=lr_range, damping_range=config.damping_range,
-                replay=self._replay(d, lr_range, draw), draw=draw, pick=config.tune_pick)
+                replay=self._replay(d, lr_range, draw), draw=draw)
         for params in tried:  # trials finished by an earlier, interrupted call count too
             for seed in self._tune_seeds():
                 spec = self.runs.spec(seed, params["lr"], d, params.get("damping"))

@@ -1,7 +1,6 @@
-"""The bracket protocol re-tunes where the crossing lies; curvature carrying and its fallback."""
+"""The bracket protocol re-tunes where the crossing lies; rows say how each rate was carried."""
 
 import math
-import warnings
 
 import pytest
 
@@ -25,7 +24,7 @@ def test_probes_near_the_crossing_use_a_rate_tuned_near_it():
         tuned_at.append(d)
         return float(d)  # the "rate" remembers where it was tuned
 
-    rule = TunedAtBracket(tune, Carry(config(lr_scaling="none"), lambda d: math.nan), 1000, "",
+    rule = TunedAtBracket(tune, Carry(config(lr_scaling="none")), 1000, "",
                           move=2.0)
     used = {}
 
@@ -43,7 +42,7 @@ def test_probes_near_the_crossing_use_a_rate_tuned_near_it():
     assert all(max(final / p.d, p.d / final) <= 2 for p in result.probes if 30 <= p.d <= 60)
     assert rule.record()["tune_at"] == ("bracket:" + ",".join(map(str, tuned_at))
                                         + " retune:x2 restart:lattice")
-    assert rule.origin(40) == {"lr_tuned_at": final, "lr_carried_by": "none", "curvature": None}
+    assert rule.origin(40) == {"lr_tuned_at": final, "lr_carried_by": "none"}
 
 
 @pytest.mark.parametrize("move, retuned", [(2.0, False), (1.5, True)])
@@ -56,7 +55,7 @@ def test_the_retune_factor_decides_whether_a_crossing_x1_8_away_is_retuned(move,
         tuned_at.append(d)
         return 1.0
 
-    rule = TunedAtBracket(tune, Carry(config(lr_scaling="none"), lambda d: math.nan), 180, "",
+    rule = TunedAtBracket(tune, Carry(config(lr_scaling="none")), 180, "",
                           move=move)
     result = rule.search(lambda start: search(lambda d: [float(d >= 100)], threshold_score=1.0,
                                               d_min=start, d_max=1000, resolution=0.01), 1)
@@ -66,23 +65,14 @@ def test_the_retune_factor_decides_whether_a_crossing_x1_8_away_is_retuned(move,
     assert rule.record()["tune_at"] == tune_at + " restart:lattice"
 
 
-def test_curvature_carries_the_rate_by_the_ratio_of_top_eigenvalues():
-    lam = {10: 4.0, 40: 1.0}
-    carry = Carry(config(lr_scaling="curvature"), lam.__getitem__)
-    assert carry(0.1, 10, 40) == pytest.approx(0.4)
-    assert carry.origin(10, 40) == {"lr_tuned_at": 10, "lr_carried_by": "curvature",
-                                    "curvature": 1.0}
-
-
-def test_a_failed_estimate_falls_back_to_the_auto_rule_with_one_warning():
-    carry = Carry(config(lr_scaling="curvature", optimizer="sgd"), {10: 4.0, 40: math.nan}.get)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        assert carry(0.1, 10, 40) == pytest.approx(0.1 * 10 / 40)  # inverse-d, auto's SGD rule
-        carry(0.1, 10, 40)
-    assert len(caught) == 1 and "by inverse-d instead" in str(caught[0].message)
-    assert carry.origin(10, 40)["lr_carried_by"] == "inverse-d"
-    assert math.isnan(carry.origin(10, 40)["curvature"])
+@pytest.mark.parametrize("options, rule, factor", [
+    ({"optimizer": "sgd"}, "inverse-d", 10 / 40), ({"optimizer": "adam"}, "inverse-sqrt-d", 0.5),
+    ({"lr_scaling": "none"}, "none", 1.0), ({"lr_scaling": "inverse-sqrt-d"}, "inverse-sqrt-d", 0.5),
+])
+def test_carry_scales_the_rate_by_its_rule(options, rule, factor):
+    carry = Carry(config(**options))
+    assert carry(0.1, 10, 40) == pytest.approx(0.1 * factor)
+    assert carry.origin(10, 40) == {"lr_tuned_at": 10, "lr_carried_by": rule}
 
 
 def test_every_probe_row_records_where_its_rate_was_tuned_and_how_it_was_carried(tmp_path):
@@ -93,15 +83,15 @@ def test_every_probe_row_records_where_its_rate_was_tuned_and_how_it_was_carried
 
     row = idbench.measure(config(model="fc[depth=1,width=32]", projection="fastfood", seeds=1,
                                  epochs=1, tune_trials=2, tune_seeds=1, d_min=4, d_max=1000,
-                                 resolution=0.2, lr_protocol="bracket", lr_scaling="curvature"),
+                                 resolution=0.2, lr_scaling="inverse-sqrt-d"),
                           out=tmp_path, device="cpu")
-    assert row.tune_at.startswith("bracket:") and row.lr_scaling == "curvature"
+    assert row.tune_at.startswith("bracket:") and row.lr_scaling == "inverse-sqrt-d"
     tuned = {int(t) for t in row.tune_at.split(":")[1].split()[0].split(",")}
     probes = RunStore(tmp_path).table().filter(pl.col("role") == "probe")
     assert probes.height >= 4
     assert set(probes["lr_tuned_at"].to_list()) <= tuned
-    assert set(probes["lr_carried_by"].to_list()) == {"curvature"}
-    assert (probes["curvature"] > 0).all()
+    assert set(probes["lr_carried_by"].to_list()) == {"inverse-sqrt-d"}
+    assert probes["curvature"].is_null().all()
 
 
 def test_a_search_censored_at_the_carried_rate_is_retuned_at_d_max_and_searched_again():
@@ -114,7 +104,7 @@ def test_a_search_censored_at_the_carried_rate_is_retuned_at_d_max_and_searched_
         tuned_at.append(d)
         return float(d)
 
-    rule = TunedAtBracket(tune, Carry(config(lr_scaling="none"), lambda d: math.nan), 181, "",
+    rule = TunedAtBracket(tune, Carry(config(lr_scaling="none")), 181, "",
                           move=1.5)
 
     def evaluate(d: int) -> list[float]:
@@ -126,14 +116,12 @@ def test_a_search_censored_at_the_carried_rate_is_retuned_at_d_max_and_searched_
     assert not result.censored and result.d_lo < 700 <= result.d_hi <= 707  # resolution 1%
 
 
-@pytest.mark.parametrize("restart, bracket", [("lattice", (45, 46)), ("half", (39, 40))])
-def test_a_search_restarted_on_the_lattice_probes_the_d_a_search_from_d_min_probes(restart,
-                                                                                    bracket):
+def test_a_search_restarted_on_the_lattice_probes_the_d_a_search_from_d_min_probes():
     """Verdicts that do not depend on the rate but are not monotone in d (d >= 40 passes, except
     d = 45, as one ill-conditioned basis fails a d between passing ones): a search from d_min, as
     tune-every-probe's, brackets (45, 46]; the protocol restarted on the lattice after its
-    re-tuning probes the same d and agrees, restarted at half the bracket (22) it bisects through
-    other d and reports (39, 40]."""
+    re-tuning probes the same d and agrees (restarted at half the bracket, 22, it would bisect
+    through other d and report (39, 40])."""
     def evaluate(d: int) -> list[float]:
         return [float(d >= 40 and d != 45)]
 
@@ -141,11 +129,13 @@ def test_a_search_restarted_on_the_lattice_probes_the_d_a_search_from_d_min_prob
         return search(evaluate, threshold_score=1.0, d_min=start, d_max=4000, resolution=0.01)
 
     assert (search_from(1).d_lo, search_from(1).d_hi) == (45, 46)
-    rule = TunedAtBracket(lambda d: 1.0, Carry(config(lr_scaling="none"), lambda d: math.nan),
-                          1000, "", move=1.5, restart=restart)
+    rule = TunedAtBracket(lambda d: 1.0, Carry(config(lr_scaling="none")),
+                          1000, "", move=1.5)
     result = rule.search(search_from, 1)
     assert [t for t, _ in rule.tuned] == [1000, 45]
-    assert (result.d_lo, result.d_hi) == bracket
+    assert (result.d_lo, result.d_hi) == (45, 46)
+    half = search(evaluate, threshold_score=1.0, d_min=22, d_max=4000, resolution=0.01)
+    assert (half.d_lo, half.d_hi) == (39, 40)  # the control: another start, another bracket
 
 
 @pytest.mark.parametrize("d_min", [1, 3, 10, 32])

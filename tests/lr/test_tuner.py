@@ -5,13 +5,10 @@ import math
 import shutil
 
 import polars as pl
-import pytest
 
 import idbench.cell as cell
 import idbench.lr.tuner as tuner
 import idbench.tuning as tuning
-from idbench.config import MeasureConfig
-from idbench.errors import IdbenchError
 from idbench.measurement import measure
 from idbench.store import RunStore
 
@@ -86,26 +83,6 @@ def test_another_tuner_draw_tunes_on_its_own_grid_and_draws_other_rates(tmp_path
         grid = tuning.startup_grid(base.lr_range, tuning.STARTUP_TRIALS, draw)
         assert all(any(math.isclose(g, lr) for lr in by_cell[cell]) for g in grid)
     assert by_cell[second.cell] and not by_cell[second.cell] & by_cell[first.cell]
-
-
-def test_a_subspace_redraw_keeps_draw_0s_baseline_and_redraws_the_subspace_rate(tmp_path):
-    """tune_redraw: subspace: another draw of the subspace tuning only, its baseline (and so its
-    threshold) draw 0's, so a protocol's agreement with itself is read at one threshold."""
-    base = digits_config(tune_trials=6, seeds=1)
-    every = base.model_copy(update={"tune_draw": 1})
-    subspace = base.model_copy(update={"tune_draw": 1, "tune_redraw": "subspace"})
-    assert len({base.key(), every.key(), subspace.key()}) == 3
-    rows = {name: measure(config, out=tmp_path, device="cpu")
-            for name, config in (("base", base), ("every", every), ("subspace", subspace))}
-    assert rows["subspace"].lr_baseline == rows["base"].lr_baseline != rows["every"].lr_baseline
-    assert rows["subspace"].threshold_score == rows["base"].threshold_score
-    tune = RunStore(tmp_path).table().filter(pl.col("role") == "tune", pl.col("d").is_not_null())
-    rates = {cell: set(part["lr"]) for (cell,), part in tune.group_by("cell")}
-    assert rates[rows["subspace"].cell] and not rates[rows["subspace"].cell] & rates[rows["base"].cell]
-    assert rows["subspace"].tune_redraw == "subspace" and rows["every"].tune_redraw == "all"
-    with pytest.raises(IdbenchError, match="tune_redraw"):
-        MeasureConfig.build(model="fc", dataset="digits", tune_redraw="subspace")
-
 
 def test_a_pruned_trial_is_stored_alike_here_and_on_a_worker(tmp_path):
     """A worker trains a trial to its end and the parent prunes it afterwards from its history:
