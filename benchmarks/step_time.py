@@ -12,15 +12,14 @@ Prints one JSON object per line (with ``--json``, nothing else)::
 
 ``state_bytes`` is the projection's stored random state (the dense matrix: D * d * 4 bytes).
 
-    python benchmarks/step_time.py            # FC 784-200-200-10 and LeNet, d = 1000, all kinds
+    python benchmarks/step_time.py            # FC 784-200-200-10 (d = 1000), LeNet (d = 290)
     python benchmarks/step_time.py --quick    # FC only, fewer repeats
     python benchmarks/step_time.py --json --projections fastfood,sparse --repeats 400
     python benchmarks/step_time.py --device cuda  # on a GPU: steps are timed to a synchronize
 
 With ``--ngd`` it times instead a natural-gradient subspace step (``optimizer: ngd``: the SGD step
 plus the per-example gradients of ``--ngd-samples`` examples, their batched adjoint and the Woodbury
-solve, with the sketch refreshed every ``--ngd-refresh`` steps) against the SGD subspace step, at
-d = 1000 for FC and d = 290 for LeNet (Li et al.'s MNIST d_int90 of each) unless ``--d`` says::
+solve, with the sketch refreshed every ``--ngd-refresh`` steps) against the SGD subspace step::
 
     python benchmarks/step_time.py --ngd --projections fastfood     # {"sgd_ms", "ngd_ms", "ratio"}
 """
@@ -48,7 +47,7 @@ from idbench.provenance import device_name
 from idbench.subspace import SubspaceModel
 
 MODELS = {"fc": "fc[depth=2,width=200]", "lenet": "lenet"}
-NGD_D = {"fc": 1000, "lenet": 290}  # d of the ngd comparison (Li et al.'s MNIST d_int90)
+DIMS = {"fc": 1000, "lenet": 290}  # default d of each model: Li et al.'s MNIST d_int90
 INPUT_SHAPE = (1, 28, 28)
 NUM_CLASSES = 10
 
@@ -136,7 +135,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--models", default=None, help="comma-separated: fc,lenet")
     parser.add_argument("--projections", default=None, help="comma-separated (default: all)")
     parser.add_argument("--d", type=int, default=None,
-                        help="default 1000 (--ngd: FC 1000, LeNet 290)")
+                        help="default: FC 1000, LeNet 290")
     parser.add_argument("--ngd", action="store_true", help="time ngd against sgd subspace steps")
     parser.add_argument("--ngd-samples", type=int, default=TrainOptions().ngd_samples,
                         help="examples in the Fisher sketch (default: the option's default)")
@@ -165,7 +164,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def time_model(args: argparse.Namespace, model_name: str, name: str, device: torch.device,
                x: torch.Tensor, y: torch.Tensor) -> list[dict]:
     """One model and projection: a row per thread count (full/sub, or ngd's sgd/ngd)."""
-    d = args.d or (NGD_D[model_name] if args.ngd else 1000)
+    d = args.d or DIMS[model_name]
     torch.manual_seed(0)
     net, other_net = (
         models.create(MODELS[model_name], input_shape=INPUT_SHAPE, num_classes=NUM_CLASSES).to(device)
