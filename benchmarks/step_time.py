@@ -111,19 +111,16 @@ def time_block(step, steps: int, device: torch.device) -> float:
 
 
 def compare(
-    steps: dict[tuple[str, int], object], *, repeats: int, block: int, warmup: int,
-    device: torch.device,
-) -> dict[tuple[str, int], float]:
-    """Median ms per step of every ``(label, threads)`` step, each run at its torch thread count,
-    measured in alternating blocks (order reversed every repeat)."""
+    steps: dict[str, object], *, repeats: int, block: int, warmup: int, device: torch.device
+) -> dict[str, float]:
+    """Median ms per step of every step, measured in alternating blocks (order reversed every
+    repeat)."""
     for _ in range(warmup):
-        for (_, threads), step in steps.items():
-            torch.set_num_threads(threads)
+        for step in steps.values():
             step()
-    times: dict[tuple[str, int], list[float]] = {key: [] for key in steps}
+    times: dict[str, list[float]] = {key: [] for key in steps}
     for r in range(repeats):
         for key in list(steps) if r % 2 == 0 else list(steps)[::-1]:
-            torch.set_num_threads(key[1])
             times[key].append(time_block(steps[key], block, device))
     return {key: statistics.median(values) for key, values in times.items()}
 
@@ -184,12 +181,14 @@ def time_model(args: argparse.Namespace, model_name: str, name: str, device: tor
     else:
         labels = ("full_ms", "subspace_ms")
         makers = (lambda: make_step(other_net, x, y), lambda: make_step(sub, x, y))
-    # one optimiser per thread count: each timed step sequence is its own training run
-    steps = {(label, t): make() for t in args.threads for label, make in zip(labels, makers)}
-    ms = compare(steps, repeats=repeats, block=block, warmup=warmup, device=device)
     rows = []
     for t in args.threads:
-        first, second = ms[(labels[0], t)], ms[(labels[1], t)]
+        # one thread count at a time, its blocks alternating only with each other: changing
+        # torch's thread count between blocks made the 2-thread blocks erratic on a loaded CPU
+        torch.set_num_threads(t)
+        ms = compare({label: make() for label, make in zip(labels, makers)},
+                     repeats=repeats, block=block, warmup=warmup, device=device)
+        first, second = ms[labels[0]], ms[labels[1]]
         row = {"model": model_name, "D": D, "d": d, "projection": name,
                labels[0]: round(first, 3), labels[1]: round(second, 3),
                "ratio": round(second / first, 3)}
