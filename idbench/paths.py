@@ -18,7 +18,10 @@ subspace coordinates) for subspace runs. Everything per step is a tensor op on t
 difference, a norm, a running sum): no per-step host synchronisation. For a subspace run, theta
 after step t is the theta the model computes in its next forward pass, which the
 :class:`~idbench.subspace.SubspaceModel` keeps on request (keyed by the version counter of z, so it
-is theta at exactly that z); tracking theta then costs no extra projection product per step.
+is theta at exactly that z); tracking theta then costs no extra projection product per step. For
+a full-space run with plain SGD, the length of each step is read from the optimiser's update
+(lr times its momentum buffer) and the parameters are copied only where a window ends, not after
+every step.
 """
 
 from __future__ import annotations
@@ -169,7 +172,7 @@ class TrainingPaths:
         sub = self._subspace
         if sub is None:
             if self._optimizer is not None:
-                self.theta.add_step(sgd_step_length(self._optimizer), self._parameters)
+                self.theta.add_step(sgd_step_length(self._optimizer), self._current_parameters)
             else:
                 self.theta.add(_flat_parameters(self._model))
             return
@@ -182,7 +185,7 @@ class TrainingPaths:
                 return
         sub.keep_theta_at, sub.kept_theta = sub.z._version, None
 
-    def _parameters(self) -> torch.Tensor:
+    def _current_parameters(self) -> torch.Tensor:
         return _flat_parameters(self._model)
 
     def _catch_up(self) -> None:
@@ -209,7 +212,7 @@ class TrainingPaths:
         """``theta_displacement``, ``theta_path_length``, ``theta_psi``, ``theta_psi_window`` and,
         for a subspace run, the same four with ``z_``; the theta path is caught up first."""
         self._catch_up()
-        out = {f"theta_{k}": v for k, v in self.theta.summary(self._parameters).items()}
+        out = {f"theta_{k}": v for k, v in self.theta.summary(self._current_parameters).items()}
         if self.z is not None:
             out.update({f"z_{k}": v for k, v in self.z.summary().items()})
         return out
