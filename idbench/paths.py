@@ -138,7 +138,7 @@ def sgd_step_length(optimizer: torch.optim.SGD) -> torch.Tensor:
         updates = ([optimizer.state[p]["momentum_buffer"] for p in params] if group["momentum"]
                    else [p.grad for p in params])
         lengths.append(group["lr"] * torch.stack(torch._foreach_norm(updates)).norm())
-    return torch.stack(lengths).norm()
+    return lengths[0] if len(lengths) == 1 else torch.stack(lengths).norm()
 
 
 class TrainingPaths:
