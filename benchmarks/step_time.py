@@ -222,6 +222,7 @@ data = idbench.data.load("fashion-mnist")
 projection = {projection!r}
 spec = RunSpec(model="{model}", dataset="fashion-mnist", seed=0, lr=0.05, epochs=1,
                projection=projection, d=1000 if projection else None)
+first = run(spec, data, max_retries=0)  # pays the process's one-time costs: not timed
 result = run(spec, data, max_retries=0)
 print(json.dumps({{"file": __import__("idbench").__file__, "wall_s": result.wall_s,
                   "val_score": result.val_score}}))
