@@ -12,15 +12,14 @@ Prints one JSON object per line (with ``--json``, nothing else)::
 
 ``state_bytes`` is the projection's stored random state (the dense matrix: D * d * 4 bytes).
 
-    python benchmarks/step_time.py            # FC 784-200-200-10 and LeNet, d = 1000, all kinds
+    python benchmarks/step_time.py            # FC 784-200-200-10 (d = 1000), LeNet (d = 290)
     python benchmarks/step_time.py --quick    # FC only, fewer repeats
     python benchmarks/step_time.py --json --projections fastfood,sparse --repeats 400
     python benchmarks/step_time.py --device cuda  # on a GPU: steps are timed to a synchronize
 
 With ``--ngd`` it times instead a natural-gradient subspace step (``optimizer: ngd``: the SGD step
 plus the per-example gradients of ``--ngd-samples`` examples, their batched adjoint and the Woodbury
-solve, with the sketch refreshed every ``--ngd-refresh`` steps) against the SGD subspace step, at
-d = 1000 for FC and d = 290 for LeNet (Li et al.'s MNIST d_int90 of each) unless ``--d`` says::
+solve, with the sketch refreshed every ``--ngd-refresh`` steps) against the SGD subspace step::
 
     python benchmarks/step_time.py --ngd --projections fastfood     # {"sgd_ms", "ngd_ms", "ratio"}
 """
@@ -29,9 +28,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
+import subprocess
 import sys
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -45,7 +47,7 @@ from idbench.provenance import device_name
 from idbench.subspace import SubspaceModel
 
 MODELS = {"fc": "fc[depth=2,width=200]", "lenet": "lenet"}
-NGD_D = {"fc": 1000, "lenet": 290}  # d of the ngd comparison (Li et al.'s MNIST d_int90)
+DIMS = {"fc": 1000, "lenet": 290}  # default d of each model: Li et al.'s MNIST d_int90
 INPUT_SHAPE = (1, 28, 28)
 NUM_CLASSES = 10
 
@@ -109,28 +111,28 @@ def time_block(step, steps: int, device: torch.device) -> float:
 
 
 def compare(
-    full_step, sub_step, *, repeats: int, block: int, warmup: int, device: torch.device
-) -> tuple[float, float]:
-    """Median ms per step of each, measured in alternating blocks (order flipped every repeat)."""
+    steps: dict[str, object], *, repeats: int, block: int, warmup: int, device: torch.device
+) -> dict[str, float]:
+    """Median ms per step of every step, measured in alternating blocks (order reversed every
+    repeat)."""
     for _ in range(warmup):
-        full_step()
-        sub_step()
-    full, sub = [], []
+        for step in steps.values():
+            step()
+    times: dict[str, list[float]] = {key: [] for key in steps}
     for r in range(repeats):
-        pair = ((full, full_step), (sub, sub_step))
-        for times, step in pair if r % 2 == 0 else pair[::-1]:
-            times.append(time_block(step, block, device))
-    return statistics.median(full), statistics.median(sub)
+        for key in list(steps) if r % 2 == 0 else list(steps)[::-1]:
+            times[key].append(time_block(steps[key], block, device))
+    return {key: statistics.median(values) for key, values in times.items()}
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print only JSON lines")
     parser.add_argument("--quick", action="store_true", help="FC only, fewer repeats")
     parser.add_argument("--models", default=None, help="comma-separated: fc,lenet")
     parser.add_argument("--projections", default=None, help="comma-separated (default: all)")
     parser.add_argument("--d", type=int, default=None,
-                        help="default 1000 (--ngd: FC 1000, LeNet 290)")
+                        help="default: FC 1000, LeNet 290")
     parser.add_argument("--ngd", action="store_true", help="time ngd against sgd subspace steps")
     parser.add_argument("--ngd-samples", type=int, default=TrainOptions().ngd_samples,
                         help="examples in the Fisher sketch (default: the option's default)")
@@ -139,70 +141,144 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=None, help="timed blocks per measurement")
     parser.add_argument("--block", type=int, default=5, help="steps per timed block")
-    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    parser.add_argument("--threads", default="1,2",
+                        help="comma-separated torch thread counts, timed side by side "
+                        "(default: 1,2)")
     parser.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default: cpu)")
+    parser.add_argument("--whole-run", action="store_true",
+                        help="time whole 1-epoch FC runs, this checkout against --before")
+    parser.add_argument("--before", default=None,
+                        help="--whole-run: root of the checkout to compare with")
+    parser.add_argument("--run-projections", default="fastfood,none",
+                        help="--whole-run: projections of the runs ('none': full space)")
     args = parser.parse_args(argv)
+    args.threads = [int(t) for t in args.threads.split(",")]
+    if args.whole_run and not args.before:
+        parser.error("--whole-run needs --before (the root of the checkout to compare with)")
+    return args
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+
+def time_model(args: argparse.Namespace, model_name: str, name: str, device: torch.device,
+               x: torch.Tensor, y: torch.Tensor) -> list[dict]:
+    """One model and projection: a row per thread count (full/sub, or ngd's sgd/ngd)."""
+    d = args.d or DIMS[model_name]
+    torch.manual_seed(0)
+    net, other_net = (
+        models.create(MODELS[model_name], input_shape=INPUT_SHAPE, num_classes=NUM_CLASSES).to(device)
+        for _ in range(2)
+    )
+    D = sum(p.numel() for p in net.parameters())
+    sub = SubspaceModel(net, d=d, projection=name, seed=0)
+    repeats = args.repeats or (20 if args.quick else 100)
+    warmup, block = (5 if args.quick else 20), args.block
+    if args.ngd:
+        ngd_sub = SubspaceModel(other_net, d=d, projection=name, seed=0)
+        labels = ("sgd_ms", "ngd_ms")
+        makers = (lambda: make_step(sub, x, y),
+                  lambda: make_ngd_step(ngd_sub, x, y, samples=args.ngd_samples,
+                                        refresh=args.ngd_refresh))
+        block = -(-block // args.ngd_refresh) * args.ngd_refresh  # whole refresh cycles per block
+    else:
+        labels = ("full_ms", "subspace_ms")
+        makers = (lambda: make_step(other_net, x, y), lambda: make_step(sub, x, y))
+    rows = []
+    for t in args.threads:
+        # one thread count at a time, its blocks alternating only with each other: changing
+        # torch's thread count between blocks made the 2-thread blocks erratic on a loaded CPU
+        torch.set_num_threads(t)
+        ms = compare({label: make() for label, make in zip(labels, makers)},
+                     repeats=repeats, block=block, warmup=warmup, device=device)
+        first, second = ms[labels[0]], ms[labels[1]]
+        row = {"model": model_name, "D": D, "d": d, "projection": name,
+               labels[0]: round(first, 3), labels[1]: round(second, 3),
+               "ratio": round(second / first, 3)}
+        if args.ngd:
+            row.update(ngd_samples=args.ngd_samples, ngd_refresh=args.ngd_refresh)
+        else:
+            row.update(state_bytes=sum(state_bytes(p) for p in sub.projections))
+        row.update(batch=args.batch, threads=t, device=device_name(device))
+        rows.append(row)
+    return rows
+
+
+def print_rows(rows: list[dict], header: bool) -> None:
+    """One text line for a model and projection, the thread counts side by side."""
+    first, second = [k for k in rows[0] if k.endswith("_ms")]
+    if header:
+        print(f"{'model':<7}{'D':>9}{'d':>6}  {'projection':<11}" + "".join(
+            f"{first[:-3] + '@' + str(r['threads']):>14}{second[:-3] + '@' + str(r['threads']):>16}"
+            f"{'ratio@' + str(r['threads']):>10}" for r in rows))
+    r0 = rows[0]
+    print(f"{r0['model']:<7}{r0['D']:>9}{r0['d']:>6}  {r0['projection']:<11}" + "".join(
+        f"{r[first]:>14.3f}{r[second]:>16.3f}{r['ratio']:>10.3f}" for r in rows), flush=True)
+
+
+WHOLE_RUN = """
+import json, sys, torch
+torch.set_num_threads({threads})
+import idbench.data
+from idbench.train import RunSpec, run
+data = idbench.data.load("fashion-mnist")
+projection = {projection!r}
+spec = RunSpec(model="{model}", dataset="fashion-mnist", seed=0, lr=0.05, epochs=1,
+               projection=projection, d=1000 if projection else None)
+first = run(spec, data, max_retries=0)  # pays the process's one-time costs: not timed
+result = run(spec, data, max_retries=0)
+print(json.dumps({{"file": __import__("idbench").__file__, "wall_s": result.wall_s,
+                  "val_score": result.val_score}}))
+"""
+
+
+def whole_runs(args: argparse.Namespace) -> list[dict]:
+    """Whole 1-epoch runs of this checkout and of ``--before``, alternating, in subprocesses."""
+    here = str(Path(__file__).resolve().parents[1])
+    repeats = args.repeats or 3
+    rows = []
+    for projection in args.run_projections.split(","):
+        projection = None if projection == "none" else projection
+        for threads in args.threads:
+            code = WHOLE_RUN.format(threads=threads, projection=projection, model=MODELS["fc"])
+            results: dict[str, list[dict]] = {"before": [], "after": []}
+            for r in range(repeats):
+                order = (("before", args.before), ("after", here))
+                for label, root in order if r % 2 == 0 else order[::-1]:
+                    env = {**os.environ, "PYTHONPATH": root}
+                    out = subprocess.run([sys.executable, "-c", code], env=env, check=True,
+                                         capture_output=True, text=True).stdout
+                    results[label].append(json.loads(out.splitlines()[-1]))
+            before, after = (statistics.median(x["wall_s"] for x in results[k])
+                             for k in ("before", "after"))
+            rows.append({"whole_run": f"fc {projection or 'full space'}", "threads": threads,
+                         "before_s": round(before, 2), "after_s": round(after, 2),
+                         "ratio": round(after / before, 3),
+                         "same_val_score": len({x["val_score"] for k in results
+                                                for x in results[k]}) == 1})
+            print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.whole_run:
+        whole_runs(args)
+        return 0
     default_models = ["fc"] if args.quick else list(MODELS)
     model_names = args.models.split(",") if args.models else default_models
     names = args.projections.split(",") if args.projections else projections.list()
-    repeats = args.repeats or (20 if args.quick else 100)
-    warmup = 5 if args.quick else 20
-
     gen = torch.Generator().manual_seed(0)
     device = torch.device(args.device)
     x = torch.randn(args.batch, *INPUT_SHAPE, generator=gen).to(device)
     y = torch.randint(0, NUM_CLASSES, (args.batch,), generator=gen).to(device)
-    printed_header = False
+    header = True
     for model_name in model_names:
-        d = args.d or (NGD_D[model_name] if args.ngd else 1000)
         for name in names:
-            torch.manual_seed(0)
-            net, other_net = (
-                models.create(MODELS[model_name], input_shape=INPUT_SHAPE,
-                              num_classes=NUM_CLASSES).to(device)
-                for _ in range(2)
-            )
-            D = sum(p.numel() for p in net.parameters())
-            sub = SubspaceModel(net, d=d, projection=name, seed=0)
-            row = {"model": model_name, "D": D, "d": d, "projection": name}
-            if args.ngd:
-                ngd_sub = SubspaceModel(other_net, d=d, projection=name, seed=0)
-                refresh = args.ngd_refresh  # whole refresh cycles per block: each pays its share
-                sgd_ms, ngd_ms = compare(
-                    make_step(sub, x, y),
-                    make_ngd_step(ngd_sub, x, y, samples=args.ngd_samples, refresh=refresh),
-                    repeats=repeats, block=-(-args.block // refresh) * refresh, warmup=warmup,
-                    device=device,
-                )
-                row.update(sgd_ms=round(sgd_ms, 3), ngd_ms=round(ngd_ms, 3),
-                           ratio=round(ngd_ms / sgd_ms, 3), ngd_samples=args.ngd_samples,
-                           ngd_refresh=args.ngd_refresh)
-                columns = (("sgd ms", sgd_ms), ("ngd ms", ngd_ms), ("ratio", ngd_ms / sgd_ms))
-            else:
-                full_ms, sub_ms = compare(
-                    make_step(other_net, x, y), make_step(sub, x, y),
-                    repeats=repeats, block=args.block, warmup=warmup, device=device,
-                )
-                row.update(full_ms=round(full_ms, 3), subspace_ms=round(sub_ms, 3),
-                           ratio=round(sub_ms / full_ms, 3),
-                           state_bytes=sum(state_bytes(p) for p in sub.projections))
-                columns = (("full ms", full_ms), ("sub ms", sub_ms), ("ratio", sub_ms / full_ms),
-                           ("state MB", row["state_bytes"] / 1e6))
-            row.update(batch=args.batch, threads=torch.get_num_threads(),
-                       device=device_name(device))
+            rows = time_model(args, model_name, name, device, x, y)
             if args.json:
-                print(json.dumps(row), flush=True)
-                continue
-            if not printed_header:
-                print(f"{'model':<7}{'D':>9}{'d':>6}  {'projection':<11}"
-                      + "".join(f"{label:>10}" for label, _ in columns))
-                printed_header = True
-            print(f"{model_name:<7}{D:>9}{d:>6}  {name:<11}"
-                  + "".join(f"{value:>10.3f}" for _, value in columns), flush=True)
-            del sub, net, other_net
+                for row in rows:
+                    print(json.dumps(row), flush=True)
+            else:
+                print_rows(rows, header)
+                header = False
     return 0
 
 

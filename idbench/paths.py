@@ -18,12 +18,16 @@ subspace coordinates) for subspace runs. Everything per step is a tensor op on t
 difference, a norm, a running sum): no per-step host synchronisation. For a subspace run, theta
 after step t is the theta the model computes in its next forward pass, which the
 :class:`~idbench.subspace.SubspaceModel` keeps on request (keyed by the version counter of z, so it
-is theta at exactly that z); tracking theta then costs no extra projection product per step.
+is theta at exactly that z); tracking theta then costs no extra projection product per step. For
+a full-space run with plain SGD, the length of each step is read from the optimiser's update
+(lr times its momentum buffer) and the parameters are copied only where a window ends, not after
+every step.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 from torch import nn
@@ -65,12 +69,22 @@ class PathTracker:
         The tracker keeps a reference to ``point``, not a copy: pass a tensor that nothing
         modifies in place afterwards (a fresh one)."""
         point = point.detach().flatten()
-        step = torch.dist(point, self._last)
+        self._advance(torch.dist(point, self._last), point)
+        self._last = point
+
+    def add_step(self, length: torch.Tensor, current: Callable[[], torch.Tensor]) -> None:
+        """Append the next point by the length of the step to it (a 0-d tensor), without the
+        point itself: ``current()`` returns it (a fresh tensor) and is called only when a window
+        ends. :meth:`summary` then needs ``current`` too."""
+        self._advance(length, current)
+        self._last = None
+
+    def _advance(self, step: torch.Tensor, point: torch.Tensor | Callable[[], torch.Tensor]) -> None:
         self._length += step
         self._window_length += step
-        self._last = point
         self.steps += 1
         if self.steps % self.window == 0:
+            point = point if isinstance(point, torch.Tensor) else point().detach().flatten()
             self._window_psi.append(torch.dist(point, self._window_start) / self._window_length)
             self._window_start = point
             self._window_length = self._start.new_zeros(())
@@ -81,10 +95,12 @@ class PathTracker:
         values = torch.stack(self._window_psi).tolist() if self._window_psi else []
         return [None if math.isnan(v) else v for v in values]
 
-    def summary(self) -> dict[str, float | None]:
+    def summary(self, current: Callable[[], torch.Tensor] | None = None) -> dict[str, float | None]:
         """Whole-path displacement, path length and psi, and psi of the last completed window
-        (None before the first window completes), as floats (one host sync)."""
-        displacement = torch.dist(self._last, self._start)
+        (None before the first window completes), as floats (one host sync). ``current``: as
+        for :meth:`add_step`, when the points came by their step lengths."""
+        last = self._last if self._last is not None else current().detach().flatten()
+        displacement = torch.dist(last, self._start)
         values = torch.stack([displacement, self._length, *self._window_psi[-1:]]).tolist()
         disp, length = values[:2]
         return {
@@ -99,6 +115,32 @@ def _flat_parameters(model: nn.Module) -> torch.Tensor:
     return torch.cat([p.detach().reshape(-1) for p in model.parameters()])
 
 
+def sgd_steps_known(optimizer: torch.optim.Optimizer | None) -> bool:
+    """Whether :func:`sgd_step_length` can tell ``optimizer``'s steps: plain SGD (no Nesterov, no
+    dampening), with momentum or without weight decay, so that every step is -lr * (momentum
+    buffer), or -lr * grad."""
+    if not isinstance(optimizer, torch.optim.SGD):
+        return False
+    return all(not g["nesterov"] and not g["maximize"] and g["dampening"] == 0
+               and (g["momentum"] != 0 or g["weight_decay"] == 0) for g in optimizer.param_groups)
+
+
+def sgd_step_length(optimizer: torch.optim.SGD) -> torch.Tensor:
+    """The length of the step ``optimizer`` just took, from its update (lr times the momentum
+    buffer, or the gradient), without a copy of the parameters before it. Equal to the distance
+    between the parameters before and after the step up to float rounding of the step itself
+    (p - lr * u rounds each coordinate to the precision of p)."""
+    lengths = []
+    for group in optimizer.param_groups:
+        params = [p for p in group["params"] if p.grad is not None]
+        if not params:
+            continue
+        updates = ([optimizer.state[p]["momentum_buffer"] for p in params] if group["momentum"]
+                   else [p.grad for p in params])
+        lengths.append(group["lr"] * torch.stack(torch._foreach_norm(updates)).norm())
+    return lengths[0] if len(lengths) == 1 else torch.stack(lengths).norm()
+
+
 class TrainingPaths:
     """The path of one training run in theta-space, and in z-space when ``model`` is a subspace.
 
@@ -106,10 +148,13 @@ class TrainingPaths:
     at the end. For a :class:`~idbench.subspace.SubspaceModel`, theta after step t is picked up
     from the model's next forward pass (the one of step t + 1, or an evaluation): the theta path
     runs one point behind the z path until :meth:`summary` catches it up (with the theta the last
-    evaluation computed, or one projection product if there was none).
+    evaluation computed, or one projection product if there was none). For a full-space run whose
+    ``optimizer`` is one :func:`sgd_steps_known` accepts, step lengths come from its updates and the
+    parameters are copied only when a window ends (and for a summary); otherwise after every step.
     """
 
-    def __init__(self, model: nn.Module, *, window: int = WINDOW) -> None:
+    def __init__(self, model: nn.Module, *, window: int = WINDOW,
+                 optimizer: torch.optim.Optimizer | None = None) -> None:
         self.window = window
         self._model = model
         self._subspace = model if isinstance(model, SubspaceModel) else None
@@ -120,12 +165,16 @@ class TrainingPaths:
         else:
             self.z = None
             self.theta = PathTracker(_flat_parameters(model), window=window)
+        self._optimizer = optimizer if sgd_steps_known(optimizer) else None
 
     def after_step(self) -> None:
         """Record the point after one optimiser step."""
         sub = self._subspace
         if sub is None:
-            self.theta.add(_flat_parameters(self._model))
+            if self._optimizer is not None:
+                self.theta.add_step(sgd_step_length(self._optimizer), self._current_parameters)
+            else:
+                self.theta.add(_flat_parameters(self._model))
             return
         self.z.add(sub.z.detach().clone())  # z itself changes in place at the next step
         if sub.keep_theta_at is not None:  # theta after the previous step is owed
@@ -135,6 +184,9 @@ class TrainingPaths:
                 self._catch_up()
                 return
         sub.keep_theta_at, sub.kept_theta = sub.z._version, None
+
+    def _current_parameters(self) -> torch.Tensor:
+        return _flat_parameters(self._model)
 
     def _catch_up(self) -> None:
         """Add theta at the current z, if the theta path is behind the z path."""
@@ -160,7 +212,7 @@ class TrainingPaths:
         """``theta_displacement``, ``theta_path_length``, ``theta_psi``, ``theta_psi_window`` and,
         for a subspace run, the same four with ``z_``; the theta path is caught up first."""
         self._catch_up()
-        out = {f"theta_{k}": v for k, v in self.theta.summary().items()}
+        out = {f"theta_{k}": v for k, v in self.theta.summary(self._current_parameters).items()}
         if self.z is not None:
             out.update({f"z_{k}": v for k, v in self.z.summary().items()})
         return out

@@ -189,6 +189,13 @@ def check_fits(config: MeasureConfig, device: str) -> int:
         raise IdbenchError(f"d_min = {config.d_min} exceeds the model's D = {D} parameters")
     if config.grid and max(config.grid) > D:
         raise IdbenchError(f"grid value {max(config.grid)} exceeds the model's D = {D} parameters")
+    k = config.compartments
+    if isinstance(k, int) and k > 1:  # d directions in each compartment: at most its size
+        largest, size = max(config.grid) if config.grid else config.d_min, D // k
+        if largest > size:
+            raise IdbenchError(
+                f"d = {largest} exceeds the {size} parameters of each of the {k} compartments "
+                f"of the model's D = {D}: lower d or use fewer compartments")
     if config.compartments == "layer":  # d is the total, at least one direction per layer
         import idbench.models
         from idbench.subspace import FlatLayout

@@ -298,7 +298,9 @@ def train(
     state = TrainState(budget=budget,
                        eval_every=spec.eval_every or min(batches.steps_per_epoch, budget),
                        loss_sum=torch.zeros((), device=data.x_train.device),
-                       paths=TrainingPaths(model, window=spec.path_window))
+                       # fpd's torch optimiser: full-space step lengths come from its updates
+                       paths=TrainingPaths(model, window=spec.path_window,
+                                           optimizer=getattr(method, "optimizer", None)))
     torch.manual_seed(derive_seed(spec.seed, "train"))  # dropout and other in-model randomness
     model.train()
     while state.running:

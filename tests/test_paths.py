@@ -9,8 +9,9 @@ import torch.nn.functional as F
 from torch import nn
 
 import idbench.data
+import idbench.paths as paths_module
 from idbench.errors import IdbenchError
-from idbench.paths import PathTracker, TrainingPaths, random_walk_psi
+from idbench.paths import PathTracker, TrainingPaths, random_walk_psi, sgd_steps_known
 from idbench.rows import run_row
 from idbench.subspace import SubspaceModel
 from idbench.train import RunSpec, build_model, run, train
@@ -142,6 +143,46 @@ def test_full_space_run_has_only_a_theta_path():
     assert not any(k.startswith("z_") for k in stats)
     for key, value in _reference(points, 3).items():
         assert stats[f"theta_{key}"] == pytest.approx(value, rel=1e-5)
+
+
+@pytest.mark.parametrize("momentum,weight_decay", [(0.9, 0.01), (0.0, 0.0)])
+def test_full_space_sgd_steps_come_from_the_update_with_copies_only_at_window_ends(
+    monkeypatch, momentum, weight_decay
+):
+    """With plain SGD the step lengths are lr * ||update||: the same metrics as the points give,
+    and the parameters are flattened only when a window ends and for the summary."""
+    net = _net()
+    opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=momentum, weight_decay=weight_decay)
+    x, y = torch.randn(16, 6, generator=torch.Generator().manual_seed(2)), torch.arange(16) % 3
+    copies = []
+    flat = paths_module._flat_parameters
+    monkeypatch.setattr(paths_module, "_flat_parameters", lambda m: copies.append(1) or flat(m))
+    paths = TrainingPaths(net, window=3, optimizer=opt)
+    points = [flat(net).clone()]
+    for _ in range(7):
+        opt.zero_grad()
+        F.cross_entropy(net(x), y).backward()
+        opt.step()
+        paths.after_step()
+        points.append(flat(net).clone())
+    assert len(copies) == 1 + 2  # the start, then the ends of windows 1 and 2 (steps 3 and 6)
+    stats = paths.summary()
+    for key, value in _reference(points, 3).items():
+        assert stats[f"theta_{key}"] == pytest.approx(value, rel=1e-5)
+    assert paths.windows()["theta"] == pytest.approx(
+        [float((points[3] - points[0]).norm() / sum((points[i] - points[i - 1]).norm()
+                                                    for i in range(1, 4))),
+         float((points[6] - points[3]).norm() / sum((points[i] - points[i - 1]).norm()
+                                                    for i in range(4, 7)))], rel=1e-5)
+
+
+@pytest.mark.parametrize("optimizer", [
+    lambda p: torch.optim.Adam(p, lr=0.1),
+    lambda p: torch.optim.SGD(p, lr=0.1, nesterov=True, momentum=0.9),
+    lambda p: torch.optim.SGD(p, lr=0.1, weight_decay=0.1),  # the step needs the old parameters
+])
+def test_other_optimisers_are_not_read_for_step_lengths(optimizer):
+    assert not sgd_steps_known(optimizer(_net().parameters()))
 
 
 def test_every_training_run_records_its_path():

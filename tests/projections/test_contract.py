@@ -116,6 +116,13 @@ def test_bad_sizes_raise_idbench_error(name, D, d):
         projections.create(name, D=D, d=d, seed=0)
 
 
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.int64])
+def test_unsupported_dtype_raises_a_value_error(name, dtype):
+    with pytest.raises(ValueError, match="dtype must be torch.float32 or torch.float64"):
+        projections.create(name, D=100, d=10, seed=0, dtype=dtype)
+
+
 def test_bad_seed_and_options():
     with pytest.raises(IdbenchError, match="seed"):
         projections.create("dense", D=10, d=2, seed=-1)
