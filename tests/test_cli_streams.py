@@ -11,22 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from idbench.cli import main
 from idbench.store import stored_run_keys
+
+from test_cli import invoke
 
 ROOT = Path(__file__).parents[1]
 SUITE = ('name: tiny\nversion: "1"\ndefaults: {seeds: 1, epochs: 1, tune_trials: 0, grid: [8]}\n'
          'grids:\n  - models: ["fc[depth=1,width=8]"]\n    datasets: [digits]\n')
 MEASURE = ["measure", "--model", "fc[depth=1,width=8]", "--dataset", "digits", "--seeds", "1",
            "--epochs", "1", "--tune-trials", "0", "--grid", "8"]
-
-
-def invoke(argv: list[str], capfd) -> tuple[int, str, str]:
-    """(exit status, stdout, stderr) of ``idbench argv``, run in this process."""
-    with pytest.raises(SystemExit) as exit_:
-        main(argv)
-    out, err = capfd.readouterr()
-    return exit_.value.code, out, err
 
 
 def git(repo: Path, *args: str) -> str:
