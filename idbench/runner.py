@@ -26,7 +26,6 @@ from typing import Callable, Sequence
 import polars as pl
 
 import idbench.leaderboard as leaderboard
-from idbench.config import MeasureConfig
 from idbench.errors import IdbenchError
 import idbench.executors as executors
 from idbench.executors import Executor
