@@ -190,10 +190,9 @@ def check_fits(config: MeasureConfig, device: str) -> int:
     if config.grid and max(config.grid) > D:
         raise IdbenchError(f"grid value {max(config.grid)} exceeds the model's D = {D} parameters")
     k = config.compartments
-    if isinstance(k, int) and k > 1:  # d directions in each compartment: at most its size
-        if k > D:
-            raise IdbenchError(f"compartments = {k} is more than the {D} parameters of "
-                               f"{config.model}: use fewer compartments")
+    # d directions in each compartment: at most its size (more compartments than parameters:
+    # the subspace's own check, through check_probe)
+    if isinstance(k, int) and 1 < k <= D:
         largest, size = max(config.grid) if config.grid else config.d_min, D // k
         if largest > size:
             raise IdbenchError(
