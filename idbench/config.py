@@ -20,6 +20,8 @@ from idbench.lr.options import LR_WINDOW, RateOptions
 from idbench.options import TrainOptions, options_error
 from idbench.registry import SpecField
 
+REPLICATE_STRIDE = 1_000_000  # replicate r trains seeds r x this + s, apart from every other r
+
 
 class MeasureConfig(TrainOptions, RateOptions):
     """One cell: model x dataset x projection x method, with its protocol options (the
@@ -34,6 +36,12 @@ class MeasureConfig(TrainOptions, RateOptions):
     compartments: int | Literal["layer"] | None = Field(
         None, description="split theta into K equal compartments, or 'layer'; each has d directions")
     seeds: int = Field(3, ge=1, description="seeds per baseline and per probe")
+    # the noise a measurement's interval covers, and an independent re-measurement of it
+    tune_per_seed: bool = Field(False, description="tune each seed's rates apart (its own tuning "
+                                "seeds and tuner draw), so the interval over seeds covers the "
+                                "tuner's draw too")
+    replicate: int = Field(0, ge=0, description="an independent re-measurement: other training, "
+                           "baseline and tuning seeds and another tuner draw (0: the default)")
     # threshold
     threshold: float = Field(0.9, description="fraction of the baseline to reach (0.9: d_int90)")
     baseline: str = Field("local", description="'local' (trained full-space baseline) or "
@@ -65,6 +73,22 @@ class MeasureConfig(TrainOptions, RateOptions):
             payload["lr_retune_factor"] = self.lr_retune_factor
             payload["retune_restart"] = "lattice"
         return stable_key(payload, 16, style="pydantic")
+
+    def seed(self, s: int) -> int:
+        """The training seed of the cell's seed ``s`` (baseline and probes alike): replicate r
+        trains seeds r x :data:`REPLICATE_STRIDE` + s."""
+        return self.replicate * REPLICATE_STRIDE + s
+
+    @property
+    def units(self) -> int:
+        """How many tunings each tuned rate takes: one per seed under ``tune_per_seed``, else
+        one that every seed shares."""
+        return self.seeds if self.tune_per_seed else 1
+
+    def draw_of(self, unit: int) -> int:
+        """The tuner's draw of tuning unit ``unit`` (its grid offset and TPE's proposals):
+        ``tune_draw``, moved by the replicate and the unit, so unit 0 of replicate 0 keeps it."""
+        return self.tune_draw + 1000 * self.replicate + unit
 
     @field_validator("compartments", mode="before")
     @classmethod
@@ -113,6 +137,15 @@ class MeasureConfig(TrainOptions, RateOptions):
                     "damping_range tunes ngd's damping with the learning rate: it needs optimizer "
                     f"ngd and tune_trials > 0 (got optimizer {self.optimizer}, tune_trials "
                     f"{self.tune_trials}); drop it, or set ngd_damping to fix the damping")
+        if self.tune_trials == 0 and (self.replicate or self.tune_per_seed):
+            option = f"replicate {self.replicate}" if self.replicate else "tune_per_seed"
+            raise ValueError(
+                f"{option} redraws the tuner, but tune_trials 0 fixes every rate (lr, "
+                "lr_subspace): there is nothing to redraw; tune the rates (tune_trials > 0), or "
+                "measure other seeds by raising seeds")
+        if self.tune_per_seed and self.damping_range is not None:
+            raise ValueError("tune_per_seed tunes each seed's rate alone; ngd's damping is tuned "
+                             "once per phase (damping_range): use one of them")
         if self.optimizer in ("lbfgs", "ngd"):
             from idbench.methods import method_class  # here: methods import torch
 

@@ -71,14 +71,16 @@ def upgrade(frame: pl.DataFrame, model: type[BaseModel],
 def _d_int_as_crossing(frame: pl.DataFrame) -> pl.DataFrame:
     """Measurement rows written while d_int was the smallest passing probe (an integer column; that
     number is d_hi now) with d_int and its interval recomputed from their stored probes: the
-    statistic d_int holds now (:func:`idbench.search.estimate_with_interval`), so an older row
-    never shows an interval that excludes its estimate."""
-    from idbench.search import Probe, estimate_with_interval
+    statistic d_int holds now (:func:`idbench.estimate.estimate`, against the stored threshold
+    score), so an older row never shows an interval that excludes its estimate."""
+    from idbench.estimate import estimate
+    from idbench.search import Probe, curve_of
 
     found = []
     for probes, threshold in frame.select("probes", "threshold_score").iter_rows():
         parsed = [Probe.from_dict(p) for p in json.loads(probes or "[]")]
-        found.append(estimate_with_interval(parsed, threshold))
+        result = estimate(curve_of(parsed, threshold))
+        found.append((result.d_int, result.ci_low, result.ci_high))
     d_int, low, high = zip(*found) if found else ((), (), ())
     return frame.with_columns(pl.Series("d_int", d_int, pl.Float64),
                               pl.Series("ci_low", low, pl.Float64),

@@ -36,10 +36,11 @@ import numpy as np
 
 from idbench.cell import CellRuns, OnEvent, parameter_count, run_spec
 from idbench.lr.carry import Carry, tuning_range, window_label
-from idbench.lr.protocols import SubspaceLr, choose_subspace_lr
+from idbench.lr.protocols import Rates, SubspaceLr, choose_subspace_lr, recorded_rate
 from idbench.lr.tuner import Tuner
 from idbench.config import MeasureConfig
 from idbench.errors import IdbenchError
+from idbench.estimate import covers
 from idbench.executors import Executor, LocalExecutor
 from idbench.schema import MeasurementRow
 from idbench.search import Probe, SearchResult, search
@@ -67,11 +68,13 @@ class Bounds:
 
 @dataclass(frozen=True)
 class Baseline:
-    """The baseline phase's outcome: mean and std score, and its learning rate (nan: global)."""
+    """The baseline phase's outcome: mean and std score, the score of each seed (None: global)
+    and each seed's learning rate (nan: global)."""
 
     mean: float
     std: float
-    lr: float
+    lr: Rates
+    scores: tuple[float, ...] | None = None
 
 
 def measure(
@@ -102,7 +105,7 @@ def measure(
     threshold_score = config.threshold * baseline.mean
     runs.on_event(f"baseline {baseline.mean:.4f}, threshold {threshold_score:.4f}")
     rule = subspace_lr(runs, tuner, baseline, bounds)
-    result = search_d(runs, rule, bounds, threshold_score)
+    result = search_d(runs, rule, bounds, baseline, threshold_score)
     row = measurement_row(runs, bounds, baseline, rule, result, suite=suite,
                           suite_version=suite_version)
     store.put_measurement(row)
@@ -126,18 +129,30 @@ def measure_baseline(runs: CellRuns, tuner: Tuner) -> Baseline:
     """Phase 2: the global score, or the tuned full-space runs of every seed."""
     config = runs.config
     if config.global_baseline is not None:
-        return Baseline(config.global_baseline, 0.0, math.nan)
-    lr = tuner.tune("baseline", None, config.lr_range)
-    runs.on_event(f"baseline: {config.seeds} seeds at lr={lr:.3g}")
-    rows = runs.runs([runs.spec(s, lr) for s in range(config.seeds)], "baseline")
+        return Baseline(config.global_baseline, 0.0, (math.nan,) * config.seeds)
+    lr = tuner.rates("baseline", None, lambda unit: config.lr_range)
+    runs.on_event(f"baseline: {config.seeds} seeds at lr={_rates_text(lr)}")
+    rows = runs.runs([runs.spec(config.seed(s), lr[s]) for s in range(config.seeds)], "baseline")
     if all(r.diverged for r in rows):
         raise IdbenchError(
             f"every baseline run of {config.model} on {config.dataset} diverged at "
-            f"lr={lr:.3g}: lower --lr or the tuning range"
+            f"lr={_rates_text(lr)}: lower --lr or the tuning range"
         )
-    scores = [r.val_score for r in rows]
+    scores = tuple(r.val_score for r in rows)
     std = float(np.std(scores, ddof=1)) if len(scores) > 1 else 0.0
-    return Baseline(float(np.mean(scores)), std, lr)
+    mean = float(np.mean(scores))
+    if runs.data.at_chance(mean, float(np.mean([r.val_loss for r in rows]))):
+        raise IdbenchError(
+            f"the baseline of {config.model} on {config.dataset} ends at chance (mean score "
+            f"{mean:.4f}): {config.threshold:g} x chance defines no threshold; give it a budget "
+            "or learning-rate range it can learn with, or a global:<score> baseline")
+    return Baseline(mean, std, lr, scores)
+
+
+def _rates_text(rates: Rates) -> str:
+    """``rates`` for progress lines: one rate, or the range of the seeds' rates."""
+    low, high = min(rates), max(rates)
+    return f"{low:.3g}" if low == high else f"{low:.3g}..{high:.3g}"
 
 
 def subspace_lr(runs: CellRuns, tuner: Tuner, baseline: Baseline, bounds: Bounds) -> SubspaceLr:
@@ -146,23 +161,24 @@ def subspace_lr(runs: CellRuns, tuner: Tuner, baseline: Baseline, bounds: Bounds
     config = runs.config
     carry = Carry(config)
 
-    def tune(d: int) -> float:
-        return tuner.tune("subspace", d, tuning_range(config, baseline.lr, bounds.D, d))
+    def tune(d: int) -> Rates:
+        return tuner.rates("subspace", d,
+                           lambda unit: tuning_range(config, baseline.lr[unit], bounds.D, d))
 
     return choose_subspace_lr(config, tune=tune, carry=carry, d_ref=bounds.d_ref,
-                              window=window_label(baseline.lr))
+                              window=window_label(baseline.lr[0]))
 
 
-def search_d(runs: CellRuns, rule: SubspaceLr, bounds: Bounds,
+def search_d(runs: CellRuns, rule: SubspaceLr, bounds: Bounds, baseline: Baseline,
              threshold_score: float) -> SearchResult:
-    """Phase 4: the d search; each probe trains every seed at the rule's lr."""
+    """Phase 4: the d search; each probe trains every seed at its rate from the rule."""
     config = runs.config
 
     def evaluate(d: int) -> list[float]:
         lr = rule.lr_at(d)
-        runs.on_event(f"probe d={d}: {config.seeds} seeds at lr={lr:.3g}")
-        rows = runs.runs([runs.spec(s, lr, d) for s in range(config.seeds)], "probe",
-                         origin=rule.origin(d))
+        runs.on_event(f"probe d={d}: {config.seeds} seeds at lr={_rates_text(lr)}")
+        rows = runs.runs([runs.spec(config.seed(s), lr[s], d) for s in range(config.seeds)],
+                         "probe", origin=rule.origin(d))
         return [r.val_score for r in rows]
 
     def on_probe(probe: Probe) -> None:
@@ -172,7 +188,7 @@ def search_d(runs: CellRuns, rule: SubspaceLr, bounds: Bounds,
     def search_from(start: int) -> SearchResult:
         return search(evaluate, threshold_score=threshold_score, d_min=start,
                       d_max=bounds.d_max, resolution=config.resolution, grid=bounds.grid,
-                      on_probe=on_probe)
+                      on_probe=on_probe, baseline_scores=baseline.scores)
 
     return rule.search(search_from, config.d_min)
 
@@ -215,10 +231,15 @@ def measurement_row(runs: CellRuns, bounds: Bounds, baseline: Baseline, rule: Su
         "method_options": _subspace_options(used, "method_options"),
         "search": "grid" if bounds.grid else "bisect", "d_max": bounds.d_max,
         "grid": json.dumps(bounds.grid) if bounds.grid else None,
-        "lr_baseline": baseline.lr, "baseline_mean": baseline.mean,
+        "lr_baseline": recorded_rate(baseline.lr), "baseline_mean": baseline.mean,
         "baseline_std": baseline.std, "threshold_score": runs.config.threshold * baseline.mean,
+        "baseline_scores": json.dumps(baseline.scores) if baseline.scores else None,
         "d_int": result.d_int, "d_lo": result.d_lo, "d_hi": result.d_hi,
         "ci_low": result.ci_low, "ci_high": result.ci_high, "censored": result.censored,
+        "ci_covers": covers(runs.config.seeds, tuned=runs.config.tune_trials > 0,
+                            tune_per_seed=runs.config.tune_per_seed,
+                            baseline=baseline.scores is not None),
+        "flags": ",".join(result.flags),
         "probes": json.dumps([p.to_dict() for p in sorted(result.probes, key=lambda p: p.d)]),
         "n_runs": len(runs.used), "run_keys": json.dumps(sorted(runs.used)), "wall_s": sum(r.wall_s for r in used),
         "device": device_name(runs.device), "versions": json.dumps(versions(), sort_keys=True),

@@ -183,8 +183,9 @@ def check_fits(config: MeasureConfig, device: str) -> int:
     the first probe builds (:func:`check_probe`). Returns D."""
     from idbench.cell import load_data, parameter_count
 
-    D = parameter_count(config, load_data(config.dataset, device, config.val_fraction,
-                                           config.split_seed))
+    data = load_data(config.dataset, device, config.val_fraction, config.split_seed)
+    D = parameter_count(config, data)
+    check_threshold(config, data)
     if config.d_min > D:
         raise IdbenchError(f"d_min = {config.d_min} exceeds the model's D = {D} parameters")
     if config.grid and max(config.grid) > D:
@@ -215,6 +216,19 @@ def check_fits(config: MeasureConfig, device: str) -> int:
             )
     check_probe(config, device)
     return D
+
+
+def check_threshold(config: MeasureConfig, data: Any) -> None:
+    """A global baseline must define a threshold above chance (a trained baseline at chance is
+    refused once it has trained, before any subspace run: :func:`idbench.measurement.measure`)."""
+    score = config.global_baseline
+    classes = getattr(data, "num_classes", 0)
+    if score is not None and data.metric == "accuracy" and classes > 1:
+        if config.threshold * score <= 1 / classes:
+            raise IdbenchError(
+                f"the threshold {config.threshold:g} x {score:g} = {config.threshold * score:.3g} "
+                f"is at or below chance (1/{classes} = {1 / classes:.3g}) on {config.dataset}: "
+                "every subspace passes it; raise the global baseline or the threshold")
 
 
 def check_probe(config: MeasureConfig, device: str) -> None:

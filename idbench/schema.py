@@ -132,6 +132,9 @@ class MeasurementRow(BaseModel):
     compartments: str  # "1", "K" or "layer"
     # protocol
     seeds: int  # seeds per baseline and per probe
+    # each seed's rates tuned apart (its own tuning seeds and tuner draw; false: one tuning shared)
+    tune_per_seed: bool = False
+    replicate: int = 0  # which independent re-measurement (0: the default seeds and tuner draw)
     epochs: float | None
     steps_budget: int | None
     batch_size: int
@@ -175,16 +178,23 @@ class MeasurementRow(BaseModel):
     baseline_mean: float
     baseline_std: float
     threshold_score: float  # threshold * baseline
-    # d_int: where the mean score over seeds crosses threshold_score, interpolated linearly in
-    # log d between d_lo and d_hi (search.estimate_with_interval); None if censored
+    baseline_scores: str | None = None  # JSON list: each seed's baseline score (null: global)
+    # d_int: where a monotone fit of the probes' mean scores crosses threshold_score, in log d
+    # (idbench.estimate); None if censored. Rows stored before it: the crossing of the probes
+    # that bracket it, as recomputed from their probes (idbench.frames)
     d_int: float | None
     d_lo: int | None  # largest failing probe below d_hi (None: d_min passed)
     d_hi: int | None  # smallest passing probe with every larger probe passing
-    # 95% bootstrap percentile interval over seeds of the same crossing, always containing d_int;
+    # 95% interval of d_int over seeds (idbench.estimate.interval): a bootstrap of the seeds
+    # (with their baseline runs and, under tune_per_seed, their tunings), Student-t scaled;
     # None below 3 seeds or when censored; ci_high inf when some resamples never cross
     ci_low: float | None
     ci_high: float | None
-    censored: bool  # no probe up to d_max passed: the result is "> d_max"
+    ci_covers: str | None = None  # the noise the interval covers, e.g. "seeds, baseline seeds"
+    censored: bool  # the fitted curve never reaches the threshold up to d_max: "> d_max"
+    # comma-separated flags of an ill-defined cell (idbench.estimate.flags): threshold-low,
+    # falls, flat; empty: none
+    flags: str | None = None
     probes: str  # JSON list of {d, mean, std, scores, passed}
     n_runs: int  # training runs this measurement used (baseline, probes, tuning)
     # JSON sorted list of those runs' keys (null: stored before it was a column); a run reused from

@@ -87,6 +87,15 @@ CASES = [
     ("sparse density infinite", [*MEASURE, "--projection", "sparse[density=1e999]"],
      "option density=inf is not a finite number"),
     ("nes sigma negative", [*MEASURE, "--method", "nes[sigma=-1]"], "nes sigma must be"),
+    # measure: re-measurement and the threshold
+    ("replicate -1", [*MEASURE, "--replicate", "-1"], "--replicate"),
+    ("replicate with fixed rates", [*MEASURE, "--replicate", "1", "--tune-every-probe",
+                                    "--tune-trials", "0", "--lr", "0.1"],
+     "replicate 1 redraws the tuner, but --tune-trials 0 fixes every rate"),
+    ("tune per seed with fixed rates", [*MEASURE, "--tune-per-seed", "--tune-trials", "0"],
+     "redraws the tuner, but --tune-trials 0"),
+    ("global baseline at chance", [*MEASURE, "--baseline", "global:0.1"],
+     "at or below chance (1/10 = 0.1) on digits"),
     # measure: device, paths, flags
     ("device tpu", [*MEASURE, "--device", "tpu"], "unknown device 'tpu'"),
     ("cuda without that GPU", [*MEASURE, "--device", NO_GPU_DEVICE], "--device cuda"),

@@ -23,7 +23,8 @@ from idbench.leaderboard.page import to_html
 from idbench.leaderboard.tables import (fmt_interval, fmt_num, fmt_options, fmt_wall, groups,
                                         to_markdown)
 from idbench.schema import SCHEMA_VERSION, MeasurementRow, RunRow
-from idbench.search import MIN_CI_SEEDS, Probe, decide, estimate_with_interval
+from idbench.estimate import MIN_CI_UNITS, estimate
+from idbench.search import Probe, curve_of, decide
 from idbench.frames import polars_schema
 
 D_FC, D_LENET = 20_000, 5_000
@@ -363,29 +364,31 @@ COMMITTED = sorted((Path(__file__).parent.parent / "leaderboards").glob("*/measu
 
 @pytest.mark.parametrize("path", COMMITTED, ids=lambda p: p.parent.name)
 def test_committed_leaderboards_interval_contains_the_estimate(path):
-    """Every row of every committed leaderboard: the estimate of its stored probes lies in its
-    bracket and inside its interval. Recomputed from the probes (the statistic is a function of
-    them), so rows written before the estimate and its interval became one statistic count too."""
+    """Every row of every committed leaderboard: its estimate and interval are those of its stored
+    probes and baseline scores (the statistic is a function of them), the interval contains the
+    estimate, and the stored bracket is the probes'."""
     rows = pl.read_parquet(path).to_dicts()
     assert rows
     for row in rows:
         probes = [Probe(p["d"], tuple(p["scores"]), p["passed"]) for p in json.loads(row["probes"])]
-        d_int, low, high = estimate_with_interval(probes, row["threshold_score"])
+        baseline = json.loads(row["baseline_scores"]) if row["baseline_scores"] else None
+        found = estimate(curve_of(probes, row["threshold_score"], baseline))
         assert decide(probes) == (row["d_hi"], row["d_lo"])  # the stored bracket
+        assert (found.d_int, found.ci_low, found.ci_high) == (row["d_int"], row["ci_low"],
+                                                               row["ci_high"])
         if row["censored"]:
-            assert d_int is None
+            assert found.d_int is None
             continue
-        assert (row["d_lo"] or 0) < d_int <= row["d_hi"]
-        if row["seeds"] < MIN_CI_SEEDS:
-            assert (low, high) == (None, None)
+        assert min(p.d for p in probes) <= found.d_int <= max(p.d for p in probes)
+        if row["seeds"] < MIN_CI_UNITS:
+            assert (found.ci_low, found.ci_high) == (None, None)
         else:
-            assert low <= d_int <= high
+            assert found.ci_low <= found.d_int <= found.ci_high
     # read as idbench reads them, rows written while d_int was the smallest passing probe carry
     # the recomputed estimate and interval, not the old integer
     loaded, _ = load_results(path.parent)
     for row in loaded.to_dicts():
         if not row["censored"]:
-            assert (row["d_lo"] or 0) < row["d_int"] <= row["d_hi"]
             assert row["ci_low"] is None or row["ci_low"] <= row["d_int"] <= row["ci_high"]
 
 
@@ -637,7 +640,8 @@ def test_optimisers_are_read_at_the_threshold_of_sgd_beside_them(frames):
     assert got["ngd"] == "≤ 50" and got["adamw"] == "> 800"
     # SGD read at its own threshold is its own estimate and interval
     own = [Probe(p["d"], tuple(p["scores"]), p["passed"]) for p in json.loads(sgd["probes"])]
-    point, low, high = estimate_with_interval(own, 0.6)
+    found = estimate(curve_of(own, 0.6))
+    point, low, high = found.d_int, found.ci_low, found.ci_high
     assert got["sgd"] == f"{point:.0f} [{low:.0f}, {high:.0f}]"
     md = format_table(df, "md")
     assert "Optimisers at SGD's threshold" in md and "| dense fpd | 0.600 |" in md

@@ -6,7 +6,7 @@ a weaker baseline (a lower threshold). This view separates the two. For every pr
 measured with several optimisers, it reads each optimiser's stored probes at the threshold score
 of the SGD cell of the same model, dataset, budget and compartments (0.9 x SGD's baseline): the d
 at which its mean score over seeds reaches that score, interpolated in log d as d_int is, with
-the bootstrap CI over seeds (:func:`idbench.search.estimate_with_interval` on the same probes).
+its interval over seeds (:func:`idbench.estimate.estimate` on the same probes).
 ``≤ d``: its smallest probe already reaches it; ``> d``: its largest probe does not.
 
 Example: the optimisers suite (sgd, adam, ngd under Fastfood fpd) gets one row per network::
@@ -24,7 +24,8 @@ import polars as pl
 
 from idbench.leaderboard.comparison import html_table, markdown_table
 from idbench.leaderboard.tables import fmt_interval, fmt_num, fmt_value, varies
-from idbench.search import Probe, estimate_with_interval
+from idbench.estimate import estimate
+from idbench.search import Probe, curve_of
 
 REFERENCE = "sgd"
 GROUP = ["dataset", "model", "D", "epochs", "projection", "projection_options", "method",
@@ -38,12 +39,13 @@ def applies(df: pl.DataFrame) -> bool:
 
 def reach(probes_json: str, threshold_score: float) -> str:
     """The d at which the stored probes' mean score reaches ``threshold_score``, with its CI
-    (:func:`estimate_with_interval` reads the probes' scores, not whether they passed their own
+    (:func:`~idbench.estimate.estimate` reads the probes' scores, not whether they passed their own
     threshold)."""
     probes = [Probe.from_dict(p) for p in json.loads(probes_json)]
     if not probes:
         return "—"
-    point, low, high = estimate_with_interval(probes, threshold_score)
+    found = estimate(curve_of(probes, threshold_score))
+    point, low, high = found.d_int, found.ci_low, found.ci_high
     if point is None:
         return f"> {max(p.d for p in probes)}"
     if point <= min(p.d for p in probes):

@@ -25,7 +25,7 @@ import math
 import polars as pl
 
 from idbench.leaderboard.results import check_measurements, check_runs, latest_per_cell
-from idbench.search import CI_LEVEL, MIN_CI_SEEDS
+from idbench.estimate import CI_LEVEL, MIN_CI_UNITS
 
 # the identity of a cell apart from its projection: rows sharing it sit together
 GROUP = ["dataset", "model", "D", "method", "method_options", "compartments", "epochs", "optimizer",
@@ -161,10 +161,10 @@ def fmt_bracket(d_lo: int | None, d_hi: int | None, censored: bool, d_max: int) 
 
 
 def fmt_ci(row: dict) -> str:
-    """``[low, high]``; ``n/a`` below :data:`MIN_CI_SEEDS` seeds; ``—`` when censored."""
+    """``[low, high]``; ``n/a`` below :data:`MIN_CI_UNITS` seeds; ``—`` when censored."""
     if row["censored"]:
         return "—"
-    if row["seeds"] < MIN_CI_SEEDS:
+    if row["seeds"] < MIN_CI_UNITS:
         return "n/a"
     return fmt_interval(row["ci_low"], row["ci_high"])
 
@@ -287,7 +287,7 @@ def caption(df: pl.DataFrame) -> str:
         + ". Bracket [d_lo, d_hi]: the largest failing probe below, and the smallest probe from "
         f"which every larger probe passed (the evidence for {name}). {level} CI: the bootstrap "
         "percentile interval of the same crossing when the seeds are resampled (2,000 resamples, "
-        f"widened where needed to contain the estimate); n/a below {MIN_CI_SEEDS} seeds, "
+        f"widened where needed to contain the estimate); n/a below {MIN_CI_UNITS} seeds, "
         "∞ when some resamples never cross. "
         f"D/{name}: compression, D over the total number of directions at {name}. "
         + ("Compartments layer: one per layer (its weight and bias), each with its own basis; d "

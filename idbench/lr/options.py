@@ -40,7 +40,7 @@ class RateOptions(BaseModel):
     # learning-rate tuning (Optuna)
     tune_trials: int = Field(8, ge=0, description="Optuna trials per tuned lr; 0: use lr and "
                              "lr_subspace as given")
-    tune_seeds: int = Field(2, ge=1, description="seeds per tuning trial (objective: their mean "
+    tune_seeds: int = Field(2, ge=1, le=100, description="seeds per tuning trial (objective: their mean "
                             "final validation loss)")
     # research: another draw of every tuning of the cell (the baseline's too, so the threshold
     # moves with it), to measure how far the tuner's draw moves d_int
@@ -82,11 +82,6 @@ class RateOptions(BaseModel):
         (idbench.lr.protocols.TunedAtBracket): not when every probe is tuned, untuned rates have
         nothing to re-tune, and a grid has no bracket to narrow."""
         return self.tune_trials > 0 and not self.tune_every_probe and not self.grid
-
-    def draw_at(self, d: int | None) -> int:
-        """The tuner's draw of the tuning at ``d`` (None: the baseline's): ``tune_draw``, for
-        every tuning alike."""
-        return self.tune_draw
 
     @model_validator(mode="after")
     def _rates(self) -> "RateOptions":

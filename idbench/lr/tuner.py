@@ -12,6 +12,8 @@ ones as pruned, so it proposes after them what the original proposed.
 from __future__ import annotations
 
 import dataclasses
+from typing import Callable
+
 import numpy as np
 import polars as pl
 
@@ -23,20 +25,30 @@ from idbench.train import EvalCallback, RunResult, StopRun
 from idbench.tuning import Pruned, tune_lr
 
 TUNE_SEED = 10_000  # tuning trials use their own seed, apart from the measured seeds
+UNIT_STRIDE = 100  # tuning unit u trains its trials at TUNE_SEED + 100 u + i (tune_seeds <= 100)
+
+
+def tuning_seeds(config: MeasureConfig, unit: int = 0) -> list[int]:
+    """The seeds of the trials of tuning unit ``unit`` (:attr:`MeasureConfig.units`), apart
+    from the measured seeds, from other units and from other replicates."""
+    first = TUNE_SEED + config.seed(UNIT_STRIDE * unit)
+    return [first + i for i in range(config.tune_seeds)]
 
 
 def study_name(config: MeasureConfig, role: str, d: int | None,
-               lr_range: tuple[float, float]) -> str:
+               lr_range: tuple[float, float], unit: int = 0) -> str:
     """The Optuna study that tunes ``role``'s rate (``"baseline"``, ``d`` None, or
-    ``"subspace"``) at ``d`` within ``lr_range``. It depends on what its runs depend on, so cells
-    that share a baseline share its study, and on how it tunes (trials, seeds, its draw:
-    :meth:`~idbench.config.MeasureConfig.draw_at`)."""
+    ``"subspace"``) at ``d`` within ``lr_range`` for tuning unit ``unit``. It depends on what its
+    runs depend on, so cells that share a baseline share its study, and on how it tunes (trials,
+    seeds, its draw: :meth:`~idbench.config.MeasureConfig.draw_of`)."""
     probe = run_spec(config, seed=TUNE_SEED, lr=1.0, d=d).key_payload()
     payload = [probe, config.tune_trials, config.tune_seeds, lr_range]
     if config.damping_range is not None:  # (studies of the rate alone keep their names)
         payload.append(config.damping_range)
-    if draw := config.draw_at(d):  # another draw: another study, its grid and TPE elsewhere
+    if draw := config.draw_of(unit):  # another draw: another study, its grid and TPE elsewhere
         payload.append({"tune_draw": draw, "grid": "offset"})
+    if (first := tuning_seeds(config, unit)[0]) != TUNE_SEED:
+        payload.append({"tuning_seed": first})
     return f"{role}-{stable_key(payload, 16)}"
 
 
@@ -46,26 +58,35 @@ class Tuner:
 
     def __init__(self, runs: CellRuns, storage: str) -> None:
         self.runs, self.storage = runs, storage
-        self.stored_trials = runs.stored.filter(pl.col("role") == "tune",
-                                                pl.col("seed") == TUNE_SEED)
+        self.stored_trials = runs.stored.filter(pl.col("role") == "tune")
 
-    def tune(self, role: str, d: int | None, lr_range: tuple[float, float]) -> float:
-        """The tuned learning rate for baseline (``d`` None) or subspace runs at ``d``; with
-        ``damping_range`` the damping tuned with it becomes the phase's
+    def rates(self, role: str, d: int | None,
+              lr_range: Callable[[int], tuple[float, float]]) -> tuple[float, ...]:
+        """The tuned rate of every seed of the cell: one tuning each under ``tune_per_seed``
+        (unit u within ``lr_range(u)``), else one that every seed shares (:meth:`tune`)."""
+        config = self.runs.config
+        tuned = [self.tune(role, d, lr_range(unit), unit) for unit in range(config.units)]
+        return tuple(tuned[s if config.tune_per_seed else 0] for s in range(config.seeds))
+
+    def tune(self, role: str, d: int | None, lr_range: tuple[float, float],
+             unit: int = 0) -> float:
+        """The tuned learning rate for baseline (``d`` None) or subspace runs at ``d``, of tuning
+        unit ``unit``; with ``damping_range`` the damping tuned with it becomes the phase's
         (:meth:`~idbench.cell.CellRuns.spec`)."""
         config = self.runs.config
         if config.tune_trials == 0:
             return config.lr if d is None else (config.lr_subspace or config.lr)
-        draw = config.draw_at(d)
-        study = study_name(config, role, d, lr_range)
+        draw = config.draw_of(unit)
+        study = study_name(config, role, d, lr_range, unit)
+        seeds = tuning_seeds(config, unit)
         with holding([self.runs.lock_name(f"study-{study}")]):
             best, tried = tune_lr(
-                lambda lr, report, damping=None: self._trial(lr, d, role, report, damping),
+                lambda lr, report, damping=None: self._trial(lr, d, role, report, damping, seeds),
                 study_name=study, storage=self.storage, n_trials=config.tune_trials,
                 lr_range=lr_range, damping_range=config.damping_range,
-                replay=self._replay(d, lr_range, draw), draw=draw)
+                replay=self._replay(d, lr_range, seeds[0]), draw=draw)
         for params in tried:  # trials finished by an earlier, interrupted call count too
-            for seed in self._tune_seeds():
+            for seed in seeds:
                 spec = self.runs.spec(seed, params["lr"], d, params.get("damping"))
                 row = self.runs.store.get(spec.key())
                 if row is not None:
@@ -75,17 +96,18 @@ class Tuner:
         return best["lr"]
 
     def _replay(self, d: int | None, lr_range: tuple[float, float],
-                draw: int) -> list[dict[str, float]]:
+                first_seed: int) -> list[dict[str, float]]:
         """The trials of this study that stored runs record, in the order they were trained
-        (:func:`~idbench.tuning.tune_lr`'s ``replay``): the study's runs at the first tuning seed
+        (:func:`~idbench.tuning.tune_lr`'s ``replay``): the study's runs at its first tuning seed
         and ``d``, within ``lr_range``; a pruned trial is stored as pruned and replayed as pruned
         (a store written before pruned trials were kept lacks them: its studies replay without
-        them). Runs do not record the tuner's draw, so a study of another draw (``draw``, the
-        config's ``tune_draw`` where it redraws this study) replays nothing: it keeps to its
-        journal."""
-        if draw:
+        them). Runs do not record ``tune_draw``, which redraws a study at the same tuning seeds,
+        so a study under another ``tune_draw`` replays nothing: it keeps to its journal (units
+        and replicates tune at seeds of their own, which tell their runs apart)."""
+        if self.runs.config.tune_draw:
             return []
         rows = self.stored_trials.filter(
+            pl.col("seed") == first_seed,
             pl.col("d").is_null() if d is None else pl.col("d") == d,
             pl.col("lr") >= lr_range[0] * (1 - SAME_RATE),
             pl.col("lr") <= lr_range[1] * (1 + SAME_RATE),
@@ -94,22 +116,19 @@ class Tuner:
         trials = []
         for row in rows.iter_rows(named=True):
             params = {"lr": row["lr"], **({"damping": row["ngd_damping"]} if tuned else {})}
-            spec = run_spec(self.runs.config, seed=TUNE_SEED, lr=row["lr"], d=d,
+            spec = run_spec(self.runs.config, seed=first_seed, lr=row["lr"], d=d,
                             damping=params.get("damping"))
             if spec.key() == row["run_key"] and params not in trials:
                 trials.append(params)
         return trials[:self.runs.config.tune_trials]
 
-    def _tune_seeds(self) -> list[int]:
-        return [TUNE_SEED + i for i in range(self.runs.config.tune_seeds)]
-
     def _trial(self, lr: float, d: int | None, role: str, report: EvalCallback,
-               damping: float | None) -> RunResult:
+               damping: float | None, seeds: list[int]) -> RunResult:
         """One tuning trial: every tuning seed at ``lr`` (and ``damping`` when tuned; the first
         seed reports to the pruner), so a rate at the edge of stability that works on one seed and
         kills another is not chosen."""
         results = [self._tuning_run(seed, lr, d, role, report if i == 0 else _ignore, damping)
-                   for i, seed in enumerate(self._tune_seeds())]
+                   for i, seed in enumerate(seeds)]
         return dataclasses.replace(  # (a stored tuning run with retries, from a Dask worker of
             # an older idbench that retried them, diverged at this rate all the same)
             results[0], diverged=any(r.diverged or r.retries for r in results),
