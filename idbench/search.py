@@ -7,9 +7,9 @@ reaches ``threshold_score``. It never sweeps a hand-made grid:
    up passes too. The confirmation probe guards against a lucky pass below a failing plateau.
 2. **Bisect** in log space between the largest failing and the smallest passing d until they are
    within a relative ``resolution`` (or adjacent integers), or until that bracket lies within
-   the interval of the fitted crossing: probes in between would place the crossing more finely
-   than its noise allows, so the search stops on the estimate's precision, not on the bracket's
-   width alone.
+   the interval of the fitted crossing and spans at most half of it: probes in between would
+   place the crossing more finely than its noise allows, so the search stops on the estimate's
+   precision, not on the bracket's width alone.
 
 The bracket is (d_lo, d_hi]: d_hi the smallest probed d that passes with every larger probed d
 passing (so it never lies below a failing probe), d_lo the largest failing probe below it.
@@ -137,10 +137,12 @@ def search(
         return probes[d]
 
     def settled(lo: int, hi: int) -> bool:
-        """Whether the bracket lies within the interval of the fitted crossing: probes inside it
-        would place the crossing more finely than its noise allows."""
+        """Whether the bracket lies within the interval of the fitted crossing and spans at most
+        half of it (in log d): probes inside it would place the crossing more finely than its
+        noise allows, while the interpolation across it stays small against that noise."""
         bounds = interval(curve_of(list(probes.values()), threshold_score, baseline_scores))
-        return bounds is not None and bounds[0] <= lo and hi <= bounds[1]
+        return (bounds is not None and bounds[0] <= lo and hi <= bounds[1]
+                and (hi / lo) ** 2 <= bounds[1] / bounds[0])
 
     if grid is not None:
         for d in sorted(set(int(g) for g in grid)):
