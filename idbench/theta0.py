@@ -15,8 +15,10 @@ it sharply; Aghajanyan et al. 2020: pretrained models need few directions). So t
   keeps the network's seeded initialisation instead (``theta0_head = "reinitialised"``); any
   other mismatch is an error that lists the tensors.
 
-A checkpoint is keyed by the sha256 of its file, not by where it lies, so a moved file keeps its
-runs' keys and an overwritten one does not reuse them. The baseline of a cell starts from the same
+A checkpoint file is keyed by its sha256, not by where it lies, so a moved file keeps its runs'
+keys and an overwritten one does not reuse them; a stored run's model is keyed by the run's key
+(its spec determines it, as it does every run), so a board re-measured elsewhere from its stored
+runs keeps its keys. Rows record the file's sha256 either way. The baseline of a cell starts from the same
 theta0 as its probes (the option is one of the shared training options).
 
 Example::
@@ -117,9 +119,12 @@ def checkpoint_path(spec: Spec) -> Path:
 
 
 def key_text(spec: Spec) -> str:
-    """What keys hash for ``spec``: its text, a checkpoint by the digest of its file."""
+    """What keys hash for ``spec``: its text; a checkpoint file by its digest, a stored run's
+    model by the run's key (which determines it, wherever the store lies)."""
     if spec.name != "checkpoint":
         return str(spec)
+    if "run" in spec.options:
+        return f"checkpoint[run={spec.options['run']}]"
     return f"checkpoint[sha256={digest(checkpoint_path(spec))}]"
 
 

@@ -127,6 +127,9 @@ def test_a_checkpoint_is_keyed_by_its_content_not_its_place(tmp_path):
                                 theta0=f"checkpoint[path={tmp_path / name}]").key()
             for name in ("a.pt", "b.pt", "c.pt")}
     assert cell["a.pt"] == cell["b.pt"] != cell["c.pt"]
+    stored = {store: RunSpec(**BASE, theta0=f"checkpoint[run=k1,store={store}]").key()
+              for store in ("x", "y")}  # a stored run's model: keyed by its run key
+    assert stored["x"] == stored["y"] != RunSpec(**BASE, theta0="checkpoint[run=k2]").key()
 
 
 def test_the_baseline_and_the_probes_of_a_cell_share_its_theta0():
