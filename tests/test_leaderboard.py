@@ -721,3 +721,8 @@ def test_a_board_whose_cells_start_differently_shows_theta0_and_said(tmp_path):
     assert "| theta0 | SAID |" in format_table(df, "md")
     plain = table(measurements.filter(pl.col("theta0") == "init"), runs)
     assert "theta0" not in plain.columns and "said" not in plain.columns
+    assert plots.has_burn_ins(df) and not plots.has_burn_ins(plain)
+    files = render(measurements, runs, tmp_path / "board", formats=["md"])
+    assert {"dint_vs_burn_in.png", "dint_vs_burn_in.svg"} <= set(files)
+    assert "dint_vs_burn_in.png" not in render(measurements.filter(pl.col("theta0") == "init"),
+                                               runs, tmp_path / "plain", formats=["md"])
