@@ -120,7 +120,8 @@ class RunSpec(TrainOptions):
     def key_payload(self) -> dict[str, Any]:
         """What the key hashes: every field, less later fields left at their defaults (and the
         rule of layer compartments, :func:`idbench.keys.with_layer_rule`)."""
-        return theta0.with_digest(with_layer_rule(key_fields(self, self.KEY_FIELDS), self.compartments))
+        return theta0.with_digest(
+            with_layer_rule(key_fields(self, self.KEY_FIELDS), self.compartments))
 
     def key(self) -> str:
         """A stable hash of the spec: equal specs are the same run."""
@@ -226,13 +227,17 @@ BURNT_IN_KEPT = 16  # burn-in states kept in memory (every probe of a seed start
 
 
 def _burnt_in(spec: RunSpec, data: Dataset) -> dict[str, torch.Tensor]:
-    """The state dict after the burn-in of ``spec`` (trained once per process and data)."""
+    """The state dict after the burn-in of ``spec`` (trained once per process and data; its time
+    is not counted in any run's ``wall_s``)."""
     burn = burn_in_spec(spec, len(data.x_train))
     key = (burn.key(), data.name, str(data.x_train.device))
     if key not in _BURNT_IN:
         net = _initial_network(burn, data)
         with torch.random.fork_rng(devices=[]):
-            train(net, data, burn)
+            result = train(net, data, burn)
+        if result.diverged:  # every run would start from NaN; the runs' retries cannot help
+            raise IdbenchError(f"theta0 {spec.theta0}: the burn-in diverged at lr="
+                               f"{burn.lr:g}: lower its lr")
         if len(_BURNT_IN) >= BURNT_IN_KEPT:
             _BURNT_IN.pop(next(iter(_BURNT_IN)))
         _BURNT_IN[key] = {k: v.detach().clone() for k, v in net.state_dict().items()}

@@ -85,6 +85,11 @@ def test_a_burn_in_longer_than_the_budget_is_refused(digits):
         run(RunSpec(**BASE, theta0="burn-in[steps=13,lr=0.1]"), digits)
 
 
+def test_a_burn_in_that_diverges_is_an_error_not_a_start_from_nan(digits):
+    with pytest.raises(IdbenchError, match="the burn-in diverged at lr=1e\\+12"):
+        run(RunSpec(**BASE, theta0="burn-in[steps=12,lr=1e12]"), digits)
+
+
 def test_a_head_of_other_classes_is_reinitialised_and_recorded(tmp_path, digits):
     saved = save_net(tmp_path / "five.pt", num_classes=5)
     spec = RunSpec(**BASE, theta0=f"checkpoint[path={tmp_path / 'five.pt'}]")
