@@ -266,7 +266,7 @@ def _pretrain_options() -> list[inspect.Parameter]:
     training option (as ``idbench measure`` has them), then --out and --device."""
     from idbench.options import TrainOptions
 
-    seed = typer.Option(0, "--seed", metavar="INT", help="the run's seed [default: 0]")
+    seed = typer.Option(0, "--seed", metavar="INT", help="the run's seed")
     lr = typer.Option(..., "--lr", metavar="NUMBER", help="the run's (peak) learning rate")
     return [
         *(_option(name, MeasureConfig.model_fields[name]) for name in ("model", "dataset")),
