@@ -76,7 +76,7 @@ def run_spec(config: MeasureConfig, *, seed: int, lr: float, d: int | None = Non
         options["ngd_damping"] = damping
     subspace = {} if d is None else {"projection": config.projection, "d": d,
                                      "compartments": config.compartments,
-                                     "method": config.method}
+                                     "method": config.method, "said": config.said}
     return RunSpec(model=config.model, dataset=config.dataset, seed=seed, lr=lr, **subspace,
                    **options)
 

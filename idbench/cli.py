@@ -169,12 +169,12 @@ def _measure_fields() -> list[str]:
     return [*_SPECS, *(f for f in own if f not in _SPECS), *TrainOptions.model_fields]
 
 
-def _config_value(name: str, text: str | bool | None) -> Any:
+def _config_value(name: str, text: str | bool | None, fields: dict[str, Any] | None = None) -> Any:
     """A flag's text as the config takes it: ``none`` for an optional field, ``a,b`` for a tuple;
-    everything else is parsed (and checked) by MeasureConfig itself."""
+    everything else is parsed (and checked) by MeasureConfig (or the model of ``fields``)."""
     if not isinstance(text, str):
         return text
-    plain, optional = _plain(MeasureConfig.model_fields[name].annotation)
+    plain, optional = _plain((fields or MeasureConfig.model_fields)[name].annotation)
     if optional and text.strip().lower() in ("none", "null"):
         return None
     if typing.get_origin(plain) is tuple:
@@ -244,6 +244,46 @@ measure.__doc__ = (
     f"Optional values take 'none'. {SUITE_FORMAT_HELP}"
 )
 app.command("measure")(measure)
+
+
+def pretrain(**flags: Any) -> None:
+    from idbench.pretrain import pretrain as run_pretrain
+    from idbench.train import RunSpec
+
+    out, device = flags.pop("out"), flags.pop("device")
+    spec = RunSpec(**{name: _config_value(name, value, RunSpec.model_fields)
+                      for name, value in flags.items() if value is not None})
+    with _interruptible(out):
+        row, path = run_pretrain(spec, out=out, device=device)
+    typer.echo(json.dumps({"run_key": row.run_key, "checkpoint": str(path),
+                           "theta0": f"checkpoint[run={row.run_key},store={out}]",
+                           "val_score": row.val_score, "test_score": row.test_score,
+                           "wall_s": round(row.wall_s, 3)}))
+
+
+def _pretrain_options() -> list[inspect.Parameter]:
+    """The flags of ``idbench pretrain``: model, dataset, seed and rate of the run, then every
+    training option (as ``idbench measure`` has them), then --out and --device."""
+    from idbench.options import TrainOptions
+
+    seed = typer.Option(0, "--seed", metavar="INT", help="the run's seed")
+    lr = typer.Option(..., "--lr", metavar="NUMBER", help="the run's (peak) learning rate")
+    return [
+        *(_option(name, MeasureConfig.model_fields[name]) for name in ("model", "dataset")),
+        inspect.Parameter("seed", inspect.Parameter.KEYWORD_ONLY, default=seed, annotation=int),
+        inspect.Parameter("lr", inspect.Parameter.KEYWORD_ONLY, default=lr, annotation=str),
+        *(_option(name, field) for name, field in TrainOptions.model_fields.items()),
+        *(p for p in _RUN_OPTIONS if p.name in ("out", "device")),
+    ]
+
+
+pretrain.__signature__ = inspect.Signature(_pretrain_options())  # type: ignore[attr-defined]
+pretrain.__doc__ = (
+    "Pretrain: train one full-space run (e.g. the cell's model on another task) and store it with "
+    "its final model in --out/checkpoints/<run_key>.pt; prints the theta0 that starts a cell "
+    f"from it (--theta0 'checkpoint[run=KEY,store=DIR]'). {SPEC_HELP}"
+)
+app.command("pretrain")(pretrain)
 
 
 def quantity_name(threshold: float) -> str:

@@ -17,8 +17,9 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from idbench.errors import IdbenchError
 from idbench.keys import key_fields, stable_key, with_layer_rule
 from idbench.lr.options import LR_WINDOW, RateOptions
-from idbench.options import TrainOptions, options_error
+from idbench.options import TrainOptions, check_said, options_error
 from idbench.registry import SpecField
+from idbench.theta0 import with_digest
 
 REPLICATE_STRIDE = 1_000_000  # replicate r trains seeds r x this + s, apart from every other r
 
@@ -35,6 +36,8 @@ class MeasureConfig(TrainOptions, RateOptions):
                               description="method spec, e.g. rbd[distribution=uniform]")
     compartments: int | Literal["layer"] | None = Field(
         None, description="split theta into K equal compartments, or 'layer'; each has d directions")
+    said: bool = Field(False, description="SAID: one trainable scalar per layer multiplies that "
+                       "layer's offset, counted in d (fpd only; one compartment or 'layer')")
     seeds: int = Field(3, ge=1, description="seeds per baseline and per probe")
     # the noise a measurement's interval covers, and an independent re-measurement of it
     tune_per_seed: bool = Field(False, description="tune each seed's rates apart (its own tuning "
@@ -63,8 +66,8 @@ class MeasureConfig(TrainOptions, RateOptions):
 
     def key(self) -> str:
         """The cell key: a stable hash of everything that determines the measurement."""
-        payload = with_layer_rule(key_fields(self, self.KEY_FIELDS, {"lr_window": LR_WINDOW}),
-                                  self.compartments)
+        payload = with_digest(with_layer_rule(
+            key_fields(self, self.KEY_FIELDS, {"lr_window": LR_WINDOW}), self.compartments))
         # the re-tuning factor is hashed where it decides (at its default too: a cell measured
         # under the old x2 rule is not reused) and nowhere else, with the lattice restart (cells
         # measured under the former half restart do not share its keys)
@@ -131,6 +134,8 @@ class MeasureConfig(TrainOptions, RateOptions):
             raise ValueError(f"d_min ({self.d_min}) is larger than d_max ({self.d_max})")
         if self.grid is not None and (not self.grid or min(self.grid) < 1):
             raise ValueError("grid must be a non-empty list of positive integers")
+        if self.said:
+            check_said(self.method.name, self.compartments)
         if self.damping_range is not None:
             if self.optimizer != "ngd" or self.tune_trials == 0:
                 raise ValueError(

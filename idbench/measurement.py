@@ -46,6 +46,7 @@ from idbench.schema import MeasurementRow
 from idbench.search import Probe, SearchResult, search
 from idbench.provenance import device_name, git_rev, now_iso, versions
 from idbench.store import RunStore
+from idbench.theta0 import recorded_digest
 from idbench.preflight import check_measurement, stored_measurement
 from idbench.tuning import open_storage
 
@@ -225,7 +226,7 @@ def measurement_row(runs: CellRuns, bounds: Bounds, baseline: Baseline, rule: Su
         **rule.record(),
         **({"ngd_damping": runs.damping["subspace"]} if "subspace" in runs.damping else {}),
         "cell": runs.key, "suite": suite, "suite_version": suite_version, "D": bounds.D,
-        "metric": runs.data.metric,
+        "metric": runs.data.metric, "theta0_sha256": recorded_digest(runs.config.theta0),
         "projection_options": _subspace_options(used, "projection_options"),
         "normalisation": "unit-column",
         "method_options": _subspace_options(used, "method_options"),

@@ -19,6 +19,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from idbench.theta0 import Theta0Field
+
 OPTIMIZERS = ("sgd", "adam", "lbfgs", "ngd")  # lbfgs, ngd: fpd only (idbench.methods.fpd)
 SCHEDULES = ("cosine", "constant")
 
@@ -58,6 +60,10 @@ class TrainOptions(BaseModel):
                              "Fisher sketch")
     path_window: int = Field(250, ge=1, description="steps per window of the windowed "
                              "directedness psi of the training path (idbench.paths)")
+    theta0: Theta0Field = Field(
+        "init", validate_default=True, description="where every run (baseline too) starts: "
+        "init, burn-in[steps=T,lr=L] (or epochs=F: T steps of full-space training, seeded like "
+        "the run), checkpoint[path=FILE] or checkpoint[run=KEY,store=DIR] (idbench.theta0)")
 
     @model_validator(mode="after")
     def _budget(self) -> "TrainOptions":
@@ -75,6 +81,18 @@ class TrainOptions(BaseModel):
 
 
 NGD_OPTIONS = ("ngd_samples", "ngd_damping", "ngd_refresh")
+
+
+def check_said(method: str, compartments: object) -> None:
+    """SAID's scalars are trained by fpd's optimiser, next to z (rbd and nes draw their own
+    directions and step only along them), and scale one layer each, which one compartment or
+    per-layer compartments allow: a ``ValueError`` saying so otherwise."""
+    if method != "fpd":
+        raise ValueError(f"said trains one scalar per layer with fpd's optimiser; method "
+                         f"{method} takes its own steps: use method fpd, or drop said")
+    if compartments not in (None, 1, "layer"):
+        raise ValueError(f"said counts its per-layer scalars in d, which needs one compartment "
+                         f"or 'layer', not {compartments}: drop compartments or said")
 
 
 def options_error(exc: ValidationError, what: str, labels: dict[str, str] | None = None) -> str:

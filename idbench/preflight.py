@@ -214,6 +214,7 @@ def check_fits(config: MeasureConfig, device: str) -> int:
                 f"with --compartments layer d counts all directions, at least one per layer; "
                 f"use --d-min {layers} or more"
             )
+    check_theta0(config, device)
     check_probe(config, device)
     return D
 
@@ -231,6 +232,23 @@ def check_threshold(config: MeasureConfig, data: Any) -> None:
                 "every subspace passes it; raise the global baseline or the threshold")
 
 
+def check_theta0(config: MeasureConfig, device: str) -> None:
+    """The cell's theta0 can be reached (:mod:`idbench.theta0`): a checkpoint file exists and its
+    tensors fit the model (a head of other classes aside), a burn-in fits in the run's budget.
+    Nothing trains: the checkpoint is loaded into a network that is then dropped."""
+    from idbench.cell import load_data, run_spec
+    from idbench.theta0 import checkpoint_path, load_checkpoint
+    from idbench.train import burn_in_spec, start_network
+
+    data = load_data(config.dataset, device, config.val_fraction, config.split_seed)
+    spec = run_spec(config, seed=0, lr=1.0)
+    if config.theta0.name == "burn-in":
+        burn_in_spec(spec, len(data.x_train))
+    if config.theta0.name == "checkpoint":
+        net, _ = start_network(spec.replace(theta0="init"), data)
+        load_checkpoint(net, checkpoint_path(config.theta0))
+
+
 def check_probe(config: MeasureConfig, device: str) -> None:
     """The first probe's network, subspace and method build on the cell's data: every option of
     the projection and the method (``sparse[density=2]``, ``nes[sigma=-1]``) and the compartments
@@ -244,7 +262,9 @@ def check_probe(config: MeasureConfig, device: str) -> None:
     from idbench.train import build_model
 
     data = load_data(config.dataset, device, config.val_fraction, config.split_seed)
-    spec = run_spec(config, seed=0, lr=1.0, d=min(config.grid) if config.grid else config.d_min)
+    d = min(config.grid) if config.grid else config.d_min
+    # from init: theta0 is check_theta0's, which trains nothing (a burn-in would train here)
+    spec = run_spec(config, seed=0, lr=1.0, d=d).replace(theta0="init")
     with torch.random.fork_rng(devices=[]):
         try:
             idbench.methods.create(spec.method, model=build_model(spec, data), run_spec=spec)
@@ -273,7 +293,8 @@ def check_suite_run(configs: list[MeasureConfig], *, out: str | os.PathLike[str]
     for config in configs:
         pairing = (config.model, config.dataset, config.val_fraction, config.split_seed,
                    config.d_min, config.grid, config.compartments, config.projection,
-                   config.method, config.optimizer)
+                   config.method, config.optimizer, config.theta0, config.said, config.epochs,
+                   config.steps, config.batch_size)
         if pairing not in seen:
             seen.add(pairing)
             check_fits(config, device)
@@ -300,5 +321,5 @@ def stored_measurement(config: MeasureConfig, out: str | os.PathLike[str], *,
 
 __all__ = ["PLOT_FORMATS", "check_device", "check_device_name", "check_fits",
            "check_measurement", "check_plot_path", "check_probe", "check_spec", "check_specs",
-           "check_storage", "check_suite_run", "check_writable_dir", "check_writable_file",
-           "stored_measurement"]
+           "check_storage", "check_suite_run", "check_theta0", "check_writable_dir",
+           "check_writable_file", "stored_measurement"]

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from idbench.provenance import git_rev, now_iso, versions
 from idbench.schema import RunRow
+from idbench.theta0 import recorded_digest
 
 if TYPE_CHECKING:
     from idbench.train import RunResult, RunSpec
@@ -70,6 +71,7 @@ def run_row(
         val_score=result.val_score, val_loss=result.val_loss, test_score=result.test_score,
         train_loss=result.train_loss, diverged=result.diverged, retries=result.retries,
         lr_final=result.lr_final if result.lr_final is not None else spec.lr,
+        theta0_sha256=recorded_digest(spec.theta0), theta0_head=result.theta0_head,
         stopped_early=result.stopped_early, pruned=result.pruned, steps=result.steps,
         wall_s=result.wall_s,
         grad_cosine=info.grad_cosine, **result.path_metrics,

@@ -28,6 +28,7 @@ class SubspaceInfo:
     compartments: str  # "1", "K" or "layer", as asked
     directions: tuple[int, ...]  # directions of each compartment
     D: int  # parameters of the network
+    said_scales: int = 0  # SAID's trainable per-layer scalars, counted in d (0: SAID off)
 
     @property
     def n_compartments(self) -> int:
@@ -35,7 +36,7 @@ class SubspaceInfo:
 
     @property
     def d_total(self) -> int:
-        return sum(self.directions)
+        return sum(self.directions) + self.said_scales
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict
 
 SCHEMA_VERSION = 1
 
-Role = Literal["baseline", "probe", "tune"]
+Role = Literal["baseline", "probe", "tune", "pretrain"]  # pretrain: idbench.pretrain
 
 
 class RunRow(BaseModel):
@@ -65,6 +65,12 @@ class RunRow(BaseModel):
     ngd_damping: float | None = None
     ngd_refresh: int | None = None
     path_window: int | None = None
+    # where the run started (idbench.theta0; null: stored before it was a column, i.e. init) and
+    # SAID's per-layer scalars (null: off); a checkpoint's file digest and whether its head fit
+    theta0: str | None = None
+    said: bool | None = None
+    theta0_sha256: str | None = None
+    theta0_head: str | None = None  # "kept" or "reinitialised" (classes of another task)
     # outcome (of the final model, never the best epoch)
     val_score: float
     val_loss: float
@@ -151,6 +157,9 @@ class MeasurementRow(BaseModel):
     ngd_damping: float | None = None  # with damping_range: the one the probes' last tuning chose
     ngd_refresh: int | None = None
     path_window: int | None = None  # steps per window of the runs' windowed psi
+    theta0: str | None = None  # where every run started (idbench.theta0; null: before it, init)
+    said: bool | None = None  # SAID's per-layer scalars, counted in d (null: before it, off)
+    theta0_sha256: str | None = None  # the checkpoint's file digest (theta0 checkpoint only)
     lr_range: str | None = None  # JSON [low, high]: tuning range of the baseline lr
     damping_range: str | None = None  # JSON [low, high]: ngd damping tuned with the lr; null: fixed
     baseline_kind: str  # "local" or "global:<score>"

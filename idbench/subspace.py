@@ -13,6 +13,11 @@ parameters a module owns, a layer's weight and bias together), where ``d`` is th
 directions, split across the layers by :func:`split_directions` (equal shares, a layer smaller
 than its share training all of its own directions); every compartment has its own basis.
 
+SAID (``said=True``, Aghajanyan et al. 2020) adds one trainable scalar per layer (as layers are
+for compartments), 1 at the start, multiplying that layer's part of P z: theta = theta0 +
+lambda * P z. The scalars count in ``d`` as in the paper, so z has ``d`` less the number of layers
+directions (none at all when ``d`` equals it).
+
 Example::
 
     net = idbench.models.create("fc", input_shape=(1, 28, 28), num_classes=10)
@@ -177,7 +182,7 @@ class _Shifted(torch.autograd.Function):
 
 class SubspaceModel(nn.Module):
     """A module whose parameters are theta0 + P z, with z (the directions of every compartment)
-    the only trainable tensor."""
+    the only trainable tensor (and SAID's per-layer scalars, with ``said``)."""
 
     def __init__(
         self,
@@ -187,13 +192,17 @@ class SubspaceModel(nn.Module):
         projection: str | Spec = "dense",
         seed: int = 0,
         compartments: Compartments = None,
+        said: bool = False,
     ) -> None:
         super().__init__()
         self.module = module.requires_grad_(False)
         self.layout = FlatLayout.of(module)
         self.register_buffer("theta0", self.layout.flatten(module).clone())
         projection = Spec.parse(projection)
-        self.bounds, self.directions = self.layout.compartments(compartments, d)
+        self._init_said(said, d)
+        d_z = d - len(self.said_sizes)  # SAID's scalars count in d
+        self.bounds, self.directions = (
+            self.layout.compartments(compartments, d_z) if d_z else ([], ()))
         self.compartments = compartments if compartments is not None else 1
         device = self.theta0.device
         self.projections = nn.ModuleList(
@@ -219,21 +228,41 @@ class SubspaceModel(nn.Module):
         self.keep_theta_at: int | None = None
         self.kept_theta: torch.Tensor | None = None
 
+    def _init_said(self, said: bool, d: int) -> None:
+        """SAID (Aghajanyan et al. 2020): one trainable scalar per layer (the parameters a module
+        owns, as for layer compartments), 1 at the start, multiplying that layer's part of the
+        offset P z; off: no scalars."""
+        sizes = [end - start for start, end in self.layout._layer_bounds()] if said else []
+        if len(sizes) > d:
+            raise IdbenchError(f"said: d = {d} is fewer than the {len(sizes)} per-layer scalars "
+                               f"it counts in d: use d >= {len(sizes)}")
+        self.said_sizes = tuple(sizes)
+        self.register_buffer("_said_repeats", torch.tensor(sizes, dtype=torch.long,
+                                                           device=self.theta0.device),
+                             persistent=False)
+        self.register_parameter("scales", nn.Parameter(torch.ones(
+            len(sizes), device=self.theta0.device, dtype=self.theta0.dtype)) if said else None)
+
     @property
     def d_total(self) -> int:
-        return self.z.numel()
+        return self.z.numel() + len(self.said_sizes)
 
     def _z_parts(self) -> list[torch.Tensor]:
         # one compartment: z itself (a split would add an autograd node for nothing)
         return [self.z] if len(self.bounds) == 1 else list(self.z.split(self.directions))
 
     def offset(self) -> torch.Tensor:
-        """P z, the displacement from theta0 (length D)."""
+        """P z, the displacement from theta0 (length D), before SAID's scalars."""
+        if not self.projections:  # SAID with d = its scalars: no direction of its own
+            return torch.zeros_like(self.theta0)
         parts = [p(zk) for p, zk in zip(self.projections, self._z_parts())]
         return parts[0] if len(parts) == 1 else torch.cat(parts)
 
     def theta(self) -> torch.Tensor:
-        """The current flat parameter vector theta0 + P z."""
+        """The current flat parameter vector theta0 + P z (SAID: each layer's part of P z times
+        its scalar)."""
+        if self.scales is not None:
+            return self.theta0 + self.scales.repeat_interleave(self._said_repeats) * self.offset()
         parts = [
             _Shifted.apply(zk, self.theta0[start:end], p)
             for p, zk, (start, end) in zip(self.projections, self._z_parts(), self.bounds)
@@ -257,10 +286,11 @@ class SubspaceModel(nn.Module):
 
     def info(self) -> SubspaceInfo:
         """The choices that determine this subspace, for result rows."""
-        first = self.projections[0].describe()
+        first = self.projections[0].describe() if self.projections else {
+            "projection_options": {}, "normalisation": projections.NORMALISATION}
         return SubspaceInfo(
             projection=self.projection.name,
             projection_options={**first["projection_options"], **self.projection.options},
             normalisation=first["normalisation"], compartments=str(self.compartments),
-            directions=self.directions, D=self.layout.D,
+            directions=self.directions, D=self.layout.D, said_scales=len(self.said_sizes),
         )

@@ -152,11 +152,16 @@ class Cell:
     @property
     def label(self) -> str:
         """A readable name, matched by ``--only``: model/dataset/projection/method, then
-        ``/c=K`` with compartments and ``/<optimizer>`` when the suite trains with several."""
+        ``/c=K`` with compartments, ``/theta0=...`` and ``/said`` where set, and ``/<optimizer>``
+        when the suite trains with several."""
         config = self.config
         label = f"{config.model}/{config.dataset}/{config.projection}/{config.method}"
         if config.compartments is not None:
             label += f"/c={config.compartments}"
+        if config.theta0.name != "init":
+            label += f"/theta0={config.theta0}"
+        if config.said:
+            label += "/said"
         return f"{label}/{config.optimizer}" if self.optimizer_in_label else label
 
 

@@ -38,11 +38,12 @@ from torch import nn
 
 import idbench.methods as methods
 import idbench.models as models
+import idbench.theta0 as theta0
 from idbench.data import Dataset
 from idbench.errors import IdbenchError
 from idbench.keys import key_fields, stable_key, with_layer_rule
 from idbench.methods.base import BatchLoss
-from idbench.options import TrainOptions, options_error
+from idbench.options import TrainOptions, check_said, options_error
 from idbench.paths import TrainingPaths
 from idbench.registry import SpecField
 from idbench.runinfo import Optimiser, RunInfo
@@ -71,6 +72,8 @@ class RunSpec(TrainOptions):
         None, description="None (one), K equal parts, or 'layer'")
     method: SpecField = Field("fpd", validate_default=True,
                               description="method spec: fpd, rbd, nes")
+    said: bool = Field(False, description="SAID: a trainable scalar per layer scales that "
+                       "layer's offset; d counts them (idbench.subspace)")
 
     # the fields the run key has always hashed (idbench.keys.key_fields): a field added later
     # changes the key only when set to something other than its default
@@ -97,6 +100,10 @@ class RunSpec(TrainOptions):
     def _subspace(self) -> "RunSpec":
         if (self.projection is None) != (self.d is None):
             raise ValueError("a subspace run needs both a projection and d; a baseline neither")
+        if self.said:
+            if self.projection is None:
+                raise ValueError("said scales a subspace's offset: a baseline run takes no said")
+            check_said(self.method.name, self.compartments)
         return self
 
     @property
@@ -113,7 +120,8 @@ class RunSpec(TrainOptions):
     def key_payload(self) -> dict[str, Any]:
         """What the key hashes: every field, less later fields left at their defaults (and the
         rule of layer compartments, :func:`idbench.keys.with_layer_rule`)."""
-        return with_layer_rule(key_fields(self, self.KEY_FIELDS), self.compartments)
+        return theta0.with_digest(
+            with_layer_rule(key_fields(self, self.KEY_FIELDS), self.compartments))
 
     def key(self) -> str:
         """A stable hash of the spec: equal specs are the same run."""
@@ -135,6 +143,7 @@ class RunResult:
     pruned: bool = False  # a tuning trial stopped by its pruner (:meth:`pruned_at`)
     retries: int = 0  # attempts after the first, each at half the rate (the earlier ones failed)
     lr_final: float | None = None  # the (peak) rate of the attempt this result comes from
+    theta0_head: str | None = None  # a checkpoint theta0's head: "kept" or "reinitialised"
     # torch's CPU threads while the run trained: float reductions, and so results, depend on it
     threads: int | None = None
     D: int = 0
@@ -166,17 +175,73 @@ class StopRun(Exception):
 
 
 def build_model(spec: RunSpec, data: Dataset) -> nn.Module:
-    """The network of ``spec`` at its seeded initialisation, wrapped in its subspace if any."""
+    """The network of ``spec`` at its theta0 (:func:`start_network`), wrapped in its subspace if
+    any."""
+    return _in_subspace(spec, start_network(spec, data)[0])
+
+
+def start_network(spec: RunSpec, data: Dataset) -> tuple[nn.Module, str | None]:
+    """The network of ``spec`` at its theta0 (:mod:`idbench.theta0`): its seeded initialisation,
+    after its burn-in, or a checkpoint loaded into it; and, for a checkpoint, whether its head was
+    ``"kept"`` or ``"reinitialised"`` (else None)."""
+    net = _initial_network(spec, data)
+    if spec.theta0.name == "checkpoint":
+        return net, theta0.load_checkpoint(net, theta0.checkpoint_path(spec.theta0))
+    if spec.theta0.name == "burn-in":
+        net.load_state_dict(_burnt_in(spec, data))
+    return net, None
+
+
+def _initial_network(spec: RunSpec, data: Dataset) -> nn.Module:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(derive_seed(spec.seed, "init"))
         net = models.create(spec.model, input_shape=data.input_shape, num_classes=data.num_classes)
-    net = net.to(data.x_train.device)
+    return net.to(data.x_train.device)
+
+
+def _in_subspace(spec: RunSpec, net: nn.Module) -> nn.Module:
     if spec.is_baseline or not methods.method_class(spec.method).uses_subspace_model:
         return net
     return SubspaceModel(
         net, d=spec.d, projection=spec.projection, seed=derive_seed(spec.seed, "basis"),
-        compartments=spec.compartments,
+        compartments=spec.compartments, said=spec.said,
     )
+
+
+def burn_in_spec(spec: RunSpec, n_train: int) -> RunSpec:
+    """The full-space run whose final model is the burn-in theta0 of ``spec``: the run's own
+    model, data, seed (so its batches) and optimiser, for the burn-in's steps at its rate, constant
+    after the run's warm-up fraction. A burn-in longer than the run's budget is an error."""
+    steps = theta0.burn_in_steps(spec.theta0, math.ceil(n_train / spec.batch_size))
+    budget = total_steps(spec, n_train)
+    if steps > budget:
+        raise IdbenchError(f"theta0 {spec.theta0}: a burn-in of {steps} steps is longer than the "
+                           f"run's budget of {budget} steps: shorten it or train longer")
+    return spec.replace(projection=None, d=None, compartments=None, method="fpd", said=False,
+                        theta0="init", lr=spec.theta0.options["lr"], steps=steps,
+                        schedule="constant", eval_every=steps, patience=None)
+
+
+_BURNT_IN: dict[tuple[str, str, str], dict[str, torch.Tensor]] = {}
+BURNT_IN_KEPT = 16  # burn-in states kept in memory (every probe of a seed starts from its own)
+
+
+def _burnt_in(spec: RunSpec, data: Dataset) -> dict[str, torch.Tensor]:
+    """The state dict after the burn-in of ``spec`` (trained once per process and data; its time
+    is not counted in any run's ``wall_s``)."""
+    burn = burn_in_spec(spec, len(data.x_train))
+    key = (burn.key(), data.name, str(data.x_train.device))
+    if key not in _BURNT_IN:
+        net = _initial_network(burn, data)
+        with torch.random.fork_rng(devices=[]):
+            result = train(net, data, burn)
+        if result.diverged:  # every run would start from NaN; the runs' retries cannot help
+            raise IdbenchError(f"theta0 {spec.theta0}: the burn-in diverged at lr="
+                               f"{burn.lr:g}: lower its lr")
+        if len(_BURNT_IN) >= BURNT_IN_KEPT:
+            _BURNT_IN.pop(next(iter(_BURNT_IN)))
+        _BURNT_IN[key] = {k: v.detach().clone() for k, v in net.state_dict().items()}
+    return _BURNT_IN[key]
 
 
 @torch.no_grad()
@@ -399,7 +464,9 @@ def run(
     """
     attempt, wall_s, first_model = spec, 0.0, None
     for retries in range(max_retries + 1):
-        result = train(build_model(attempt, data), data, attempt, on_eval=on_eval)
+        net, head = start_network(attempt, data)
+        result = train(_in_subspace(attempt, net), data, attempt, on_eval=on_eval)
+        result.theta0_head = head
         wall_s += result.wall_s
         result.retries, result.lr_final, result.wall_s = retries, attempt.lr, wall_s
         if not failed(result, data):

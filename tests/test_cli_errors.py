@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import idbench.models
 from idbench.cli import main
 
 MEASURE = ["measure", "--model", "fc[depth=1,width=8]", "--dataset", "digits", "--seeds", "1",
@@ -96,6 +97,26 @@ CASES = [
      "redraws the tuner, but --tune-trials 0"),
     ("global baseline at chance", [*MEASURE, "--baseline", "global:0.1"],
      "at or below chance (1/10 = 0.1) on digits"),
+    # measure: theta0 and SAID (idbench.theta0, idbench.subspace)
+    ("missing checkpoint", [*MEASURE, "--theta0", "checkpoint[path={tmp}/none.pt]"],
+     "theta0 checkpoint {tmp}/none.pt does not exist"),
+    ("checkpoint of another model", [*MEASURE, "--theta0", "checkpoint[path={tmp}/w4.pt]"],
+     "does not match the model: hidden.0.weight (4, 64) vs model (8, 64); hidden.0.bias (4,)"),
+    ("stored run without its checkpoint", [*MEASURE, "--theta0", "checkpoint[run=abc,store={tmp}]"],
+     "checkpoints/abc.pt does not exist"),
+    ("burn-in beyond the budget", [*MEASURE, "--theta0", "burn-in[steps=12,lr=0.1]"],
+     "a burn-in of 12 steps is longer than the run's budget of 11 steps"),
+    ("burn-in without a rate", [*MEASURE, "--theta0", "burn-in[epochs=0.5]"], "lr=L"),
+    ("said with rbd", [*MEASURE, "--said", "--method", "rbd"], "method rbd takes its own steps"),
+    ("said with nes", [*MEASURE, "--said", "--method", "nes"], "method nes takes its own steps"),
+    ("said with K compartments", [*MEASURE, "--said", "--compartments", "2"], "said counts"),
+    ("said with d below its scalars", [*MEASURE, "--said", "--d-min", "1"],
+     "d = 1 is fewer than the 2 per-layer scalars"),
+    ("pretrain of an unknown model", ["pretrain", "--model", "fcc", "--dataset", "digits", "--lr",
+                                      "0.1", "--out", "{out}"], "unknown model 'fcc'"),
+    ("pretrain from a missing checkpoint", ["pretrain", "--model", "fc", "--dataset", "digits",
+                                            "--lr", "0.1", "--theta0", "checkpoint[path=x.pt]",
+                                            "--out", "{out}"], "x.pt does not exist"),
     # measure: device, paths, flags
     ("device tpu", [*MEASURE, "--device", "tpu"], "unknown device 'tpu'"),
     ("cuda without that GPU", [*MEASURE, "--device", NO_GPU_DEVICE], "--device cuda"),
@@ -139,6 +160,8 @@ def places(tmp_path: Path) -> dict[str, str]:
     (tmp_path / "tiny.yaml").write_text(TINY)
     (tmp_path / "bad.yaml").write_text(TINY.replace("epochs: 1", "epoch: 1"))
     (tmp_path / "nan.yaml").write_text(TINY.replace("epochs: 1", "epochs: .nan"))
+    torch.save(idbench.models.create("fc[depth=1,width=4]", input_shape=(1, 8, 8),
+                                     num_classes=10).state_dict(), tmp_path / "w4.pt")
     return {"out": str(tmp_path / "out"), "file": str(tmp_path / "a-file"),
             "suite": str(tmp_path / "tiny.yaml"), "tmp": str(tmp_path)}
 

@@ -705,3 +705,28 @@ def test_dint_by_projection_spreads_each_cells_own_projections_around_its_label(
     for g in set(groups(df)):
         mine = [y for y, h in zip(ys, groups(df)) if h == g]
         assert sum(mine) / len(mine) == pytest.approx(g)
+
+
+def test_a_board_whose_cells_start_differently_shows_theta0_and_said(tmp_path):
+    """theta0 and SAID are columns (and split groups) only where the board's cells differ in
+    them: a board of cells from init, measured before or after them, looks as it did."""
+    import idbench
+    from idbench.config import MeasureConfig
+
+    tiny = dict(model="fc[depth=1,width=8]", dataset="digits", seeds=1, steps=6, tune_trials=0,
+                grid=(4, 16))
+    for options in ({}, {"theta0": "burn-in[steps=3,lr=0.1]"},
+                    {"theta0": "burn-in[steps=3,lr=0.1]", "said": True}):
+        idbench.measure(MeasureConfig(**tiny, **options), out=tmp_path)
+    measurements, runs = load_results(tmp_path)
+    df = table(measurements, runs)
+    assert df["theta0"].to_list() == ["burn-in[steps=3,lr=0.1]"] * 2 + ["init"]
+    assert df["said"].to_list() == [False, True, False] and groups(df) == [0, 1, 2]
+    assert "| theta0 | SAID |" in format_table(df, "md")
+    plain = table(measurements.filter(pl.col("theta0") == "init"), runs)
+    assert "theta0" not in plain.columns and "said" not in plain.columns
+    assert plots.has_burn_ins(df) and not plots.has_burn_ins(plain)
+    files = render(measurements, runs, tmp_path / "board", formats=["md"])
+    assert {"dint_vs_burn_in.png", "dint_vs_burn_in.svg"} <= set(files)
+    assert "dint_vs_burn_in.png" not in render(measurements.filter(pl.col("theta0") == "init"),
+                                               runs, tmp_path / "plain", formats=["md"])

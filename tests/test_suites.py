@@ -504,3 +504,27 @@ def test_the_optimiser_suite_holds_the_cells_issue_14_asks_for() -> None:
     assert all(c.label.endswith("/" + c.config.optimizer) for c in cells)
     budget = {c.config.key() for c in load_suite("fashion-mnist-budget").cells()}
     assert {c.key() for c in configs if c.optimizer == "sgd"} <= budget
+
+
+def test_the_transfer_suite_holds_the_cells_issue_33_asks_for() -> None:
+    """Both networks on both transfer tasks from init, from a pretrained model and (Fashion-MNIST
+    classes 5-9) after three burn-ins, each without and with SAID; its checkpoints are the runs
+    its documented `idbench pretrain` commands store."""
+    from idbench.train import RunSpec
+
+    cells = load_suite("fashion-mnist-transfer").cells()
+    labels = [c.label for c in cells]
+    assert len(cells) == 28 and len(set(labels)) == 28
+    part_b = [c.config for c in cells if str(c.config.dataset) == "fashion-mnist-split[part=b]"]
+    burn_ins = {str(c.theta0) for c in part_b if c.theta0.name == "burn-in"}
+    assert len(burn_ins) == 3 and len(part_b) == 20
+    assert sum(c.config.said for c in cells) == 14
+    source = {"fashion-mnist-split[part=b]": "fashion-mnist-split[part=a]",
+              "digits[size=28]": "fashion-mnist"}
+    pretrained = [c.config for c in cells if c.config.theta0.name == "checkpoint"]
+    assert len(pretrained) == 8
+    for config in pretrained:
+        spec = RunSpec(model=config.model, dataset=source[str(config.dataset)], seed=0, lr=0.05,
+                       epochs=5)
+        assert config.theta0.options["run"] == spec.key(), config.model
+        assert f"# run {spec.key()}" in SHIPPED["fashion-mnist-transfer"].read_text()

@@ -8,7 +8,8 @@
     idbench.data.list("*mnist*")
 
 Registered: ``mnist``, ``fashion-mnist``, ``cifar10``, ``cifar100``, ``svhn`` (torchvision,
-:mod:`idbench.data.vision`), ``digits`` (scikit-learn, :mod:`idbench.data.digits`) and the toy
+:mod:`idbench.data.vision`), ``digits`` (scikit-learn, :mod:`idbench.data.digits`), the transfer task
+``fashion-mnist-split`` (:mod:`idbench.data.transfer`) and the toy
 problems with a known answer ``toy-sums`` (:mod:`idbench.data.toy`) and ``planted-lstsq``
 (:mod:`idbench.data.planted`). Where files live and when they
 are downloaded: :mod:`idbench.data.files`; what a loaded dataset holds: :class:`Dataset`.
@@ -21,7 +22,7 @@ import os
 import torch
 
 # each loader module registers its datasets with DATASETS (a decorator on each loader)
-from idbench.data import digits, planted, toy, vision  # noqa: F401
+from idbench.data import digits, planted, toy, transfer, vision  # noqa: F401
 from idbench.data.dataset import DATASETS, Dataset, LoadContext
 from idbench.data.files import data_root, download_allowed
 from idbench.errors import IdbenchError

@@ -6,26 +6,39 @@ comparable); the remaining 1438 images are split into train and validation like 
 dataset (``val_fraction`` of them, drawn with ``split_seed``). Defaults: 1294/144/359.
 
 Augmentation (option ``augment=true``): random crops after padding by 1 pixel, no flips.
+
+Option ``size``: the images resized (bilinear) to ``size`` x ``size`` pixels, e.g. 28 for a model
+made for (or pretrained on) MNIST-sized images: ``digits[size=28]`` is the fine-tuning task of the
+offline Fashion-MNIST -> digits transfer (:mod:`idbench.data.transfer`). Crops then pad by
+``size // 8`` pixels.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from idbench.data.dataset import DATASETS
 from idbench.data.dataset import Dataset, LoadContext, image_dataset, split_indices
+from idbench.errors import IdbenchError
 
 TEST_FRACTION = 0.2
 TEST_SEED = 0
 
 
 @DATASETS.register("digits")
-def digits(*, ctx: LoadContext, augment: bool = False) -> Dataset:
-    """scikit-learn's 8x8 digits with a fixed 20% test split (see the module docstring)."""
+def digits(*, ctx: LoadContext, augment: bool = False, size: int = 8) -> Dataset:
+    """scikit-learn's 8x8 digits with a fixed 20% test split, optionally resized to
+    ``size`` x ``size`` (see the module docstring)."""
+    if size < 1:
+        raise IdbenchError(f"digits size must be a positive number of pixels, got {size}")
     from sklearn.datasets import load_digits  # here, not at the top: its import takes a second
 
     bunch = load_digits()
     images = torch.from_numpy(bunch.images).to(torch.uint8).unsqueeze(1)
+    if size != 8:  # pixel values stay in [0, 16] (bilinear interpolation of them)
+        images = F.interpolate(images.float(), size=(size, size), mode="bilinear",
+                               align_corners=False)
     labels = torch.from_numpy(bunch.target)
     rest, test = split_indices(len(labels), TEST_FRACTION, TEST_SEED)
     return image_dataset(
@@ -35,6 +48,6 @@ def digits(*, ctx: LoadContext, augment: bool = False) -> Dataset:
         num_classes=10,
         pixel_max=16,
         augment=augment,
-        crop_padding=1,
+        crop_padding=max(1, size // 8),
         flip=False,
     )

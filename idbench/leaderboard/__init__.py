@@ -50,7 +50,8 @@ FORMATS = ("md", "html", "csv", "tex")
 # (dint_vs_budget and dint_vs_D only where the results hold several budgets or model sizes,
 # psi_vs_d only where the runs recorded training-path metrics)
 PLOTS = {"dint_vs_d": "accuracy_vs_d", "dint_by_projection": "dint_by_projection",
-         "dint_vs_budget": "dint_vs_budget", "dint_vs_D": "dint_vs_D", "psi_vs_d": "psi_vs_d"}
+         "dint_vs_budget": "dint_vs_budget", "dint_vs_D": "dint_vs_D", "psi_vs_d": "psi_vs_d",
+         "dint_vs_burn_in": "dint_vs_burn_in"}
 
 
 def format_table(
@@ -133,6 +134,8 @@ def _plot_title(name: str, df: pl.DataFrame) -> str:
         return f"{d_int_name(df)} against the number of parameters D"
     if name == "psi_vs_d":
         return "Directedness of the training path (psi) against d"
+    if name == "dint_vs_burn_in":
+        return f"{d_int_name(df)} against the burn-in before theta0"
     return f"{d_int_name(df)} by projection"
 
 

@@ -269,7 +269,8 @@ def applies(function: str, df: pl.DataFrame, runs: pl.DataFrame | None = None) -
     leaderboard rows) and ``runs`` (the run rows)."""
     if function in RUN_PLOTS:
         return _psi_cell(df, runs) is not None
-    return {"dint_vs_budget": has_budgets, "dint_vs_D": has_family}.get(function, lambda _: True)(df)
+    return {"dint_vs_budget": has_budgets, "dint_vs_D": has_family,
+            "dint_vs_burn_in": has_burn_ins}.get(function, lambda _: True)(df)
 
 
 def draw(function: str, df: pl.DataFrame, runs: pl.DataFrame | None = None) -> Figure:
@@ -411,6 +412,62 @@ def save(fig: Figure, path: str | os.PathLike[str]) -> Path:
     return write_atomic(path, render_bytes(fig, fmt))
 
 
+# --------------------------------------------------------------------------- burn-in (theta0)
+
+BURN_IN_SERIES = ["dataset", "model", "D", "projection", "method", "compartments", "epochs", "said"]
+
+
+def _with_burn_in(df: pl.DataFrame) -> pl.DataFrame:
+    """The rows from init (length 0) or after a burn-in, with its length ``burn_in`` in the unit
+    most of the board's burn-ins are written in (``burn_in_unit``: epochs or steps)."""
+    if "theta0" not in df.columns:
+        return df.clear().with_columns(burn_in=pl.lit(None, pl.Float64), burn_in_unit=pl.lit(""))
+    specs = [parse_spec(text) for text in df["theta0"]]
+    units = [("epochs" if "epochs" in o else "steps") for n, o in specs if n == "burn-in"]
+    unit = max(set(units), key=units.count) if units else "epochs"
+    lengths = [0.0 if name == "init" else (float(o[unit]) if name == "burn-in" and unit in o
+                                          else None) for name, o in specs]
+    return (df.with_columns(burn_in=pl.Series(lengths, dtype=pl.Float64), burn_in_unit=pl.lit(unit))
+            .filter(pl.col("burn_in").is_not_null()))
+
+
+def has_burn_ins(df: pl.DataFrame) -> bool:
+    """Some cell was measured from init and after a burn-in, or after two: :func:`dint_vs_burn_in`
+    applies."""
+    rows = _with_burn_in(df)
+    return rows.height > 0 and rows.group_by(BURN_IN_SERIES).agg(
+        pl.col("burn_in").n_unique()).get_column("burn_in").max() >= 2
+
+
+def dint_vs_burn_in(df: pl.DataFrame) -> Figure:
+    """d_int with its 95% CI against the length of the burn-in that gave theta0 (0: init), one
+    line per cell otherwise alike (SAID apart): does a short burn-in lower d_int (Larsen et al.
+    2022)? The x axis is linear up to the shortest burn-in, logarithmic beyond."""
+    rows, name = _with_burn_in(df), d_int_name(df)
+    series = rows.group_by(BURN_IN_SERIES, maintain_order=True)
+    colors = sns.color_palette("colorblind", max(1, len(rows.select(BURN_IN_SERIES).unique())))
+    shortest = rows.filter(pl.col("burn_in") > 0)["burn_in"].min() or 1.0
+    with _style():
+        fig = Figure(figsize=(7.0, 4.5), dpi=DPI, layout="constrained")
+        ax = fig.subplots()
+        for color, (_, part) in zip(colors, series):
+            if part["burn_in"].n_unique() >= 2:
+                first = part.row(0, named=True)
+                label = (f"{first['model']} · {first['dataset']} · {first['projection']} "
+                         f"{first['method']}{' · SAID' if first['said'] else ''}")
+                _dint_points(ax, part, "burn_in", color, label)
+        _log_y(ax)
+        ax.set_xscale("symlog", linthresh=shortest)
+        ax.set_xticks(sorted(rows["burn_in"].unique()))  # the lengths measured
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
+        ax.set_xlabel(f"burn-in before theta0 ({rows['burn_in_unit'][0]} of full-space training; "
+                      "0: init)")
+        ax.set_ylabel(f"{name} (total directions), 95% CI")
+        ax.set_title(f"{name} against the burn-in; △ censored (> d_max)")
+        ax.legend(fontsize=7, loc="best", framealpha=0.85)
+    return fig
+
+
 __all__ = ["DPI", "GROUP", "accuracy_figsize", "accuracy_vs_d", "applies", "dint_by_projection",
-           "dint_figsize", "dint_vs_D", "dint_vs_budget", "has_budgets", "has_family",
-           "render_bytes", "save"]
+           "dint_figsize", "dint_vs_D", "dint_vs_budget", "dint_vs_burn_in", "has_budgets",
+           "has_burn_ins", "has_family", "render_bytes", "save"]

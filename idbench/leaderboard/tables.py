@@ -31,6 +31,8 @@ from idbench.estimate import CI_LEVEL, MIN_CI_UNITS
 GROUP = ["dataset", "model", "D", "method", "method_options", "compartments", "epochs", "optimizer",
          "tune_draw"]
 SORT = [*GROUP, "projection", "projection_options"]
+# where the runs started and SAID (idbench.theta0): columns of a board whose cells differ in them
+STARTS = ["theta0", "said"]
 COLUMNS = [
     "cell", "suite", "model", "dataset", "D", "method", "method_options", "compartments",
     "projection", "projection_options", "metric", "seeds", "epochs", "optimizer", "tune_draw",
@@ -83,13 +85,16 @@ def table(measurements: pl.DataFrame, runs: pl.DataFrame | None = None) -> pl.Da
         .join(flags, on="cell", how="left")
         .with_columns(pl.col("diverged_runs", "retried_runs").fill_null(0))
     )
-    return out.select(COLUMNS).sort(SORT, nulls_last=True, maintain_order=True)
+    out = out.with_columns(pl.col("theta0").fill_null("init"), pl.col("said").fill_null(False))
+    starts = [c for c in STARTS if varies(out, c)]
+    return out.select(COLUMNS + starts).sort([*GROUP, *starts, *SORT[len(GROUP):]],
+                                             nulls_last=True, maintain_order=True)
 
 
 def groups(df: pl.DataFrame) -> list[int]:
     """Group index of each row: rows of one cell (all but the projection) share an index."""
     index, last, out = -1, None, []
-    for key in df.select(GROUP).iter_rows():
+    for key in df.select(GROUP + [c for c in STARTS if c in df.columns]).iter_rows():
         if key != last:
             index, last = index + 1, key
         out.append(index)
@@ -249,6 +254,10 @@ def display(df: pl.DataFrame) -> tuple[list[str], list[list[str]], list[bool]]:
         columns.append(("Optimiser", False, lambda r: r["optimizer"]))
     if varies(df, "tune_draw"):
         columns.append(("Tuner draw", True, lambda r: str(r["tune_draw"])))
+    if "theta0" in df.columns:
+        columns.append(("theta0", False, lambda r: r["theta0"]))
+    if "said" in df.columns:
+        columns.append(("SAID", False, lambda r: "yes" if r["said"] else "no"))
     if len(metrics) > 1:
         columns.append(("Metric", False, lambda r: r["metric"]))
     if name == "d_int":

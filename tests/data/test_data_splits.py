@@ -78,10 +78,10 @@ def test_to_moves_every_split_and_keeps_the_rest() -> None:
 
 
 def test_list_and_registry() -> None:
-    assert idbench.data.list("*mnist*") == ["fashion-mnist", "mnist"]
+    assert idbench.data.list("*mnist*") == ["fashion-mnist", "fashion-mnist-split", "mnist"]
     assert set(idbench.data.list()) == {
-        "cifar10", "cifar100", "digits", "fashion-mnist", "mnist", "planted-lstsq", "svhn",
-        "toy-sums"
+        "cifar10", "cifar100", "digits", "fashion-mnist", "fashion-mnist-split", "mnist",
+        "planted-lstsq", "svhn", "toy-sums"
     }
     assert "svhn" in idbench.data.DATASETS
 
