@@ -198,7 +198,8 @@ def test_wall_time_is_human():
 def test_render_writes_every_file(rendered, frames):
     names = {"leaderboard.md", "leaderboard.html", "leaderboard.csv", "leaderboard.tex",
              "dint_vs_d.png", "dint_vs_d.svg", "dint_by_projection.png",
-             "dint_by_projection.svg", "provenance.json"}
+             "dint_by_projection.svg", "dint_ratio_to_dense.png", "dint_ratio_to_dense.svg",
+             "provenance.json"}
     assert set(rendered) == names
     folder = rendered["leaderboard.md"].parent
     assert {p.name for p in folder.iterdir()} == names  # no temporary leftovers
@@ -228,7 +229,7 @@ def test_html_is_self_contained(rendered):
     html = rendered["leaderboard.html"].read_text()
     assert "<script" not in html.lower() and "http:" not in html and "https:" not in html
     assert "@import" not in html and "url(" not in html
-    assert html.count('<img alt=') == 2
+    assert html.count('<img alt=') == 3
     for data in re.findall(r'src="data:image/png;base64,([^"]+)"', html):
         with Image.open(io.BytesIO(base64.b64decode(data))) as image:
             image.verify()
@@ -657,6 +658,11 @@ def test_optimisers_are_read_at_the_threshold_of_sgd_beside_them(frames):
     md = format_table(df, "md")
     assert "Optimisers at SGD's threshold" in md and "| dense fpd | 0.600 |" in md
     assert 'id="common-threshold"' in to_html(df)
+    # a second replicate of the same cells: a row of its own, told apart by its column
+    again = rows.with_columns(replicate=pl.lit(1, pl.Int64), cell=pl.col("cell") + "-r1")
+    headers, lines = common_threshold.view(table(pl.concat([rows, again]), runs))
+    assert headers[2] == "Replicate" and [line[2] for line in lines] == ["0", "1"]
+    assert lines[0][3:] == lines[1][3:] == line[2:]
 
 
 def test_no_threshold_view_without_several_optimisers_and_sgd(frames):
@@ -741,7 +747,8 @@ def test_flags_are_marked_after_d_int_and_explained_once(frames):
     assert "‡ falls: the mean score falls as d grows" in md and "§ flat: at the crossing" in md
     assert "\\dag{}\\S{}" in to_latex(df)
     html = to_html(df)
-    assert ">281 †§<" in html and "§ flat:" in html
+    assert '>281 <abbr title="threshold-low">†</abbr><abbr title="flat">§</abbr><' in html
+    assert "§ flat:" in html
     back = pl.read_csv(io.StringIO(to_csv(df)), schema_overrides={"flags": pl.String})
     assert dict(zip(back["cell"], back["flags"])) == {
         "cell0": "", "cell1": "threshold-low,flat", "cell2": None, "cell3": ""}
@@ -816,3 +823,25 @@ def test_comparison_marks_flags_and_splits_rows_by_replicate(frames):
     first = dict(zip(headers, lines[0]))
     assert first["Replicate"] == "0" and first["sparse fpd"].startswith("187 ‡ [162, 238] ×1.00")
     assert dict(zip(headers, lines[1]))["sparse fpd"].startswith("187 [162, 238] ×1.00")
+
+
+def test_ratio_plot_draws_each_ratio_with_its_interval_and_a_line_at_one(frames, tmp_path):
+    base = frames[0].filter(pl.col("cell") == "cell3").row(0, named=True)
+    rows = _dense_copies(frames, [
+        dict(projection="sparse", probes=_scaled_probes(base["probes"], 2.0)),
+        dict(projection="kron", compartments="4"),
+    ])
+    df = table(rows, frames[1])
+    assert plots.applies("ratio_to_dense", df)
+    ax = plots.ratio_to_dense(df).axes[0]
+    dots = sorted(line.get_xdata()[0] for line in ax.get_lines() if line.get_marker() == "o")
+    assert dots == [pytest.approx(2.0), pytest.approx(4.0)]
+    bars = [list(line.get_xdata()) for line in ax.get_lines()
+            if line.get_marker() in ("None", "") and len(line.get_xdata()) == 2]
+    assert sorted(bars) == [[1.0, 1.0], [pytest.approx(2.0)] * 2, [pytest.approx(4.0)] * 2]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["fc[depth=1,width=64] · digits"]
+    paths = render(rows, frames[1], tmp_path / "lb", formats=("md",))
+    assert "dint_ratio_to_dense.png" in paths
+    # no dense FPD cell beside any other: no ratio, no plot
+    alone = table(frames[0].filter(pl.col("projection") != "dense"), frames[1])
+    assert not plots.applies("ratio_to_dense", alone)
