@@ -209,12 +209,14 @@ def caption(df: pl.DataFrame) -> str:
     name = d_int_name(df)
     return (
         f"Comparison: per model, {name} of each projection x method in total directions (d_int "
-        "times the number of compartments where d counts directions per compartment; its flags "
-        "marked as in the table above), with its 95% CI on the same axis and ×: the ratio to "
+        "times the number of compartments where d counts directions per compartment"
+        + ("; its flags marked as in the table above" if df["flags"].drop_nulls().len() else "")
+        + "), with its 95% CI on the same axis and ×: the ratio to "
         f"{name} of dense FPD without compartments "
         f"{'with the same optimiser ' if varies(df, 'optimizer') else ''}on the same row, with "
-        "the ratio's own 95% interval (both cells' seeds resampled together, so noise they share "
-        "cancels; the same Student-t scaled bootstrap as each CI). ≈: the ratio's interval "
+        "the ratio's own 95% interval: the same Student-t scaled bootstrap as each CI, both "
+        "cells' seeds resampled together where they have as many (so noise they share cancels), "
+        "apart otherwise. ≈: the ratio's interval "
         f"contains 1, so the cell's {name} is indistinguishable from dense's at these seeds. "
         "Empty: not measured."
     )
