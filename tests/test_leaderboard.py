@@ -486,6 +486,7 @@ def test_comparison_has_one_row_per_model_and_a_column_per_projection_and_method
     assert comparison.to_markdown(df) in md and "ratio to d_int90 of dense FPD" in md
     html = format_table(df, "html")
     assert '<table id="comparison">' in html and html.count("<tr>") == df.height + 1 + 3
+    assert "<td class=\"num\">187 [162, 238]<br>×1.00</td>" in html  # the ratio on its own line
 
 
 def test_comparison_counts_total_directions_and_splits_rows_by_budget(frames):
@@ -776,6 +777,10 @@ def test_the_caption_says_what_the_interval_is_and_covers(frames):
     assert f"marked on each interval: ᵃ {covers}; ᵇ seeds, baseline seeds, tuner draws." in md
     assert "It covers" not in md and "\\textsuperscript{a}" in to_latex(table(mixed, frames[1]))
     assert "It covers: not recorded" in to_markdown(table(*frames))  # rows from before the column
+    # a row without an interval (censored) covers nothing shown: no mark of its own
+    censored = same.with_columns(ci_covers=pl.when(pl.col("censored")).then(pl.lit("none"))
+                                 .otherwise(pl.col("ci_covers")))
+    assert f"It covers: {covers}." in to_markdown(table(censored, frames[1]))
 
 
 def _dense_copies(frames, changes: list[dict]) -> pl.DataFrame:

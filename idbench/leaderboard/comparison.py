@@ -228,8 +228,11 @@ def to_markdown(df: pl.DataFrame) -> str:
 
 
 def to_html(df: pl.DataFrame) -> str:
-    """The comparison view as an HTML ``<table id="comparison">``."""
-    return html_table(*comparison(df), caption(df), "comparison")
+    """The comparison view as an HTML ``<table id="comparison">``, each ratio on a line of its own
+    (the table stays narrow)."""
+    headers, rows = comparison(df)
+    rows = [[c.replace(" ×", "\n×") for c in row] for row in rows]
+    return html_table(headers, rows, caption(df), "comparison")
 
 
 def markdown_table(headers: list[str], rows: list[list[str]], text: str, labels: int = 2) -> str:
@@ -248,15 +251,18 @@ def markdown_table(headers: list[str], rows: list[list[str]], text: str, labels:
 def html_table(headers: list[str], rows: list[list[str]], text: str, table_id: str,
                labels: int = 2) -> str:
     """An HTML ``<table id=table_id>`` with the caption ``text``; columns after the first
-    ``labels`` are numeric (right-aligned)."""
+    ``labels`` are numeric (right-aligned); a newline in a cell breaks its line."""
 
     def cls(i: int) -> str:
         return ' class="num"' if i >= labels else ""
 
+    def lines(c: str) -> str:
+        return "<br>".join(escape(part) for part in c.split("\n"))
+
     head = "".join(f"<th{cls(i)}>{escape(h)}</th>" for i, h in enumerate(headers))
     out = [f'<table id="{table_id}">', f"<caption>{escape(text)}</caption>",
            f"<thead><tr>{head}</tr></thead>", "<tbody>"]
-    out += ["<tr>" + "".join(f"<td{cls(j)}>{escape(c)}</td>" for j, c in enumerate(row)) + "</tr>"
+    out += ["<tr>" + "".join(f"<td{cls(j)}>{lines(c)}</td>" for j, c in enumerate(row)) + "</tr>"
             for row in rows]
     out += ["</tbody>", "</table>"]
     return "\n".join(out)

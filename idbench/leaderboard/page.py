@@ -25,6 +25,7 @@ h1 { font-size: 1.5em; } h2 { font-size: 1.15em; margin-top: 2em; }
 table { border-collapse: collapse; font-size: 0.85em; }
 th, td { padding: 0.3em 0.45em; border-bottom: 1px solid #e4e4e4; white-space: nowrap; }
 th { text-align: left; background: #f4f4f4; border-bottom: 2px solid #999; }
+#comparison th { white-space: normal; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 tbody + tbody { border-top: 2px solid #999; }
 tbody tr:hover { background: #f7f9fc; }

@@ -188,9 +188,15 @@ def covers_of(row: dict) -> str:
     return row.get("ci_covers") or NOT_RECORDED
 
 
+def covers_values(df: pl.DataFrame) -> list[str]:
+    """What the shown intervals cover, each once (rows without an interval left out)."""
+    shown = df.filter(~pl.col("censored") & (pl.col("seeds") >= MIN_CI_UNITS))
+    return sorted({covers_of(r) for r in shown.select("ci_covers").iter_rows(named=True)})
+
+
 def covers_legend(df: pl.DataFrame) -> dict[str, str]:
     """``{what an interval covers: its mark}`` where the rows differ (empty where they agree)."""
-    values = sorted({covers_of(r) for r in df.select("ci_covers").iter_rows(named=True)})
+    values = covers_values(df)
     return {} if len(values) < 2 else dict(zip(values, COVERS_MARKS))
 
 
@@ -361,12 +367,12 @@ def caption(df: pl.DataFrame) -> str:
 def interval_caption(df: pl.DataFrame) -> str:
     """What the interval is and what it covers: said once where every row's interval covers the
     same noise, else one mark per kind (:func:`covers_legend`)."""
-    legend = covers_legend(df)
+    values, legend = covers_values(df), covers_legend(df)
     if legend:
         covers = "What it covers differs between rows, marked on each interval: " + "; ".join(
             f"{mark} {what}" for what, mark in legend.items()) + "."
     else:
-        covers = f"It covers: {covers_of(df.row(0, named=True))}." if df.height else ""
+        covers = f"It covers: {values[0]}." if values else ""
     return (
         f"{CI_LEVEL:.0%} CI: the interval of {d_int_name(df)}, a bootstrap over seeds (each seed "
         "with its baseline run, and under tune_per_seed its own tunings; "
