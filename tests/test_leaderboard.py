@@ -23,7 +23,8 @@ from idbench.leaderboard.page import to_html
 from idbench.leaderboard.tables import (fmt_interval, fmt_num, fmt_options, fmt_wall, groups,
                                         to_markdown)
 from idbench.schema import SCHEMA_VERSION, MeasurementRow, RunRow
-from idbench.estimate import MIN_CI_UNITS, estimate, ratio
+from idbench.estimate import MIN_CI_UNITS, estimate
+from idbench.estimate import ratio as curve_ratio
 from idbench.search import Probe, curve_of, decide
 from idbench.frames import polars_schema
 
@@ -810,7 +811,7 @@ def test_comparison_ratio_has_its_own_interval_and_marks_indistinguishable(frame
     assert got["kron fpd (4 compartments)"].endswith(" ×4.00 [4.00, 4.00]")
     curve = [curve_of([Probe.from_dict(p) for p in probes], THRESHOLD_SCORE)
              for probes in (noisy, json.loads(base["probes"]))]
-    value, low, high = ratio(*curve)
+    value, low, high = curve_ratio(*curve)
     assert low < 1 < high and value != 1
     assert got["fastfood fpd"].endswith(f" ×{value:.2f} [{low:.2f}, {high:.2f}] ≈")
     assert got["dense fpd"].endswith(" ×1.00")  # the reference itself: no interval, no mark

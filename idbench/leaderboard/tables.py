@@ -37,11 +37,12 @@ SORT = [*GROUP, "projection", "projection_options"]
 # the mark after d_int of each flag of an ill-defined cell (idbench.estimate.flags), and what it
 # means (the caption's sentence)
 FLAGS = {
-    "threshold-low": ("†", "the subspace reaches the threshold at d_min or beats its own baseline, "
-                           "so d_int says more about the baseline than about the subspace"),
+    "threshold-low": ("†", ("the subspace reaches the threshold at d_min or beats its own "
+                            "baseline, so d_int says more about the baseline than about the "
+                            "subspace")),
     "falls": ("‡", "the mean score falls as d grows by more than its noise"),
-    "flat": ("§", "at the crossing the fitted curve rises less per doubling of d than the seeds' "
-                  "noise, so d_int is poorly determined"),
+    "flat": ("§", ("at the crossing the fitted curve rises less per doubling of d than the "
+                   "seeds' noise, so d_int is poorly determined")),
 }
 # where rows' intervals cover different noise (ci_covers), each interval carries one of these
 COVERS_MARKS = "ᵃᵇᶜᵈᵉᶠᵍʰⁱʲᵏ"
