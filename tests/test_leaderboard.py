@@ -24,6 +24,7 @@ from idbench.leaderboard.tables import (fmt_interval, fmt_num, fmt_options, fmt_
                                         to_markdown)
 from idbench.schema import SCHEMA_VERSION, MeasurementRow, RunRow
 from idbench.estimate import MIN_CI_UNITS, estimate
+from idbench.estimate import ratio as curve_ratio
 from idbench.search import Probe, curve_of, decide
 from idbench.frames import polars_schema
 
@@ -198,7 +199,8 @@ def test_wall_time_is_human():
 def test_render_writes_every_file(rendered, frames):
     names = {"leaderboard.md", "leaderboard.html", "leaderboard.csv", "leaderboard.tex",
              "dint_vs_d.png", "dint_vs_d.svg", "dint_by_projection.png",
-             "dint_by_projection.svg", "provenance.json"}
+             "dint_by_projection.svg", "dint_ratio_to_dense.png", "dint_ratio_to_dense.svg",
+             "provenance.json"}
     assert set(rendered) == names
     folder = rendered["leaderboard.md"].parent
     assert {p.name for p in folder.iterdir()} == names  # no temporary leftovers
@@ -228,7 +230,7 @@ def test_html_is_self_contained(rendered):
     html = rendered["leaderboard.html"].read_text()
     assert "<script" not in html.lower() and "http:" not in html and "https:" not in html
     assert "@import" not in html and "url(" not in html
-    assert html.count('<img alt=') == 2
+    assert html.count('<img alt=') == 3
     for data in re.findall(r'src="data:image/png;base64,([^"]+)"', html):
         with Image.open(io.BytesIO(base64.b64decode(data))) as image:
             image.verify()
@@ -454,26 +456,38 @@ def test_band_of_a_diverged_seed_stays_within_the_score_range():
 # the comparison view
 
 
+def _scaled_probes(probes: str, factor: float) -> str:
+    """The stored probes JSON with every d times ``factor`` (the same scores)."""
+    return json.dumps([{**p, "d": round(p["d"] * factor)} for p in json.loads(probes)])
+
+
+def _without_ratio_interval(entry: str) -> str:
+    """A comparison entry without the ratio's interval (and its ≈): ``281 [270, ∞) ×1.50``."""
+    return re.sub(r"(×\S+) \[[^\[]*[\])]( ≈)?$", r"\1", entry)
+
+
 def test_comparison_has_one_row_per_model_and_a_column_per_projection_and_method(frames):
     measurements, runs = frames
     fc_dense = measurements.filter(pl.col("cell") == "cell3")  # fc dense: 187.4 [161.7, 238.2]
-    rbd = fc_dense.with_columns(
+    rbd = fc_dense.with_columns(  # dense's curve at half the d: half its d_int
         cell=pl.lit("cell9"), method=pl.lit("rbd"), projection=pl.lit("fastfood"),
         compartments=pl.lit("layer"), d_int=pl.lit(93.7), ci_low=pl.lit(80.0),
-        ci_high=pl.lit(120.0))
+        ci_high=pl.lit(120.0), probes=pl.lit(_scaled_probes(fc_dense["probes"][0], 0.5)))
     df = table(pl.concat([measurements, rbd]), runs)
     headers, rows = comparison.comparison(df)
     assert headers == ["Model", "Dataset", "D", "dense fpd", "fastfood fpd",
                        "fastfood rbd (layer compartments)", "sparse fpd"]
-    assert rows == [
+    assert [[_without_ratio_interval(e) for e in r] for r in rows] == [
         ["fc[depth=1,width=64]", "digits", str(D_FC), "187 [162, 238] ×1.00", "",
          "94 [80, 120] ×0.50", "281 [270, ∞) ×1.50"],
         ["lenet", "digits", str(D_LENET), "≤ 64 [50, 64] ×1.00", "> 1000", "", ""],
     ]
+    assert rows[0][5] == "94 [80, 120] ×0.50 [0.50, 0.50]"  # every resample halves d_int alike
     md = format_table(df, "md")
     assert comparison.to_markdown(df) in md and "ratio to d_int90 of dense FPD" in md
     html = format_table(df, "html")
     assert '<table id="comparison">' in html and html.count("<tr>") == df.height + 1 + 3
+    assert "<td class=\"num\">187 [162, 238]<br>×1.00</td>" in html  # the ratio on its own line
 
 
 def test_comparison_counts_total_directions_and_splits_rows_by_budget(frames):
@@ -489,7 +503,7 @@ def test_comparison_counts_total_directions_and_splits_rows_by_budget(frames):
     assert len(rows) == 3  # fc at 2 and 5 epochs, lenet at 2
 
 
-@pytest.mark.parametrize("field,value,title", [("tune_draw", 1, "Tuner draw")])
+@pytest.mark.parametrize("field,value,title", [("tune_draw", 1, "Tuner draw"), ("replicate", 1, "Replicate")])
 def test_tuner_draws_get_a_column_and_a_comparison_row_each(frames, field, value, title):
     measurements, runs = frames
     fc = measurements.filter(pl.col("cell").is_in(["cell1", "cell3"]))  # fc sparse 281, dense 187
@@ -524,8 +538,8 @@ def test_several_optimisers_get_a_column_each_and_ratios_to_dense_of_the_same_op
                            "sparse fpd (sgd)"]
     [fc_row] = rows
     # each ratio is to dense fpd trained by the same optimiser: 140.5 / 93.7 and 281 / 187.4
-    assert fc_row[3:] == ["94 [81, 119] ×1.00", "187 [162, 238] ×1.00", "140 [135, ∞) ×1.50",
-                          "281 [270, ∞) ×1.50"]
+    assert [_without_ratio_interval(e) for e in fc_row[3:]] == [
+        "94 [81, 119] ×1.00", "187 [162, 238] ×1.00", "140 [135, ∞) ×1.50", "281 [270, ∞) ×1.50"]
     assert "dense FPD without compartments with the same optimiser" in comparison.caption(df)
 
 
@@ -646,6 +660,11 @@ def test_optimisers_are_read_at_the_threshold_of_sgd_beside_them(frames):
     md = format_table(df, "md")
     assert "Optimisers at SGD's threshold" in md and "| dense fpd | 0.600 |" in md
     assert 'id="common-threshold"' in to_html(df)
+    # a second replicate of the same cells: a row of its own, told apart by its column
+    again = rows.with_columns(replicate=pl.lit(1, pl.Int64), cell=pl.col("cell") + "-r1")
+    headers, lines = common_threshold.view(table(pl.concat([rows, again]), runs))
+    assert headers[2] == "Replicate" and [line[2] for line in lines] == ["0", "1"]
+    assert lines[0][3:] == lines[1][3:] == line[2:]
 
 
 def test_no_threshold_view_without_several_optimisers_and_sgd(frames):
@@ -730,3 +749,130 @@ def test_a_board_whose_cells_start_differently_shows_theta0_and_said(tmp_path):
     assert {"dint_vs_burn_in.png", "dint_vs_burn_in.svg"} <= set(files)
     assert "dint_vs_burn_in.png" not in render(measurements.filter(pl.col("theta0") == "init"),
                                                runs, tmp_path / "plain", formats=["md"])
+
+
+# flags and what the interval covers
+
+
+def _flagged(frames) -> pl.DataFrame:
+    """The fixture's rows with flags: fc sparse threshold-low and flat, lenet dense none checked
+    yet (a row from before flags), the rest checked with none raised."""
+    flags = {"cell1": "threshold-low,flat", "cell2": None}
+    return frames[0].with_columns(pl.Series("flags", [flags.get(c, "") for c in
+                                                      frames[0]["cell"]], pl.String))
+
+
+def test_flags_are_marked_after_d_int_and_explained_once(frames):
+    df = table(_flagged(frames), frames[1])
+    md = to_markdown(df)
+    header = [c.strip() for c in md.splitlines()[0].strip("|").split(" | ")]
+    got = {(r[0], r[header.index("Projection")]): r[header.index("d_int90")] for r in _md_rows(md)}
+    assert got[("fc[depth=1,width=64]", "sparse")] == "281 †§"
+    assert got[("fc[depth=1,width=64]", "dense")] == "187"
+    assert got[("lenet", "dense")] == "≤ 64"  # flags null: nothing shown
+    assert md.count("† threshold-low: the subspace reaches the threshold at d_min") == 1
+    assert "‡ falls: the mean score falls as d grows" in md and "§ flat: at the crossing" in md
+    assert "\\dag{}\\S{}" in to_latex(df)
+    html = to_html(df)
+    assert '>281 <abbr title="threshold-low">†</abbr><abbr title="flat">§</abbr><' in html
+    assert "§ flat:" in html
+    back = pl.read_csv(io.StringIO(to_csv(df)), schema_overrides={"flags": pl.String})
+    assert dict(zip(back["cell"], back["flags"])) == {
+        "cell0": "", "cell1": "threshold-low,flat", "cell2": None, "cell3": ""}
+    # rows from before flags only: no marks and no legend
+    assert "threshold-low" not in to_markdown(table(*frames))
+
+
+def test_the_caption_says_what_the_interval_is_and_covers(frames):
+    covers = "seeds, baseline seeds (not the tuner's draw)"
+    same = frames[0].with_columns(ci_covers=pl.lit(covers))
+    md = to_markdown(table(same, frames[1]))
+    assert f"It covers: {covers}." in md and "ᵃ" not in md
+    assert "monotone (isotonic) fit of the probes' mean scores" in md
+    assert "Student-t scaled" in md and "percentile" not in md and "widened" not in md
+    # rows that differ: each interval carries the mark of what it covers
+    mixed = same.with_columns(ci_covers=pl.when(pl.col("cell") == "cell3")
+                              .then(pl.lit("seeds, baseline seeds, tuner draws"))
+                              .otherwise(pl.col("ci_covers")))
+    md = to_markdown(table(mixed, frames[1]))
+    header = [c.strip() for c in md.splitlines()[0].strip("|").split(" | ")]
+    ci = {(r[0], r[header.index("Projection")]): r[header.index("95% CI")] for r in _md_rows(md)}
+    assert ci[("fc[depth=1,width=64]", "dense")] == "[162, 238] ᵇ"
+    assert ci[("fc[depth=1,width=64]", "sparse")] == "[270, ∞) ᵃ"
+    assert ci[("lenet", "fastfood")] == "—"  # censored: no interval, no mark
+    assert f"marked on each interval: ᵃ {covers}; ᵇ seeds, baseline seeds, tuner draws." in md
+    assert "It covers" not in md and "\\textsuperscript{a}" in to_latex(table(mixed, frames[1]))
+    assert "It covers: not recorded" in to_markdown(table(*frames))  # rows from before the column
+    # a row without an interval (censored) covers nothing shown: no mark of its own
+    censored = same.with_columns(ci_covers=pl.when(pl.col("censored")).then(pl.lit("none"))
+                                 .otherwise(pl.col("ci_covers")))
+    assert f"It covers: {covers}." in to_markdown(table(censored, frames[1]))
+
+
+def _dense_copies(frames, changes: list[dict]) -> pl.DataFrame:
+    """fc dense (cell3) and copies of it as other projections, one per dict of column values."""
+    base = frames[0].filter(pl.col("cell") == "cell3")
+    copies = [base.with_columns(cell=pl.lit(f"copy{i}"), **{k: pl.lit(v) for k, v in c.items()})
+              for i, c in enumerate(changes)]
+    return pl.concat([base, *copies], how="vertical_relaxed")
+
+
+def test_comparison_ratio_has_its_own_interval_and_marks_indistinguishable(frames):
+    """A curve at twice the d: ratio 2 in every shared resample, [2, 2]; four compartments of the
+    same curve: 4 in total directions; a noisier curve around dense's: an interval containing 1,
+    marked ≈; its numbers are estimate.ratio's on the two cells' curves."""
+    base = frames[0].filter(pl.col("cell") == "cell3").row(0, named=True)
+    noisy = [{**p, "scores": [p["scores"][0] - 0.06, p["scores"][1], p["scores"][2] + 0.05]}
+             for p in json.loads(base["probes"])]
+    rows = _dense_copies(frames, [
+        dict(projection="sparse", probes=_scaled_probes(base["probes"], 2.0),
+             d_int=2 * base["d_int"], ci_low=2 * base["ci_low"], ci_high=2 * base["ci_high"]),
+        dict(projection="kron", compartments="4"),
+        dict(projection="fastfood", probes=json.dumps(noisy)),
+    ])
+    headers, [line] = comparison.comparison(table(rows, frames[1]))
+    got = dict(zip(headers, line))
+    assert got["sparse fpd"].endswith(" ×2.00 [2.00, 2.00]")
+    assert got["kron fpd (4 compartments)"].endswith(" ×4.00 [4.00, 4.00]")
+    curve = [curve_of([Probe.from_dict(p) for p in probes], THRESHOLD_SCORE)
+             for probes in (noisy, json.loads(base["probes"]))]
+    value, low, high = curve_ratio(*curve)
+    assert low < 1 < high and value != 1
+    assert got["fastfood fpd"].endswith(f" ×{value:.2f} [{low:.2f}, {high:.2f}] ≈")
+    assert got["dense fpd"].endswith(" ×1.00")  # the reference itself: no interval, no mark
+    assert "≈: the ratio's interval contains 1" in comparison.caption(table(rows, frames[1]))
+    found = {column: r for _, column, r in comparison.ratios(table(rows, frames[1]))}
+    assert set(found) == {"sparse fpd", "kron fpd (4 compartments)", "fastfood fpd"}
+    assert found["fastfood fpd"].indistinguishable and not found["sparse fpd"].indistinguishable
+
+
+def test_comparison_marks_flags_and_splits_rows_by_replicate(frames):
+    rows = _dense_copies(frames, [dict(projection="sparse", flags="falls"),
+                                  dict(replicate=1), dict(projection="sparse", replicate=1)])
+    headers, lines = comparison.comparison(table(rows, frames[1]))
+    assert headers[:4] == ["Model", "Dataset", "D", "Replicate"] and len(lines) == 2
+    first = dict(zip(headers, lines[0]))
+    assert first["Replicate"] == "0" and first["sparse fpd"].startswith("187 ‡ [162, 238] ×1.00")
+    assert dict(zip(headers, lines[1]))["sparse fpd"].startswith("187 [162, 238] ×1.00")
+
+
+def test_ratio_plot_draws_each_ratio_with_its_interval_and_a_line_at_one(frames, tmp_path):
+    base = frames[0].filter(pl.col("cell") == "cell3").row(0, named=True)
+    rows = _dense_copies(frames, [
+        dict(projection="sparse", probes=_scaled_probes(base["probes"], 2.0)),
+        dict(projection="kron", compartments="4"),
+    ])
+    df = table(rows, frames[1])
+    assert plots.applies("ratio_to_dense", df)
+    ax = plots.ratio_to_dense(df).axes[0]
+    dots = sorted(line.get_xdata()[0] for line in ax.get_lines() if line.get_marker() == "o")
+    assert dots == [pytest.approx(2.0), pytest.approx(4.0)]
+    bars = [list(line.get_xdata()) for line in ax.get_lines()
+            if line.get_marker() in ("None", "") and len(line.get_xdata()) == 2]
+    assert sorted(bars) == [[1.0, 1.0], [pytest.approx(2.0)] * 2, [pytest.approx(4.0)] * 2]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["fc[depth=1,width=64] · digits"]
+    paths = render(rows, frames[1], tmp_path / "lb", formats=("md",))
+    assert "dint_ratio_to_dense.png" in paths
+    # no dense FPD cell beside any other: no ratio, no plot
+    alone = table(frames[0].filter(pl.col("projection") != "dense"), frames[1])
+    assert not plots.applies("ratio_to_dense", alone)

@@ -9,6 +9,7 @@ import pytest
 
 from idbench.errors import IdbenchError
 from idbench.leaderboard import format_table, load_results, table
+from idbench.leaderboard.tables import FLAGS
 from idbench.runner import plan, run_suite
 from idbench.store import RunStore
 
@@ -43,8 +44,9 @@ def test_run_writes_parquet_tables_and_plots(tiny_run):
     assert measurements.height == 2 and set(measurements["projection"]) == {"sparse", "fastfood"}
     markdown = (lb / "leaderboard.md").read_text()
     for row in measurements.iter_rows(named=True):
+        marks = "".join(FLAGS[f][0] for f in row["flags"].split(",") if f)  # flags after d_int
         shown = (f"> {row['d_max']}" if row["censored"] else f"≤ {row['d_hi']}"
-                 if row["d_lo"] is None else f"| {round(row['d_int'])} |")
+                 if row["d_lo"] is None else f"| {round(row['d_int'])}{' ' * bool(marks)}{marks} |")
         assert shown in markdown
     assert result.table.splitlines()[0] == markdown.splitlines()[0]
 

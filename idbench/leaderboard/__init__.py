@@ -9,6 +9,9 @@
                                                   threshold: ...leaderboard.common_threshold)
     dint_vs_d.png  dint_vs_d.svg                  score against d per cell, by projection
     dint_by_projection.png  dint_by_projection.svg  d_int with its interval, by projection
+    dint_ratio_to_dense.png  dint_ratio_to_dense.svg  d_int over dense FPD's beside it, with the
+                                                  ratio's interval (where the comparison has
+                                                  such a ratio)
     dint_vs_budget.png  dint_vs_budget.svg        d_int against epochs (several budgets only)
     dint_vs_D.png  dint_vs_D.svg                  d_int against D (a model family only)
     psi_vs_d.png  psi_vs_d.svg                    directedness of training against d, one cell
@@ -47,11 +50,12 @@ from idbench.leaderboard.tables import d_int_name, table, to_csv, to_latex, to_m
 
 FORMATS = ("md", "html", "csv", "tex")
 # output name -> function of idbench.leaderboard.plots (looked up at call time)
-# (dint_vs_budget and dint_vs_D only where the results hold several budgets or model sizes,
-# psi_vs_d only where the runs recorded training-path metrics)
+# (dint_ratio_to_dense only where some cell has a dense FPD cell beside it, dint_vs_budget and
+# dint_vs_D only where the results hold several budgets or model sizes, psi_vs_d only where the
+# runs recorded training-path metrics)
 PLOTS = {"dint_vs_d": "accuracy_vs_d", "dint_by_projection": "dint_by_projection",
-         "dint_vs_budget": "dint_vs_budget", "dint_vs_D": "dint_vs_D", "psi_vs_d": "psi_vs_d",
-         "dint_vs_burn_in": "dint_vs_burn_in"}
+         "dint_ratio_to_dense": "ratio_to_dense", "dint_vs_budget": "dint_vs_budget",
+         "dint_vs_D": "dint_vs_D", "psi_vs_d": "psi_vs_d", "dint_vs_burn_in": "dint_vs_burn_in"}
 
 
 def format_table(
@@ -136,6 +140,8 @@ def _plot_title(name: str, df: pl.DataFrame) -> str:
         return "Directedness of the training path (psi) against d"
     if name == "dint_vs_burn_in":
         return f"{d_int_name(df)} against the burn-in before theta0"
+    if name == "dint_ratio_to_dense":
+        return f"{d_int_name(df)} over dense FPD's, with the ratio's interval"
     return f"{d_int_name(df)} by projection"
 
 

@@ -5,8 +5,9 @@ network trained by that optimiser: a lower d_int90 can mean a better optimiser i
 a weaker baseline (a lower threshold). This view separates the two. For every projection x method
 measured with several optimisers, it reads each optimiser's stored probes at the threshold score
 of the SGD cell of the same model, dataset, budget and compartments (0.9 x SGD's baseline): the d
-at which its mean score over seeds reaches that score, interpolated in log d as d_int is, with
-its interval over seeds (:func:`idbench.estimate.estimate` on the same probes).
+at which a monotone fit of its mean scores over seeds reaches that score, interpolated in log d
+as d_int is, with its 95% interval (:func:`idbench.estimate.estimate` on the same probes: a
+Student-t scaled bootstrap over that optimiser's seeds, SGD's threshold score held fixed).
 ``≤ d``: its smallest probe already reaches it; ``> d``: its largest probe does not.
 
 Example: the optimisers suite (sgd, adam, ngd under Fastfood fpd) gets one row per network::
@@ -28,8 +29,8 @@ from idbench.estimate import estimate
 from idbench.search import Probe, curve_of
 
 REFERENCE = "sgd"
-GROUP = ["dataset", "model", "D", "epochs", "projection", "projection_options", "method",
-         "method_options", "compartments"]
+GROUP = ["dataset", "model", "D", "epochs", "replicate", "projection", "projection_options",
+         "method", "method_options", "compartments"]
 
 
 def applies(df: pl.DataFrame) -> bool:
@@ -58,8 +59,9 @@ def view(df: pl.DataFrame) -> tuple[list[str], list[list[str]]]:
     """``(headers, rows)``: one row per projection x method with an SGD cell and another optimiser,
     one column per optimiser (empty where none)."""
     optimizers = [REFERENCE] + sorted(set(df["optimizer"].to_list()) - {REFERENCE})
-    epochs = varies(df, "epochs")
-    headers = ["Model", "Dataset"] + (["Epochs"] if epochs else []) + [
+    split = [(c, title) for c, title in (("epochs", "Epochs"), ("replicate", "Replicate"))
+             if varies(df, c)]
+    headers = ["Model", "Dataset"] + [title for _, title in split] + [
         "Cell", "SGD's threshold", *optimizers]
     rows = []
     for _, part in df.group_by(GROUP, maintain_order=True):
@@ -69,7 +71,7 @@ def view(df: pl.DataFrame) -> tuple[list[str], list[list[str]]]:
             continue
         target = reference["threshold_score"]
         line = [reference["model"], reference["dataset"]]
-        line += [fmt_value(reference["epochs"])] if epochs else []
+        line += [fmt_value(reference[c]) for c, _ in split]
         label = f"{reference['projection']} {reference['method']}"
         if reference["compartments"] != "1":
             label += f" ({reference['compartments']} compartments)"
@@ -83,8 +85,10 @@ def caption(df: pl.DataFrame) -> str:
     return (
         "Optimisers at SGD's threshold: for each projection x method, the d at which each "
         "optimiser's mean validation score over seeds reaches the threshold score of the SGD cell "
-        "beside it (the same fraction of SGD's baseline), read off that optimiser's own "
-        "probes and interpolated in log d as d_int is, with its 95% bootstrap CI over seeds. It "
+        "beside it (the same fraction of SGD's baseline), read off a monotone fit of that "
+        "optimiser's own probes and interpolated in log d as d_int is, with its 95% CI: a "
+        "Student-t scaled bootstrap over its seeds, SGD's threshold score held fixed (it covers "
+        "the optimiser's seeds, not SGD's baseline seeds). It "
         "separates a better optimiser in the subspace from a weaker baseline, which lowers an "
         "optimiser's own threshold. ≤ d: its smallest probe already reaches it; > d: its largest "
         "does not."

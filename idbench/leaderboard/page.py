@@ -15,7 +15,7 @@ import polars as pl
 
 from idbench.leaderboard import common_threshold, comparison
 from idbench.leaderboard import provenance as prov
-from idbench.leaderboard.tables import caption, display, groups
+from idbench.leaderboard.tables import FLAGS, caption, d_int_name, display, groups
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 CSS = """
@@ -25,6 +25,7 @@ h1 { font-size: 1.5em; } h2 { font-size: 1.15em; margin-top: 2em; }
 table { border-collapse: collapse; font-size: 0.85em; }
 th, td { padding: 0.3em 0.45em; border-bottom: 1px solid #e4e4e4; white-space: nowrap; }
 th { text-align: left; background: #f4f4f4; border-bottom: 2px solid #999; }
+#comparison th { white-space: normal; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 tbody + tbody { border-top: 2px solid #999; }
 tbody tr:hover { background: #f7f9fc; }
@@ -55,9 +56,18 @@ def _noted(text: str, notes: list[str]) -> str:
             "</abbr></sup>")
 
 
+def _flagged(text: str) -> str:
+    """A d_int cell with each flag's mark naming its flag in a tooltip."""
+    out = escape(text)
+    for flag, (mark, _) in FLAGS.items():
+        out = out.replace(mark, f'<abbr title="{flag}">{mark}</abbr>')
+    return out
+
+
 def table_html(df: pl.DataFrame) -> str:
     """The ``<table>``: one ``<tbody>`` per cell, so projections of one cell form a block; method
-    and projection options as numbered notes below it (:func:`_noted`)."""
+    and projection options as numbered notes below it (:func:`_noted`), flags' marks named in
+    tooltips (:func:`_flagged`)."""
     headers, rows, right = display(df)
     group = groups(df)
     notes: list[str] = []
@@ -66,6 +76,8 @@ def table_html(df: pl.DataFrame) -> str:
         return ' class="num"' if right[i] else ""
 
     def cell(j: int, text: str) -> str:
+        if headers[j] == d_int_name(df):
+            return _flagged(text)
         return _noted(text, notes) if headers[j] in NOTED else escape(text)
 
     head = "".join(f"<th{cls(i)}>{escape(h)}</th>" for i, h in enumerate(headers))

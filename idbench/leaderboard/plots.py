@@ -4,8 +4,12 @@
   (model x dataset x method), one line per projection with the spread over seeds (± 1 sd, clipped
   to the score's range [0, 1]), the
   threshold and the baseline as horizontal lines, d_int as a dotted vertical line.
-- :func:`dint_by_projection`: d_int of every cell with its 95% bootstrap interval, by projection;
+- :func:`dint_by_projection`: d_int of every cell with its 95% interval, by projection;
   censored cells are an open triangle at d_max pointing right.
+- :func:`ratio_to_dense` (where some cell has a dense FPD cell beside it): each projection x
+  method's d_int over dense's on the same row of the comparison view, in total directions, with
+  the ratio's 95% interval (:func:`idbench.leaderboard.comparison.ratios`), on a log axis with a
+  line at 1.
 - :func:`dint_vs_budget` (when a cell was measured at several budgets): d_int with its interval
   against epochs per run, one line per cell.
 - :func:`dint_vs_D` (when three or more sizes of one model family were measured alike): d_int with
@@ -36,6 +40,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from idbench.atomic import write_atomic
+from idbench.leaderboard import comparison
 from idbench.leaderboard.tables import GROUP, d_int_name, fmt_d_int, groups
 from idbench.registry import format_spec, parse_spec
 
@@ -194,7 +199,7 @@ def _cell_offsets(df: pl.DataFrame) -> list[float]:
 
 
 def dint_by_projection(df: pl.DataFrame) -> Figure:
-    """d_int with its 95% bootstrap interval per cell, one marker per projection. The axis spans
+    """d_int with its 95% interval per cell, one marker per projection. The axis spans
     the finite values: an interval open to infinity runs to the right edge and ends in an arrow."""
     group = groups(df)
     n_cells = max(group, default=-1) + 1
@@ -228,12 +233,59 @@ def dint_by_projection(df: pl.DataFrame) -> Figure:
         ax.set_xlim(left, right)
         ax.set_yticks(range(n_cells), labels)
         ax.set_ylim(n_cells - 0.5, -0.5)
-        ax.set_xlabel(f"{name} (dot), 95% bootstrap interval (bar)\n"
+        ax.set_xlabel(f"{name} (dot), 95% interval (bar)\n"
                       "▷ no probe up to d_max passed (censored); ▶ an interval open to the right (∞)")
         fig.legend(handles=[Line2D([], [], color=palette[p], marker="o", ls="-", label=p)
                             for p in projections], title="projection", fontsize=7,
                    loc="outside right upper")
     return fig
+
+
+def has_ratios(df: pl.DataFrame) -> bool:
+    """Some cell has a ratio to the dense FPD cell beside it: :func:`ratio_to_dense` applies."""
+    return bool(comparison.ratios(df))
+
+
+def ratio_to_dense(df: pl.DataFrame) -> Figure:
+    """Each projection x method's d_int over dense FPD's on the same row of the comparison view
+    (total directions), one marker per column with the ratio's 95% interval as a bar, rows as in
+    the comparison; a vertical line at 1 (as dense), an open interval ending in an arrow."""
+    found = comparison.ratios(df)
+    rows = list(dict.fromkeys(row for row, _, _ in found))
+    columns = sorted({column for _, column, _ in found})
+    colors = dict(zip(columns, sns.color_palette("colorblind", len(columns))))
+    ends = [v for _, _, r in found for v in (r.value, r.low, r.high)
+            if v is not None and math.isfinite(v) and v > 0] + [1.0]
+    left, right = min(ends) / OPEN_MARGIN, max(ends) * OPEN_MARGIN
+    with _style():
+        fig = Figure(figsize=dint_figsize(len(rows), len(columns)), dpi=DPI, layout="constrained")
+        ax = fig.subplots()
+        ax.axvline(1.0, color="0.3", ls="--", lw=1)
+        step = 0.8 / max(1, len(columns))
+        for row, column, r in found:
+            y = rows.index(row) - 0.4 + step * (columns.index(column) + 0.5)
+            _ratio_point(ax, r, y, right, colors[column])
+        _log_x(ax)
+        ax.set_xlim(left, right)
+        ax.set_yticks(range(len(rows)), ["\n".join(textwrap.wrap(r, 32)) for r in rows])
+        ax.set_ylim(len(rows) - 0.5, -0.5)
+        ax.set_xlabel(f"{d_int_name(df)} / dense FPD's (total directions; dot), 95% interval "
+                      "(bar)\nleft of the dashed line: fewer directions than dense; ▶ open to ∞")
+        fig.legend(handles=[Line2D([], [], color=colors[c], marker="o", ls="-", label=c)
+                            for c in columns], title="projection x method", fontsize=7,
+                   loc="outside right upper")
+    return fig
+
+
+def _ratio_point(ax, r: comparison.Ratio, y: float, right: float, color) -> None:
+    """One ratio at height ``y``: a dot with its interval as a bar (to ``right`` with an arrow
+    where the interval is open)."""
+    if r.low is not None and r.high is not None:
+        high = right if math.isinf(r.high) else r.high
+        ax.plot([r.low, high], [y, y], color=color, lw=2, alpha=0.6)
+        if math.isinf(r.high):
+            ax.plot([high], [y], marker=">", ms=7, color=color, clip_on=False)
+    ax.plot([r.value], [y], marker="o", ms=6, color=color)
 
 
 # series of the two optional plots: what a line holds fixed
@@ -270,7 +322,8 @@ def applies(function: str, df: pl.DataFrame, runs: pl.DataFrame | None = None) -
     if function in RUN_PLOTS:
         return _psi_cell(df, runs) is not None
     return {"dint_vs_budget": has_budgets, "dint_vs_D": has_family,
-            "dint_vs_burn_in": has_burn_ins}.get(function, lambda _: True)(df)
+            "dint_vs_burn_in": has_burn_ins,
+            "ratio_to_dense": has_ratios}.get(function, lambda _: True)(df)
 
 
 def draw(function: str, df: pl.DataFrame, runs: pl.DataFrame | None = None) -> Figure:
@@ -470,4 +523,4 @@ def dint_vs_burn_in(df: pl.DataFrame) -> Figure:
 
 __all__ = ["DPI", "GROUP", "accuracy_figsize", "accuracy_vs_d", "applies", "dint_by_projection",
            "dint_figsize", "dint_vs_D", "dint_vs_budget", "dint_vs_burn_in", "has_budgets",
-           "has_burn_ins", "has_family", "render_bytes", "save"]
+           "has_burn_ins", "has_family", "has_ratios", "ratio_to_dense", "render_bytes", "save"]

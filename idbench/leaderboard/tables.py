@@ -3,13 +3,16 @@
 :func:`table` turns measurement rows into typed leaderboard rows (CSV keeps these raw values);
 :func:`display` turns those into the strings every text format shows:
 
-- d_int: the crossing of the mean score curve over seeds with the threshold, interpolated linearly
-  in log d between the bracket's probes, rounded (``≤ d_hi`` when the smallest probe already
-  passed, ``> d_max`` when no probe up to d_max passed);
+- d_int: where a monotone (isotonic) fit of the probes' mean scores over seeds crosses the
+  threshold, interpolated linearly in log d (:mod:`idbench.estimate`), rounded (``≤ d_hi`` when
+  the smallest probe already passed, ``> d_max`` when the fitted curve never reaches it), with a
+  mark for each flag of an ill-defined cell (:data:`FLAGS`; rows from before flags: none);
 - bracket ``[d_lo, d_hi]``: the largest failing probe below, and the smallest probe from which
   every larger probe passes (``(0, d_hi]`` when d_min passed, ``(d_max, ∞)`` when censored);
-- CI: the bootstrap 95% percentile interval of the same crossing over resampled seeds, rounded
-  (``∞`` where some resamples never cross, ``n/a`` below 3 seeds);
+- CI: the 95% interval of the same crossing, a Student-t scaled bootstrap over seeds (each with
+  its baseline run and, under ``tune_per_seed``, its own tunings), rounded (``∞`` where some
+  resamples never cross, ``n/a`` below 3 seeds); what it covers (``ci_covers``) is said once in
+  the caption, or marked on each interval (:data:`COVERS_MARKS`) where rows differ;
 - D/d_int: the compression, with the total number of directions when theta is split into
   compartments (``< D/d_max`` when censored);
 - options readable: floats rounded, a density set by its default rule named (``1/sqrt(D)``);
@@ -25,20 +28,33 @@ import math
 import polars as pl
 
 from idbench.leaderboard.results import check_measurements, check_runs, latest_per_cell
-from idbench.estimate import CI_LEVEL, MIN_CI_UNITS
+from idbench.estimate import CI_LEVEL, MIN_CI_UNITS, REPLICATES
 
 # the identity of a cell apart from its projection: rows sharing it sit together
 GROUP = ["dataset", "model", "D", "method", "method_options", "compartments", "epochs", "optimizer",
-         "tune_draw"]
+         "tune_per_seed", "tune_draw", "replicate"]
 SORT = [*GROUP, "projection", "projection_options"]
 # where the runs started and SAID (idbench.theta0): columns of a board whose cells differ in them
 STARTS = ["theta0", "said"]
+# the mark after d_int of each flag of an ill-defined cell (idbench.estimate.flags), and what it
+# means (the caption's sentence)
+FLAGS = {
+    "threshold-low": ("†", ("the subspace reaches the threshold at d_min or beats its own "
+                            "baseline, so d_int says more about the baseline than about the "
+                            "subspace")),
+    "falls": ("‡", "the mean score falls as d grows by more than its noise"),
+    "flat": ("§", ("at the crossing the fitted curve rises less per doubling of d than the "
+                   "seeds' noise, so d_int is poorly determined")),
+}
+# where rows' intervals cover different noise (ci_covers), each interval carries one of these
+COVERS_MARKS = "ᵃᵇᶜᵈᵉᶠᵍʰⁱʲᵏ"
+NOT_RECORDED = "not recorded (measured before it was a column)"
 COLUMNS = [
     "cell", "suite", "model", "dataset", "D", "method", "method_options", "compartments",
-    "projection", "projection_options", "metric", "seeds", "epochs", "optimizer", "tune_draw",
-    "baseline_kind",
-    "baseline_mean", "baseline_std", "threshold", "threshold_score", "d_int", "censored", "d_max",
-    "d_lo", "d_hi", "ci_low", "ci_high", "d_int_total", "d_max_total", "compression", "n_runs",
+    "projection", "projection_options", "metric", "seeds", "epochs", "optimizer", "tune_per_seed",
+    "tune_draw", "replicate", "baseline_kind", "baseline_mean", "baseline_std", "baseline_scores",
+    "threshold", "threshold_score", "d_int", "censored", "d_max", "d_lo", "d_hi", "ci_low",
+    "ci_high", "ci_covers", "flags", "d_int_total", "d_max_total", "compression", "n_runs",
     "diverged_runs", "retried_runs", "wall_s", "probes",
 ]
 
@@ -59,7 +75,7 @@ def table(measurements: pl.DataFrame, runs: pl.DataFrame | None = None) -> pl.Da
     # flags count the runs a measurement decides on: baselines and probes, not tuning trials
     decided = runs.filter(pl.col("role").is_in(["baseline", "probe"]))
     retried = pl.col("retries") > 0 if "retries" in runs.columns else pl.lit(False)
-    flags = decided.group_by("cell").agg(
+    counts = decided.group_by("cell").agg(
         diverged_runs=pl.col("diverged").sum().cast(pl.Int64),
         retried_runs=retried.sum().cast(pl.Int64),
     )
@@ -82,7 +98,7 @@ def table(measurements: pl.DataFrame, runs: pl.DataFrame | None = None) -> pl.Da
             compression=pl.when(pl.col("censored")).then(None)
             .otherwise(pl.col("D") / pl.col("d_int_total")),
         )
-        .join(flags, on="cell", how="left")
+        .join(counts, on="cell", how="left")
         .with_columns(pl.col("diverged_runs", "retried_runs").fill_null(0))
     )
     out = out.with_columns(pl.col("theta0").fill_null("init"), pl.col("said").fill_null(False))
@@ -157,6 +173,39 @@ def fmt_d_int(row: dict) -> str:
     return f"≤ {row['d_hi']}" if row["d_lo"] is None else fmt_num(row["d_int"])
 
 
+def flag_names(row: dict) -> list[str]:
+    """The row's flags (:data:`FLAGS`), in their stored order; none for rows from before flags."""
+    return [f for f in (row.get("flags") or "").split(",") if f]
+
+
+def fmt_flags(row: dict) -> str:
+    """The marks of the row's flags, e.g. ``†§`` (empty: none)."""
+    return "".join(FLAGS[f][0] if f in FLAGS else f for f in flag_names(row))
+
+
+def fmt_d_int_flagged(row: dict) -> str:
+    """:func:`fmt_d_int` followed by the marks of the row's flags."""
+    marks = fmt_flags(row)
+    return fmt_d_int(row) + (f" {marks}" if marks else "")
+
+
+def covers_of(row: dict) -> str:
+    """What the row's interval covers (``ci_covers``), in words."""
+    return row.get("ci_covers") or NOT_RECORDED
+
+
+def covers_values(df: pl.DataFrame) -> list[str]:
+    """What the shown intervals cover, each once (rows without an interval left out)."""
+    shown = df.filter(~pl.col("censored") & (pl.col("seeds") >= MIN_CI_UNITS))
+    return sorted({covers_of(r) for r in shown.select("ci_covers").iter_rows(named=True)})
+
+
+def covers_legend(df: pl.DataFrame) -> dict[str, str]:
+    """``{what an interval covers: its mark}`` where the rows differ (empty where they agree)."""
+    values = covers_values(df)
+    return {} if len(values) < 2 else dict(zip(values, COVERS_MARKS))
+
+
 def fmt_bracket(d_lo: int | None, d_hi: int | None, censored: bool, d_max: int) -> str:
     if censored:
         return f"({d_max}, ∞)"
@@ -165,13 +214,15 @@ def fmt_bracket(d_lo: int | None, d_hi: int | None, censored: bool, d_max: int) 
     return f"(0, {d_hi}]" if d_lo is None else f"[{d_lo}, {d_hi}]"
 
 
-def fmt_ci(row: dict) -> str:
-    """``[low, high]``; ``n/a`` below :data:`MIN_CI_UNITS` seeds; ``—`` when censored."""
+def fmt_ci(row: dict, legend: dict[str, str] | None = None) -> str:
+    """``[low, high]``; ``n/a`` below :data:`MIN_CI_UNITS` seeds; ``—`` when censored; followed
+    by the mark of what it covers where ``legend`` (:func:`covers_legend`) has one."""
     if row["censored"]:
         return "—"
     if row["seeds"] < MIN_CI_UNITS:
         return "n/a"
-    return fmt_interval(row["ci_low"], row["ci_high"])
+    mark = (legend or {}).get(covers_of(row), "")
+    return fmt_interval(row["ci_low"], row["ci_high"]) + (f" {mark}" if mark else "")
 
 
 def fmt_interval(low: float | None, high: float | None) -> str:
@@ -233,42 +284,56 @@ def varies(df: pl.DataFrame, column: str) -> bool:
     return df[column].n_unique() > 1
 
 
+Column = tuple[str, bool, object]  # header, right-aligned, the function of a row giving its text
+
+
+def _choice_columns(df: pl.DataFrame) -> list[Column]:
+    """The columns of the choices that vary between rows (one value: said by no column)."""
+    columns: list[Column] = []
+    if any(c != "1" for c in df["compartments"].to_list()):
+        columns.append(("Compartments", True, lambda r: r["compartments"]))
+    if varies(df, "epochs"):
+        columns.append(("Epochs", True, lambda r: fmt_value(r["epochs"])))
+    if varies(df, "optimizer"):
+        columns.append(("Optimiser", False, lambda r: r["optimizer"]))
+    if varies(df, "tune_per_seed"):
+        columns.append(("Tuned per seed", False, lambda r: fmt_value(r["tune_per_seed"])))
+    if varies(df, "tune_draw"):
+        columns.append(("Tuner draw", True, lambda r: str(r["tune_draw"])))
+    if varies(df, "replicate"):
+        columns.append(("Replicate", True, lambda r: str(r["replicate"])))
+    if "theta0" in df.columns:
+        columns.append(("theta0", False, lambda r: r["theta0"]))
+    if "said" in df.columns:
+        columns.append(("SAID", False, lambda r: "yes" if r["said"] else "no"))
+    if df["metric"].n_unique() > 1:
+        columns.append(("Metric", False, lambda r: r["metric"]))
+    if d_int_name(df) == "d_int":
+        columns.append(("Threshold", True, lambda r: f"{r['threshold']:g}"))
+    return columns
+
+
 def display(df: pl.DataFrame) -> tuple[list[str], list[list[str]], list[bool]]:
     """``(headers, rows, right_aligned)``: the table as strings, in the order of ``df``."""
     name = d_int_name(df)
     metrics = df["metric"].unique().to_list()
-    split = any(c != "1" for c in df["compartments"].to_list())
-    columns: list[tuple[str, bool, object]] = [
+    legend = covers_legend(df)
+    columns: list[Column] = [
         ("Model", False, lambda r: r["model"]),
         ("Dataset", False, lambda r: r["dataset"]),
         ("D", True, lambda r: str(r["D"])),
         ("Method", False, lambda r: fmt_options(r["method"], r["method_options"], r["D"])),
         ("Projection", False,
          lambda r: fmt_options(r["projection"], r["projection_options"], r["D"])),
+        *_choice_columns(df),
     ]
-    if split:
-        columns.append(("Compartments", True, lambda r: r["compartments"]))
-    if varies(df, "epochs"):
-        columns.append(("Epochs", True, lambda r: fmt_value(r["epochs"])))
-    if varies(df, "optimizer"):
-        columns.append(("Optimiser", False, lambda r: r["optimizer"]))
-    if varies(df, "tune_draw"):
-        columns.append(("Tuner draw", True, lambda r: str(r["tune_draw"])))
-    if "theta0" in df.columns:
-        columns.append(("theta0", False, lambda r: r["theta0"]))
-    if "said" in df.columns:
-        columns.append(("SAID", False, lambda r: "yes" if r["said"] else "no"))
-    if len(metrics) > 1:
-        columns.append(("Metric", False, lambda r: r["metric"]))
-    if name == "d_int":
-        columns.append(("Threshold", True, lambda r: f"{r['threshold']:g}"))
     metric = metrics[0] if len(metrics) == 1 else "score"
     columns += [
         (f"Baseline {metric}", True,
          lambda r: fmt_baseline(r["baseline_mean"], r["baseline_std"], r["baseline_kind"])),
-        (name, True, fmt_d_int),
+        (name, True, fmt_d_int_flagged),
         ("Bracket", True, lambda r: fmt_bracket(r["d_lo"], r["d_hi"], r["censored"], r["d_max"])),
-        (f"{CI_LEVEL:.0%} CI", True, fmt_ci),
+        (f"{CI_LEVEL:.0%} CI", True, lambda r: fmt_ci(r, legend)),
         (f"D/{name}", True, fmt_compression),
         ("Runs", True, fmt_runs),
         ("Wall time", True, lambda r: fmt_wall(r["wall_s"])),
@@ -285,20 +350,18 @@ def caption(df: pl.DataFrame) -> str:
     seeds = ", ".join(str(s) for s in df["seeds"].unique().sort().to_list())
     compartments = set(df["compartments"].to_list())
     split = any(c.isdigit() and c != "1" for c in compartments)
-    level = f"{CI_LEVEL:.0%}"
     return (
         f"Score: final-model validation {metrics}. Baseline: mean ± std over {seeds} seeds of "
         f"full-space training (\"global\": a fixed score). Threshold = {thresholds} × baseline. "
-        f"{name}: the estimate, where the mean score over seeds crosses the threshold, "
-        "interpolated linearly in log d between the two probes of the bracket, rounded "
-        f"(\"≤ d\": the smallest probe d already passed; \"> d_max\": no probe up to d_max passed)"
+        f"{name}: the estimate, where a monotone (isotonic) fit of the probes' mean scores over "
+        "seeds crosses the threshold, interpolated linearly in log d, rounded (\"≤ d\": the "
+        "smallest probe d already passed; \"> d_max\": the fitted curve never reaches the "
+        "threshold up to d_max)"
         + (", in directions per compartment for K equal compartments" if split else "")
         + ". Bracket [d_lo, d_hi]: the largest failing probe below, and the smallest probe from "
-        f"which every larger probe passed (the evidence for {name}). {level} CI: the bootstrap "
-        "percentile interval of the same crossing when the seeds are resampled (2,000 resamples, "
-        f"widened where needed to contain the estimate); n/a below {MIN_CI_UNITS} seeds, "
-        "∞ when some resamples never cross. "
-        f"D/{name}: compression, D over the total number of directions at {name}. "
+        f"which every larger probe passed (the probes around {name}). " + interval_caption(df)
+        + flags_caption(df)
+        + f" D/{name}: compression, D over the total number of directions at {name}. "
         + ("Compartments layer: one per layer (its weight and bias), each with its own basis; d "
            "counts all directions, split equally across the layers, a layer smaller than its "
            "share training all of its own and the rest shared again. " if "layer" in compartments
@@ -309,6 +372,33 @@ def caption(df: pl.DataFrame) -> str:
         "at first, rerun at half the rate; one still at chance after every retry keeps its first "
         "score) baseline and probe runs flagged."
     )
+
+
+def interval_caption(df: pl.DataFrame) -> str:
+    """What the interval is and what it covers: said once where every row's interval covers the
+    same noise, else one mark per kind (:func:`covers_legend`)."""
+    values, legend = covers_values(df), covers_legend(df)
+    if legend:
+        covers = "What it covers differs between rows, marked on each interval: " + "; ".join(
+            f"{mark} {what}" for what, mark in legend.items()) + "."
+    else:
+        covers = f"It covers: {values[0]}." if values else ""
+    return (
+        f"{CI_LEVEL:.0%} CI: the interval of {d_int_name(df)}, a bootstrap over seeds (each seed "
+        "with its baseline run, and under tune_per_seed its own tunings; "
+        f"{REPLICATES:,} resamples, each refitted), Student-t scaled: {d_int_name(df)} × "
+        "exp(∓ t s), s the bootstrap's standard error of log d_int on each side and t Student's "
+        f"quantile at n - 1 degrees of freedom for n seeds; n/a below {MIN_CI_UNITS} seeds, ∞ when "
+        f"some resamples never cross. {covers}"
+    )
+
+
+def flags_caption(df: pl.DataFrame) -> str:
+    """One sentence per flag, where some row was checked for flags (empty for older rows)."""
+    if df["flags"].drop_nulls().len() == 0:
+        return ""
+    return " Flags, marked after d_int: " + "; ".join(
+        f"{mark} {flag}: {meaning}" for flag, (mark, meaning) in FLAGS.items()) + "."
 
 
 # formats
@@ -336,6 +426,10 @@ _LATEX = {
     "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
     "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
     "±": r"$\pm$", "∞": r"$\infty$", "—": "--", "×": r"$\times$", "<": r"$<$", ">": r"$>$",
+    "†": r"\dag{}", "‡": r"\ddag{}", "§": r"\S{}", "≈": r"$\approx$", "∓": r"$\mp$",
+    "≤": r"$\leq$",
+    **{mark: r"\textsuperscript{" + letter + "}" for mark, letter in zip(COVERS_MARKS,
+                                                                        "abcdefghijk")},
 }
 
 
