@@ -6,10 +6,10 @@ reaches ``threshold_score``. It never sweeps a hand-made grid:
 1. **Grow** d geometrically from ``d_min`` (x ``growth``) until a probe passes *and* the next one
    up passes too. The confirmation probe guards against a lucky pass below a failing plateau.
 2. **Bisect** in log space between the largest failing and the smallest passing d until they are
-   within a relative ``resolution`` (or adjacent integers), or until that bracket lies within
-   the interval of the fitted crossing and spans at most half of it: probes in between would
-   place the crossing more finely than its noise allows, so the search stops on the estimate's
-   precision, not on the bracket's width alone.
+   within a relative ``resolution`` (or adjacent integers). The probes it places around the
+   crossing are what the fitted curve reads there: a search stopped earlier, once its bracket lay
+   within the estimate's interval, made that interval wider and its re-measurements less
+   consistent (``benchmarks/calibration.md``).
 
 The bracket is (d_lo, d_hi]: d_hi the smallest probed d that passes with every larger probed d
 passing (so it never lies below a failing probe), d_lo the largest failing probe below it.
@@ -37,7 +37,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from idbench.errors import IdbenchError
-from idbench.estimate import Curve, estimate, interval
+from idbench.estimate import Curve, estimate
 
 
 @dataclass(frozen=True)
@@ -136,14 +136,6 @@ def search(
                 on_probe(probes[d])
         return probes[d]
 
-    def settled(lo: int, hi: int) -> bool:
-        """Whether the bracket lies within the interval of the fitted crossing and spans at most
-        half of it (in log d): probes inside it would place the crossing more finely than its
-        noise allows, while the interpolation across it stays small against that noise."""
-        bounds = interval(curve_of(list(probes.values()), threshold_score, baseline_scores))
-        return (bounds is not None and bounds[0] <= lo and hi <= bounds[1]
-                and (hi / lo) ** 2 <= bounds[1] / bounds[0])
-
     if grid is not None:
         for d in sorted(set(int(g) for g in grid)):
             probe(d)
@@ -151,7 +143,7 @@ def search(
         _grow(probe, d_min, d_max, growth)
         d_hi, d_lo = decide(probes.values())
         if d_hi is not None and d_lo is not None:
-            _bisect(probe, d_lo, d_hi, resolution, settled)
+            _bisect(probe, d_lo, d_hi, resolution)
 
     d_hi, d_lo = decide(probes.values())
     found = estimate(curve_of(list(probes.values()), threshold_score, baseline_scores))
@@ -177,10 +169,9 @@ def _grow(probe: Callable[[int], Probe], d_min: int, d_max: int, growth: float) 
         d = min(d_max, max(d + 1, round(d * growth)))
 
 
-def _bisect(probe: Callable[[int], Probe], lo: int, hi: int, resolution: float,
-            settled: Callable[[int, int], bool]) -> None:
-    """Bisect (lo, hi] in log d until the resolution, adjacent integers, or ``settled``."""
-    while hi - lo > 1 and hi / lo - 1 > resolution and not settled(lo, hi):
+def _bisect(probe: Callable[[int], Probe], lo: int, hi: int, resolution: float) -> None:
+    """Bisect (lo, hi] in log d until the resolution or adjacent integers."""
+    while hi - lo > 1 and hi / lo - 1 > resolution:
         mid = min(hi - 1, max(lo + 1, round(math.sqrt(lo * hi))))
         if probe(mid).passed:
             hi = mid

@@ -64,20 +64,6 @@ def test_noisy_non_monotonic_curve_lands_near_the_crossing_and_within_its_probes
         assert min(p.d for p in result.probes) <= result.d_int <= result.d_hi
 
 
-def test_bisection_stops_once_the_bracket_lies_within_the_crossings_interval():
-    """Noisy seeds: the bisection stops on the estimate's precision, before the resolution."""
-    rng = np.random.default_rng(7)
-    noise = rng.normal(0, 0.05, (5001, 5))
-    evaluate = lambda d: list(min(1.0, d / 700) + noise[d])
-    result = search(evaluate, threshold_score=0.9, d_min=10, d_max=5000, resolution=0.01)
-    assert result.ci_low <= result.d_lo < result.d_hi <= result.ci_high
-    assert result.d_hi / result.d_lo - 1 > 0.01  # stopped before the resolution
-    exact = search(lambda d: [min(1.0, d / 700)] * 5, threshold_score=0.9, d_min=10,
-                   d_max=5000, resolution=0.01)
-    assert exact.d_hi / exact.d_lo - 1 <= 0.01  # without noise it bisects to the resolution
-    assert len(result.probes) < len(exact.probes)
-
-
 def test_censored_when_nothing_passes():
     evaluate, calls = linear_curve(1e9)
     result = search(evaluate, threshold_score=0.9, d_min=10, d_max=1000)
