@@ -13,7 +13,7 @@ Prints one JSON object per measurement ({"cell", "replicate", "d_int", "ci_low",
 "spread": max / min d_int}.
 
     python benchmarks/calibration.py --replicates 8 --out DIR            # the three cells
-    python benchmarks/calibration.py --cells digits-fastfood --set seeds=5 tune_per_seed=true
+    python benchmarks/calibration.py --cells digits-fastfood --set seeds=5 tune_trials=12
 
 ``--set name=value`` overrides a measurement option of every cell (the protocol under test);
 ``--cells`` picks cells by name. Output folders can be shared between runs of the script: a

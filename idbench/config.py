@@ -39,10 +39,7 @@ class MeasureConfig(TrainOptions, RateOptions):
     said: bool = Field(False, description="SAID: one trainable scalar per layer multiplies that "
                        "layer's offset, counted in d (fpd only; one compartment or 'layer')")
     seeds: int = Field(3, ge=1, description="seeds per baseline and per probe")
-    # the noise a measurement's interval covers, and an independent re-measurement of it
-    tune_per_seed: bool = Field(False, description="tune each seed's rates apart (its own tuning "
-                                "seeds and tuner draw), so the interval over seeds covers the "
-                                "tuner's draw too")
+    # an independent re-measurement of the cell (benchmarks/calibration.py)
     replicate: int = Field(0, ge=0, description="an independent re-measurement: other training, "
                            "baseline and tuning seeds and another tuner draw (0: the default)")
     # threshold
@@ -83,15 +80,10 @@ class MeasureConfig(TrainOptions, RateOptions):
         return self.replicate * REPLICATE_STRIDE + s
 
     @property
-    def units(self) -> int:
-        """How many tunings each tuned rate takes: one per seed under ``tune_per_seed``, else
-        one that every seed shares."""
-        return self.seeds if self.tune_per_seed else 1
-
-    def draw_of(self, unit: int) -> int:
-        """The tuner's draw of tuning unit ``unit`` (its grid offset and TPE's proposals):
-        ``tune_draw``, moved by the replicate and the unit, so unit 0 of replicate 0 keeps it."""
-        return self.tune_draw + 1000 * self.replicate + unit
+    def draw(self) -> int:
+        """The tuner's draw of every tuning of the cell (its grid offset and TPE's proposals):
+        ``tune_draw``, moved by the replicate, so replicate 0 keeps it."""
+        return self.tune_draw + 1000 * self.replicate
 
     @field_validator("compartments", mode="before")
     @classmethod
@@ -142,15 +134,11 @@ class MeasureConfig(TrainOptions, RateOptions):
                     "damping_range tunes ngd's damping with the learning rate: it needs optimizer "
                     f"ngd and tune_trials > 0 (got optimizer {self.optimizer}, tune_trials "
                     f"{self.tune_trials}); drop it, or set ngd_damping to fix the damping")
-        if self.tune_trials == 0 and (self.replicate or self.tune_per_seed):
-            option = f"replicate {self.replicate}" if self.replicate else "tune_per_seed"
+        if self.tune_trials == 0 and self.replicate:
             raise ValueError(
-                f"{option} redraws the tuner, but tune_trials 0 fixes every rate (lr, "
-                "lr_subspace): there is nothing to redraw; tune the rates (tune_trials > 0), or "
-                "measure other seeds by raising seeds")
-        if self.tune_per_seed and self.damping_range is not None:
-            raise ValueError("tune_per_seed tunes each seed's rate alone; ngd's damping is tuned "
-                             "once per phase (damping_range): use one of them")
+                f"replicate {self.replicate} redraws the tuner, but tune_trials 0 fixes every "
+                "rate (lr, lr_subspace): there is nothing to redraw; tune the rates "
+                "(tune_trials > 0), or measure other seeds by raising seeds")
         if self.optimizer in ("lbfgs", "ngd"):
             from idbench.methods import method_class  # here: methods import torch
 

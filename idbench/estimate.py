@@ -1,9 +1,9 @@
 """d_int from a fitted curve, its interval over every source of noise, and flags for ill-defined
 cells.
 
-A cell's probes give, at each probed d, one score per *unit*: the runs of one seed (with its own
-baseline run at that seed, and, under ``tune_per_seed``, its own tunings). :class:`Curve` holds
-them; the estimate reads all of them at once, never two probes alone.
+A cell's probes give, at each probed d, one score per *unit*: the runs of one seed, with its own
+baseline run at that seed. :class:`Curve` holds them; the estimate reads all of them at once,
+never two probes alone.
 
 **Estimate** (:func:`crossing`). The probes' mean scores get the best nondecreasing fit in log d
 (isotonic regression, which pools neighbouring probes whose means fall as d grows), and d_int is
@@ -16,14 +16,14 @@ d_int is ``d[0]`` when the smallest probe already passes and inf when the fitted
 reaches the threshold (censored).
 
 **Interval** (:func:`interval`). A bootstrap over units: each replicate resamples the units with
-replacement, so it redraws training seeds, the baseline's seeds (the threshold moves with the
-resampled baseline mean) and, under ``tune_per_seed``, the tuner's draws, and re-fits the curve.
+replacement, so it redraws training seeds and the baseline's seeds (the threshold moves with the
+resampled baseline mean), and re-fits the curve.
 The interval is d_int x exp(-/+ t s), s the bootstrap's standard error of log d_int on each side
 (from its 16th and 84th percentiles, corrected by sqrt(n / (n - 1)) for resampling n units), t
 Student's quantile at n - 1 degrees of freedom: with 3 to 6 units a percentile interval is too
-narrow. Replicates that never cross make the upper end inf. What it covers depends on the units:
-without ``tune_per_seed`` every unit shares one tuning, and the interval leaves out the tuner's
-draw (:func:`covers`).
+narrow. Replicates that never cross make the upper end inf. Every unit shares the cell's one
+tuning, so the interval leaves out the tuner's draw (:func:`covers`); how often it contains an
+independent re-measurement is measured by ``benchmarks/calibration.py``.
 
 **Flags** (:func:`flags`): ``threshold-low`` (the smallest probe already passes, or a probe beats
 the cell's own baseline: d_int says more about the baseline than the subspace), ``falls`` (the
@@ -225,13 +225,11 @@ def estimate(curve: Curve) -> Estimate:
     return Estimate(point, low, high, flags(curve))
 
 
-def covers(units: int, *, tuned: bool, tune_per_seed: bool, baseline: bool) -> str:
+def covers(units: int, *, tuned: bool, baseline: bool) -> str:
     """What an interval over ``units`` units covers, in words (rows, tables and the page say it):
-    ``tuned``: the rates were tuned (a tuner draw exists); ``baseline`` False for a global
-    baseline, whose threshold has no noise."""
+    ``tuned``: the rates were tuned, by one tuning every unit shares, whose draw the interval
+    leaves out; ``baseline`` False for a global baseline, whose threshold has no noise."""
     if units < MIN_CI_UNITS:
         return "none"
     sources = ", ".join(["seeds"] + (["baseline seeds"] if baseline else []))
-    if not tuned:
-        return sources
-    return f"{sources}, tuner draws" if tune_per_seed else f"{sources} (not the tuner's draw)"
+    return f"{sources} (not the tuner's draw)" if tuned else sources

@@ -36,7 +36,7 @@ import numpy as np
 
 from idbench.cell import CellRuns, OnEvent, parameter_count, run_spec
 from idbench.lr.carry import Carry, tuning_range, window_label
-from idbench.lr.protocols import Rates, SubspaceLr, choose_subspace_lr, recorded_rate
+from idbench.lr.protocols import SubspaceLr, choose_subspace_lr
 from idbench.lr.tuner import Tuner
 from idbench.config import MeasureConfig
 from idbench.errors import IdbenchError
@@ -69,12 +69,12 @@ class Bounds:
 
 @dataclass(frozen=True)
 class Baseline:
-    """The baseline phase's outcome: mean and std score, the score of each seed (None: global)
-    and each seed's learning rate (nan: global)."""
+    """The baseline phase's outcome: mean and std score, its learning rate (nan: global) and the
+    score of each seed (None: global)."""
 
     mean: float
     std: float
-    lr: Rates
+    lr: float
     scores: tuple[float, ...] | None = None
 
 
@@ -130,14 +130,14 @@ def measure_baseline(runs: CellRuns, tuner: Tuner) -> Baseline:
     """Phase 2: the global score, or the tuned full-space runs of every seed."""
     config = runs.config
     if config.global_baseline is not None:
-        return Baseline(config.global_baseline, 0.0, (math.nan,) * config.seeds)
-    lr = tuner.rates("baseline", None, lambda unit: config.lr_range)
-    runs.on_event(f"baseline: {config.seeds} seeds at lr={_rates_text(lr)}")
-    rows = runs.runs([runs.spec(config.seed(s), lr[s]) for s in range(config.seeds)], "baseline")
+        return Baseline(config.global_baseline, 0.0, math.nan)
+    lr = tuner.tune("baseline", None, config.lr_range)
+    runs.on_event(f"baseline: {config.seeds} seeds at lr={lr:.3g}")
+    rows = runs.runs([runs.spec(config.seed(s), lr) for s in range(config.seeds)], "baseline")
     if all(r.diverged for r in rows):
         raise IdbenchError(
             f"every baseline run of {config.model} on {config.dataset} diverged at "
-            f"lr={_rates_text(lr)}: lower --lr or the tuning range"
+            f"lr={lr:.3g}: lower --lr or the tuning range"
         )
     scores = tuple(r.val_score for r in rows)
     std = float(np.std(scores, ddof=1)) if len(scores) > 1 else 0.0
@@ -150,35 +150,28 @@ def measure_baseline(runs: CellRuns, tuner: Tuner) -> Baseline:
     return Baseline(mean, std, lr, scores)
 
 
-def _rates_text(rates: Rates) -> str:
-    """``rates`` for progress lines: one rate, or the range of the seeds' rates."""
-    low, high = min(rates), max(rates)
-    return f"{low:.3g}" if low == high else f"{low:.3g}..{high:.3g}"
-
-
 def subspace_lr(runs: CellRuns, tuner: Tuner, baseline: Baseline, bounds: Bounds) -> SubspaceLr:
     """Phase 3: the strategy of the config's learning-rate protocol, with its tunings (each
     within :func:`~idbench.lr.carry.tuning_range`) and its rule for carrying a rate."""
     config = runs.config
     carry = Carry(config)
 
-    def tune(d: int) -> Rates:
-        return tuner.rates("subspace", d,
-                           lambda unit: tuning_range(config, baseline.lr[unit], bounds.D, d))
+    def tune(d: int) -> float:
+        return tuner.tune("subspace", d, tuning_range(config, baseline.lr, bounds.D, d))
 
     return choose_subspace_lr(config, tune=tune, carry=carry, d_ref=bounds.d_ref,
-                              window=window_label(baseline.lr[0]))
+                              window=window_label(baseline.lr))
 
 
 def search_d(runs: CellRuns, rule: SubspaceLr, bounds: Bounds, baseline: Baseline,
              threshold_score: float) -> SearchResult:
-    """Phase 4: the d search; each probe trains every seed at its rate from the rule."""
+    """Phase 4: the d search; each probe trains every seed at the rule's lr."""
     config = runs.config
 
     def evaluate(d: int) -> list[float]:
         lr = rule.lr_at(d)
-        runs.on_event(f"probe d={d}: {config.seeds} seeds at lr={_rates_text(lr)}")
-        rows = runs.runs([runs.spec(config.seed(s), lr[s], d) for s in range(config.seeds)],
+        runs.on_event(f"probe d={d}: {config.seeds} seeds at lr={lr:.3g}")
+        rows = runs.runs([runs.spec(config.seed(s), lr, d) for s in range(config.seeds)],
                          "probe", origin=rule.origin(d))
         return [r.val_score for r in rows]
 
@@ -232,13 +225,12 @@ def measurement_row(runs: CellRuns, bounds: Bounds, baseline: Baseline, rule: Su
         "method_options": _subspace_options(used, "method_options"),
         "search": "grid" if bounds.grid else "bisect", "d_max": bounds.d_max,
         "grid": json.dumps(bounds.grid) if bounds.grid else None,
-        "lr_baseline": recorded_rate(baseline.lr), "baseline_mean": baseline.mean,
+        "lr_baseline": baseline.lr, "baseline_mean": baseline.mean,
         "baseline_std": baseline.std, "threshold_score": runs.config.threshold * baseline.mean,
         "baseline_scores": json.dumps(baseline.scores) if baseline.scores else None,
         "d_int": result.d_int, "d_lo": result.d_lo, "d_hi": result.d_hi,
         "ci_low": result.ci_low, "ci_high": result.ci_high, "censored": result.censored,
         "ci_covers": covers(runs.config.seeds, tuned=runs.config.tune_trials > 0,
-                            tune_per_seed=runs.config.tune_per_seed,
                             baseline=baseline.scores is not None),
         "flags": ",".join(result.flags),
         "probes": json.dumps([p.to_dict() for p in sorted(result.probes, key=lambda p: p.d)]),

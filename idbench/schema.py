@@ -138,8 +138,6 @@ class MeasurementRow(BaseModel):
     compartments: str  # "1", "K" or "layer"
     # protocol
     seeds: int  # seeds per baseline and per probe
-    # each seed's rates tuned apart (its own tuning seeds and tuner draw; false: one tuning shared)
-    tune_per_seed: bool = False
     replicate: int = 0  # which independent re-measurement (0: the default seeds and tuner draw)
     epochs: float | None
     steps_budget: int | None
@@ -195,7 +193,7 @@ class MeasurementRow(BaseModel):
     d_lo: int | None  # largest failing probe below d_hi (None: d_min passed)
     d_hi: int | None  # smallest passing probe with every larger probe passing
     # 95% interval of d_int over seeds (idbench.estimate.interval): a bootstrap of the seeds
-    # (with their baseline runs and, under tune_per_seed, their tunings), Student-t scaled;
+    # (with their baseline runs), Student-t scaled;
     # None below 3 seeds or when censored; ci_high inf when some resamples never cross
     ci_low: float | None
     ci_high: float | None

@@ -93,8 +93,6 @@ CASES = [
     ("replicate with fixed rates", [*MEASURE, "--replicate", "1", "--tune-every-probe",
                                     "--tune-trials", "0", "--lr", "0.1"],
      "replicate 1 redraws the tuner, but --tune-trials 0 fixes every rate"),
-    ("tune per seed with fixed rates", [*MEASURE, "--tune-per-seed", "--tune-trials", "0"],
-     "redraws the tuner, but --tune-trials 0"),
     ("global baseline at chance", [*MEASURE, "--baseline", "global:0.1"],
      "at or below chance (1/10 = 0.1) on digits"),
     # measure: theta0 and SAID (idbench.theta0, idbench.subspace)

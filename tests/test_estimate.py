@@ -140,9 +140,6 @@ def test_curve_of_probes_keeps_the_units_every_probe_has():
 
 
 def test_covers_says_what_the_interval_includes():
-    assert covers(5, tuned=True, tune_per_seed=True, baseline=True) == (
-        "seeds, baseline seeds, tuner draws")
-    assert covers(3, tuned=True, tune_per_seed=False, baseline=True) == (
-        "seeds, baseline seeds (not the tuner's draw)")
-    assert covers(3, tuned=False, tune_per_seed=False, baseline=False) == "seeds"
-    assert covers(2, tuned=True, tune_per_seed=True, baseline=True) == "none"
+    assert covers(3, tuned=True, baseline=True) == "seeds, baseline seeds (not the tuner's draw)"
+    assert covers(3, tuned=False, baseline=False) == "seeds"
+    assert covers(2, tuned=True, baseline=True) == "none"

@@ -1,5 +1,5 @@
-"""Independent re-measurement (``replicate``) and tunings per seed (``tune_per_seed``): what each
-redraws, what the rows record, and the threshold a baseline at chance cannot define."""
+"""Independent re-measurement (``replicate``): what it redraws and what the rows record; and the
+threshold a baseline at chance cannot define."""
 
 import json
 
@@ -8,7 +8,7 @@ import pytest
 
 from idbench.config import REPLICATE_STRIDE, MeasureConfig
 from idbench.errors import IdbenchError
-from idbench.lr.tuner import TUNE_SEED, UNIT_STRIDE
+from idbench.lr.tuner import TUNE_SEED
 from idbench.measurement import measure
 from idbench.store import RunStore
 
@@ -34,21 +34,6 @@ def test_replicate_zero_is_todays_cell_and_another_replicate_shares_no_run(tmp_p
     assert measured == {REPLICATE_STRIDE + s for s in range(3)}
     assert tuned == {REPLICATE_STRIDE + TUNE_SEED}  # one tuning unit, tune_seeds 1
     assert first.ci_covers == "seeds, baseline seeds (not the tuner's draw)"
-
-
-def test_tune_per_seed_tunes_each_seed_alone_and_its_interval_covers_the_tuner(tmp_path):
-    row = measure(config(tune_per_seed=True), out=tmp_path, device="cpu")
-    runs = RunStore(tmp_path).table().filter(pl.col("run_key").is_in(json.loads(row.run_keys)))
-    tuning = runs.filter(pl.col("role") == "tune", pl.col("d").is_null())
-    # each seed's baseline study: 2 trials at its own tuning seed
-    assert sorted(set(tuning["seed"].to_list())) == [TUNE_SEED + UNIT_STRIDE * u for u in range(3)]
-    assert tuning.group_by("seed").len()["len"].to_list() == [2, 2, 2]
-    baseline = runs.filter(pl.col("role") == "baseline").sort("seed")
-    assert baseline["seed"].to_list() == [0, 1, 2]
-    # the seeds' grids lie elsewhere in their bins (their tuner draws), so their rates differ
-    assert len(set(tuning["lr"].to_list())) == 6
-    assert row.ci_covers == "seeds, baseline seeds, tuner draws" and row.tune_per_seed
-    assert len(json.loads(row.baseline_scores)) == 3
 
 
 def test_a_baseline_at_chance_is_refused_before_any_subspace_run(tmp_path):

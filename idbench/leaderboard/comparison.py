@@ -13,8 +13,8 @@ resampled by one draw of seeds (:func:`idbench.estimate.ratio`), so noise they s
 ``≈`` marks a ratio whose interval contains 1: indistinguishable from dense at these seeds.
 Columns split further by compartments (``rbd, layer``), by optimiser where the table holds more
 than one, and by options only where one projection x method was measured with several; rows
-split by epochs where the budget varies (the budget suite), and by the replicate, the tuner's
-draw or per-seed tuning where they vary.
+split by epochs where the budget varies (the budget suite), and by the replicate or the tuner's
+draw where they vary.
 """
 
 from __future__ import annotations
@@ -38,9 +38,8 @@ ROW = ["dataset", "model", "D"]
 BASE = ["projection", "method", "compartments", "optimizer"]
 COLUMN = [*BASE, "variant"]
 # rows split by these where they vary: the budget suite's epochs, independent re-measurements,
-# a study of the tuner's draws, per-seed tuning
-SPLIT = [("epochs", "Epochs"), ("replicate", "Replicate"), ("tune_draw", "Tuner draw"),
-         ("tune_per_seed", "Tuned per seed")]
+# a study of the tuner's draws
+SPLIT = [("epochs", "Epochs"), ("replicate", "Replicate"), ("tune_draw", "Tuner draw")]
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@
 - bracket ``[d_lo, d_hi]``: the largest failing probe below, and the smallest probe from which
   every larger probe passes (``(0, d_hi]`` when d_min passed, ``(d_max, ∞)`` when censored);
 - CI: the 95% interval of the same crossing, a Student-t scaled bootstrap over seeds (each with
-  its baseline run and, under ``tune_per_seed``, its own tunings), rounded (``∞`` where some
+  its baseline run), rounded (``∞`` where some
   resamples never cross, ``n/a`` below 3 seeds); what it covers (``ci_covers``) is said once in
   the caption, or marked on each interval (:data:`COVERS_MARKS`) where rows differ;
 - D/d_int: the compression, with the total number of directions when theta is split into
@@ -32,7 +32,7 @@ from idbench.estimate import CI_LEVEL, MIN_CI_UNITS, REPLICATES
 
 # the identity of a cell apart from its projection: rows sharing it sit together
 GROUP = ["dataset", "model", "D", "method", "method_options", "compartments", "epochs", "optimizer",
-         "tune_per_seed", "tune_draw", "replicate"]
+         "tune_draw", "replicate"]
 SORT = [*GROUP, "projection", "projection_options"]
 # where the runs started and SAID (idbench.theta0): columns of a board whose cells differ in them
 STARTS = ["theta0", "said"]
@@ -51,7 +51,7 @@ COVERS_MARKS = "ᵃᵇᶜᵈᵉᶠᵍʰⁱʲᵏ"
 NOT_RECORDED = "not recorded (measured before it was a column)"
 COLUMNS = [
     "cell", "suite", "model", "dataset", "D", "method", "method_options", "compartments",
-    "projection", "projection_options", "metric", "seeds", "epochs", "optimizer", "tune_per_seed",
+    "projection", "projection_options", "metric", "seeds", "epochs", "optimizer",
     "tune_draw", "replicate", "baseline_kind", "baseline_mean", "baseline_std", "baseline_scores",
     "threshold", "threshold_score", "d_int", "censored", "d_max", "d_lo", "d_hi", "ci_low",
     "ci_high", "ci_covers", "flags", "d_int_total", "d_max_total", "compression", "n_runs",
@@ -296,8 +296,6 @@ def _choice_columns(df: pl.DataFrame) -> list[Column]:
         columns.append(("Epochs", True, lambda r: fmt_value(r["epochs"])))
     if varies(df, "optimizer"):
         columns.append(("Optimiser", False, lambda r: r["optimizer"]))
-    if varies(df, "tune_per_seed"):
-        columns.append(("Tuned per seed", False, lambda r: fmt_value(r["tune_per_seed"])))
     if varies(df, "tune_draw"):
         columns.append(("Tuner draw", True, lambda r: str(r["tune_draw"])))
     if varies(df, "replicate"):
@@ -385,7 +383,7 @@ def interval_caption(df: pl.DataFrame) -> str:
         covers = f"It covers: {values[0]}." if values else ""
     return (
         f"{CI_LEVEL:.0%} CI: the interval of {d_int_name(df)}, a bootstrap over seeds (each seed "
-        "with its baseline run, and under tune_per_seed its own tunings; "
+        "with its baseline run; "
         f"{REPLICATES:,} resamples, each refitted), Student-t scaled: {d_int_name(df)} × "
         "exp(∓ t s), s the bootstrap's standard error of log d_int on each side and t Student's "
         f"quantile at n - 1 degrees of freedom for n seeds; n/a below {MIN_CI_UNITS} seeds, ∞ when "

@@ -20,15 +20,14 @@ if TYPE_CHECKING:
 
 
 class Carry:
-    """The rates at d given the rates ``lr_t`` tuned at ``t`` (one per seed), by the config's
-    ``lr_scaling`` rule."""
+    """lr at d given the rate ``lr_t`` tuned at ``t``, by the config's ``lr_scaling`` rule."""
 
     def __init__(self, config: MeasureConfig) -> None:
         self.config = config
         self.rule = config.resolved_lr_scaling
 
-    def __call__(self, lr_t: tuple[float, ...], t: int, d: int) -> tuple[float, ...]:
-        return tuple(self.config.subspace_lr(lr, t, d) for lr in lr_t)
+    def __call__(self, lr_t: float, t: int, d: int) -> float:
+        return self.config.subspace_lr(lr_t, t, d)
 
     def origin(self, t: int, d: int) -> dict[str, Any]:
         """The run-row columns saying how the rate at d came from the one tuned at t."""

@@ -32,21 +32,14 @@ from idbench.search import SearchResult
 
 MAX_RETUNES = 2  # re-tunings after the first tuning at d_ref
 SearchFrom = Callable[[int], SearchResult]  # a whole d search starting at the given d
-Rates = tuple[float, ...]  # one learning rate per seed of the cell (equal unless tune_per_seed)
-
-
-def recorded_rate(rates: Rates) -> float:
-    """The one rate a measurement row records for ``rates``: their geometric mean (the rate
-    itself where every seed shares it)."""
-    return rates[0] if len(set(rates)) == 1 else math.exp(sum(map(math.log, rates)) / len(rates))
 
 
 class SubspaceLr(Protocol):
     """How the learning rate of the subspace runs at probe d is chosen, and how the d search runs
     under it: the one piece a new learning-rate protocol replaces."""
 
-    def lr_at(self, d: int) -> Rates:
-        """The learning rate of each seed's run at probe ``d``."""
+    def lr_at(self, d: int) -> float:
+        """The learning rate of every seed's run at probe ``d``."""
 
     def origin(self, d: int) -> dict[str, Any]:
         """The run-row columns that say where the rate at ``d`` was tuned and how it was carried:
@@ -61,7 +54,7 @@ class SubspaceLr(Protocol):
         re-tunes as they narrow."""
 
 
-def choose_subspace_lr(config: Any, *, tune: Callable[[int], Rates], carry: Carry, d_ref: int,
+def choose_subspace_lr(config: Any, *, tune: Callable[[int], float], carry: Carry, d_ref: int,
                        window: str) -> SubspaceLr:
     """The strategy ``config`` asks for; ``tune(d)`` tunes the subspace rate at ``d`` (a
     reference tuning at ``d_ref`` happens here, unless every probe is tuned)."""
@@ -77,19 +70,18 @@ class CarriedFromReference:
     """Tuned (or given) once at ``d_ref``, carried to every other d."""
 
     carry: Carry
-    lr_ref: Rates
+    lr_ref: float
     d_ref: int
     window: str
 
-    def lr_at(self, d: int) -> Rates:
+    def lr_at(self, d: int) -> float:
         return self.carry(self.lr_ref, self.d_ref, d)
 
     def origin(self, d: int) -> dict[str, Any]:
         return self.carry.origin(self.d_ref, d)
 
     def record(self) -> dict[str, Any]:
-        return {"tune_at": f"ref:{self.d_ref}{self.window}",
-                "lr_subspace": recorded_rate(self.lr_ref),
+        return {"tune_at": f"ref:{self.d_ref}{self.window}", "lr_subspace": self.lr_ref,
                 "lr_scaling": self.carry.rule}
 
     def search(self, search_from: SearchFrom, d_min: int) -> SearchResult:
@@ -100,10 +92,10 @@ class CarriedFromReference:
 class TunedAtEveryProbe:
     """``tune_every_probe``: tuned anew at every probe d."""
 
-    tune: Callable[[int], Rates]
+    tune: Callable[[int], float]
     window: str
 
-    def lr_at(self, d: int) -> Rates:
+    def lr_at(self, d: int) -> float:
         return self.tune(d)
 
     def origin(self, d: int) -> dict[str, Any]:
@@ -137,17 +129,17 @@ def on_lattice(d_min: int, d: float) -> int:
 class TunedAtBracket:
     """Tuned at d_ref, then re-tuned at the bracket of the crossing (see the module docstring)."""
 
-    tune: Callable[[int], Rates]  # the tuned rates at d
+    tune: Callable[[int], float]  # the tuned rate at d
     carry: Carry
     d_ref: int
     window: str
     move: float  # re-tune when the crossing lies further than this factor from the tuning point
-    tuned: list[tuple[int, Rates]] = field(default_factory=list)  # (d, rates) in tuning order
+    tuned: list[tuple[int, float]] = field(default_factory=list)  # (d, lr) in tuning order
 
     def __post_init__(self) -> None:
         self.tuned.append((self.d_ref, self.tune(self.d_ref)))
 
-    def lr_at(self, d: int) -> Rates:
+    def lr_at(self, d: int) -> float:
         t, lr_t = self.tuned[-1]
         return self.carry(lr_t, t, d)
 
@@ -157,7 +149,7 @@ class TunedAtBracket:
     def record(self) -> dict[str, Any]:
         points = ",".join(str(t) for t, _ in self.tuned)
         return {"tune_at": f"bracket:{points} retune:x{self.move:g} restart:lattice{self.window}",
-                "lr_subspace": recorded_rate(self.tuned[-1][1]), "lr_scaling": self.carry.rule}
+                "lr_subspace": self.tuned[-1][1], "lr_scaling": self.carry.rule}
 
     def search(self, search_from: Callable[[int], SearchResult], d_min: int) -> SearchResult:
         """Run ``search_from(start)`` (a full search from d = start at the current rate),

@@ -12,7 +12,6 @@ ones as pruned, so it proposes after them what the original proposed.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
 
 import numpy as np
 import polars as pl
@@ -25,29 +24,28 @@ from idbench.train import EvalCallback, RunResult, StopRun
 from idbench.tuning import Pruned, tune_lr
 
 TUNE_SEED = 10_000  # tuning trials use their own seed, apart from the measured seeds
-UNIT_STRIDE = 100  # tuning unit u trains its trials at TUNE_SEED + 100 u + i (tune_seeds <= 100)
 
 
-def tuning_seeds(config: MeasureConfig, unit: int = 0) -> list[int]:
-    """The seeds of the trials of tuning unit ``unit`` (:attr:`MeasureConfig.units`), apart
-    from the measured seeds, from other units and from other replicates."""
-    first = TUNE_SEED + config.seed(UNIT_STRIDE * unit)
+def tuning_seeds(config: MeasureConfig) -> list[int]:
+    """The seeds of every tuning trial's runs, apart from the measured seeds and from other
+    replicates'."""
+    first = TUNE_SEED + config.seed(0)
     return [first + i for i in range(config.tune_seeds)]
 
 
 def study_name(config: MeasureConfig, role: str, d: int | None,
-               lr_range: tuple[float, float], unit: int = 0) -> str:
+               lr_range: tuple[float, float]) -> str:
     """The Optuna study that tunes ``role``'s rate (``"baseline"``, ``d`` None, or
-    ``"subspace"``) at ``d`` within ``lr_range`` for tuning unit ``unit``. It depends on what its
-    runs depend on, so cells that share a baseline share its study, and on how it tunes (trials,
-    seeds, its draw: :meth:`~idbench.config.MeasureConfig.draw_of`)."""
+    ``"subspace"``) at ``d`` within ``lr_range``. It depends on what its runs depend on, so cells
+    that share a baseline share its study, and on how it tunes (trials, seeds, its draw:
+    :attr:`~idbench.config.MeasureConfig.draw`)."""
     probe = run_spec(config, seed=TUNE_SEED, lr=1.0, d=d).key_payload()
     payload = [probe, config.tune_trials, config.tune_seeds, lr_range]
     if config.damping_range is not None:  # (studies of the rate alone keep their names)
         payload.append(config.damping_range)
-    if draw := config.draw_of(unit):  # another draw: another study, its grid and TPE elsewhere
+    if draw := config.draw:  # another draw: another study, its grid and TPE elsewhere
         payload.append({"tune_draw": draw, "grid": "offset"})
-    if (first := tuning_seeds(config, unit)[0]) != TUNE_SEED:
+    if (first := tuning_seeds(config)[0]) != TUNE_SEED:
         payload.append({"tuning_seed": first})
     return f"{role}-{stable_key(payload, 16)}"
 
@@ -60,31 +58,21 @@ class Tuner:
         self.runs, self.storage = runs, storage
         self.stored_trials = runs.stored.filter(pl.col("role") == "tune")
 
-    def rates(self, role: str, d: int | None,
-              lr_range: Callable[[int], tuple[float, float]]) -> tuple[float, ...]:
-        """The tuned rate of every seed of the cell: one tuning each under ``tune_per_seed``
-        (unit u within ``lr_range(u)``), else one that every seed shares (:meth:`tune`)."""
-        config = self.runs.config
-        tuned = [self.tune(role, d, lr_range(unit), unit) for unit in range(config.units)]
-        return tuple(tuned[s if config.tune_per_seed else 0] for s in range(config.seeds))
-
-    def tune(self, role: str, d: int | None, lr_range: tuple[float, float],
-             unit: int = 0) -> float:
-        """The tuned learning rate for baseline (``d`` None) or subspace runs at ``d``, of tuning
-        unit ``unit``; with ``damping_range`` the damping tuned with it becomes the phase's
+    def tune(self, role: str, d: int | None, lr_range: tuple[float, float]) -> float:
+        """The tuned learning rate for baseline (``d`` None) or subspace runs at ``d``; with
+        ``damping_range`` the damping tuned with it becomes the phase's
         (:meth:`~idbench.cell.CellRuns.spec`)."""
         config = self.runs.config
         if config.tune_trials == 0:
             return config.lr if d is None else (config.lr_subspace or config.lr)
-        draw = config.draw_of(unit)
-        study = study_name(config, role, d, lr_range, unit)
-        seeds = tuning_seeds(config, unit)
+        study = study_name(config, role, d, lr_range)
+        seeds = tuning_seeds(config)
         with holding([self.runs.lock_name(f"study-{study}")]):
             best, tried = tune_lr(
                 lambda lr, report, damping=None: self._trial(lr, d, role, report, damping, seeds),
                 study_name=study, storage=self.storage, n_trials=config.tune_trials,
                 lr_range=lr_range, damping_range=config.damping_range,
-                replay=self._replay(d, lr_range, seeds[0]), draw=draw)
+                replay=self._replay(d, lr_range, seeds[0]), draw=config.draw)
         for params in tried:  # trials finished by an earlier, interrupted call count too
             for seed in seeds:
                 spec = self.runs.spec(seed, params["lr"], d, params.get("damping"))
@@ -102,8 +90,8 @@ class Tuner:
         and ``d``, within ``lr_range``; a pruned trial is stored as pruned and replayed as pruned
         (a store written before pruned trials were kept lacks them: its studies replay without
         them). Runs do not record ``tune_draw``, which redraws a study at the same tuning seeds,
-        so a study under another ``tune_draw`` replays nothing: it keeps to its journal (units
-        and replicates tune at seeds of their own, which tell their runs apart)."""
+        so a study under another ``tune_draw`` replays nothing: it keeps to its journal (a
+        replicate tunes at seeds of its own, which tell its runs apart)."""
         if self.runs.config.tune_draw:
             return []
         rows = self.stored_trials.filter(

@@ -20,16 +20,16 @@ def test_probes_near_the_crossing_use_a_rate_tuned_near_it():
     re-tunes at the bracket and reports 40, from probes that all used the re-tuned rate."""
     tuned_at = []
 
-    def tune(d: int) -> tuple[float, ...]:
+    def tune(d: int) -> float:
         tuned_at.append(d)
-        return (float(d),)  # the "rate" (of the one seed) remembers where it was tuned
+        return float(d)  # the "rate" remembers where it was tuned
 
     rule = TunedAtBracket(tune, Carry(config(lr_scaling="none")), 1000, "",
                           move=2.0)
     used = {}
 
     def evaluate(d: int) -> list[float]:
-        [t] = rule.lr_at(d)  # lr_scaling none: the rate tuned at t
+        t = rule.lr_at(d)  # lr_scaling none: the rate tuned at t
         used[d] = t
         near = max(t / d, d / t) <= 2
         return [1.0 if d >= (40 if near else 80) else 0.0]
@@ -51,9 +51,9 @@ def test_the_retune_factor_decides_whether_a_crossing_x1_8_away_is_retuned(move,
     factor is below 1.8, and then where the crossing lies."""
     tuned_at = []
 
-    def tune(d: int) -> tuple[float, ...]:
+    def tune(d: int) -> float:
         tuned_at.append(d)
-        return (1.0,)
+        return 1.0
 
     rule = TunedAtBracket(tune, Carry(config(lr_scaling="none")), 180, "",
                           move=move)
@@ -71,7 +71,7 @@ def test_the_retune_factor_decides_whether_a_crossing_x1_8_away_is_retuned(move,
 ])
 def test_carry_scales_the_rate_by_its_rule(options, rule, factor):
     carry = Carry(config(**options))
-    assert carry((0.1, 0.2), 10, 40) == pytest.approx((0.1 * factor, 0.2 * factor))
+    assert carry(0.1, 10, 40) == pytest.approx(0.1 * factor)
     assert carry.origin(10, 40) == {"lr_tuned_at": 10, "lr_carried_by": rule}
 
 
@@ -100,15 +100,15 @@ def test_a_search_censored_at_the_carried_rate_is_retuned_at_d_max_and_searched_
     reporting censored, and re-tunes once more where it lies (> x2 from 2048)."""
     tuned_at = []
 
-    def tune(d: int) -> tuple[float, ...]:
+    def tune(d: int) -> float:
         tuned_at.append(d)
-        return (float(d),)
+        return float(d)
 
     rule = TunedAtBracket(tune, Carry(config(lr_scaling="none")), 181, "",
                           move=1.5)
 
     def evaluate(d: int) -> list[float]:
-        return [1.0 if rule.lr_at(d)[0] >= 350 and d >= 700 else 0.0]
+        return [1.0 if rule.lr_at(d) >= 350 and d >= 700 else 0.0]
 
     result = rule.search(lambda start: search(evaluate, threshold_score=1.0, d_min=start,
                                               d_max=2048, resolution=0.01), 16)
