@@ -115,9 +115,9 @@ def main() -> None:
     per_cell = [summary(c, [r for r in everything if r["cell"] == c]) for c in args.cells]
     pairs = sum(s["pairs"] for s in per_cell)
     inside = sum(s["containment"] * s["pairs"] for s in per_cell if s["pairs"])
-    pooled = summary("all", everything)  # (its pairs mix cells: replaced by the cells' pairs)
-    pooled.update(containment=inside / pairs if pairs else None, pairs=pairs, spread=None)
-    print(json.dumps(pooled), flush=True)
+    overall = summary("all", everything)  # (its pairs mix cells: replaced by the cells' pairs)
+    overall.update(containment=inside / pairs if pairs else None, pairs=pairs, spread=None)
+    print(json.dumps(overall), flush=True)
 
 
 if __name__ == "__main__":
