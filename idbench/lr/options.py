@@ -40,7 +40,7 @@ class RateOptions(BaseModel):
     # learning-rate tuning (Optuna)
     tune_trials: int = Field(8, ge=0, description="Optuna trials per tuned lr; 0: use lr and "
                              "lr_subspace as given")
-    tune_seeds: int = Field(2, ge=1, le=100, description="seeds per tuning trial (objective: their mean "
+    tune_seeds: int = Field(2, ge=1, description="seeds per tuning trial (objective: their mean "
                             "final validation loss)")
     # research: another draw of every tuning of the cell (the baseline's too, so the threshold
     # moves with it), to measure how far the tuner's draw moves d_int
