@@ -119,11 +119,16 @@ def search_bounds(runs: CellRuns) -> Bounds:
     D = parameter_count(config, runs.data)
     grid = sorted(set(config.grid)) if config.grid else None
     d_max = grid[-1] if grid else config.d_max  # the largest d the search may probe
-    if d_max > D:  # (d_min and the grid were checked against D: idbench.preflight.check_fits)
-        warnings.warn(f"d_max = {d_max} exceeds D = {D}: searching up to D instead", stacklevel=3)
-        d_max = D
+    # d counts directions per compartment with K equal ones: at most the smallest one's size
+    k = config.compartments if isinstance(config.compartments, int) else 1
+    limit, what = (D // k, f"the {D // k} parameters of each of {k} compartments") if k > 1 \
+        else (D, f"D = {D}")
+    if d_max > limit:  # (d_min and the grid were checked against it: preflight.check_fits)
+        warnings.warn(f"d_max = {d_max} exceeds {what}: searching up to {limit} instead",
+                      stacklevel=3)
+        d_max = limit
     d_ref = config.d_ref or (grid[len(grid) // 2] if grid else round(math.sqrt(config.d_min * d_max)))
-    return Bounds(D=D, d_max=d_max, grid=grid, d_ref=min(d_ref, D))
+    return Bounds(D=D, d_max=d_max, grid=grid, d_ref=min(d_ref, limit))
 
 
 def measure_baseline(runs: CellRuns, tuner: Tuner) -> Baseline:

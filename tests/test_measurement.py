@@ -172,3 +172,15 @@ def test_rbd_measurement_records_its_method_and_plain_sgd(tmp_path):
     assert set(probes["method"]) == {"rbd"}
     assert (probes["momentum"] == 0.0).all() and (probes["optimizer"] == "sgd").all()
     assert (probes["d_total"] == probes["d"]).all()
+
+
+def test_the_search_stops_at_the_size_of_a_compartment(tmp_path):
+    """With K equal compartments d counts directions per compartment: the search never probes
+    beyond the smallest compartment's size (D // K), and d_ref lies within it too."""
+    config = MeasureConfig(model="fc[depth=1,width=8]", dataset="digits", projection="sparse",
+                           compartments=4, seeds=1, epochs=1, tune_trials=0, d_min=16,
+                           d_max=100_000, batch_size=128)
+    with pytest.warns(UserWarning, match="each of 4 compartments"):
+        row = measure(config, out=tmp_path, device="cpu")
+    assert row.D == 610 and row.d_max == 610 // 4
+    assert max(p["d"] for p in json.loads(row.probes)) <= 610 // 4
