@@ -121,11 +121,10 @@ def search_bounds(runs: CellRuns) -> Bounds:
     d_max = grid[-1] if grid else config.d_max  # the largest d the search may probe
     # d counts directions per compartment with K equal ones: at most the smallest one's size
     k = config.compartments if isinstance(config.compartments, int) else 1
-    limit, what = (D // k, f"the {D // k} parameters of each of {k} compartments") if k > 1 \
-        else (D, f"D = {D}")
+    limit, what = (D // k, f"the {D // k} parameters of each of {k} compartments: searching "
+                   f"up to {D // k}") if k > 1 else (D, f"D = {D}: searching up to D")
     if d_max > limit:  # (d_min and the grid were checked against it: preflight.check_fits)
-        warnings.warn(f"d_max = {d_max} exceeds {what}: searching up to {limit} instead",
-                      stacklevel=3)
+        warnings.warn(f"d_max = {d_max} exceeds {what} instead", stacklevel=3)
         d_max = limit
     d_ref = config.d_ref or (grid[len(grid) // 2] if grid else round(math.sqrt(config.d_min * d_max)))
     return Bounds(D=D, d_max=d_max, grid=grid, d_ref=min(d_ref, limit))
