@@ -95,17 +95,6 @@ class Curve:
 
 
 @dataclass(frozen=True)
-class Fit:
-    """The fitted crossing; the slope per doubling of d of a least-squares line through every
-    run of the probes within :data:`WINDOW` of it (at least the :data:`MIN_POINTS` nearest), and
-    the spread of single runs around their probe means there (nan: no line, or one unit)."""
-
-    d_int: float
-    slope: float
-    noise: float
-
-
-@dataclass(frozen=True)
 class Estimate:
     """d_int (None: censored) with its interval (None below :data:`MIN_CI_UNITS` units or when
     censored; ``ci_high`` inf when some replicates never cross) and the cell's flags."""
@@ -133,11 +122,14 @@ def crossing(curve: Curve) -> float:
     return d_b if frac >= 1 else min(d_a * (d_b / d_a) ** frac, d_b)
 
 
-def fit(curve: Curve) -> Fit:
-    """The fitted crossing of ``curve`` and the line through the runs around it (:class:`Fit`)."""
-    point = crossing(curve)
+def _line_at_crossing(curve: Curve, point: float) -> tuple[float, float]:
+    """(slope, noise) at the crossing ``point``: the slope per doubling of d of a least-squares
+    line through every run of the probes within :data:`WINDOW` of it (at least the
+    :data:`MIN_POINTS` nearest), and the spread of single runs around their probe means there
+    (nan: no line where the crossing is at or below the smallest probe or never comes; noise nan
+    with one unit)."""
     if not math.isfinite(point) or point <= curve.d[0]:
-        return Fit(point, math.nan, math.nan)
+        return math.nan, math.nan
     x, at = np.log2(curve.d), math.log2(point)
     near = np.abs(x - at) <= math.log2(WINDOW)
     if near.sum() < MIN_POINTS:
@@ -147,7 +139,7 @@ def fit(curve: Curve) -> Fit:
     resid = curve.scores[near] - curve.scores[near].mean(axis=1, keepdims=True)
     dof = near.sum() * (curve.units - 1)
     noise = float(np.sqrt((resid ** 2).sum() / dof)) if dof > 0 else math.nan
-    return Fit(point, float(slope), noise)
+    return float(slope), noise
 
 
 def interval(curve: Curve, *, replicates: int = REPLICATES, seed: int = 0,
@@ -209,8 +201,8 @@ def flags(curve: Curve) -> tuple[str, ...]:
             noise = 2 * np.sqrt(se[:, None] ** 2 + se[None, :] ** 2)
             if np.any(np.triu(drop > noise, k=1)):
                 found.append("falls")
-        line = fit(curve)
-        if line.noise > 0 and not line.slope > line.noise:
+        slope, noise = _line_at_crossing(curve, crossing(curve))
+        if noise > 0 and not slope > noise:
             found.append("flat")
     return tuple(found)
 
