@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import math
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,7 +47,7 @@ from idbench.schema import MeasurementRow
 from idbench.search import Probe, SearchResult, search
 from idbench.provenance import device_name, git_rev, now_iso, versions
 from idbench.store import RunStore
-from idbench.theta0 import recorded_digest
+from idbench.theta0 import located, recorded_digest
 from idbench.preflight import check_measurement, stored_measurement
 from idbench.tuning import open_storage
 
@@ -90,6 +91,7 @@ def measure(
     on_event: OnEvent | None = None,
 ) -> MeasurementRow:
     """Measure d_int of one cell (see the module docstring); returns the stored row."""
+    config = in_store(config, [Path(out)])
     stored = stored_measurement(config, out, suite=suite, suite_version=suite_version,
                                 device=device)
     if stored is not None:  # measured before: its runs, and so its result, are the stored ones
@@ -111,6 +113,13 @@ def measure(
                           suite_version=suite_version)
     store.put_measurement(row)
     return row
+
+
+def in_store(config: MeasureConfig, stores: Sequence[Path]) -> MeasureConfig:
+    """``config`` with a stored run's checkpoint theta0 that names no store found in the first of
+    ``stores`` that holds it (:func:`idbench.theta0.located`)."""
+    spec = located(config.theta0, stores)
+    return config if spec is config.theta0 else config.model_copy(update={"theta0": spec})
 
 
 def search_bounds(runs: CellRuns) -> Bounds:

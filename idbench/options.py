@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from idbench.theta0 import Theta0Field
+from idbench.theta0 import Theta0Field, recorded_text
 
 OPTIMIZERS = ("sgd", "adam", "lbfgs", "ngd")  # lbfgs, ngd: fpd only (idbench.methods.fpd)
 SCHEDULES = ("cosine", "constant")
@@ -63,7 +63,8 @@ class TrainOptions(BaseModel):
     theta0: Theta0Field = Field(
         "init", validate_default=True, description="where every run (baseline too) starts: "
         "init, burn-in[steps=T,lr=L] (or epochs=F: T steps of full-space training, seeded like "
-        "the run), checkpoint[path=FILE] or checkpoint[run=KEY,store=DIR] (idbench.theta0)")
+        "the run), checkpoint[path=FILE] or checkpoint[run=KEY,store=DIR] (store: default the measurement's "
+        "--out, then its --reuse folders; idbench.theta0)")
 
     @model_validator(mode="after")
     def _budget(self) -> "TrainOptions":
@@ -73,8 +74,9 @@ class TrainOptions(BaseModel):
 
     def recorded(self) -> dict[str, Any]:
         """The fields as result rows record them: ngd's options only where ngd trains (to any
-        other optimiser they mean nothing, so their columns are null)."""
-        values = self.model_dump()
+        other optimiser they mean nothing, so their columns are null); theta0 without the folder
+        its checkpoint was found in (:func:`idbench.theta0.recorded_text`)."""
+        values = {**self.model_dump(), "theta0": recorded_text(self.theta0)}
         if self.optimizer != "ngd":
             values.update(dict.fromkeys(NGD_OPTIONS))
         return values

@@ -19,7 +19,7 @@ import json
 import threading
 import warnings
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -30,11 +30,14 @@ from idbench.errors import IdbenchError
 import idbench.executors as executors
 from idbench.executors import Executor
 from idbench.leaderboard.results import MEASUREMENTS_FILE, RUNS_FILE, load_runs
-from idbench.measurement import cell_key, measure
+from idbench.atomic import write_atomic
+from idbench.config import MeasureConfig
+from idbench.measurement import cell_key, in_store, measure
 from idbench.schema import MeasurementRow
 from idbench.store import RunStore, cell_runs, export, of_cells, stored_run_keys
 from idbench.suites import Cell, Suite, load_suite
 from idbench.preflight import check_suite_run
+from idbench.theta0 import CHECKPOINTS, checkpoint_path
 
 OnEvent = Callable[[str], None]
 LEADERBOARD_DIR = "leaderboard"  # the leaderboard's folder inside --out, unless one is named
@@ -128,6 +131,7 @@ def run_suite(
     result = SuiteResult(suite)
     todo, result.skipped = _runnable_cells(suite, only, out, resume)
     reused = [load_runs(path) for path in reuse]
+    todo = _with_checkpoints_found(todo, [out, *reuse])
     # every input checked before anything is written or trains (the cells' specs and options
     # were checked by load_suite)
     distributed = executor != "local" if isinstance(executor, str) else (
@@ -138,7 +142,7 @@ def run_suite(
     if owned:  # an unknown name, or a scheduler that cannot be reached, fails here
         executor = executors.create(executor or "local", **(executor_options or {}))
     try:
-        store, stored = _open_store(out, reused, resume)
+        store, stored = _open_store(out, reused, resume, todo)
         result.measurements = _measure_cells(
             todo, executor or executors.LocalExecutor(), on_cell,
             lambda config, executor: measure(
@@ -160,19 +164,42 @@ def _count_runs(result: SuiteResult, out: Path, stored: set[str]) -> None:
     result.trained_runs = len(stored_run_keys(out) - stored)
 
 
-def _open_store(out: Path, reused: list[pl.DataFrame], resume: bool) -> tuple[RunStore, set[str]]:
-    """The run store in ``out`` with the ``reused`` runs copied in, and the keys of the runs it
-    then holds; a ``resume`` of a folder without runs says that it starts from scratch (a
-    mistyped --out would otherwise silently train everything again)."""
+def _open_store(out: Path, reused: list[pl.DataFrame], resume: bool,
+                cells: list[Cell]) -> tuple[RunStore, set[str]]:
+    """The run store in ``out`` with the ``reused`` runs (and the checkpoints ``cells`` start
+    from) copied in, and the keys of the runs it then holds; a ``resume`` of a folder without runs
+    says that it starts from scratch (a mistyped --out would otherwise silently train everything
+    again)."""
     store = RunStore(out)
     for runs in reused:
         store.adopt(runs)
+    _copy_checkpoints([c.config for c in cells], out)
     stored = stored_run_keys(out)
     if resume and not stored:
         warnings.warn(f"--resume: {out} holds no stored runs, so this run starts from scratch "
                       "(if you meant to continue a run, check --out)", stacklevel=3)
     return store, stored
 
+
+
+def _with_checkpoints_found(cells: list[Cell], stores: Sequence[str | Path]) -> list[Cell]:
+    """``cells``, a stored run's checkpoint that names no store found in the first of ``stores``
+    (the output folder, then the --reuse folders or those of their runs.parquet) that holds it."""
+    folders = [Path(p) if Path(p).is_dir() or i == 0 else Path(p).parent
+               for i, p in enumerate(stores)]
+    return [replace(c, config=in_store(c.config, folders)) for c in cells]
+
+
+def _copy_checkpoints(configs: Sequence[MeasureConfig], into: Path) -> None:
+    """The stored runs' checkpoints that ``configs`` start from, copied into the store ``into``
+    where they lie elsewhere (a reused folder): the store then holds all it needs, and a board
+    published from it ships them."""
+    for config in configs:
+        if config.theta0.name == "checkpoint" and "run" in config.theta0.options:
+            source = checkpoint_path(config.theta0)
+            target = into / CHECKPOINTS / source.name
+            if source.is_file() and not target.is_file():
+                write_atomic(target, source.read_bytes())
 
 
 def _runnable_cells(suite: Suite, only: str | None, out: Path,
@@ -195,10 +222,17 @@ def _runnable_cells(suite: Suite, only: str | None, out: Path,
 def _publish(store: RunStore, suite: Suite, leaderboard_dir: Path, result: SuiteResult) -> None:
     """Render the leaderboard and export the Parquet results into ``leaderboard_dir``: every cell
     of this suite measured into this output folder (earlier --only runs too), and no other (an
-    output folder shared by several suites also holds theirs, and cells of earlier protocols)."""
+    output folder shared by several suites also holds theirs, and cells of earlier protocols);
+    with the stored pretraining runs its cells start from, and their checkpoints."""
     keys = {cell_key(cell.config) for cell in suite.cells()}
     measurements = of_cells(store.measurements(), keys)
-    runs = cell_runs(store.table(), measurements)
+    configs = [in_store(c.config, [store.out_dir]) for c in suite.cells()
+               if cell_key(c.config) in set(measurements["cell"])]
+    _copy_checkpoints(configs, leaderboard_dir)
+    table = store.table()
+    pretrained = {c.theta0.options["run"] for c in configs if "run" in c.theta0.options}
+    runs = pl.concat([cell_runs(table, measurements),  # with the pretrainings theta0 comes from
+                      table.filter(pl.col("run_key").is_in(list(pretrained)))], how="diagonal")
     provenance = {"suite": suite.name, "suite_version": suite.version, "suite_hash": suite.hash}
     result.files = leaderboard.render(measurements, runs, leaderboard_dir, provenance=provenance)
     export(runs, leaderboard_dir / RUNS_FILE)

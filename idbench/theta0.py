@@ -11,14 +11,17 @@ it sharply; Aghajanyan et al. 2020: pretrained models need few directions). So t
   ``init`` itself (the same spec, and so the same key);
 - ``checkpoint[path=FILE]``: a state dict saved with ``torch.save``; ``checkpoint[run=KEY,
   store=DIR]``: the final model of a run idbench trained and stored in DIR (``idbench pretrain``
-  saves it as ``DIR/checkpoints/KEY.pt``). A classifier head whose shapes do not fit the task
+  saves it as ``DIR/checkpoints/KEY.pt``). Without ``store``, the run is looked up in the
+  measurement's own store (``--out``) and in the folders it reuses (``--reuse``; a published board
+  ships the checkpoints its cells start from), so a suite names its pretrained models by key alone. A classifier head whose shapes do not fit the task
   keeps the network's seeded initialisation instead (``theta0_head = "reinitialised"``); any
   other mismatch is an error that lists the tensors.
 
 A checkpoint file is keyed by its sha256, not by where it lies, so a moved file keeps its runs'
 keys and an overwritten one does not reuse them; a stored run's model is keyed by the run's key
 (its spec determines it, as it does every run), so a board re-measured elsewhere from its stored
-runs keeps its keys. Rows record the file's sha256 either way. The baseline of a cell starts from the same
+runs keeps its keys. Rows record the file's sha256 either way, and the spec without ``store``
+(where a file lies does not change a number). The baseline of a cell starts from the same
 theta0 as its probes (the option is one of the shared training options).
 
 Example::
@@ -33,6 +36,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -128,6 +132,24 @@ def key_text(spec: Spec) -> str:
     return f"checkpoint[sha256={digest(checkpoint_path(spec))}]"
 
 
+def recorded_text(spec: Spec) -> str:
+    """``spec`` as rows record it: a stored run's checkpoint without the folder it was found in."""
+    if spec.name == "checkpoint" and "store" in spec.options:
+        return str(Spec(spec.name, {k: v for k, v in spec.options.items() if k != "store"}))
+    return str(spec)
+
+
+def located(spec: Spec, stores: Sequence[Path]) -> Spec:
+    """``spec``, a stored run's checkpoint without ``store`` given the first of ``stores`` that
+    holds it (the first of them if none does, where the missing file is then reported); any other
+    spec as it is."""
+    if spec.name != "checkpoint" or "run" not in spec.options or "store" in spec.options:
+        return spec
+    name = f"{spec.options['run']}.pt"
+    found = next((s for s in stores if (Path(s) / CHECKPOINTS / name).is_file()), stores[0])
+    return Spec(spec.name, {**spec.options, "store": str(found)})
+
+
 def with_digest(payload: dict[str, Any]) -> dict[str, Any]:
     """A key's ``payload`` with its ``theta0`` (present when not ``init``) as :func:`key_text`."""
     if "theta0" not in payload:
@@ -195,4 +217,5 @@ def _head_names(net: nn.Module) -> set[str]:
 
 
 __all__ = ["INIT", "KINDS", "Theta0Field", "burn_in_steps", "checkpoint_path", "digest",
-           "key_text", "load_checkpoint", "parse", "recorded_digest", "with_digest"]
+           "key_text", "load_checkpoint", "located", "parse", "recorded_digest", "recorded_text",
+           "with_digest"]
