@@ -62,6 +62,7 @@ from idbench.preflight import check_spec
 from idbench.keys import stable_key
 from idbench.options import OPTIMIZERS, not_finite
 from idbench.registry import Registry
+from idbench.theta0 import recorded_text
 
 # shipped as package data, so `idbench run quickstart` works after any install (the checkout's
 # top-level suites/ is a link to this folder)
@@ -159,7 +160,7 @@ class Cell:
         if config.compartments is not None:
             label += f"/c={config.compartments}"
         if config.theta0.name != "init":
-            label += f"/theta0={config.theta0}"
+            label += f"/theta0={recorded_text(config.theta0)}"
         if config.said:
             label += "/said"
         return f"{label}/{config.optimizer}" if self.optimizer_in_label else label

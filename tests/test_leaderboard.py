@@ -522,6 +522,21 @@ def test_tuner_draws_get_a_column_and_a_comparison_row_each(frames, field, value
     assert title not in to_markdown(table(fc, runs))  # one value: no column
 
 
+def test_cells_that_start_elsewhere_get_a_comparison_row_each(frames):
+    """A fine-tuning board: cells that differ only in theta0 or SAID are rows of their own in the
+    comparison view (not one cell shown for all of them)."""
+    measurements, runs = frames
+    fc = measurements.filter(pl.col("cell").is_in(["cell1", "cell3"]))  # fc sparse 281, dense 187
+    burnt = fc.with_columns(cell=pl.col("cell") + "-b", theta0=pl.lit("burn-in[steps=2,lr=0.05]"),
+                            d_int=pl.col("d_int") / 2)
+    said = fc.with_columns(cell=pl.col("cell") + "-s", said=pl.lit(True), d_int=pl.col("d_int") * 2)
+    headers, rows = comparison.comparison(table(pl.concat([fc, burnt, said], how="diagonal"), runs))
+    assert headers[3:5] == ["theta0", "SAID"]
+    dense = {(r[3], r[4]): r[headers.index("dense fpd")].split()[0] for r in rows}
+    assert dense == {("init", "false"): "187", ("burn-in[steps=2,lr=0.05]", "false"): "94",
+                     ("init", "true"): "375"}  # 187.3 x 2
+
+
 def test_several_optimisers_get_a_column_each_and_ratios_to_dense_of_the_same_optimiser(frames):
     measurements, runs = frames
     fc = measurements.filter(pl.col("cell").is_in(["cell1", "cell3"]))  # fc sparse 281, dense 187

@@ -38,8 +38,9 @@ ROW = ["dataset", "model", "D"]
 BASE = ["projection", "method", "compartments", "optimizer"]
 COLUMN = [*BASE, "variant"]
 # rows split by these where they vary: the budget suite's epochs, independent re-measurements,
-# a study of the tuner's draws
-SPLIT = [("epochs", "Epochs"), ("replicate", "Replicate"), ("tune_draw", "Tuner draw")]
+# a study of the tuner's draws, where the runs started and SAID (a fine-tuning suite)
+SPLIT = [("epochs", "Epochs"), ("replicate", "Replicate"), ("tune_draw", "Tuner draw"),
+         ("theta0", "theta0"), ("said", "SAID")]
 
 
 @dataclass(frozen=True)
@@ -150,7 +151,7 @@ class Layout:
 
 def layout(df: pl.DataFrame) -> Layout:
     """The :class:`Layout` of the comparison view of the leaderboard rows ``df``."""
-    split = [(c, label) for c, label in SPLIT if varies(df, c)]
+    split = [(c, label) for c, label in SPLIT if c in df.columns and varies(df, c)]
     df = df.with_columns(pl.Series("variant", [_variant(r) for r in df.to_dicts()], pl.String))
     shown = {"optimizer"} if varies(df, "optimizer") else set()
     if df.select(BASE).n_unique() < df.select(COLUMN).n_unique():
