@@ -8,12 +8,16 @@ a suite's workers train). A pretraining (5 epochs full space on the source task)
 twice as many examples).
 
 Prints one JSON object per line: {"model", "dataset", "mode", "steps", "wall_s", "threads"}.
+``--models`` times other models (any model spec, e.g. a small timm one) in their place, and
+``--datasets`` picks the tasks.
 
     python benchmarks/transfer_run_time.py
+    python benchmarks/transfer_run_time.py --models timm:test_resnet --datasets 'fashion-mnist-split[part=b]'
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 
 import torch
@@ -28,10 +32,16 @@ MODES = {"full": {}, "fastfood d=300": {"projection": "fastfood", "d": 300},
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="*", default=list(MODELS.values()))
+    parser.add_argument("--datasets", nargs="*", default=list(TASKS), choices=list(TASKS))
+    args = parser.parse_args()
     torch.set_num_threads(1)
-    for dataset, epochs in TASKS.items():
-        data = idbench.data.load(dataset)
-        for name, model in MODELS.items():
+    names = {model: name for name, model in MODELS.items()}
+    for dataset in args.datasets:
+        data, epochs = idbench.data.load(dataset), TASKS[dataset]
+        for model in args.models:
+            name = names.get(model, model)
             for mode, subspace in MODES.items():
                 spec = RunSpec(model=model, dataset=dataset, seed=0, epochs=epochs,
                                lr=0.05 if not subspace else 0.5, **subspace)
