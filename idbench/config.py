@@ -42,6 +42,9 @@ class MeasureConfig(TrainOptions, RateOptions):
     # an independent re-measurement of the cell (benchmarks/calibration.py)
     replicate: int = Field(0, ge=0, description="an independent re-measurement: other training, "
                            "baseline and tuning seeds and another tuner draw (0: the default)")
+    draws: int = Field(1, ge=1, description="independent draws pooled into the estimate "
+                       "(idbench.draws): each its own seeds, baseline, tunings and search; the "
+                       "interval is then one over draws, which covers the tuner's draw")
     # threshold
     threshold: float = Field(0.9, description="fraction of the baseline to reach (0.9: d_int90)")
     baseline: str = Field("local", description="'local' (trained full-space baseline) or "

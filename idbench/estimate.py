@@ -25,6 +25,11 @@ narrow. Replicates that never cross make the upper end inf. Every unit shares th
 tuning, so the interval leaves out the tuner's draw (:func:`covers`); how often it contains an
 independent re-measurement is measured by ``benchmarks/calibration.py``.
 
+**Independent draws** (:func:`pooled`, :func:`pooled_ratio`): where a measurement repeats
+itself R times with everything redrawn (``draws``, :mod:`idbench.draws`), its estimate is the
+geometric mean of the draws' and its interval a Student-t interval over them, which covers the
+tuner's draw as well.
+
 **Flags** (:func:`flags`): ``threshold-low`` (the smallest probe already passes, or a probe beats
 the cell's own baseline: d_int says more about the baseline than the subspace), ``falls`` (the
 mean score falls, as d grows, by more than twice the standard error of the difference) and
@@ -215,6 +220,32 @@ def estimate(curve: Curve) -> Estimate:
     bounds = interval(curve)
     low, high = bounds if bounds else (None, None)
     return Estimate(point, low, high, flags(curve))
+
+
+def pooled(estimates: list[float], *, level: float = CI_LEVEL) -> tuple[float, float, float]:
+    """One estimate from independent draws of a whole measurement (:mod:`idbench.draws`): the
+    geometric mean of ``estimates`` and a Student-t interval over them in log d, at
+    len - 1 degrees of freedom. Every source of noise a draw has (its seeds, its baseline's
+    seeds, its tuner's draw) varies between draws, so the interval covers them all."""
+    logs = np.log(np.asarray(estimates, dtype=float))
+    mean = float(logs.mean())
+    half = float(student_t.ppf(0.5 + level / 2, len(logs) - 1) * logs.std(ddof=1)
+                 / math.sqrt(len(logs)))
+    return math.exp(mean), math.exp(mean - half), math.exp(mean + half)
+
+
+def pooled_ratio(estimates: list[float], reference: list[float], *,
+                 level: float = CI_LEVEL) -> tuple[float, float, float]:
+    """The ratio of two pooled estimates (:func:`pooled`) with Welch's interval: the difference
+    of the mean log d of independent draws, its standard error from both cells' spreads, and
+    Welch-Satterthwaite's degrees of freedom."""
+    a, b = np.log(np.asarray(estimates, dtype=float)), np.log(np.asarray(reference, dtype=float))
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    se = math.sqrt(va + vb)
+    dof = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1)) if se > 0 else 1.0
+    diff = float(a.mean() - b.mean())
+    half = float(student_t.ppf(0.5 + level / 2, dof)) * se
+    return math.exp(diff), math.exp(diff - half), math.exp(diff + half)
 
 
 def covers(units: int, *, tuned: bool, baseline: bool) -> str:

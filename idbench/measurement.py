@@ -41,6 +41,7 @@ from idbench.lr.protocols import SubspaceLr, choose_subspace_lr
 from idbench.lr.tuner import Tuner
 from idbench.config import MeasureConfig
 from idbench.errors import IdbenchError
+from idbench.draws import measure_draws
 from idbench.estimate import covers
 from idbench.executors import Executor, LocalExecutor
 from idbench.schema import MeasurementRow
@@ -96,6 +97,12 @@ def measure(
                                 device=device)
     if stored is not None:  # measured before: its runs, and so its result, are the stored ones
         return stored
+    if config.draws > 1:  # independent draws, each an ordinary measurement, then pooled
+        row = measure_draws(config, lambda draw: measure(
+            draw, out=out, suite=suite, suite_version=suite_version, device=device,
+            storage=storage, executor=executor, on_event=on_event), cell_key(config))
+        RunStore(out).put_measurement(row)
+        return row
     # every input checked before anything is written: a mistake leaves `out` as it was
     device = check_measurement(config, out=out, device=device, storage=storage)
     store = RunStore(out)

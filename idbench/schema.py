@@ -139,6 +139,9 @@ class MeasurementRow(BaseModel):
     # protocol
     seeds: int  # seeds per baseline and per probe
     replicate: int = 0  # which independent re-measurement (0: the default seeds and tuner draw)
+    draws: int = 1  # independent draws pooled into this row (idbench.draws; 1: one measurement)
+    # JSON list: each draw's d_int (null where one draw): the pooled d_int is their geometric mean
+    draw_d_ints: str | None = None
     epochs: float | None
     steps_budget: int | None
     batch_size: int

@@ -90,6 +90,7 @@ CASES = [
     ("nes sigma negative", [*MEASURE, "--method", "nes[sigma=-1]"], "nes sigma must be"),
     # measure: re-measurement and the threshold
     ("replicate -1", [*MEASURE, "--replicate", "-1"], "--replicate"),
+    ("draws 0", [*MEASURE, "--draws", "0"], "--draws: Input should be greater than or equal to 1"),
     ("replicate with fixed rates", [*MEASURE, "--replicate", "1", "--tune-every-probe",
                                     "--tune-trials", "0", "--lr", "0.1"],
      "replicate 1 redraws the tuner, but --tune-trials 0 fixes every rate"),

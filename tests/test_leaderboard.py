@@ -20,8 +20,8 @@ from idbench.errors import IdbenchError
 from idbench.leaderboard import load_results, render, render_results, table, to_csv, to_latex
 from idbench.leaderboard import common_threshold, comparison, format_table, plots
 from idbench.leaderboard.page import to_html
-from idbench.leaderboard.tables import (fmt_interval, fmt_num, fmt_options, fmt_wall, groups,
-                                        to_markdown)
+from idbench.leaderboard.tables import (fmt_interval, fmt_num, fmt_options, fmt_ratio, fmt_wall,
+                                        groups, interval_caption, to_markdown)
 from idbench.schema import SCHEMA_VERSION, MeasurementRow, RunRow
 from idbench.estimate import MIN_CI_UNITS, estimate
 from idbench.estimate import ratio as curve_ratio
@@ -535,6 +535,25 @@ def test_cells_that_start_elsewhere_get_a_comparison_row_each(frames):
     dense = {(r[3], r[4]): r[headers.index("dense fpd")].split()[0] for r in rows}
     assert dense == {("init", "false"): "187", ("burn-in[steps=2,lr=0.05]", "false"): "94",
                      ("init", "true"): "375"}  # 187.3 x 2
+
+
+def test_cells_pooled_over_draws_compare_by_welchs_ratio_and_say_so(frames):
+    """Rows pooled over independent draws (idbench.draws) get the ratio of their geometric means
+    with Welch's interval over the draws, and the captions describe that interval."""
+    from idbench.estimate import pooled_ratio
+
+    measurements, runs = frames
+    fc = measurements.filter(pl.col("cell").is_in(["cell1", "cell3"]))  # fc sparse 281, dense 187
+    draws = {"sparse": [250.0, 281.0, 316.0], "dense": [170.0, 187.0, 205.0]}
+    pooled = fc.with_columns(draws=pl.lit(3), draw_d_ints=pl.col("projection").map_elements(
+        lambda p: json.dumps(draws[p]), return_dtype=pl.String))
+    df = table(pooled, runs)
+    headers, rows = comparison.comparison(df)
+    value, low, high = pooled_ratio(draws["sparse"], draws["dense"])
+    entry = rows[0][headers.index("sparse fpd")]
+    assert f"×{fmt_ratio(value)} [{fmt_ratio(low)}, {fmt_ratio(high)}]" in entry
+    assert "Welch" in comparison.caption(df) and "independent draws" in interval_caption(df)
+    assert "Welch" not in comparison.caption(table(fc, runs))
 
 
 def test_several_optimisers_get_a_column_each_and_ratios_to_dense_of_the_same_optimiser(frames):

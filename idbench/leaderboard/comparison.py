@@ -27,7 +27,7 @@ from html import escape
 
 import polars as pl
 
-from idbench.estimate import ratio
+from idbench.estimate import pooled_ratio, ratio
 from idbench.leaderboard.tables import (
     d_int_name, fmt_d_int, fmt_flags, fmt_interval, fmt_options, fmt_ratio, fmt_value, varies,
 )
@@ -89,7 +89,14 @@ def ratio_to(row: dict, reference: dict | None) -> Ratio | None:
     def key(r: dict) -> tuple:
         return r["probes"], r["threshold_score"], r["baseline_scores"]
 
-    value, low, high = _curve_ratio(key(row), key(reference))
+    drawn = [bool(r.get("draw_d_ints")) for r in (row, reference)]
+    if all(drawn):  # independent draws (idbench.draws): Welch's interval over them
+        value, low, high = pooled_ratio(json.loads(row["draw_d_ints"]),
+                                        json.loads(reference["draw_d_ints"]))
+    elif any(drawn):  # one pooled over draws, one over seeds: no common resampling
+        return None
+    else:
+        value, low, high = _curve_ratio(key(row), key(reference))
     if math.isnan(value):
         return None
     factor = (row["d_int_total"] / row["d_int"]) / (reference["d_int_total"] / reference["d_int"])
@@ -214,9 +221,13 @@ def caption(df: pl.DataFrame) -> str:
         + "), with its 95% CI on the same axis and ×: the ratio to "
         f"{name} of dense FPD without compartments "
         f"{'with the same optimiser ' if varies(df, 'optimizer') else ''}on the same row, with "
-        "the ratio's own 95% interval: the same Student-t scaled bootstrap as each CI, both "
-        "cells' seeds resampled together where they have as many (so noise they share cancels), "
-        "apart otherwise. ≈: the ratio's interval "
+        + ("the ratio's own 95% interval: Welch's t-interval over both cells' independent "
+           "draws (the ratio of geometric means; none where one cell is pooled over draws and "
+           "the other is not). " if "draw_d_ints" in df.columns else
+           "the ratio's own 95% interval: the same Student-t scaled bootstrap as each CI, both "
+           "cells' seeds resampled together where they have as many (so noise they share "
+           "cancels), apart otherwise. ")
+        + "≈: the ratio's interval "
         f"contains 1, so the cell's {name} is indistinguishable from dense's at these seeds. "
         "Empty: not measured."
     )

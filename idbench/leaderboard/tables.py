@@ -103,6 +103,8 @@ def table(measurements: pl.DataFrame, runs: pl.DataFrame | None = None) -> pl.Da
     )
     out = out.with_columns(pl.col("theta0").fill_null("init"), pl.col("said").fill_null(False))
     starts = [c for c in STARTS if varies(out, c)]
+    if "draws" in out.columns and (out["draws"].fill_null(1) > 1).any():
+        starts += ["draws", "draw_d_ints"]  # pooled rows (idbench.draws): their ratios need them
     return out.select(COLUMNS + starts).sort([*GROUP, *starts, *SORT[len(GROUP):]],
                                              nulls_last=True, maintain_order=True)
 
@@ -381,6 +383,11 @@ def interval_caption(df: pl.DataFrame) -> str:
             f"{mark} {what}" for what, mark in legend.items()) + "."
     else:
         covers = f"It covers: {values[0]}." if values else ""
+    if "draw_d_ints" in df.columns:  # pooled over independent draws (idbench.draws)
+        return (f"{CI_LEVEL:.0%} CI: the interval of {d_int_name(df)} over R independent draws "
+                "of the whole measurement (each its own seeds, baseline, tunings and search; "
+                f"{d_int_name(df)} is the geometric mean of theirs), a Student-t interval on "
+                f"their log d at R - 1 degrees of freedom; n/a where a draw is censored. {covers}")
     return (
         f"{CI_LEVEL:.0%} CI: the interval of {d_int_name(df)}, a bootstrap over seeds (each seed "
         "with its baseline run; "

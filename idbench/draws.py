@@ -1,0 +1,92 @@
+"""One measurement from R independent draws of the whole measurement (``draws=R``).
+
+An interval over the seeds of one measurement cannot show what a re-measurement would see: every
+seed shares the cell's one tuning, and another draw of the tuner moves d_int by more than the seeds
+do. Drawing everything again is what covers it. Draw i of replicate r is the measurement of the
+same cell with ``replicate = r * R + i`` and ``draws = 1``: its own training and baseline seeds, its
+own tunings and tuner draw, its own search. It is stored as an ordinary measurement row under its
+own key. The pooled row reports the geometric mean of the draws' d_int with a Student-t interval
+over them (:func:`idbench.estimate.pooled`). It lists every draw's runs, so a board publishes them,
+while the draws' own rows stay off the board (their keys are not the suite's cells).
+
+A draw that never reaches the threshold (censored) makes the pooled row censored too. A log mean
+cannot include "more than d_max", and dropping the draw would bias the estimate down.
+
+Example::
+
+    config = MeasureConfig(model="fc[depth=1,width=64]", dataset="digits", projection="fastfood",
+                           draws=4, seeds=1, tune_seeds=1, epochs=10)
+    row = idbench.measure(config, out="out")   # 4 draws, then the pooled row
+    json.loads(row.draw_d_ints)                # each draw's d_int
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+
+import numpy as np
+
+from idbench.config import MeasureConfig
+from idbench.estimate import pooled
+from idbench.provenance import now_iso
+from idbench.schema import MeasurementRow
+
+
+def draw_config(config: MeasureConfig, i: int) -> MeasureConfig:
+    """Draw ``i`` of ``config``: one measurement, replicate ``config.replicate * draws + i``."""
+    return config.model_copy(update={"draws": 1,
+                                     "replicate": config.replicate * config.draws + i})
+
+
+def measure_draws(config: MeasureConfig, measure_one: Callable[[MeasureConfig], MeasurementRow],
+                  key: str) -> MeasurementRow:
+    """Measure ``config``'s draws one after the other with ``measure_one`` (each stored, so an
+    interrupted measurement resumes at its next draw) and pool them into the row of cell ``key``."""
+    return pool(config, [measure_one(draw_config(config, i)) for i in range(config.draws)], key)
+
+
+def pool(config: MeasureConfig, rows: list[MeasurementRow], key: str) -> MeasurementRow:
+    """The row of ``config`` (cell ``key``) from its draws' ``rows``: the module docstring."""
+    censored = any(r.censored or r.d_int is None for r in rows)
+    estimates = [r.d_int for r in rows if r.d_int is not None]
+    d_int, low, high = (None, None, None) if censored else pooled(estimates)
+    scores = [s for r in rows for s in json.loads(r.baseline_scores or "[]")]
+    means = [r.baseline_mean for r in rows]
+    subspace = [r.lr_subspace for r in rows if r.lr_subspace is not None]
+    return rows[0].model_copy(update={
+        "cell": key, "replicate": config.replicate, "draws": config.draws,
+        "d_int": d_int, "ci_low": low, "ci_high": high, "censored": censored,
+        "ci_covers": f"seeds, baseline seeds, the tuner's draw ({config.draws} draws)",
+        "draw_d_ints": json.dumps([r.d_int for r in rows]),
+        "d_lo": _lowest([r.d_lo for r in rows]),
+        "d_hi": None if censored else _highest([r.d_hi for r in rows]),
+        "flags": ",".join(dict.fromkeys(f for r in rows for f in (r.flags or "").split(",") if f)),
+        "probes": json.dumps([{**p, "draw": i} for i, r in enumerate(rows)
+                              for p in json.loads(r.probes)]),
+        "baseline_mean": float(np.mean(means)),
+        "baseline_std": float(np.std(scores, ddof=1)) if len(scores) > 1 else 0.0,
+        "baseline_scores": json.dumps(scores) if scores else None,
+        "threshold_score": config.threshold * float(np.mean(means)),
+        "lr_baseline": _geometric([r.lr_baseline for r in rows]),
+        "lr_subspace": _geometric(subspace) if len(subspace) == len(rows) else None,
+        "n_runs": sum(r.n_runs for r in rows),
+        "run_keys": json.dumps(sorted({k for r in rows for k in json.loads(r.run_keys or "[]")})),
+        "wall_s": sum(r.wall_s for r in rows), "timestamp": now_iso()})
+
+
+def _geometric(values: list[float]) -> float:
+    return math.exp(float(np.mean(np.log(values))))
+
+
+def _lowest(values: list[int | None]) -> int | None:
+    """The lowest failing probe below any draw's crossing (None where a draw passed at d_min)."""
+    return None if any(v is None for v in values) else min(values)  # type: ignore[type-var]
+
+
+def _highest(values: list[int | None]) -> int | None:
+    return max((v for v in values if v is not None), default=None)
+
+
+__all__ = ["draw_config", "measure_draws", "pool"]

@@ -1,0 +1,88 @@
+"""One measurement pooled from independent draws (idbench.draws): what each draw is, the pooled
+estimate and interval, and what the pooled row lists."""
+
+import json
+import math
+
+import pytest
+from scipy.stats import t as student_t
+
+from idbench.config import MeasureConfig
+from idbench.draws import draw_config, pool
+from idbench.estimate import pooled, pooled_ratio
+from idbench.measurement import measure
+from idbench.store import RunStore
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def config(**overrides) -> MeasureConfig:
+    base = dict(model="fc[depth=1,width=16]", dataset="digits", projection="sparse", seeds=1,
+                epochs=4, tune_trials=2, tune_seeds=1, d_min=8, d_max=1200, resolution=0.3,
+                draws=3)
+    return MeasureConfig(**{**base, **overrides})
+
+
+def test_pooled_is_the_geometric_mean_with_a_t_interval_on_log_d():
+    d, low, high = pooled([100.0, 200.0, 400.0])
+    assert d == pytest.approx(200.0)
+    half = student_t.ppf(0.975, 2) * math.log(2) / math.sqrt(3)  # the logs' sd is log 2
+    assert (low, high) == pytest.approx((200 * math.exp(-half), 200 * math.exp(half)))
+
+
+def test_the_ratio_of_pooled_estimates_is_welchs():
+    value, low, high = pooled_ratio([100.0, 200.0, 400.0], [100.0, 200.0, 400.0])
+    assert value == pytest.approx(1.0) and low < 1 < high
+    value, low, high = pooled_ratio([200.0, 210.0, 190.0], [100.0, 105.0, 95.0])
+    assert value == pytest.approx(2.0) and 1.7 < low < 2 < high < 2.3
+    # equal spreads and sizes: Welch's degrees of freedom are 2(n - 1)
+    a, b = [1.0, 2.0, 4.0], [2.0, 4.0, 8.0]
+    _, low, high = pooled_ratio(a, b)
+    half = student_t.ppf(0.975, 4) * math.sqrt(2 * math.log(2) ** 2 / 3)
+    assert (low, high) == pytest.approx((0.5 * math.exp(-half), 0.5 * math.exp(half)))
+
+
+def test_draw_i_is_replicate_r_times_R_plus_i_with_one_draw():
+    pooled_config = config(replicate=2, draws=4)
+    draws = [draw_config(pooled_config, i) for i in range(4)]
+    assert [(c.replicate, c.draws) for c in draws] == [(8, 1), (9, 1), (10, 1), (11, 1)]
+    assert config(draws=1).key() != config(draws=3).key() != config(draws=4).key()
+
+
+def test_a_pooled_measurement_is_its_draws_pooled_and_lists_all_their_runs(tmp_path):
+    row = measure(config(), out=tmp_path, device="cpu")
+    draws = [measure(draw_config(config(), i), out=tmp_path, device="cpu") for i in range(3)]
+    assert all(d.timestamp < row.timestamp for d in draws)  # stored first, read back here
+    estimates = [d.d_int for d in draws]
+    assert None not in estimates and len(set(estimates)) == 3  # found, and each its own
+    assert json.loads(row.draw_d_ints) == estimates
+    assert (row.d_int, row.ci_low, row.ci_high) == pytest.approx(pooled(estimates))
+    assert (row.draws, row.replicate) == (3, 0)
+    assert row.n_runs == sum(d.n_runs for d in draws)
+    listed = set(json.loads(row.run_keys))
+    assert listed == set().union(*(json.loads(d.run_keys) for d in draws))
+    assert len(listed) == row.n_runs  # no run shared between draws
+    assert row.ci_covers == "seeds, baseline seeds, the tuner's draw (3 draws)"
+    scores = json.loads(row.baseline_scores)
+    assert scores == [s for d in draws for s in json.loads(d.baseline_scores)]
+    assert row.threshold_score == pytest.approx(0.9 * sum(scores) / 3)
+    stored = set(RunStore(tmp_path).measurements()["cell"])
+    assert stored == {row.cell, *(d.cell for d in draws)}  # each draw a row of its own
+
+
+def test_a_censored_draw_makes_the_pooled_row_censored():
+    base = dict(d_int=100.0, censored=False, d_lo=64, d_hi=128, baseline_scores="[0.9]",
+                baseline_mean=0.9, lr_baseline=0.1, lr_subspace=1.0, n_runs=10, run_keys='["a"]',
+                probes="[]", flags="", wall_s=1.0)
+    rows = [_row(**base), _row(**{**base, "d_int": None, "censored": True, "d_hi": None,
+                                  "run_keys": '["b"]'})]
+    found = pool(config(draws=2), rows, "key")
+    assert (found.censored, found.d_int, found.ci_low, found.d_hi) == (True, None, None, None)
+    assert json.loads(found.draw_d_ints) == [100.0, None] and found.n_runs == 20
+
+
+def _row(**fields):
+    """A measurement row holding only what pooling reads (not validated: the rest is unused)."""
+    from idbench.schema import MeasurementRow
+
+    return MeasurementRow.model_construct(**fields)
