@@ -16,22 +16,19 @@ Prints one JSON object per measurement ({"cell", "replicate", "d_int", "ci_low",
     python benchmarks/calibration.py --cells digits-fastfood --set seeds=5 tune_trials=12
 
 ``--set name=value`` overrides a measurement option of every cell (the protocol under test);
-``--cells`` picks cells by name. ``--pool R`` evaluates a protocol of R independent draws per
-measurement: replicates are grouped R at a time (replicates 0..R-1 make the first pooled
-measurement), and a group reports the geometric mean of its draws' estimates with a Student-t
-interval over them; give ``--replicates`` as R times the pooled measurements wanted. Output folders can be shared between runs of the script: a
-replicate measured before is read back, not trained again.
+``--cells`` picks cells by name. A protocol of R independent draws per measurement is the option
+``draws`` (``--set draws=R seeds=1 tune_seeds=1``; :mod:`idbench.draws`): replicate r then
+measures draws r x R .. r x R + R - 1, so the runs of single-draw replicates are those of pooled
+ones. Output folders can be shared between runs of the script: a measurement made before is read
+back, not trained again.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import statistics
 from typing import Any
-
-from scipy.stats import t as student_t
 
 from idbench.config import MeasureConfig
 from idbench.measurement import measure
@@ -73,26 +70,11 @@ def summary(cell: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
             "spread": max(estimates) / min(estimates) if estimates else None}
 
 
-def pooled(cell: str, draws: list[dict[str, Any]], index: int) -> dict[str, Any]:
-    """One measurement of R independent draws: the geometric mean of their estimates and a
-    Student-t 95% interval over them (in log d); runs summed."""
-    logs = [math.log(r["d_int"]) for r in draws if r["d_int"] is not None]
-    found = {"cell": cell, "replicate": index, "d_int": None, "ci_low": None, "ci_high": None,
-             "n_runs": sum(r["n_runs"] for r in draws), "flags": None}
-    if len(logs) == len(draws) and len(logs) > 1:
-        mean, half = statistics.fmean(logs), (student_t.ppf(0.975, len(logs) - 1)
-                                              * statistics.stdev(logs) / math.sqrt(len(logs)))
-        found.update(d_int=math.exp(mean), ci_low=math.exp(mean - half),
-                     ci_high=math.exp(mean + half))
-    return found
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cells", nargs="*", default=list(CELLS), choices=list(CELLS))
     parser.add_argument("--replicates", type=int, default=8)
     parser.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE")
-    parser.add_argument("--pool", type=int, default=1, help="independent draws per measurement")
     parser.add_argument("--out", required=True, help="run store shared by every measurement")
     args = parser.parse_args()
     overrides = {k: parse_value(v) for k, v in (item.split("=", 1) for item in args.set)}
@@ -107,9 +89,6 @@ def main() -> None:
                      "flags": getattr(row, "flags", None)}
             rows.append(found)
             print(json.dumps(found), flush=True)
-        if args.pool > 1:
-            rows = [pooled(cell, rows[i:i + args.pool], i // args.pool)
-                    for i in range(0, len(rows) - args.pool + 1, args.pool)]
         print(json.dumps(summary(cell, rows)), flush=True)
         everything += rows
     per_cell = [summary(c, [r for r in everything if r["cell"] == c]) for c in args.cells]
