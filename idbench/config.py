@@ -38,13 +38,15 @@ class MeasureConfig(TrainOptions, RateOptions):
         None, description="split theta into K equal compartments, or 'layer'; each has d directions")
     said: bool = Field(False, description="SAID: one trainable scalar per layer multiplies that "
                        "layer's offset, counted in d (fpd only; one compartment or 'layer')")
-    seeds: int = Field(3, ge=1, description="seeds per baseline and per probe")
+    seeds: int = Field(1, ge=1, description="seeds per baseline and per probe (of each draw)")
     # an independent re-measurement of the cell (benchmarks/calibration.py)
     replicate: int = Field(0, ge=0, description="an independent re-measurement: other training, "
                            "baseline and tuning seeds and another tuner draw (0: the default)")
-    draws: int = Field(1, ge=1, description="independent draws pooled into the estimate "
+    # the default protocol: 4 draws of 1 seed, the setting benchmarks/calibration.py calibrates
+    draws: int = Field(4, ge=1, description="independent draws pooled into the estimate "
                        "(idbench.draws): each its own seeds, baseline, tunings and search; the "
-                       "interval is then one over draws, which covers the tuner's draw")
+                       "interval is one over draws, which covers the tuner's draw (1: one "
+                       "measurement, its interval over seeds alone)")
     # threshold
     threshold: float = Field(0.9, description="fraction of the baseline to reach (0.9: d_int90)")
     baseline: str = Field("local", description="'local' (trained full-space baseline) or "
@@ -72,6 +74,11 @@ class MeasureConfig(TrainOptions, RateOptions):
         # under the old x2 rule is not reused) and nowhere else, with the lattice restart (cells
         # measured under the former half restart do not share its keys)
         payload.pop("lr_retune_factor", None)
+        # draws are hashed where there are several, whatever the default: one draw is the cell
+        # as it was before draws existed, and several are never the cell of a single draw
+        payload.pop("draws", None)
+        if self.draws != 1:
+            payload["draws"] = self.draws
         if self.retunes_at_bracket:
             payload["lr_retune_factor"] = self.lr_retune_factor
             payload["retune_restart"] = "lattice"

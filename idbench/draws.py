@@ -58,7 +58,7 @@ def pool(config: MeasureConfig, rows: list[MeasurementRow], key: str) -> Measure
     return rows[0].model_copy(update={
         "cell": key, "replicate": config.replicate, "draws": config.draws,
         "d_int": d_int, "ci_low": low, "ci_high": high, "censored": censored,
-        "ci_covers": f"seeds, baseline seeds, the tuner's draw ({config.draws} draws)",
+        "ci_covers": _covers(config),
         "draw_d_ints": json.dumps([r.d_int for r in rows]),
         "d_lo": _lowest([r.d_lo for r in rows]),
         "d_hi": None if censored else _highest([r.d_hi for r in rows]),
@@ -74,6 +74,13 @@ def pool(config: MeasureConfig, rows: list[MeasurementRow], key: str) -> Measure
         "n_runs": sum(r.n_runs for r in rows),
         "run_keys": json.dumps(sorted({k for r in rows for k in json.loads(r.run_keys or "[]")})),
         "wall_s": sum(r.wall_s for r in rows), "timestamp": now_iso()})
+
+
+def _covers(config: MeasureConfig) -> str:
+    """What the interval over draws covers: everything a draw redraws."""
+    sources = ["seeds"] + (["baseline seeds"] if config.global_baseline is None else []) + (
+        ["the tuner's draw"] if config.tune_trials > 0 else [])
+    return f"{', '.join(sources)} ({config.draws} draws)"
 
 
 def _geometric(values: list[float]) -> float:

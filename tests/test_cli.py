@@ -153,13 +153,13 @@ def test_ctrl_c_in_an_optuna_trial_is_one_line_with_the_command_to_continue(tmp_
     code, _, err = invoke(argv, capfd)
     assert code == 0, err
     assert RunStore(out).get_measurement(MeasureConfig(
-        model="fc[depth=1,width=8]", dataset="digits", seeds=2, epochs=1, tune_trials=2,
+        model="fc[depth=1,width=8]", dataset="digits", draws=1, seeds=2, epochs=1, tune_trials=2,
         tune_seeds=1, grid=(8,)).key()) is not None
 
 
 def test_ctrl_c_in_a_suite_says_to_resume(tmp_path, capfd, monkeypatch):
     suite = tmp_path / "tiny.yaml"
-    suite.write_text('name: tiny\nversion: "1"\ndefaults: {seeds: 1, epochs: 1, tune_trials: 0, '
+    suite.write_text('name: tiny\nversion: "1"\ndefaults: {draws: 1, seeds: 1, epochs: 1, tune_trials: 0, '
                      'grid: [8]}\ngrids:\n  - models: ["fc[depth=1,width=8]"]\n'
                      '    datasets: [digits]\n')
 

@@ -23,7 +23,7 @@ MEASURE = ["measure", "--model", "fc[depth=1,width=8]", "--dataset", "digits", "
 TINY = """
 name: tiny
 version: "1"
-defaults: {seeds: 1, epochs: 1, d_min: 8, d_max: 64, tune_trials: 0}
+defaults: {draws: 1, seeds: 1, epochs: 1, d_min: 8, d_max: 64, tune_trials: 0}
 grids:
   - models: ["fc[depth=1,width=8]"]
     datasets: [digits]

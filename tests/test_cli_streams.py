@@ -16,7 +16,7 @@ from idbench.store import stored_run_keys
 from test_cli import invoke
 
 ROOT = Path(__file__).parents[1]
-SUITE = ('name: tiny\nversion: "1"\ndefaults: {seeds: 1, epochs: 1, tune_trials: 0, grid: [8]}\n'
+SUITE = ('name: tiny\nversion: "1"\ndefaults: {draws: 1, seeds: 1, epochs: 1, tune_trials: 0, grid: [8]}\n'
          'grids:\n  - models: ["fc[depth=1,width=8]"]\n    datasets: [digits]\n')
 MEASURE = ["measure", "--model", "fc[depth=1,width=8]", "--dataset", "digits", "--seeds", "1",
            "--epochs", "1", "--tune-trials", "0", "--grid", "8"]

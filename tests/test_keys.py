@@ -16,6 +16,8 @@ from idbench.registry import Spec
 from idbench.schema import MeasurementRow
 from idbench.train import RunSpec
 
+# the measurement defaults when those keys were stored (one draw of 3 seeds, 2 a tuning trial)
+DEFAULTS_THEN = dict(seeds=3, tune_seeds=2, draws=1)
 CONFIGS = [
     dict(model="fc", dataset="digits"),
     dict(model="fc[depth=2,width=200]", dataset="fashion-mnist", projection="sparse[density=0.01]",
@@ -44,7 +46,7 @@ def test_cell_and_run_keys_are_those_of_the_code_before_the_refactoring():
     (per layer before, the total now), and those of cells whose rate the bracket protocol tunes,
     whose re-tuning rule changed (x2, now lr_retune_factor; and where the search restarts,
     retune_restart): they must not find runs or measurements stored under the old meaning."""
-    configs = [MeasureConfig(**c) for c in CONFIGS]
+    configs = [MeasureConfig(**{**DEFAULTS_THEN, **c}) for c in CONFIGS]
     moved = [c.compartments == "layer" or c.retunes_at_bracket for c in configs]
     assert [c.key() == old for c, old in zip(configs, CELL_KEYS)] == [not x for x in moved]
     assert not all(moved)  # an unchanged cell key is exercised

@@ -114,7 +114,7 @@ def test_run_rows_record_the_directions_of_each_compartment(tmp_path):
     from idbench.measurement import measure
     from idbench.store import RunStore
 
-    config = MeasureConfig(model=MODEL, dataset="digits", projection="fastfood", method="rbd",
+    config = MeasureConfig(draws=1, model=MODEL, dataset="digits", projection="fastfood", method="rbd",
                            compartments="layer", seeds=1, steps=60, epochs=None, grid=(400,), d_max=2410,
                            baseline="global:0.5", tune_trials=0, lr=0.5, lr_subspace=0.5,
                            schedule="constant")
@@ -129,7 +129,7 @@ def test_a_search_starting_below_one_direction_per_layer_is_refused_before_train
     from idbench.config import MeasureConfig
     from idbench.measurement import measure
 
-    config = MeasureConfig(model="fc[depth=2,width=16]", dataset="digits", projection="fastfood",
+    config = MeasureConfig(draws=1, model="fc[depth=2,width=16]", dataset="digits", projection="fastfood",
                            method="rbd", compartments="layer", seeds=1, steps=10, epochs=None,
                            d_min=2, d_max=100, tune_trials=0)
     with pytest.raises(IdbenchError, match="d = 2 is fewer than the 3 layer compartments.*--d-min 3"):

@@ -773,7 +773,7 @@ def test_a_board_whose_cells_start_differently_shows_theta0_and_said(tmp_path):
     import idbench
     from idbench.config import MeasureConfig
 
-    tiny = dict(model="fc[depth=1,width=8]", dataset="digits", seeds=1, steps=6, tune_trials=0,
+    tiny = dict(model="fc[depth=1,width=8]", dataset="digits", draws=1, seeds=1, steps=6, tune_trials=0,
                 grid=(4, 16))
     for options in ({}, {"theta0": "burn-in[steps=3,lr=0.1]"},
                     {"theta0": "burn-in[steps=3,lr=0.1]", "said": True}):

@@ -19,7 +19,7 @@ def toy_config(groups: int = 10, group_size: int = 100, projection: str = "fastj
     """Li et al.'s toy problem: only `groups` directions matter, so d_int100 = groups."""
     return MeasureConfig(
         model=f"toy-sums[group_size={group_size}]", dataset=f"toy-sums[groups={groups}]",
-        projection=projection, seeds=1, steps=1500, epochs=None, batch_size=16,
+        projection=projection, draws=1, seeds=1, steps=1500, epochs=None, batch_size=16,
         optimizer="adam", threshold=1.0, baseline="global:1.0", d_min=1, d_max=groups * 10,
         resolution=0.01, tune_trials=0, lr=0.1, lr_subspace=0.1,
     )
@@ -39,7 +39,7 @@ def test_toy_sums_with_k_relevant_directions(tmp_path):
 
 def digits_config(**overrides) -> MeasureConfig:
     options = dict(
-        model="fc[depth=1,width=16]", dataset="digits", projection="fastfood", seeds=2,
+        model="fc[depth=1,width=16]", dataset="digits", projection="fastfood", draws=1, seeds=2,
         epochs=4, d_min=8, d_max=1200, resolution=0.15, tune_trials=2,
     )
     options.update(overrides)

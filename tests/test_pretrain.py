@@ -37,7 +37,7 @@ def test_a_pretraining_is_a_stored_run_with_its_model_and_is_not_trained_twice(t
 def test_a_cell_from_a_pretrained_theta0_records_it_in_every_row(tmp_path):
     row, path = pretrain(SOURCE, out=tmp_path)
     theta0 = f"checkpoint[run={row.run_key},store={tmp_path}]"
-    config = MeasureConfig(model="fc[depth=1,width=8]", dataset="digits", seeds=1, steps=6,
+    config = MeasureConfig(model="fc[depth=1,width=8]", dataset="digits", draws=1, seeds=1, steps=6,
                            tune_trials=0, grid=(4, 16), theta0=theta0, said=True)
     measured = idbench.measure(config, out=tmp_path)
     sha = measured.theta0_sha256
@@ -52,7 +52,7 @@ def test_a_cell_from_a_pretrained_theta0_records_it_in_every_row(tmp_path):
 SUITE = """
 name: tuned
 version: "1"
-defaults: {seeds: 1, steps: 6, tune_trials: 0, grid: [4, 16]}
+defaults: {draws: 1, seeds: 1, steps: 6, tune_trials: 0, grid: [4, 16]}
 grids:
   - {models: ["fc[depth=1,width=8]"], datasets: [digits], projections: [fastfood],
      options: {theta0: "checkpoint[run=KEY]"}}

@@ -14,7 +14,7 @@ from idbench.store import RunStore
 
 
 def config(**overrides) -> MeasureConfig:
-    base = dict(model="fc[depth=1,width=8]", dataset="digits", projection="sparse", seeds=3,
+    base = dict(model="fc[depth=1,width=8]", dataset="digits", projection="sparse", draws=1, seeds=3,
                 epochs=1, tune_trials=2, tune_seeds=1, d_min=16, d_max=512, resolution=0.3,
                 batch_size=128)
     return MeasureConfig(**{**base, **overrides})

@@ -81,7 +81,7 @@ class _Remote:
 def test_tuning_runs_are_not_retried_on_workers_either(tmp_path):
     """Equal keys, equal rows: a tuning run that diverges is stored diverged, not retried, whether
     it trained here or on a worker (a retried run's lower-rate history would reach the pruner)."""
-    config = MeasureConfig(model="toy-sums", dataset="toy-sums", projection="dense", seeds=1,
+    config = MeasureConfig(draws=1, model="toy-sums", dataset="toy-sums", projection="dense", seeds=1,
                            optimizer="sgd", momentum=0.0, schedule="constant", warmup=0.0,
                            steps=300, batch_size=16, grid=(10,), tune_trials=4,
                            lr_range=(0.01, 1.0))  # grid rates 0.18, 0.56 diverge
@@ -148,7 +148,7 @@ def test_chance_at_every_rate_keeps_the_first_model(digits, monkeypatch):
 def test_a_stored_run_at_chance_without_retries_is_trained_again(tmp_path, digits):
     """Runs stored before collapse was retried are not reused as they are: the measurement trains
     them again (same key), so its result does not depend on when its runs were stored."""
-    config = MeasureConfig(model="fc[depth=1,width=32]", dataset="digits", seeds=1, epochs=3,
+    config = MeasureConfig(draws=1, model="fc[depth=1,width=32]", dataset="digits", seeds=1, epochs=3,
                            lr=3.0, tune_trials=0, grid=(50,), projection="fastfood")
     store = RunStore(tmp_path)
     spec = fc_spec(3.0)
@@ -165,7 +165,7 @@ def test_a_stored_run_at_chance_without_retries_is_trained_again(tmp_path, digit
 def test_a_stored_run_diverged_after_fewer_retries_is_trained_again(tmp_path, toy):
     """A run stored diverged after 3 halvings (before idbench made 8) is trained again with the
     halvings run() makes now, and its score replaces the stored 0."""
-    config = MeasureConfig(model="toy-sums", dataset="toy-sums", projection="dense", seeds=1,
+    config = MeasureConfig(draws=1, model="toy-sums", dataset="toy-sums", projection="dense", seeds=1,
                            optimizer="sgd", momentum=0.0, schedule="constant", warmup=0.0,
                            steps=300, batch_size=16, grid=(10,), tune_trials=0, lr=10.0)
     spec = run_spec(config, seed=0, lr=10.0)  # the baseline run: full space, 100 x the limit

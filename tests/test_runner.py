@@ -16,7 +16,7 @@ from idbench.store import RunStore
 TINY = """
 name: tiny
 version: "1"
-defaults: {seeds: 2, epochs: 4, d_min: 8, d_max: 1200, resolution: 0.2, tune_trials: 2}
+defaults: {draws: 1, seeds: 2, epochs: 4, d_min: 8, d_max: 1200, resolution: 0.2, tune_trials: 2}
 grids:
   - models: ["fc[depth=1,width=16]"]
     datasets: [digits]

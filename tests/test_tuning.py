@@ -143,7 +143,7 @@ def test_the_subspace_lr_is_tuned_in_a_window_around_the_carried_baseline_rate()
 
 
 def test_tune_every_probe_tunes_the_rate_at_each_probed_d(tmp_path):
-    config = MeasureConfig(model="fc[depth=1,width=16]", dataset="digits", projection="fastfood",
+    config = MeasureConfig(draws=1, model="fc[depth=1,width=16]", dataset="digits", projection="fastfood",
                            seeds=1, epochs=2, grid=(16, 64), d_max=100, tune_trials=2, tune_seeds=1,
                            tune_every_probe=True)
     row = measure(config, out=tmp_path, device="cpu")
@@ -196,7 +196,7 @@ class _GatedExecutor(LocalExecutor):
 
 def test_concurrent_cells_train_a_shared_baseline_once_and_both_use_it(tmp_path):
     store, executor = RunStore(tmp_path), _GatedExecutor()
-    configs = [MeasureConfig(model="fc[depth=1,width=16]", dataset="digits", projection=p,
+    configs = [MeasureConfig(draws=1, model="fc[depth=1,width=16]", dataset="digits", projection=p,
                              seeds=2, tune_trials=0) for p in ("dense", "fastfood")]
     cells = [CellRuns(c, store, executor, "cpu", None, None)
              for c in configs]
@@ -252,7 +252,7 @@ def test_damping_range_needs_ngd_and_tuning():
 
 def test_ngd_options_are_null_in_rows_of_other_optimisers(tmp_path):
     options = dict(model="fc[depth=1,width=16]", dataset="digits", projection="fastfood",
-                   seeds=1, epochs=1, grid=(16,), d_max=100, tune_trials=0)
+                   draws=1, seeds=1, epochs=1, grid=(16,), d_max=100, tune_trials=0)
     for optimizer in ("sgd", "adam"):
         row = measure(MeasureConfig(**options, optimizer=optimizer), out=tmp_path / optimizer,
                       device="cpu")

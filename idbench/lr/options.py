@@ -40,8 +40,9 @@ class RateOptions(BaseModel):
     # learning-rate tuning (Optuna)
     tune_trials: int = Field(8, ge=0, description="Optuna trials per tuned lr; 0: use lr and "
                              "lr_subspace as given")
-    tune_seeds: int = Field(2, ge=1, description="seeds per tuning trial (objective: their mean "
-                            "final validation loss)")
+    tune_seeds: int = Field(1, ge=1, description="seeds per tuning trial (objective: their mean "
+                            "final validation loss); one, as each of the default draws tunes "
+                            "anew")
     # research: another draw of every tuning of the cell (the baseline's too, so the threshold
     # moves with it), to measure how far the tuner's draw moves d_int
     tune_draw: int = Field(0, ge=0, description="which draw of the tuner: another number places "

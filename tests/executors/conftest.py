@@ -16,7 +16,7 @@ from idbench.runner import run_suite
 TINY = """
 name: tiny
 version: "1"
-defaults: {seeds: 2, epochs: 8, d_min: 8, d_max: 1200, resolution: 0.2, tune_trials: 3}
+defaults: {draws: 1, seeds: 2, epochs: 8, d_min: 8, d_max: 1200, resolution: 0.2, tune_trials: 3}
 grids:
   - models: ["fc[depth=1,width=16]"]
     datasets: [digits]

@@ -165,7 +165,7 @@ def test_a_run_that_kills_its_worker_is_retried_and_stored_once(dask_cpu, tmp_pa
     real_put = RunStore.put
     monkeypatch.setattr(RunStore, "put", lambda self, row: puts.append(row.run_key)
                         or real_put(self, row))
-    config = MeasureConfig(model="fc[depth=1,width=16]", dataset="digits", projection="fastfood",
+    config = MeasureConfig(draws=1, model="fc[depth=1,width=16]", dataset="digits", projection="fastfood",
                            seeds=2, epochs=2, tune_trials=0, lr=0.1, grid=(16, 64), d_max=1200)
     markers = tmp_path / "markers"
     markers.mkdir()
