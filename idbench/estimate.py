@@ -227,6 +227,8 @@ def pooled(estimates: list[float], *, level: float = CI_LEVEL) -> tuple[float, f
     geometric mean of ``estimates`` and a Student-t interval over them in log d, at
     len - 1 degrees of freedom. Every source of noise a draw has (its seeds, its baseline's
     seeds, its tuner's draw) varies between draws, so the interval covers them all."""
+    if len(set(estimates)) == 1:  # draws that agree exactly (a known answer): that answer
+        return float(estimates[0]), float(estimates[0]), float(estimates[0])
     logs = np.log(np.asarray(estimates, dtype=float))
     mean = float(logs.mean())
     half = float(student_t.ppf(0.5 + level / 2, len(logs) - 1) * logs.std(ddof=1)

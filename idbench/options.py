@@ -63,8 +63,7 @@ class TrainOptions(BaseModel):
     theta0: Theta0Field = Field(
         "init", validate_default=True, description="where every run (baseline too) starts: "
         "init, burn-in[steps=T,lr=L] (or epochs=F: T steps of full-space training, seeded like "
-        "the run), checkpoint[path=FILE] or checkpoint[run=KEY,store=DIR] (store: default the measurement's "
-        "--out, then its --reuse folders; idbench.theta0)")
+        "the run), checkpoint[path=FILE] or checkpoint[run=KEY,store=DIR] (idbench.theta0)")
 
     @model_validator(mode="after")
     def _budget(self) -> "TrainOptions":

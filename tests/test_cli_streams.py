@@ -91,7 +91,8 @@ def test_measure_prints_its_summary_on_stdout_and_its_progress_on_stderr(tmp_pat
     assert keys[:4] == ["model", "dataset", "projection", "method"] and "d_int90" in keys
     assert "n_runs" not in err and "measuring: probe d=8" in err
     code, out, err = invoke([*argv, "--json"], capfd)  # the stored measurement, as JSON
-    assert code == 0 and json.loads(out)["n_runs"] == 2 and err == ""
+    # the default 4 draws, each a baseline run and one probe
+    assert code == 0 and json.loads(out)["n_runs"] == 4 * 2 and err == ""
 
 
 def test_ls_leaderboard_and_version_print_on_stdout(tmp_path, capfd):

@@ -72,7 +72,7 @@ BEFORE_REMOVAL = [({}, "6898ce9f99c8ab1e"), ({"grid": (8, 16)}, "8d2a26f5a2ee634
 
 @pytest.mark.parametrize("options, key", BEFORE_REMOVAL)
 def test_removing_options_kept_the_keys_of_the_cells_they_left_alone(options, key):
-    assert MeasureConfig(model="fc", dataset="digits", **options).key() == key
+    assert MeasureConfig(model="fc", dataset="digits", **DEFAULTS_THEN, **options).key() == key
 
 
 @pytest.mark.parametrize("option, value", [("lr_protocol", "reference"), ("lr_window", None),
@@ -168,7 +168,7 @@ STUDY_NAMES = {
 @pytest.mark.parametrize("tuning", list(STUDY_NAMES))
 def test_study_names_never_move_and_follow_how_the_study_tunes(tuning):
     config = MeasureConfig.build(model="fc[depth=1,width=16]", dataset="digits",
-                                 projection="fastfood", **dict(tuning))
+                                 projection="fastfood", **{**DEFAULTS_THEN, **dict(tuning)})
     names = (study_name(config, "subspace", 40, (1e-3, 1.0)),
              study_name(config, "baseline", None, (1e-3, 1.0)))
     assert names == STUDY_NAMES[tuning]

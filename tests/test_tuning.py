@@ -218,7 +218,7 @@ def test_concurrent_cells_train_a_shared_baseline_once_and_both_use_it(tmp_path)
 
 def test_ngd_damping_is_tuned_with_the_rate_and_recorded_in_runs_and_measurement(tmp_path):
     options = dict(model="fc[depth=1,width=16]", dataset="digits", projection="fastfood",
-                   optimizer="ngd", seeds=1, epochs=1, grid=(16, 64), d_max=100, tune_trials=3,
+                   optimizer="ngd", draws=1, seeds=1, epochs=1, grid=(16, 64), d_max=100, tune_trials=3,
                    tune_seeds=1, ngd_samples=4)
     config = MeasureConfig(**options, damping_range=(1e-3, 1.0))
     assert config.key() != MeasureConfig(**options).key()  # a recorded choice of the cell

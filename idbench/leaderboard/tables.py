@@ -198,7 +198,7 @@ def covers_of(row: dict) -> str:
 
 def covers_values(df: pl.DataFrame) -> list[str]:
     """What the shown intervals cover, each once (rows without an interval left out)."""
-    shown = df.filter(~pl.col("censored") & (pl.col("seeds") >= MIN_CI_UNITS))
+    shown = df.filter(~pl.col("censored") & pl.Series([has_interval(r) for r in df.to_dicts()]))
     return sorted({covers_of(r) for r in shown.select("ci_covers").iter_rows(named=True)})
 
 
@@ -216,12 +216,18 @@ def fmt_bracket(d_lo: int | None, d_hi: int | None, censored: bool, d_max: int) 
     return f"(0, {d_hi}]" if d_lo is None else f"[{d_lo}, {d_hi}]"
 
 
+def has_interval(row: dict) -> bool:
+    """Whether the row has an interval: pooled over several draws (:mod:`idbench.draws`), or over
+    at least :data:`MIN_CI_UNITS` seeds."""
+    return (row.get("draws") or 1) > 1 or row["seeds"] >= MIN_CI_UNITS
+
+
 def fmt_ci(row: dict, legend: dict[str, str] | None = None) -> str:
-    """``[low, high]``; ``n/a`` below :data:`MIN_CI_UNITS` seeds; ``—`` when censored; followed
-    by the mark of what it covers where ``legend`` (:func:`covers_legend`) has one."""
+    """``[low, high]``; ``n/a`` without an interval (:func:`has_interval`); ``—`` when censored;
+    followed by the mark of what it covers where ``legend`` (:func:`covers_legend`) has one."""
     if row["censored"]:
         return "—"
-    if row["seeds"] < MIN_CI_UNITS:
+    if not has_interval(row):
         return "n/a"
     mark = (legend or {}).get(covers_of(row), "")
     return fmt_interval(row["ci_low"], row["ci_high"]) + (f" {mark}" if mark else "")
@@ -347,11 +353,14 @@ def caption(df: pl.DataFrame) -> str:
     name = d_int_name(df)
     metrics = ", ".join(df["metric"].unique().sort().to_list())
     thresholds = ", ".join(f"{t:g}" for t in df["threshold"].unique().sort().to_list())
-    seeds = ", ".join(str(s) for s in df["seeds"].unique().sort().to_list())
+    seeds = ", ".join(str(s) for s in df["seeds"].unique().sort().to_list()) + " seeds"
+    if "draws" in df.columns:  # pooled rows: every draw's seeds
+        draws = ", ".join(str(d) for d in df["draws"].unique().sort().to_list())
+        seeds = f"the seeds of all {draws} draws ({seeds.removesuffix(' seeds')} each)"
     compartments = set(df["compartments"].to_list())
     split = any(c.isdigit() and c != "1" for c in compartments)
     return (
-        f"Score: final-model validation {metrics}. Baseline: mean ± std over {seeds} seeds of "
+        f"Score: final-model validation {metrics}. Baseline: mean ± std over {seeds} of "
         f"full-space training (\"global\": a fixed score). Threshold = {thresholds} × baseline. "
         f"{name}: the estimate, where a monotone (isotonic) fit of the probes' mean scores over "
         "seeds crosses the threshold, interpolated linearly in log d, rounded (\"≤ d\": the "
@@ -387,7 +396,8 @@ def interval_caption(df: pl.DataFrame) -> str:
         return (f"{CI_LEVEL:.0%} CI: the interval of {d_int_name(df)} over R independent draws "
                 "of the whole measurement (each its own seeds, baseline, tunings and search; "
                 f"{d_int_name(df)} is the geometric mean of theirs), a Student-t interval on "
-                f"their log d at R - 1 degrees of freedom; n/a where a draw is censored. {covers}")
+                f"their log d at R - 1 degrees of freedom; n/a where a draw is censored; the bracket "
+                f"spans the draws' brackets. {covers}")
     return (
         f"{CI_LEVEL:.0%} CI: the interval of {d_int_name(df)}, a bootstrap over seeds (each seed "
         "with its baseline run; "

@@ -11,7 +11,7 @@ from idbench.search import search
 
 
 def config(**options) -> MeasureConfig:
-    return MeasureConfig.build(**{"model": "fc", "dataset": "digits", **options})
+    return MeasureConfig.build(**{"model": "fc", "dataset": "digits", "draws": 1, **options})
 
 
 def test_probes_near_the_crossing_use_a_rate_tuned_near_it():
