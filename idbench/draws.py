@@ -29,7 +29,7 @@ from collections.abc import Callable
 import numpy as np
 
 from idbench.config import MeasureConfig
-from idbench.estimate import pooled
+from idbench.estimate import Curve, flags, pooled
 from idbench.provenance import now_iso
 from idbench.schema import MeasurementRow
 
@@ -62,7 +62,7 @@ def pool(config: MeasureConfig, rows: list[MeasurementRow], key: str) -> Measure
         "draw_d_ints": json.dumps([r.d_int for r in rows]),
         "d_lo": _lowest([r.d_lo for r in rows]),
         "d_hi": None if censored else _highest([r.d_hi for r in rows]),
-        "flags": ",".join(dict.fromkeys(f for r in rows for f in (r.flags or "").split(",") if f)),
+        "flags": ",".join(_flags(config, rows)),
         "probes": json.dumps([{**p, "draw": i} for i, r in enumerate(rows)
                               for p in json.loads(r.probes)]),
         "baseline_mean": float(np.mean(means)),
@@ -74,6 +74,23 @@ def pool(config: MeasureConfig, rows: list[MeasurementRow], key: str) -> Measure
         "n_runs": sum(r.n_runs for r in rows),
         "run_keys": json.dumps(sorted({k for r in rows for k in json.loads(r.run_keys or "[]")})),
         "wall_s": sum(r.wall_s for r in rows), "timestamp": now_iso()})
+
+
+def _flags(config: MeasureConfig, rows: list[MeasurementRow]) -> list[str]:
+    """Every flag some draw raised, and those of the curve the draws share: at each d every draw
+    probed, a unit per draw (its mean score, its baseline mean), so that a curve that falls or is
+    flat against the noise between draws is flagged even with one seed per draw."""
+    raised = [f for r in rows for f in (r.flags or "").split(",") if f]
+    by_draw = [{p["d"]: float(np.mean(p["scores"])) for p in json.loads(r.probes)} for r in rows]
+    shared = sorted(set.intersection(*(set(d) for d in by_draw)))
+    if len(rows) > 1 and len(shared) >= 2:
+        fixed = config.global_baseline  # a global baseline: a fixed threshold score
+        curve = Curve.of([(d, [draw[d] for draw in by_draw]) for d in shared],
+                         None if fixed else [r.baseline_mean for r in rows],
+                         config.threshold * fixed if fixed else config.threshold)
+        raised += [f for f in flags(curve) if f != "threshold-low"]  # (the draws say that)
+    order = ["threshold-low", "falls", "flat"]
+    return sorted(dict.fromkeys(raised), key=lambda f: order.index(f) if f in order else 99)
 
 
 def _covers(config: MeasureConfig) -> str:

@@ -86,3 +86,17 @@ def _row(**fields):
     from idbench.schema import MeasurementRow
 
     return MeasurementRow.model_construct(**fields)
+
+
+def test_a_shared_curve_that_falls_between_draws_is_flagged_with_one_seed_each():
+    """With one seed per draw no draw can tell a falling curve from noise; the probes every draw
+    shares can: here every draw's score drops by 0.2 from d = 64 to 128."""
+    probes = [{"d": 32, "scores": [0.5]}, {"d": 64, "scores": [0.95]}, {"d": 128, "scores": [0.75]}]
+    rows = [_row(d_int=40.0 + i, censored=False, d_lo=32, d_hi=64, baseline_scores="[0.9]",
+                 baseline_mean=0.9 + 0.01 * i, lr_baseline=0.1, lr_subspace=1.0, n_runs=5,
+                 run_keys=f'["{i}"]', wall_s=1.0, flags="",
+                 probes=json.dumps([{**p, "scores": [p["scores"][0] + 0.01 * i]} for p in probes]))
+            for i in range(3)]
+    assert pool(config(draws=3), rows, "key").flags == "falls"
+    steady = [r.model_copy(update={"probes": json.dumps(probes[:2])}) for r in rows]
+    assert pool(config(draws=3), steady, "key").flags == ""
