@@ -32,6 +32,7 @@ from idbench.executors import Executor
 from idbench.leaderboard.results import MEASUREMENTS_FILE, RUNS_FILE, load_runs
 from idbench.atomic import write_atomic
 from idbench.config import MeasureConfig
+from idbench.draws import draw_config
 from idbench.measurement import cell_key, in_store, measure
 from idbench.schema import MeasurementRow
 from idbench.store import RunStore, cell_runs, export, of_cells, stored_run_keys
@@ -84,7 +85,9 @@ def plan(suite_path: str | Path, *, out: str | Path | None = None,
     rows = []
     for cell in select_cells(suite, only):
         key = cell_key(cell.config)
-        runs = stored_runs.filter(pl.col("cell") == key).height if stored_runs.height else 0
+        keys = [key] + [cell_key(draw_config(cell.config, i))  # a pooled cell's draws (their runs)
+                        for i in range(cell.config.draws if cell.config.draws > 1 else 0)]
+        runs = stored_runs.filter(pl.col("cell").is_in(keys)).height if stored_runs.height else 0
         rows.append({"cell": cell.label, "key": key, "skipped": cell.skipped,
                      "stored_runs": runs, "measured": key in stored_cells})
     return rows

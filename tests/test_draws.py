@@ -11,7 +11,9 @@ from idbench.config import MeasureConfig
 from idbench.draws import draw_config, pool
 from idbench.estimate import pooled, pooled_ratio
 from idbench.measurement import measure
+from idbench.runner import plan
 from idbench.store import RunStore
+from idbench.suites import load_suite
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -100,3 +102,13 @@ def test_a_shared_curve_that_falls_between_draws_is_flagged_with_one_seed_each()
     assert pool(config(draws=3), rows, "key").flags == "falls"
     steady = [r.model_copy(update={"probes": json.dumps(probes[:2])}) for r in rows]
     assert pool(config(draws=3), steady, "key").flags == ""
+
+
+def test_a_dry_run_counts_the_runs_of_a_pooled_cells_draws(tmp_path):
+    suite = tmp_path / "pooled.yaml"
+    suite.write_text('name: pooled\nversion: "1"\ndefaults: {draws: 2, epochs: 1, tune_trials: 0, '
+                     'grid: [8]}\ngrids: [{models: ["fc[depth=1,width=8]"], datasets: [digits]}]\n')
+    assert plan(suite, out=tmp_path / "out")[0]["stored_runs"] == 0
+    row = measure(load_suite(suite).cells()[0].config, out=tmp_path / "out", device="cpu")
+    planned = plan(suite, out=tmp_path / "out")[0]
+    assert (planned["stored_runs"], planned["measured"]) == (row.n_runs, True) == (4, True)
