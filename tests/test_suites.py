@@ -93,6 +93,36 @@ def test_gressmann_suite_is_the_study(monkeypatch: pytest.MonkeyPatch) -> None:
     assert len(searched) == 6 * 2 and {str(c.method) for c in searched} == {"rbd", "fpd"}
 
 
+def test_gressmann_fashion_mnist_suite_is_seed_000s_table_with_its_reference() -> None:
+    """Both networks x fpd, rbd with Gaussian bases, and FC-128's Fastfood cells beside them at
+    the same budget and a longer one, all at d = 250 under the paper's protocol; every row of
+    its reference file has a cell (the baseline's rows: any cell of the network)."""
+    import polars as pl
+
+    from idbench.leaderboard.reference import SCHEMA, reference_file
+
+    cells = [c.config for c in load_suite("gressmann2020-fmnist").cells()]
+    assert sorted((str(c.model), str(c.projection), str(c.method), c.epochs) for c in cells) == [
+        ("cnn", "dense", "fpd", 4), ("cnn", "dense", "rbd", 4),
+        ("fc[depth=1,width=128]", "dense", "fpd", 4), ("fc[depth=1,width=128]", "dense", "rbd", 4),
+        ("fc[depth=1,width=128]", "fastfood", "fpd", 4),
+        ("fc[depth=1,width=128]", "fastfood", "fpd", 40),
+        ("fc[depth=1,width=128]", "fastfood", "rbd", 4),
+        ("fc[depth=1,width=128]", "fastfood", "rbd", 40),
+    ]
+    assert {(c.grid, c.batch_size, c.momentum, c.schedule, c.warmup, c.seeds, c.tune_grid,
+             str(c.dataset), round(60_000 * c.val_fraction)) for c in cells} == {
+        ((250,), 32, 0.0, "constant", 0.0, 3, "pow2",
+         "fashion-mnist[augment=true,padding=3,brightness=0.5]", 10_000)}
+    published = pl.read_csv(reference_file("gressmann2020-fmnist"), comment_prefix="#",
+                            schema=SCHEMA)
+    assert published.height == 6
+    for ref in published.iter_rows(named=True):
+        assert any(str(c.model) == ref["model"] and str(c.dataset).startswith(ref["dataset"])
+                   and (ref["method"] == "sgd" or (str(c.method), c.grid) == (
+                       ref["method"], (ref["d"],))) for c in cells), ref
+
+
 # --------------------------------------------------------------------------- expansion
 
 
