@@ -111,8 +111,8 @@ def test_gressmann_fashion_mnist_suite_is_seed_000s_table_with_its_reference() -
         ("fc[depth=1,width=128]", "fastfood", "rbd", 40),
     ]
     assert {(c.grid, c.batch_size, c.momentum, c.schedule, c.warmup, c.seeds, c.tune_grid,
-             str(c.dataset), round(60_000 * c.val_fraction)) for c in cells} == {
-        ((250,), 32, 0.0, "constant", 0.0, 3, "pow2",
+             c.lr_scaling, str(c.dataset), round(60_000 * c.val_fraction)) for c in cells} == {
+        ((250,), 32, 0.0, "constant", 0.0, 3, "pow2", "inverse-sqrt-d",
          "fashion-mnist[augment=true,padding=3,brightness=0.5]", 10_000)}
     published = pl.read_csv(reference_file("gressmann2020-fmnist"), comment_prefix="#",
                             schema=SCHEMA)

@@ -476,12 +476,13 @@ def val_vs_epochs(df: pl.DataFrame, runs: pl.DataFrame) -> Figure:
                 epoch = line["epoch"].to_numpy()
                 ax.fill_between(epoch, line["low"].to_numpy(), line["high"].to_numpy(),
                                 color=colors[label], alpha=0.2, lw=0)
+                seeds = line["seeds"].max()
                 ax.plot(epoch, line["mean"].to_numpy(), color=colors[label], marker="o",
-                        markersize=3, label=f"{label} ({line['seeds'].max()} seeds)")
+                        markersize=3, label=f"{label} ({seeds} seed{'' if seeds == 1 else 's'})")
             ax.set_title("\n".join(textwrap.wrap(f"{model} · {dataset}", 48)))
             ax.set_xlabel("epochs")
             ax.set_ylabel(f"validation {metric}")
-            ax.legend(loc="lower right", fontsize=7, framealpha=0.85)
+            ax.legend(loc="best", fontsize=7, framealpha=0.85)
     return fig
 
 
