@@ -465,9 +465,12 @@ def val_vs_epochs(df: pl.DataFrame, runs: pl.DataFrame) -> Figure:
     colors = dict(zip(labels, sns.color_palette("colorblind", len(labels))))
     metric = df["metric"][0]
     with _style():
-        fig = Figure(figsize=accuracy_figsize(len(panels)), dpi=DPI, layout="constrained")
+        width, height = accuracy_figsize(len(panels))
+        rows = math.ceil(len(panels) / min(MAX_COLS, len(panels)))
+        fig = Figure(figsize=(width, height + 0.16 * len(labels) * rows), dpi=DPI,
+                     layout="constrained")
         cols = min(MAX_COLS, len(panels))
-        axes = fig.subplots(math.ceil(len(panels) / cols), cols, squeeze=False).ravel()
+        axes = fig.subplots(rows, cols, squeeze=False).ravel()
         for ax in axes[len(panels):]:
             ax.set_visible(False)
         for ax, (dataset, model) in zip(axes, panels):
@@ -482,7 +485,8 @@ def val_vs_epochs(df: pl.DataFrame, runs: pl.DataFrame) -> Figure:
             ax.set_title("\n".join(textwrap.wrap(f"{model} · {dataset}", 48)))
             ax.set_xlabel("epochs")
             ax.set_ylabel(f"validation {metric}")
-            ax.legend(loc="best", fontsize=7, framealpha=0.85)
+            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), fontsize=7,
+                      frameon=False)  # below the axes: rising curves fill every corner
     return fig
 
 
