@@ -173,6 +173,7 @@ class MeasurementRow(BaseModel):
     tune_trials: int
     tune_seeds: int  # seeds per tuning trial (objective: mean final validation loss)
     tune_draw: int = 0  # which draw of the tuner's grid and TPE (0: the default; rows before it: 0)
+    tune_grid: str | None = None  # where trials lie: log (then TPE) or pow2 (null: before it, log)
     # former options, recorded by rows measured while they existed (later rows: all, best):
     tune_redraw: str = "all"  # which tunings that draw redraws: all, or subspace (baseline: draw 0's)
     tune_pick: str = "best"  # the tuned rate: the best trial, or a parabola's minimum (fit)

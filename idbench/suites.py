@@ -36,6 +36,13 @@ anything runs, as one :class:`~idbench.errors.IdbenchError` naming the file and 
 
     suites/x.yaml, line 12: unknown key 'epoch' in grids[0].options. Did you mean 'epochs'? ...
 
+Two protocol mistakes are refused the same way: a grid whose cells get no positive training
+budget from the file (``epochs`` or ``steps``, in the defaults or the grid's options: a suite's
+numbers depend on its budget, so the built-in default is never taken), and a grid of one d
+(``grid: [250]``, a score at that d) where a search option (``d_min``, ``d_max``,
+``resolution``) is set at the same level or in the grid's own options, asking for a d_int search
+that a single d cannot give.
+
 Use::
 
     suite = load_suite("quickstart")          # a shipped suite by name, or a path
@@ -265,6 +272,9 @@ def load_suite(name_or_path: str | Path) -> Suite:
     for i, grid in enumerate(suite.grids):
         _check_options(grid.options, ("grids", i, "options"), lines)
         _check_names(grid, i, lines)
+    for i in range(len(suite.grids)):  # (every name is known before a grid's protocol is read)
+        _check_budget(suite, i, lines)
+        _check_single_d(suite, i, lines)
     suite._expanded = _expand(suite, lines)
     return suite
 
@@ -314,6 +324,57 @@ def _check_names(grid: Grid, index: int, lines: "_Lines") -> None:
         raise lines.at(("grids", index, "options", "optimizer"),
                        f"grids[{index}] lists optimizers and sets the option 'optimizer': "
                        "keep one (the list)")
+
+
+BUDGET_KEYS = ("epochs", "steps")
+SEARCH_KEYS = ("d_min", "d_max", "resolution")  # the options that shape a d_int search
+
+
+def _source(suite: Suite, index: int, key: str) -> tuple[Any, ...] | None:
+    """Where the option ``key`` of grid ``index``'s cells is set: its options, else the
+    defaults; None where neither sets it."""
+    if key in suite.grids[index].options:
+        return ("grids", index, "options", key)
+    return ("defaults", key) if key in suite.defaults else None
+
+
+def _check_budget(suite: Suite, index: int, lines: "_Lines") -> None:
+    """Every grid trains for a budget its file states: epochs or steps, positive, set in the
+    defaults or the grid's options. A suite's numbers depend on its budget, so none is taken
+    from the built-in default, and a zero budget would train nothing."""
+    options = {**suite.defaults, **suite.grids[index].options}
+    for key in BUDGET_KEYS:
+        value = options.get(key)
+        numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if numeric and value <= 0:
+            loc = _source(suite, index, key)
+            raise lines.at(loc, f"{_format_loc(loc)}: a budget of {value} {key} trains nothing: "
+                           f"give {key} > 0 (in the cells of grids[{index}])")
+    if all(options.get(key) is None for key in BUDGET_KEYS):
+        loc = _source(suite, index, "epochs") or _source(suite, index, "steps") or ("grids", index)
+        raise lines.at(loc, f"grids[{index}] has no training budget: set epochs (or steps) to a "
+                       "positive number in defaults or in the grid's options")
+
+
+def _check_single_d(suite: Suite, index: int, lines: "_Lines") -> None:
+    """A grid of one d measures the score at that d, which has no d_int to search for: a
+    search option (d_min, d_max, resolution) set where that grid is set, or in the grid's own
+    options, asks for a search the cells would not run."""
+    grid_loc = _source(suite, index, "grid")
+    if grid_loc is None:
+        return
+    own = suite.grids[index].options
+    scope = own if grid_loc[0] == "grids" else {**suite.defaults, **own}
+    points = scope["grid"]
+    if not isinstance(points, list) or len(set(map(str, points))) != 1:
+        return
+    asked = [key for key in SEARCH_KEYS if key in scope]
+    if asked:
+        loc = _source(suite, index, asked[0])
+        raise lines.at(loc, f"{_format_loc(loc)}: grid [{points[0]}] measures the score at one "
+                       f"d, which has no d_int to search for, but {', '.join(asked)} asks for a "
+                       f"search: drop {', '.join(asked)} to measure the score at d = {points[0]}, "
+                       "or set grid: null to search d_int")
 
 
 def _expand(suite: Suite, lines: "_Lines") -> list[tuple[MeasureConfig, int]]:

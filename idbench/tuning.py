@@ -6,6 +6,9 @@ is smoother than accuracy and is what the random-bases study tuned on). A median
 trials whose intermediate validation loss is already worse than the median of earlier trials at
 the same evaluation. Diverged runs score +inf, which steers TPE away from too-large rates.
 
+A protocol that tuned on powers of two (the random-bases study's) is followed with ``powers``:
+every trial is then a power of two in the range, spread evenly over them, and TPE proposes none.
+
 A study returns its trial of lowest loss (diverged trials count as +inf; when every trial
 diverged, the smallest rate tried).
 
@@ -37,6 +40,7 @@ from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
 from idbench.errors import IdbenchError
+from idbench.lr.options import powers_of_two
 from idbench.seeding import derive_seed
 from idbench.train import RunResult
 
@@ -97,6 +101,7 @@ def tune_lr(
     damping_range: tuple[float, float] | None = None,
     replay: Sequence[Params] = (),
     draw: int = 0,
+    powers: bool = False,
 ) -> tuple[Params, list[Params]]:
     """(best parameters, parameters of every completed trial): best = lowest final validation
     loss; parameters: ``{"lr": ...}``, plus ``"damping"`` when ``damping_range`` is given.
@@ -109,18 +114,24 @@ def tune_lr(
     proposes after them what the original proposed (TPE learns only from finished trials).
     ``draw``: which draw of the tuner (:func:`grid_offset`): 0 is the default, another number
     places the grid trials elsewhere in their bins (TPE's draws differ through ``study_name``).
+    ``powers``: every trial at a power of two (:func:`power_of_two_grid`), none proposed by TPE.
     """
+    if powers:
+        startup = [{"lr": lr} for lr in power_of_two_grid(lr_range, n_trials, draw)]
+        n_trials = len(startup)
+    else:
+        startup = startup_params(lr_range, damping_range, min(STARTUP_TRIALS, n_trials), draw)
     study = optuna.create_study(
         study_name=study_name,
         storage=open_storage(storage),
         direction="minimize",
         # the grid trials are never pruned: under a decaying schedule a large rate looks bad
         # early and good at the end, and with few trials each grid point matters
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=STARTUP_TRIALS, n_warmup_steps=2),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=max(STARTUP_TRIALS, len(startup)),
+                                           n_warmup_steps=2),
         load_if_exists=True,
     )
     done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-    startup = startup_params(lr_range, damping_range, min(STARTUP_TRIALS, n_trials), draw)
     first = [*replay, *startup[len(replay):]]
     while (finished := sum(t.state in done for t in study.trials)) < n_trials:
         if finished < len(first):
@@ -182,6 +193,17 @@ def startup_grid(lr_range: tuple[float, float], n: int, draw: int = 0) -> list[f
     lo, hi = (math.log(v) for v in lr_range)
     offset = grid_offset(draw)
     return [math.exp(lo + (hi - lo) * (i + offset) / n) for i in range(n)]
+
+
+def power_of_two_grid(lr_range: tuple[float, float], n: int, draw: int = 0) -> list[float]:
+    """Up to ``n`` powers of two in ``lr_range`` (a protocol that tunes on them, as the
+    random-bases study did): all of them when there are at most ``n``, else ``n`` spread evenly
+    over them (one per equal share, where in its share set by :func:`grid_offset`)."""
+    powers = powers_of_two(lr_range)
+    if n >= len(powers):
+        return powers
+    offset = grid_offset(draw)
+    return [powers[int((i + offset) * len(powers) / n)] for i in range(n)]
 
 
 def startup_params(lr_range: tuple[float, float], damping_range: tuple[float, float] | None,

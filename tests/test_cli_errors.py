@@ -131,6 +131,12 @@ CASES = [
     ("suite with a misspelt key", ["run", "{tmp}/bad.yaml", "--out", "{out}"], "line"),
     ("suite with epochs NaN", ["run", "{tmp}/nan.yaml", "--out", "{out}"],
      "line 4: defaults.epochs: NaN is not a finite number"),
+    ("suite without a budget", ["run", "{tmp}/nobudget.yaml", "--out", "{out}"],
+     "nobudget.yaml, line 6: grids[0] has no training budget"),
+    ("suite with zero epochs", ["run", "{tmp}/zero.yaml", "--out", "{out}"],
+     "zero.yaml, line 4: defaults.epochs: a budget of 0 epochs trains nothing"),
+    ("single-d grid with a search", ["run", "{tmp}/single.yaml", "--out", "{out}"],
+     "single.yaml, line 4: defaults.d_min: grid [16] measures the score at one d"),
     ("only matching no cell", ["run", "{suite}", "--only", "*lenet*", "--out", "{out}"],
      "matches no cell"),
     ("run on device tpu", ["run", "{suite}", "--device", "tpu", "--out", "{out}"], "tpu"),
@@ -159,6 +165,10 @@ def places(tmp_path: Path) -> dict[str, str]:
     (tmp_path / "tiny.yaml").write_text(TINY)
     (tmp_path / "bad.yaml").write_text(TINY.replace("epochs: 1", "epoch: 1"))
     (tmp_path / "nan.yaml").write_text(TINY.replace("epochs: 1", "epochs: .nan"))
+    (tmp_path / "nobudget.yaml").write_text(TINY.replace("epochs: 1, ", ""))
+    (tmp_path / "zero.yaml").write_text(TINY.replace("epochs: 1", "epochs: 0"))
+    (tmp_path / "single.yaml").write_text(TINY.replace("tune_trials: 0}", "tune_trials: 0, "
+                                                       "grid: [16]}"))
     torch.save(idbench.models.create("fc[depth=1,width=4]", input_shape=(1, 8, 8),
                                      num_classes=10).state_dict(), tmp_path / "w4.pt")
     return {"out": str(tmp_path / "out"), "file": str(tmp_path / "a-file"),

@@ -93,12 +93,43 @@ def test_gressmann_suite_is_the_study(monkeypatch: pytest.MonkeyPatch) -> None:
     assert len(searched) == 6 * 2 and {str(c.method) for c in searched} == {"rbd", "fpd"}
 
 
+def test_gressmann_fashion_mnist_suite_is_seed_000s_table_with_its_reference() -> None:
+    """Both networks x fpd, rbd with Gaussian bases, and FC-128's Fastfood cells beside them at
+    the same budget and a longer one, all at d = 250 under the paper's protocol; every row of
+    its reference file has a cell (the baseline's rows: any cell of the network)."""
+    import polars as pl
+
+    from idbench.leaderboard.reference import SCHEMA, reference_file
+
+    cells = [c.config for c in load_suite("gressmann2020-fmnist").cells()]
+    assert sorted((str(c.model), str(c.projection), str(c.method), c.epochs) for c in cells) == [
+        ("cnn", "dense", "fpd", 4), ("cnn", "dense", "rbd", 4),
+        ("fc[depth=1,width=128]", "dense", "fpd", 4), ("fc[depth=1,width=128]", "dense", "rbd", 4),
+        ("fc[depth=1,width=128]", "fastfood", "fpd", 4),
+        ("fc[depth=1,width=128]", "fastfood", "fpd", 40),
+        ("fc[depth=1,width=128]", "fastfood", "rbd", 4),
+        ("fc[depth=1,width=128]", "fastfood", "rbd", 40),
+    ]
+    assert {(c.grid, c.batch_size, c.momentum, c.schedule, c.warmup, c.seeds, c.tune_grid,
+             c.lr_scaling, str(c.dataset), round(60_000 * c.val_fraction)) for c in cells} == {
+        ((250,), 32, 0.0, "constant", 0.0, 3, "pow2", "inverse-sqrt-d",
+         "fashion-mnist[augment=true,padding=3,brightness=0.5]", 10_000)}
+    published = pl.read_csv(reference_file("gressmann2020-fmnist"), comment_prefix="#",
+                            schema=SCHEMA)
+    assert published.height == 6
+    for ref in published.iter_rows(named=True):
+        assert any(str(c.model) == ref["model"] and str(c.dataset).startswith(ref["dataset"])
+                   and (ref["method"] == "sgd" or (str(c.method), c.grid) == (
+                       ref["method"], (ref["d"],))) for c in cells), ref
+
+
 # --------------------------------------------------------------------------- expansion
 
 
 def test_repeated_grid_entries_add_rather_than_multiply(tmp_path: Path) -> None:
     path = write(tmp_path, """
         version: "1"
+        defaults: {epochs: 1}
         grids:
           - models: ["fc[depth=1]", "fc[depth=2]"]
             datasets: [digits]
@@ -137,6 +168,7 @@ def test_defaults_and_grid_options(tmp_path: Path) -> None:
 def test_identical_cells_are_kept_once_in_order(tmp_path: Path) -> None:
     path = write(tmp_path, """
         version: "1"
+        defaults: {epochs: 1}
         grids:
           - models: [fc, fc]
             datasets: [digits]
@@ -156,6 +188,7 @@ def test_requires_skips_a_grid_when_the_data_is_absent(
 ) -> None:
     path = write(tmp_path, """
         version: "1"
+        defaults: {epochs: 1}
         grids:
           - models: [fc]
             datasets: [fashion-mnist]
@@ -177,15 +210,19 @@ def test_requires_skips_a_grid_when_the_data_is_absent(
 
 
 def test_hash_ignores_comments_and_layout_not_content(tmp_path: Path) -> None:
-    a = write(tmp_path, 'version: "1"\ngrids: [{models: [fc], datasets: [digits]}]\n', "a.yaml")
+    a = write(tmp_path, 'version: "1"\ndefaults: {epochs: 1}\ngrids: [{models: [fc], '
+                        'datasets: [digits]}]\n', "a.yaml")
     b = write(tmp_path, """
         # a comment
         version: "1"
+        defaults:
+          epochs: 1
         grids:
           - datasets: [digits]
             models: [fc]
     """, "b.yaml")
-    c = write(tmp_path, 'version: "1"\ngrids: [{models: [fc], datasets: [toy-sums]}]\n', "c.yaml")
+    c = write(tmp_path, 'version: "1"\ndefaults: {epochs: 1}\ngrids: [{models: [fc], '
+                        'datasets: [toy-sums]}]\n', "c.yaml")
     assert load_suite(a).hash == load_suite(b).hash != load_suite(c).hash
 
 
@@ -349,6 +386,7 @@ def test_an_empty_grid_is_an_error(tmp_path: Path, text: str, line: int) -> None
 def test_a_bad_cell_reports_its_grid(tmp_path: Path) -> None:
     path = write(tmp_path, """
         version: "1"
+        defaults: {epochs: 1}
         grids:
           - models: [fc]
             datasets: [digits]
@@ -357,7 +395,63 @@ def test_a_bad_cell_reports_its_grid(tmp_path: Path) -> None:
             options: {d_min: 100, d_max: 10}
     """)
     message = error_of(path)
-    assert "line 5:" in message and "d_min (100) is larger than d_max (10)" in message
+    assert "line 6:" in message and "d_min (100) is larger than d_max (10)" in message
+
+
+GRID = "grids:\n  - models: [fc]\n    datasets: [digits]\n"
+
+
+@pytest.mark.parametrize("head, grid_options, line, phrase", [
+    ("", "", 3, "grids[0] has no training budget"),  # no budget anywhere: no default is taken
+    ("defaults: {seeds: 1}\n", "", 4, "grids[0] has no training budget"),
+    ("defaults:\n  epochs:\n", "", 3, "grids[0] has no training budget"),  # written, no value
+    ("defaults: {epochs: 0}\n", "", 2, "defaults.epochs: a budget of 0 epochs trains nothing"),
+    ("defaults: {epochs: 2}\n", "    options: {epochs: -1}\n", 6,
+     "grids[0].options.epochs: a budget of -1 epochs trains nothing"),
+    ("defaults: {steps: 0}\n", "", 2, "defaults.steps: a budget of 0 steps trains nothing"),
+    ("defaults: {epochs: null, steps: null}\n", "", 2, "grids[0] has no training budget"),
+])
+def test_a_grid_without_a_positive_budget_names_its_line(tmp_path: Path, head: str,
+                                                         grid_options: str, line: int,
+                                                         phrase: str) -> None:
+    path = write(tmp_path, 'version: "1"\n' + head + GRID + grid_options)
+    message = error_of(path)
+    assert message.startswith(f"{path}, line {line}: ") and phrase in message, message
+
+
+def test_a_budget_in_steps_or_in_the_grid_is_enough(tmp_path: Path) -> None:
+    steps = load_suite(write(tmp_path, 'version: "1"\ndefaults: {steps: 30}\n' + GRID))
+    assert [c.config.steps for c in steps.cells()] == [30]
+    own = load_suite(write(tmp_path, 'version: "1"\n' + GRID + "    options: {epochs: 3}\n",
+                           "b.yaml"))
+    assert [c.config.epochs for c in own.cells()] == [3]
+
+
+@pytest.mark.parametrize("head, grid_options, line, asked", [
+    ("defaults: {epochs: 1}\n", "    options: {grid: [250], d_min: 10}\n", 6, "d_min"),
+    ("defaults: {epochs: 1, grid: [250], resolution: 0.1}\n", "", 2, "resolution"),
+    ("defaults: {epochs: 1, grid: [250]}\n", "    options:\n      d_max: 900\n", 7, "d_max"),
+])
+def test_one_grid_point_with_a_search_asked_for_names_its_line(tmp_path: Path, head: str,
+                                                               grid_options: str, line: int,
+                                                               asked: str) -> None:
+    path = write(tmp_path, 'version: "1"\n' + head + GRID + grid_options)
+    message = error_of(path)
+    assert message.startswith(f"{path}, line {line}: ")
+    assert "grid [250] measures the score at one d" in message and f"but {asked} asks" in message
+
+
+@pytest.mark.parametrize("head, grid_options", [
+    ("defaults: {epochs: 1, d_min: 10, d_max: 900}\n", "    options: {grid: [250]}\n"),
+    ("defaults: {epochs: 1}\n", "    options: {grid: [250, 500], d_min: 10}\n"),
+    ("defaults: {epochs: 1, grid: [250]}\n", "    options: {grid: null, d_min: 10}\n"),
+])
+def test_a_search_range_a_single_d_grid_overrides_is_not_an_error(
+        tmp_path: Path, head: str, grid_options: str) -> None:
+    """Search options in the defaults serve the suite's other grids; a grid of its own that sets
+    one d overrides them, and a grid of several d, or none, has a d_int to find."""
+    cells = load_suite(write(tmp_path, 'version: "1"\n' + head + GRID + grid_options)).cells()
+    assert len(cells) == 1 and cells[0].config.epochs == 1
 
 
 def test_a_cell_key_is_not_an_option(tmp_path: Path) -> None:
@@ -418,7 +512,7 @@ def test_fashion_mnist_leaderboard_suites_hold_the_cells_issue_13_asks_for() -> 
 def test_optimizers_is_a_grid_axis_and_labels_name_the_optimizer(tmp_path: Path) -> None:
     path = write(tmp_path, """
         version: "1"
-        defaults: {optimizer: adam}
+        defaults: {optimizer: adam, epochs: 1}
         grids:
           - models: [fc]
             datasets: [digits]
@@ -439,7 +533,7 @@ def test_optimizers_is_a_grid_axis_and_labels_name_the_optimizer(tmp_path: Path)
 
 
 def test_a_suite_of_one_optimizer_keeps_its_labels_and_cells(tmp_path: Path) -> None:
-    text = 'version: "1"\ndefaults: {optimizer: adam}\ngrids: [{models: [fc], datasets: [digits]}]\n'
+    text = 'version: "1"\ndefaults: {optimizer: adam, epochs: 1}\ngrids: [{models: [fc], datasets: [digits]}]\n'
     listed = text.replace("datasets: [digits]", "datasets: [digits], optimizers: [adam]")
     plain, with_list = load_suite(write(tmp_path, text)), load_suite(write(tmp_path, listed, "b.yaml"))
     assert [c.label for c in plain.cells()] == ["fc/digits/dense/fpd"]
@@ -477,7 +571,7 @@ def test_optimizers_and_the_optimizer_option_of_one_grid_conflict(tmp_path: Path
 def test_an_optimizer_a_method_cannot_use_points_at_the_list(tmp_path: Path) -> None:
     path = write(tmp_path, """
         version: "1"
-        defaults: {optimizer: sgd}
+        defaults: {optimizer: sgd, epochs: 1}
         grids:
           - models: [fc]
             datasets: [digits]

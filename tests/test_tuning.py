@@ -261,3 +261,21 @@ def test_ngd_options_are_null_in_rows_of_other_optimisers(tmp_path):
         for column in ("ngd_samples", "ngd_damping", "ngd_refresh"):
             assert getattr(row, column) is None
             assert runs[column].null_count() == runs.height
+
+
+def test_the_power_of_two_grid_holds_powers_of_two_in_the_range_spread_evenly():
+    assert tuning.power_of_two_grid((0.01, 1.0), 10) == [2.0 ** k for k in range(-6, 1)]
+    assert tuning.power_of_two_grid((0.01, 1.0), 3) == [2.0 ** -5, 2.0 ** -3, 2.0 ** -1]
+    assert tuning.power_of_two_grid((0.25, 0.5), 4) == [0.25, 0.5]  # the ends count
+    other = tuning.power_of_two_grid((0.01, 1.0), 3, draw=1)
+    assert other != tuning.power_of_two_grid((0.01, 1.0), 3) and len(set(other)) == 3
+    assert all(math.log2(lr).is_integer() and 0.01 <= lr <= 1.0 for lr in other)
+
+
+def test_a_power_of_two_study_tries_each_power_once_and_keeps_the_best(tmp_path):
+    calls: list[float] = []
+    best, tried = tune_lr(bowl(calls), study_name="pow2-x", storage=str(tmp_path / "p.log"),
+                          n_trials=12, lr_range=(0.01, 8.0), powers=True)
+    assert calls == [2.0 ** k for k in range(-6, 4)]  # ten powers: ten trials, none by TPE
+    assert best == {"lr": 0.25}  # the power of two nearest the bowl's bottom, 0.3
+    assert len(tried) == 10  # the grid is never pruned

@@ -50,8 +50,11 @@ class Dataset:
 
     Augmentation (``augment=True``) is the one of the published CIFAR studies: pad by
     ``crop_padding`` black pixels and crop back at a random offset, then flip horizontally with
-    probability 1/2 when ``flip``. ``mean`` and ``std`` are the per-channel normalisation
-    statistics in pixel units ([0, 1]); they give the padding its black value.
+    probability 1/2 when ``flip``; with ``brightness`` b > 0, each image is then shifted by one
+    offset drawn uniformly from [-b, b] in pixel units (TensorFlow's ``random_brightness``, as the
+    random-bases study augmented its 28x28 images). ``mean`` and ``std`` are the per-channel
+    normalisation statistics in pixel units ([0, 1]); they give the padding its black value and
+    turn a brightness offset into normalised units.
     """
 
     name: str
@@ -67,6 +70,7 @@ class Dataset:
     augment: bool = False
     crop_padding: int = 0
     flip: bool = False
+    brightness: float = 0.0
     mean: tuple[float, ...] = ()
     std: tuple[float, ...] = ()
 
@@ -87,7 +91,8 @@ class Dataset:
         return C > 1 and val_loss >= math.log(C) - 0.01 and val_score <= 1.5 / C
 
     def augment_batch(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """A randomly cropped (and flipped) copy of the image batch ``x``; ``x`` itself when off.
+        """A randomly cropped (flipped, brightened) copy of the image batch ``x``; ``x`` itself
+        when off.
 
         Random offsets are drawn on ``generator``'s device, so a seeded generator gives the same
         batch on any device; the augmentation itself runs as tensor ops on ``x``'s device.
@@ -112,6 +117,10 @@ class Dataset:
         if self.flip:
             flips = torch.rand(n, generator=generator, device=generator.device).to(x.device) < 0.5
             x = torch.where(flips.view(n, 1, 1, 1), x.flip(-1), x)
+        if self.brightness:
+            u = torch.rand(n, generator=generator, device=generator.device).to(x.device)
+            scale = torch.tensor(self.std, dtype=x.dtype, device=x.device).view(1, channels, 1, 1)
+            x = x + ((2 * u - 1) * self.brightness).to(x.dtype).view(n, 1, 1, 1) / scale
         return x
 
     def to(self, device: str | torch.device) -> Dataset:
@@ -144,12 +153,14 @@ def image_dataset(
     augment: bool,
     crop_padding: int,
     flip: bool,
+    brightness: float = 0.0,
 ) -> Dataset:
     """Split, normalise and move an image classification set given as its official splits.
 
     ``train`` and ``test`` are (images, labels) with integer pixels in [0, pixel_max] of shape
     (n, channels, height, width). Pixels go to the device as they are (uint8 is 4x smaller to move)
-    and are converted there.
+    and are converted there. ``brightness``: the largest random brightness offset of augmented
+    batches, in pixel units (0: none).
     """
     keep, held = split_indices(len(train[1]), ctx.val_fraction, ctx.split_seed)
     x_all, y_all = (t.to(ctx.device) for t in train)
@@ -175,6 +186,7 @@ def image_dataset(
         augment=augment,
         crop_padding=crop_padding,
         flip=flip,
+        brightness=brightness,
         mean=tuple(mean.tolist()),
         std=tuple(std.tolist()),
     )

@@ -13,7 +13,13 @@ torchvision reads (and, where allowed, downloads) the files in its own layout un
 Anything else is an :class:`~idbench.errors.IdbenchError` that says how to get the data.
 
 Augmentation (option ``augment=true``): random crops after padding by 4 pixels (32x32 images) or
-2 pixels (28x28), plus horizontal flips for CIFAR only (flipped digits are other digits).
+2 pixels (28x28), plus horizontal flips for CIFAR only (flipped digits are other digits). Two
+options change it where a published protocol differs: ``padding=P`` pads P pixels instead, and
+``brightness=B`` shifts each augmented image by a random offset in [-B, B] (pixel units, images in
+[0, 1]), e.g. ``fashion-mnist[augment=true,padding=3,brightness=0.5]``, the augmentation of the
+random-bases study's 28x28 images (TensorFlow: pad to 34x34, random crop, random_brightness 0.5).
+Both are options of the spec, so a run that sets them has its own key, and one that does not keeps
+the key it always had.
 """
 
 from __future__ import annotations
@@ -143,8 +149,24 @@ def official_splits(source: Source, root: Path, download: bool) -> Splits:
         ) from exc
 
 
-def _load(source: Source, ctx: LoadContext, augment: bool) -> Dataset:
-    """``source``'s official splits as a :class:`Dataset`, augmented as ``source`` says."""
+def check_augmentation(name: str, augment: bool, padding: int | None, brightness: float) -> None:
+    """``padding`` and ``brightness`` are augmentation settings: a non-negative number each,
+    and only with ``augment=true`` (without it they would change nothing): an IdbenchError
+    otherwise."""
+    if padding is not None and padding < 0:
+        raise IdbenchError(f"dataset {name!r}: padding must be >= 0 pixels, got {padding}")
+    if brightness < 0:
+        raise IdbenchError(f"dataset {name!r}: brightness must be >= 0, got {brightness}")
+    if not augment and (padding is not None or brightness):
+        raise IdbenchError(f"dataset {name!r}: padding and brightness set how training batches "
+                           "are augmented: add augment=true, or drop them")
+
+
+def _load(source: Source, ctx: LoadContext, augment: bool, padding: int | None = None,
+          brightness: float = 0.0) -> Dataset:
+    """``source``'s official splits as a :class:`Dataset`, augmented as ``source`` says, or with
+    the ``padding`` and ``brightness`` given."""
+    check_augmentation(source.name, augment, padding, brightness)
     train, test = official_splits(source, ctx.root, ctx.download)
     return image_dataset(
         ctx,
@@ -153,36 +175,42 @@ def _load(source: Source, ctx: LoadContext, augment: bool) -> Dataset:
         num_classes=source.num_classes,
         pixel_max=255,
         augment=augment,
-        crop_padding=source.crop_padding,
+        crop_padding=source.crop_padding if padding is None else padding,
         flip=source.flip,
+        brightness=brightness,
     )
 
 
 @DATASETS.register(MNIST.name)
-def mnist(*, ctx: LoadContext, augment: bool = False) -> Dataset:
+def mnist(*, ctx: LoadContext, augment: bool = False, padding: int | None = None,
+          brightness: float = 0.0) -> Dataset:
     """MNIST: torchvision's MNIST (28x28 handwritten digits, 10 classes)."""
-    return _load(MNIST, ctx, augment)
+    return _load(MNIST, ctx, augment, padding, brightness)
 
 
 @DATASETS.register(FASHION_MNIST.name)
-def fashion_mnist(*, ctx: LoadContext, augment: bool = False) -> Dataset:
+def fashion_mnist(*, ctx: LoadContext, augment: bool = False, padding: int | None = None,
+                  brightness: float = 0.0) -> Dataset:
     """fashion-mnist: torchvision's FashionMNIST (28x28 clothing images, 10 classes)."""
-    return _load(FASHION_MNIST, ctx, augment)
+    return _load(FASHION_MNIST, ctx, augment, padding, brightness)
 
 
 @DATASETS.register(CIFAR10.name)
-def cifar10(*, ctx: LoadContext, augment: bool = False) -> Dataset:
+def cifar10(*, ctx: LoadContext, augment: bool = False, padding: int | None = None,
+            brightness: float = 0.0) -> Dataset:
     """cifar10: torchvision's CIFAR10 (32x32 colour images, 10 classes)."""
-    return _load(CIFAR10, ctx, augment)
+    return _load(CIFAR10, ctx, augment, padding, brightness)
 
 
 @DATASETS.register(CIFAR100.name)
-def cifar100(*, ctx: LoadContext, augment: bool = False) -> Dataset:
+def cifar100(*, ctx: LoadContext, augment: bool = False, padding: int | None = None,
+             brightness: float = 0.0) -> Dataset:
     """cifar100: torchvision's CIFAR100 (32x32 colour images, 100 classes)."""
-    return _load(CIFAR100, ctx, augment)
+    return _load(CIFAR100, ctx, augment, padding, brightness)
 
 
 @DATASETS.register(SVHN.name)
-def svhn(*, ctx: LoadContext, augment: bool = False) -> Dataset:
+def svhn(*, ctx: LoadContext, augment: bool = False, padding: int | None = None,
+         brightness: float = 0.0) -> Dataset:
     """svhn: torchvision's SVHN (32x32 house-number digits, 10 classes)."""
-    return _load(SVHN, ctx, augment)
+    return _load(SVHN, ctx, augment, padding, brightness)

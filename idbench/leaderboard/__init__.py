@@ -5,8 +5,10 @@
     leaderboard.md  leaderboard.html  leaderboard.csv  leaderboard.tex
                                                   (md and html add the comparison view, one
                                                   row per model: idbench.leaderboard.comparison,
-                                                  and where optimisers vary, their d at SGD's
-                                                  threshold: ...leaderboard.common_threshold)
+                                                  where optimisers vary, their d at SGD's
+                                                  threshold: ...leaderboard.common_threshold,
+                                                  and where the suite has a published figure,
+                                                  its numbers: ...leaderboard.reference)
     dint_vs_d.png  dint_vs_d.svg                  score against d per cell, by projection
     dint_by_projection.png  dint_by_projection.svg  d_int with its interval, by projection
     dint_ratio_to_dense.png  dint_ratio_to_dense.svg  d_int over dense FPD's beside it, with the
@@ -16,6 +18,8 @@
     dint_vs_D.png  dint_vs_D.svg                  d_int against D (a model family only)
     psi_vs_d.png  psi_vs_d.svg                    directedness of training against d, one cell
                                                   (runs with training-path metrics only)
+    val_vs_epochs.png  val_vs_epochs.svg          validation score against epochs per method
+                                                  (cells measured at a single d only)
     provenance.json
 
 All or nothing: every file is written into a hidden temporary folder first and moved into
@@ -42,7 +46,7 @@ import polars as pl
 
 from idbench.atomic import write_atomic
 from idbench.errors import IdbenchError
-from idbench.leaderboard import common_threshold, comparison
+from idbench.leaderboard import common_threshold, comparison, reference
 from idbench.leaderboard import provenance as prov
 from idbench.leaderboard.page import to_html
 from idbench.leaderboard.results import check_measurements, check_runs, load_results
@@ -55,7 +59,8 @@ FORMATS = ("md", "html", "csv", "tex")
 # runs recorded training-path metrics)
 PLOTS = {"dint_vs_d": "accuracy_vs_d", "dint_by_projection": "dint_by_projection",
          "dint_ratio_to_dense": "ratio_to_dense", "dint_vs_budget": "dint_vs_budget",
-         "dint_vs_D": "dint_vs_D", "psi_vs_d": "psi_vs_d", "dint_vs_burn_in": "dint_vs_burn_in"}
+         "dint_vs_D": "dint_vs_D", "psi_vs_d": "psi_vs_d", "dint_vs_burn_in": "dint_vs_burn_in",
+         "val_vs_epochs": "val_vs_epochs"}
 
 
 def format_table(
@@ -65,8 +70,10 @@ def format_table(
     """The leaderboard rows ``df`` (from :func:`table`) as ``md``, ``html``, ``csv`` or ``tex``."""
     if fmt == "md":
         common = common_threshold.to_markdown(df)
+        published = reference.to_markdown(df)
         return (to_markdown(df) + "\n" + comparison.to_markdown(df)
                 + ("\n" + common if common else "")
+                + ("\n" + published if published else "")
                 + ("\n" + prov.to_markdown(provenance) if provenance else ""))
     if fmt == "html":
         return to_html(df, provenance, images)
@@ -140,6 +147,8 @@ def _plot_title(name: str, df: pl.DataFrame) -> str:
         return "Directedness of the training path (psi) against d"
     if name == "dint_vs_burn_in":
         return f"{d_int_name(df)} against the burn-in before theta0"
+    if name == "val_vs_epochs":
+        return f"Validation {', '.join(df['metric'].unique().sort())} against epochs, per method"
     if name == "dint_ratio_to_dense":
         return f"{d_int_name(df)} over dense FPD's, with the ratio's interval"
     return f"{d_int_name(df)} by projection"

@@ -17,6 +17,9 @@
 - :func:`psi_vs_d` (when the runs recorded training-path metrics): the directedness psi of the
   training path against d for one cell, in z- and in theta-space, with the full-space baseline's
   psi and a random walk's 1 / sqrt(steps) for reference. It reads the run rows.
+- :func:`val_vs_epochs` (when cells were measured at a single d, with run histories): the
+  validation score against epochs of every method of each network, from the run rows
+  (:mod:`idbench.leaderboard.curves`).
 
 The data are the ``probes`` of each measurement row: exactly the per-seed scores the search
 decided on. Figures have a fixed size (:func:`accuracy_figsize`, :func:`dint_figsize` at
@@ -40,7 +43,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from idbench.atomic import write_atomic
-from idbench.leaderboard import comparison
+from idbench.leaderboard import comparison, curves
 from idbench.leaderboard.tables import GROUP, d_int_name, fmt_d_int, groups
 from idbench.registry import format_spec, parse_spec
 
@@ -319,6 +322,8 @@ def has_family(df: pl.DataFrame) -> bool:
 def applies(function: str, df: pl.DataFrame, runs: pl.DataFrame | None = None) -> bool:
     """Whether the plot ``function`` of this module has something to show for ``df`` (the
     leaderboard rows) and ``runs`` (the run rows)."""
+    if function == "val_vs_epochs":
+        return curves.applies(df, runs)
     if function in RUN_PLOTS:
         return _psi_cell(df, runs) is not None
     return {"dint_vs_budget": has_budgets, "dint_vs_D": has_family,
@@ -396,7 +401,7 @@ def _dint_lines(rows: pl.DataFrame, name: str, *, series: list[str], x: str, who
     return fig
 
 
-RUN_PLOTS = ("psi_vs_d",)  # plots drawn from the run rows, not only the leaderboard rows
+RUN_PLOTS = ("psi_vs_d", "val_vs_epochs")  # plots drawn from the run rows as well
 
 
 def _psi_cell(df: pl.DataFrame, runs: pl.DataFrame | None) -> str | None:
@@ -446,6 +451,42 @@ def psi_vs_d(df: pl.DataFrame, runs: pl.DataFrame) -> Figure:
         ax.set_title(f"Directedness of training against d: {row['projection']},\n"
                      + _panel_title(row, width=80).replace("\n", " "))
         ax.legend(fontsize=7, loc="best", framealpha=0.85)
+    return fig
+
+
+def val_vs_epochs(df: pl.DataFrame, runs: pl.DataFrame) -> Figure:
+    """Validation score against epochs, one panel per network, one line per method
+    (:func:`~idbench.leaderboard.curves.curves`): the mean over seeds at every evaluation,
+    shaded from the lowest to the highest seed. A line still rising at its last epoch ended
+    before its plateau."""
+    frame = curves.curves(df, runs)
+    panels = frame.select(["dataset", "model"]).unique(maintain_order=True).rows()
+    labels = frame["label"].unique(maintain_order=True).to_list()
+    colors = dict(zip(labels, sns.color_palette("colorblind", len(labels))))
+    metric = df["metric"][0]
+    with _style():
+        width, height = accuracy_figsize(len(panels))
+        rows = math.ceil(len(panels) / min(MAX_COLS, len(panels)))
+        fig = Figure(figsize=(width, height + 0.16 * len(labels) * rows), dpi=DPI,
+                     layout="constrained")
+        cols = min(MAX_COLS, len(panels))
+        axes = fig.subplots(rows, cols, squeeze=False).ravel()
+        for ax in axes[len(panels):]:
+            ax.set_visible(False)
+        for ax, (dataset, model) in zip(axes, panels):
+            mine = frame.filter((pl.col("dataset") == dataset) & (pl.col("model") == model))
+            for (label,), line in mine.group_by("label", maintain_order=True):
+                epoch = line["epoch"].to_numpy()
+                ax.fill_between(epoch, line["low"].to_numpy(), line["high"].to_numpy(),
+                                color=colors[label], alpha=0.2, lw=0)
+                seeds = line["seeds"].max()
+                ax.plot(epoch, line["mean"].to_numpy(), color=colors[label], marker="o",
+                        markersize=3, label=f"{label} ({seeds} seed{'' if seeds == 1 else 's'})")
+            ax.set_title("\n".join(textwrap.wrap(f"{model} · {dataset}", 48)))
+            ax.set_xlabel("epochs")
+            ax.set_ylabel(f"validation {metric}")
+            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), fontsize=7,
+                      frameon=False)  # below the axes: rising curves fill every corner
     return fig
 
 

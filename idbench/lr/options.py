@@ -7,6 +7,7 @@ them are in :mod:`idbench.lr.protocols`, the tuner in :mod:`idbench.lr.tuner`.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
@@ -26,6 +27,13 @@ REMOVED = {
     "tune_pick": "a tuning returns its best trial (the former 'best')",
     "tune_redraw": "tune_draw redraws every tuning (the former 'all')",
 }
+
+
+def powers_of_two(lr_range: tuple[float, float]) -> list[float]:
+    """Every power of two in ``lr_range`` (ends included), smallest first."""
+    low = math.ceil(math.log2(lr_range[0]) - 1e-9)
+    high = math.floor(math.log2(lr_range[1]) + 1e-9)
+    return [2.0 ** k for k in range(low, high + 1)]
 
 
 def removed_message(name: str) -> str:
@@ -49,6 +57,10 @@ class RateOptions(BaseModel):
                            "its grid trials elsewhere in their bins and gives TPE other proposals, "
                            "to measure how far the tuner's draw moves d_int, which the CI over "
                            "seeds does not include")
+    # research: the random-bases study tuned every rate on powers of two
+    tune_grid: Literal["log", "pow2"] = Field(
+        "log", description="where tuning trials lie: log (an even log grid, then TPE) or pow2 "
+        "(powers of two in the range, spread evenly, up to tune_trials of them; no TPE)")
     tune_every_probe: bool = Field(False, description="tune the subspace lr at every probe "
                                    "instead of once at d_ref")
     d_ref: int | None = Field(None, ge=1, description="where the subspace lr is tuned (default: "
@@ -93,6 +105,12 @@ class RateOptions(BaseModel):
             lo, hi = self.damping_range
             if not 0 < lo < hi:
                 raise ValueError("damping_range must be (low, high) with 0 < low < high")
+            if self.tune_grid == "pow2":
+                raise ValueError("tune_grid pow2 tunes the rate alone: drop damping_range, or "
+                                 "tune on the log grid")
+        if self.tune_grid == "pow2" and not powers_of_two(self.lr_range):
+            raise ValueError(f"tune_grid pow2: lr_range {list(self.lr_range)} holds no power of "
+                             "two; widen it")
         return self
 
     @field_validator("lr_scaling", mode="before")

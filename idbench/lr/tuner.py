@@ -37,12 +37,14 @@ def study_name(config: MeasureConfig, role: str, d: int | None,
                lr_range: tuple[float, float]) -> str:
     """The Optuna study that tunes ``role``'s rate (``"baseline"``, ``d`` None, or
     ``"subspace"``) at ``d`` within ``lr_range``. It depends on what its runs depend on, so cells
-    that share a baseline share its study, and on how it tunes (trials, seeds, its draw:
-    :attr:`~idbench.config.MeasureConfig.draw`)."""
+    that share a baseline share its study, and on how it tunes (trials, seeds, its grid, its
+    draw: :attr:`~idbench.config.MeasureConfig.draw`)."""
     probe = run_spec(config, seed=TUNE_SEED, lr=1.0, d=d).key_payload()
     payload = [probe, config.tune_trials, config.tune_seeds, lr_range]
     if config.damping_range is not None:  # (studies of the rate alone keep their names)
         payload.append(config.damping_range)
+    if config.tune_grid != "log":  # (studies on the log grid keep their names)
+        payload.append({"tune_grid": config.tune_grid})
     if draw := config.draw:  # another draw: another study, its grid and TPE elsewhere
         payload.append({"tune_draw": draw, "grid": "offset"})
     if (first := tuning_seeds(config)[0]) != TUNE_SEED:
@@ -72,7 +74,8 @@ class Tuner:
                 lambda lr, report, damping=None: self._trial(lr, d, role, report, damping, seeds),
                 study_name=study, storage=self.storage, n_trials=config.tune_trials,
                 lr_range=lr_range, damping_range=config.damping_range,
-                replay=self._replay(d, lr_range, seeds[0]), draw=config.draw)
+                replay=self._replay(d, lr_range, seeds[0]), draw=config.draw,
+                powers=config.tune_grid == "pow2")
         for params in tried:  # trials finished by an earlier, interrupted call count too
             for seed in seeds:
                 spec = self.runs.spec(seed, params["lr"], d, params.get("damping"))

@@ -57,7 +57,7 @@ def test_job_script_has_the_settings_as_sbatch_lines(tmp_path):
 def test_dry_run_prints_the_job_script(tmp_path):
     (tmp_path / "cluster.yaml").write_text(CONFIG)
     (tmp_path / "s.yaml").write_text(
-        'version: "1"\ngrids: [{models: [fc], datasets: [digits]}]\n')
+        'version: "1"\ndefaults: {epochs: 1}\ngrids: [{models: [fc], datasets: [digits]}]\n')
     done = subprocess.run(
         [sys.executable, "-m", "idbench.cli", "run", "s.yaml", "--executor", "dask",
          "--cluster-config", "cluster.yaml", "--dry-run"],

@@ -4,6 +4,8 @@ import json
 import math
 import shutil
 
+import pytest
+
 import polars as pl
 
 import idbench.cell as cell
@@ -96,3 +98,27 @@ def test_a_pruned_trial_is_stored_alike_here_and_on_a_worker(tmp_path):
                                    "theta_psi").sort("run_key")
     assert tables["local"].height >= 1
     assert tables["remote"].equals(tables["local"])
+
+
+def test_a_power_of_two_tuning_trains_only_powers_of_two_and_says_so(tmp_path):
+    config = digits_config(tune_trials=3, seeds=1, tune_grid="pow2", grid=(32,),
+                           lr_range=(0.01, 1.0))
+    row = measure(config, out=tmp_path, device="cpu")
+    rates = RunStore(tmp_path).table().filter(pl.col("role") == "tune")["lr"].to_list()
+    assert len(set(rates)) == 6  # 3 for the baseline, 3 for the subspace at d = 32
+    assert all(math.log2(lr).is_integer() for lr in rates)
+    assert row.tune_grid == "pow2" and math.log2(row.lr_baseline).is_integer()
+    log = digits_config(tune_trials=3, seeds=1, grid=(32,), lr_range=(0.01, 1.0))
+    assert tuner.study_name(config, "baseline", None, config.lr_range) != \
+        tuner.study_name(log, "baseline", None, log.lr_range)
+    assert log.key() == digits_config(tune_trials=3, seeds=1, grid=(32,),
+                                      lr_range=(0.01, 1.0), tune_grid="log").key()
+
+
+@pytest.mark.parametrize("options, phrase", [
+    (dict(lr_range=(0.3, 0.45)), "holds no power of two"),
+    (dict(optimizer="ngd", damping_range=(0.01, 1.0)), "tunes the rate alone"),
+])
+def test_a_power_of_two_grid_that_cannot_be_made_is_refused(options, phrase):
+    with pytest.raises(ValueError, match=phrase):
+        digits_config(tune_grid="pow2", **options)

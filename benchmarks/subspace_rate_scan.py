@@ -1,0 +1,55 @@
+"""Validation score of one training run per learning rate, for subspace methods at a fixed d.
+
+Where a tuning window should lie depends on the protocol (batch size, schedule, the basis), and a
+window far from the stable rates makes every trial diverge. This trains one run per (method,
+projection, rate) with the real trainer at the protocol of ``suites/gressmann2020-fmnist.yaml``
+(FC-128, Fashion-MNIST augmented as the paper did, batch 32, plain SGD, constant rate, 10,000
+images held out), with no retries, and prints where each ended::
+
+    {"method", "projection", "lr", "val_score", "val_loss", "diverged", "steps"}
+
+    python benchmarks/subspace_rate_scan.py [--steps 1563] [--rates 0.25,1,4,16,64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import torch
+
+import idbench.data
+from idbench.train import RunSpec, run
+
+DATASET = "fashion-mnist[augment=true,padding=3,brightness=0.5]"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="fc[depth=1,width=128]")
+    parser.add_argument("--dataset", default=DATASET)
+    parser.add_argument("--combos", default="rbd:fastfood,fpd:fastfood", help="method:projection")
+    parser.add_argument("--rates", default="0.25,1,4,16,64")
+    parser.add_argument("--d", type=int, default=250)
+    parser.add_argument("--steps", type=int, default=1563, help="default: one epoch")
+    parser.add_argument("--seed", type=int, default=10_000)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    data = idbench.data.load(args.dataset, download=False, val_fraction=0.16667)
+    for combo in args.combos.split(","):
+        method, projection = combo.split(":")
+        for lr in map(float, args.rates.split(",")):
+            spec = RunSpec(model=args.model, dataset=args.dataset, seed=args.seed, lr=lr,
+                           momentum=0.0, method=method, projection=projection, d=args.d,
+                           batch_size=32, schedule="constant", warmup=0.0, steps=args.steps,
+                           val_fraction=0.16667)
+            result = run(spec, data, max_retries=0)
+            print(json.dumps({"method": method, "projection": projection, "lr": lr,
+                              "val_score": round(result.val_score, 4),
+                              "val_loss": round(result.val_loss, 4), "diverged": result.diverged,
+                              "steps": result.steps}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
