@@ -1,0 +1,205 @@
+// In-place Walsh-Hadamard butterflies and the fused Fastfood products, for CPU tensors.
+//
+// Compiled on first use by idbench/projections/kernels.py (torch's extension builder); the
+// pure-torch path in kernels.py does the same float operations in the same order, so both give
+// bit-identical results. Every block of n = 2^k values is transformed in scratch memory that
+// stays in L1, and the blocks are spread over torch's intra-op threads.
+//
+// Built with -ffp-contract=off: a multiply followed by an add must round twice, as in torch.
+
+#include <torch/extension.h>
+#include <ATen/Parallel.h>
+
+#include <cstring>
+#include <vector>
+
+namespace {
+
+// Vectors of 32 bytes (GCC/Clang vector extensions: AVX registers where the build enables them,
+// pairs of SSE registers otherwise); unaligned and may_alias, so they load from any row.
+typedef float f8 __attribute__((vector_size(32), aligned(4), may_alias));
+typedef double d4 __attribute__((vector_size(32), aligned(8), may_alias));
+template <typename T> struct Lanes;
+template <> struct Lanes<float> { using V = f8; static constexpr int64_t width = 8; };
+template <> struct Lanes<double> { using V = d4; static constexpr int64_t width = 4; };
+
+#if defined(__clang__)
+#define SHUFFLE(v, ...) __builtin_shufflevector(v, v, __VA_ARGS__)
+#else
+#define SHUFFLE(v, ...) __builtin_shuffle(v, decltype(to_mask(v)){__VA_ARGS__})
+inline auto to_mask(f8) -> int __attribute__((vector_size(32)));
+inline auto to_mask(d4) -> long long __attribute__((vector_size(32)));
+#endif
+
+// Stages h = 1, 2, 4 (floats) or h = 1, 2 (doubles) inside one vector: lane i becomes
+// a + b or a + (-b), which is a - b exactly (IEEE defines subtraction so).
+inline f8 small_stages(f8 v) {
+  v = SHUFFLE(v, 0, 0, 2, 2, 4, 4, 6, 6) + SHUFFLE(v, 1, 1, 3, 3, 5, 5, 7, 7) * f8{1, -1, 1, -1, 1, -1, 1, -1};
+  v = SHUFFLE(v, 0, 1, 0, 1, 4, 5, 4, 5) + SHUFFLE(v, 2, 3, 2, 3, 6, 7, 6, 7) * f8{1, 1, -1, -1, 1, 1, -1, -1};
+  return SHUFFLE(v, 0, 1, 2, 3, 0, 1, 2, 3) + SHUFFLE(v, 4, 5, 6, 7, 4, 5, 6, 7) * f8{1, 1, 1, 1, -1, -1, -1, -1};
+}
+inline d4 small_stages(d4 v) {
+  v = SHUFFLE(v, 0, 0, 2, 2) + SHUFFLE(v, 1, 1, 3, 3) * d4{1, -1, 1, -1};
+  return SHUFFLE(v, 0, 1, 0, 1) + SHUFFLE(v, 2, 3, 2, 3) * d4{1, 1, -1, -1};
+}
+
+// One radix-2 stage on scalars: x[j], x[j + h] <- x[j] + x[j + h], x[j] - x[j + h].
+template <typename T>
+void scalar_stage(T* x, int64_t n, int64_t h) {
+  for (int64_t i = 0; i < n; i += 2 * h)
+    for (int64_t j = i; j < i + h; ++j) {
+      const T a = x[j], b = x[j + h];
+      x[j] = a + b;
+      x[j + h] = a - b;
+    }
+}
+
+// Stages h and 2 h together (h a multiple of the vector width): every value goes through the
+// same two additions as in two separate stages, with half the loads and stores.
+template <typename T>
+void vector_stages(T* x, int64_t n, int64_t h, bool pair) {
+  using V = typename Lanes<T>::V;
+  const int64_t w = Lanes<T>::width;
+  if (!pair) {
+    for (int64_t i = 0; i < n; i += 2 * h)
+      for (int64_t j = i; j < i + h; j += w) {
+        const V a = *(V*)(x + j), b = *(V*)(x + j + h);
+        *(V*)(x + j) = a + b;
+        *(V*)(x + j + h) = a - b;
+      }
+    return;
+  }
+  for (int64_t i = 0; i < n; i += 4 * h)
+    for (int64_t j = i; j < i + h; j += w) {
+      const V a = *(V*)(x + j), b = *(V*)(x + j + h);
+      const V c = *(V*)(x + j + 2 * h), d = *(V*)(x + j + 3 * h);
+      const V s0 = a + b, s1 = a - b, s2 = c + d, s3 = c - d;
+      *(V*)(x + j) = s0 + s2;
+      *(V*)(x + j + h) = s1 + s3;
+      *(V*)(x + j + 2 * h) = s0 - s2;
+      *(V*)(x + j + 3 * h) = s1 - s3;
+    }
+}
+
+// The unnormalised transform of one block: stages h = 1, 2, 4, ..., n / 2, in that order.
+template <typename T>
+void butterfly(T* x, int64_t n) {
+  using V = typename Lanes<T>::V;
+  const int64_t w = Lanes<T>::width;
+  if (n < w) {
+    for (int64_t h = 1; h < n; h <<= 1) scalar_stage(x, n, h);
+    return;
+  }
+  for (int64_t j = 0; j < n; j += w) *(V*)(x + j) = small_stages(*(V*)(x + j));
+  for (int64_t h = w; h < n; h <<= 2) vector_stages(x, n, h, 2 * h < n);
+}
+
+void check_cpu_contiguous(const at::Tensor& t, const char* name) {
+  TORCH_CHECK(t.device().is_cpu(), name, " must be a CPU tensor");
+  TORCH_CHECK(t.is_contiguous(), name, " must be contiguous");
+}
+
+}  // namespace
+
+// x (m, n), contiguous, transformed in place.
+void fwht_(const at::Tensor& x) {
+  check_cpu_contiguous(x, "x");
+  const int64_t n = x.size(-1), m = x.numel() / std::max<int64_t>(n, 1);
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "fwht_", [&] {
+    scalar_t* data = x.data_ptr<scalar_t>();
+    at::parallel_for(0, m, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; ++r) butterfly(data + r * n, n);
+    });
+  });
+}
+
+// out (m, D) = [base +] S H G Pi H B z_pad for z (m, d), over all blocks (B, n).
+void fastfood_forward(const at::Tensor& z, const at::Tensor& signs, const at::Tensor& perm,
+                      const at::Tensor& gauss, const at::Tensor& scale,
+                      const c10::optional<at::Tensor>& base, const at::Tensor& out) {
+  for (const auto* t : {&z, &signs, &perm, &gauss, &scale, &out}) check_cpu_contiguous(*t, "input");
+  const int64_t blocks = signs.size(0), n = signs.size(1), d = z.size(-1), D = scale.size(0);
+  const int64_t m = z.numel() / d;
+  const bool shared_base = base.has_value() && base->dim() == 1;
+  if (base.has_value()) check_cpu_contiguous(*base, "base");
+  AT_DISPATCH_FLOATING_TYPES(z.scalar_type(), "fastfood_forward", [&] {
+    const scalar_t* zp = z.data_ptr<scalar_t>();
+    const int8_t* sp = signs.data_ptr<int8_t>();
+    const int32_t* pp = perm.data_ptr<int32_t>();
+    const scalar_t* gp = gauss.data_ptr<scalar_t>();
+    const scalar_t* cp = scale.data_ptr<scalar_t>();
+    const scalar_t* bp = base.has_value() ? base->data_ptr<scalar_t>() : nullptr;
+    scalar_t* op = out.data_ptr<scalar_t>();
+    at::parallel_for(0, m * blocks, 1, [&](int64_t begin, int64_t end) {
+      std::vector<scalar_t> a(n), b(n);
+      for (int64_t task = begin; task < end; ++task) {
+        const int64_t r = task / blocks, k = task % blocks;
+        const scalar_t* zr = zp + r * d;
+        const int8_t* s = sp + k * n;
+        for (int64_t j = 0; j < d; ++j) a[j] = zr[j] * static_cast<scalar_t>(s[j]);
+        std::fill(a.begin() + d, a.end(), scalar_t(0));
+        butterfly(a.data(), n);
+        const int32_t* p = pp + k * n;
+        const scalar_t* g = gp + k * n;
+        for (int64_t i = 0; i < n; ++i) b[i] = a[p[i]] * g[i];
+        butterfly(b.data(), n);
+        const int64_t row0 = k * n, rows = std::min(n, D - row0);
+        scalar_t* o = op + r * D + row0;
+        const scalar_t* c = cp + row0;
+        if (bp == nullptr) {
+          for (int64_t i = 0; i < rows; ++i) o[i] = b[i] * c[i];
+        } else {
+          const scalar_t* bb = bp + (shared_base ? 0 : r * D) + row0;
+          for (int64_t i = 0; i < rows; ++i) {
+            const scalar_t t = b[i] * c[i];
+            o[i] = bb[i] + t;
+          }
+        }
+      }
+    });
+  });
+}
+
+// parts (m, B, d): block k's share of P^T g, B H Pi^T G H S g_pad cut to d (the caller sums the
+// blocks, so that both paths add them in torch's order).
+void fastfood_adjoint(const at::Tensor& g, const at::Tensor& signs, const at::Tensor& inv_perm,
+                      const at::Tensor& gauss, const at::Tensor& scale, const at::Tensor& parts) {
+  for (const auto* t : {&g, &signs, &inv_perm, &gauss, &scale, &parts})
+    check_cpu_contiguous(*t, "input");
+  const int64_t blocks = signs.size(0), n = signs.size(1), d = parts.size(-1), D = scale.size(0);
+  const int64_t m = g.numel() / D;
+  AT_DISPATCH_FLOATING_TYPES(g.scalar_type(), "fastfood_adjoint", [&] {
+    const scalar_t* gp = g.data_ptr<scalar_t>();
+    const int8_t* sp = signs.data_ptr<int8_t>();
+    const int32_t* pp = inv_perm.data_ptr<int32_t>();
+    const scalar_t* np = gauss.data_ptr<scalar_t>();
+    const scalar_t* cp = scale.data_ptr<scalar_t>();
+    scalar_t* op = parts.data_ptr<scalar_t>();
+    at::parallel_for(0, m * blocks, 1, [&](int64_t begin, int64_t end) {
+      std::vector<scalar_t> a(n), b(n);
+      for (int64_t task = begin; task < end; ++task) {
+        const int64_t r = task / blocks, k = task % blocks;
+        const int64_t row0 = k * n, rows = std::min(n, D - row0);
+        const scalar_t* gr = gp + r * D + row0;
+        const scalar_t* c = cp + row0;
+        for (int64_t i = 0; i < rows; ++i) a[i] = gr[i] * c[i];
+        std::fill(a.begin() + rows, a.end(), scalar_t(0));
+        butterfly(a.data(), n);
+        const scalar_t* gs = np + k * n;
+        for (int64_t i = 0; i < n; ++i) a[i] = a[i] * gs[i];
+        const int32_t* p = pp + k * n;
+        for (int64_t i = 0; i < n; ++i) b[i] = a[p[i]];
+        butterfly(b.data(), n);
+        const int8_t* s = sp + k * n;
+        scalar_t* o = op + task * d;
+        for (int64_t j = 0; j < d; ++j) o[j] = b[j] * static_cast<scalar_t>(s[j]);
+      }
+    });
+  });
+}
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("fwht_", &fwht_, "in-place Walsh-Hadamard transform of every row");
+  m.def("fastfood_forward", &fastfood_forward, "fused Fastfood product P z [+ base]");
+  m.def("fastfood_adjoint", &fastfood_adjoint, "fused Fastfood adjoint, per block");
+}
