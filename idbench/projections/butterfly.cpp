@@ -160,46 +160,79 @@ void fastfood_forward(const at::Tensor& z, const at::Tensor& signs, const at::Te
   });
 }
 
-// parts (m, B, d): block k's share of P^T g, B H Pi^T G H S g_pad cut to d (the caller sums the
-// blocks, so that both paths add them in torch's order).
+// Block k's share of P^T g (B H Pi^T G H S g_pad, cut to d) into o.
+template <typename T>
+void adjoint_block(const T* g, const int8_t* signs, const int32_t* inv_perm, const T* gauss,
+                   const T* scale, int64_t rows, int64_t n, int64_t d, T* a, T* b, T* o) {
+  for (int64_t i = 0; i < rows; ++i) a[i] = g[i] * scale[i];
+  std::fill(a + rows, a + n, T(0));
+  butterfly(a, n);
+  for (int64_t i = 0; i < n; ++i) a[i] = a[i] * gauss[i];
+  for (int64_t i = 0; i < n; ++i) b[i] = a[inv_perm[i]];
+  butterfly(b, n);
+  for (int64_t j = 0; j < d; ++j) o[j] = b[j] * static_cast<T>(signs[j]);
+}
+
+template <typename T>
+void add_into(const T* left, T* right, int64_t d) {  // right <- left + right
+  for (int64_t j = 0; j < d; ++j) right[j] = left[j] + right[j];
+}
+
+// Blocks are summed as a pairwise tree, level by level, the last node of an odd level carried up
+// unchanged (hadamard.tree_sum). A group of kGroup blocks (a power of two) is a subtree of it:
+// each task sums one group with a binary-counter stack, which forms the same nodes, and the
+// caller sums the group partials with tree_sum, so the result does not depend on the threads.
+constexpr int64_t kGroupLog2 = 4, kGroup = int64_t(1) << kGroupLog2;
+
+// partials (m, ceil(B / kGroup), d): every group's subtree sum of the blocks' shares of P^T g.
 void fastfood_adjoint(const at::Tensor& g, const at::Tensor& signs, const at::Tensor& inv_perm,
-                      const at::Tensor& gauss, const at::Tensor& scale, const at::Tensor& parts) {
-  for (const auto* t : {&g, &signs, &inv_perm, &gauss, &scale, &parts})
+                      const at::Tensor& gauss, const at::Tensor& scale, const at::Tensor& partials) {
+  for (const auto* t : {&g, &signs, &inv_perm, &gauss, &scale, &partials})
     check_cpu_contiguous(*t, "input");
-  const int64_t blocks = signs.size(0), n = signs.size(1), d = parts.size(-1), D = scale.size(0);
-  const int64_t m = g.numel() / D;
+  const int64_t blocks = signs.size(0), n = signs.size(1), d = partials.size(-1), D = scale.size(0);
+  const int64_t m = g.numel() / D, groups = (blocks + kGroup - 1) / kGroup;
+  TORCH_CHECK(partials.numel() == m * groups * d, "partials must be (m, ceil(blocks / GROUP), d)");
   AT_DISPATCH_FLOATING_TYPES(g.scalar_type(), "fastfood_adjoint", [&] {
-    const scalar_t* gp = g.data_ptr<scalar_t>();
+    using T = scalar_t;
+    const T* gp = g.data_ptr<T>();
     const int8_t* sp = signs.data_ptr<int8_t>();
     const int32_t* pp = inv_perm.data_ptr<int32_t>();
-    const scalar_t* np = gauss.data_ptr<scalar_t>();
-    const scalar_t* cp = scale.data_ptr<scalar_t>();
-    scalar_t* op = parts.data_ptr<scalar_t>();
-    at::parallel_for(0, m * blocks, 1, [&](int64_t begin, int64_t end) {
-      std::vector<scalar_t> a(n), b(n);
+    const T* np = gauss.data_ptr<T>();
+    const T* cp = scale.data_ptr<T>();
+    T* op = partials.data_ptr<T>();
+    at::parallel_for(0, m * groups, 1, [&](int64_t begin, int64_t end) {
+      std::vector<T> a(n), b(n), stack((kGroupLog2 + 1) * d), cur(d);
       for (int64_t task = begin; task < end; ++task) {
-        const int64_t r = task / blocks, k = task % blocks;
-        const int64_t row0 = k * n, rows = std::min(n, D - row0);
-        const scalar_t* gr = gp + r * D + row0;
-        const scalar_t* c = cp + row0;
-        for (int64_t i = 0; i < rows; ++i) a[i] = gr[i] * c[i];
-        std::fill(a.begin() + rows, a.end(), scalar_t(0));
-        butterfly(a.data(), n);
-        const scalar_t* gs = np + k * n;
-        for (int64_t i = 0; i < n; ++i) a[i] = a[i] * gs[i];
-        const int32_t* p = pp + k * n;
-        for (int64_t i = 0; i < n; ++i) b[i] = a[p[i]];
-        butterfly(b.data(), n);
-        const int8_t* s = sp + k * n;
-        scalar_t* o = op + task * d;
-        for (int64_t j = 0; j < d; ++j) o[j] = b[j] * static_cast<scalar_t>(s[j]);
+        const int64_t r = task / groups, first = (task % groups) * kGroup;
+        const int64_t count = std::min(kGroup, blocks - first);
+        for (int64_t j = 0; j < count; ++j) {
+          const int64_t k = first + j, row0 = k * n;
+          adjoint_block(gp + r * D + row0, sp + k * n, pp + k * n, np + k * n, cp + row0,
+                        std::min(n, D - row0), n, d, a.data(), b.data(), cur.data());
+          int64_t level = 0;
+          for (int64_t idx = j; idx & 1; idx >>= 1, ++level)
+            add_into(stack.data() + level * d, cur.data(), d);  // left sibling + this node
+          std::copy(cur.begin(), cur.end(), stack.begin() + level * d);
+        }
+        // the incomplete top: pending nodes (the set bits of count), each the left sibling of
+        // what is carried up from the levels below it
+        T* out = op + task * d;
+        bool carried = false;
+        for (int64_t level = 0; level <= kGroupLog2; ++level) {
+          if (!((count >> level) & 1)) continue;
+          const T* node = stack.data() + level * d;
+          if (carried) add_into(node, out, d);
+          else std::copy(node, node + d, out);
+          carried = true;
+        }
       }
     });
   });
 }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.attr("GROUP") = kGroup;
   m.def("fwht_", &fwht_, "in-place Walsh-Hadamard transform of every row");
   m.def("fastfood_forward", &fastfood_forward, "fused Fastfood product P z [+ base]");
-  m.def("fastfood_adjoint", &fastfood_adjoint, "fused Fastfood adjoint, per block");
+  m.def("fastfood_adjoint", &fastfood_adjoint, "fused Fastfood adjoint, one partial sum per group of blocks");
 }

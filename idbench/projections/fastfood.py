@@ -23,7 +23,7 @@ import torch
 
 from idbench.projections.base import PROJECTIONS, Projection
 from idbench.projections import kernels
-from idbench.projections.hadamard import butterfly, next_power_of_two
+from idbench.projections.hadamard import butterfly, next_power_of_two, tree_sum
 from idbench.seeding import cpu_generator, derive_seed
 
 
@@ -84,16 +84,17 @@ class FastfoodProjection(Projection):
         return x if base is None else base + x
 
     def _rmatvec(self, g: torch.Tensor) -> torch.Tensor:
-        """P^T g for g of shape (..., D): every block's share (kernel or twin), summed in torch."""
+        """P^T g for g of shape (..., D): the blocks' shares summed as a pairwise tree (the kernel
+        sums groups of blocks, subtrees of that tree; the twin sums all blocks' shares)."""
         batch = g.shape[:-1]
         g = g.reshape(-1, self.D).contiguous()
         compiled = kernels.for_tensor(g)
         if compiled is None:
             parts = self._adjoint_parts_torch(g)
         else:
-            parts = g.new_empty(g.shape[0], self.blocks, self.d)
+            parts = g.new_empty(g.shape[0], -(-self.blocks // compiled.GROUP), self.d)
             compiled.fastfood_adjoint(g, self.signs, self.inv_perm, self.gauss, self.scale, parts)
-        return parts.sum(-2).view(*batch, self.d)
+        return tree_sum(parts).view(*batch, self.d)
 
     def _adjoint_parts_torch(self, g: torch.Tensor) -> torch.Tensor:
         """The kernel's twin: B H Pi^T G H S g_pad of every block, cut to d (g: (m, D))."""
