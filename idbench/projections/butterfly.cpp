@@ -99,6 +99,14 @@ void check_cpu_contiguous(const at::Tensor& t, const char* name) {
   TORCH_CHECK(t.is_contiguous(), name, " must be contiguous");
 }
 
+// f(pointer to the indices): int16 or int32, the smallest type that holds the block length.
+template <typename F>
+void with_indices(const at::Tensor& indices, F&& f) {
+  if (indices.scalar_type() == at::kShort) return f(indices.data_ptr<int16_t>());
+  TORCH_CHECK(indices.scalar_type() == at::kInt, "permutations must be int16 or int32");
+  f(indices.data_ptr<int32_t>());
+}
+
 }  // namespace
 
 // x (m, n), contiguous, transformed in place.
@@ -125,11 +133,11 @@ void fastfood_forward(const at::Tensor& z, const at::Tensor& signs, const at::Te
   AT_DISPATCH_FLOATING_TYPES(z.scalar_type(), "fastfood_forward", [&] {
     const scalar_t* zp = z.data_ptr<scalar_t>();
     const int8_t* sp = signs.data_ptr<int8_t>();
-    const int32_t* pp = perm.data_ptr<int32_t>();
     const scalar_t* gp = gauss.data_ptr<scalar_t>();
     const scalar_t* cp = scale.data_ptr<scalar_t>();
     const scalar_t* bp = base.has_value() ? base->data_ptr<scalar_t>() : nullptr;
     scalar_t* op = out.data_ptr<scalar_t>();
+    with_indices(perm, [&](const auto* pp) {
     at::parallel_for(0, m * blocks, 1, [&](int64_t begin, int64_t end) {
       std::vector<scalar_t> a(n), b(n);
       for (int64_t task = begin; task < end; ++task) {
@@ -139,7 +147,7 @@ void fastfood_forward(const at::Tensor& z, const at::Tensor& signs, const at::Te
         for (int64_t j = 0; j < d; ++j) a[j] = zr[j] * static_cast<scalar_t>(s[j]);
         std::fill(a.begin() + d, a.end(), scalar_t(0));
         butterfly(a.data(), n);
-        const int32_t* p = pp + k * n;
+        const auto* p = pp + k * n;
         const scalar_t* g = gp + k * n;
         for (int64_t i = 0; i < n; ++i) b[i] = a[p[i]] * g[i];
         butterfly(b.data(), n);
@@ -157,12 +165,13 @@ void fastfood_forward(const at::Tensor& z, const at::Tensor& signs, const at::Te
         }
       }
     });
+    });
   });
 }
 
 // Block k's share of P^T g (B H Pi^T G H S g_pad, cut to d) into o.
-template <typename T>
-void adjoint_block(const T* g, const int8_t* signs, const int32_t* inv_perm, const T* gauss,
+template <typename T, typename I>
+void adjoint_block(const T* g, const int8_t* signs, const I* inv_perm, const T* gauss,
                    const T* scale, int64_t rows, int64_t n, int64_t d, T* a, T* b, T* o) {
   for (int64_t i = 0; i < rows; ++i) a[i] = g[i] * scale[i];
   std::fill(a + rows, a + n, T(0));
@@ -196,10 +205,10 @@ void fastfood_adjoint(const at::Tensor& g, const at::Tensor& signs, const at::Te
     using T = scalar_t;
     const T* gp = g.data_ptr<T>();
     const int8_t* sp = signs.data_ptr<int8_t>();
-    const int32_t* pp = inv_perm.data_ptr<int32_t>();
     const T* np = gauss.data_ptr<T>();
     const T* cp = scale.data_ptr<T>();
     T* op = partials.data_ptr<T>();
+    with_indices(inv_perm, [&](const auto* pp) {
     at::parallel_for(0, m * groups, 1, [&](int64_t begin, int64_t end) {
       std::vector<T> a(n), b(n), stack((kGroupLog2 + 1) * d), cur(d);
       for (int64_t task = begin; task < end; ++task) {
@@ -226,6 +235,7 @@ void fastfood_adjoint(const at::Tensor& g, const at::Tensor& signs, const at::Te
           carried = true;
         }
       }
+    });
     });
   });
 }

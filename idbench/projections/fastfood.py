@@ -11,7 +11,11 @@ zero-padded from d to n, and the whole map is scaled by 1 / sqrt(n * D) so each 
 norm in expectation (E ||P e_j||^2 = 1, E ||P z||^2 = ||z||^2).
 
 State: 4 vectors of n per block plus the permutation's inverse, i.e. O(D); the product costs two
-fast Hadamard transforms of all blocks, O(D log d).
+fast Hadamard transforms of all blocks, O(D log d). On the CPU, P z and P^T g each run as one
+compiled pass per block (``kernels``: signs, butterfly, permutation, G, butterfly and S on a
+block held in L1, written straight into the output), the blocks spread over torch's threads;
+elsewhere a pure-torch twin does the same float operations in the same order. The adjoint sums
+the blocks' shares as a pairwise tree (``tree_sum``), an order both paths can follow exactly.
 """
 
 from __future__ import annotations
@@ -46,9 +50,10 @@ class FastfoodProjection(Projection):
         self.n, self.blocks = n, blocks
         # int8: exact for +-1 and a quarter of the memory traffic of float signs
         self.register_buffer("signs", signs.to(torch.int8))
-        # int32 permutations: half the bytes of int64 read per product
-        self.register_buffer("perm", perm.to(torch.int32))
-        self.register_buffer("inv_perm", torch.argsort(perm, dim=1).to(torch.int32))
+        # permutations in the smallest integer type that holds n - 1: fewer bytes read per product
+        index = torch.int16 if n <= 2**15 else torch.int32
+        self.register_buffer("perm", perm.to(index))
+        self.register_buffer("inv_perm", torch.argsort(perm, dim=1).to(index))
         self.register_buffer("gauss", gauss.to(dtype))
         # S and the 1 / sqrt(n D) factor together, cut to the D rows that are kept
         self.register_buffer("scale", scale.flatten()[:D].to(dtype))

@@ -8,7 +8,8 @@ from torch.utils import cpp_extension
 import idbench.projections as projections
 from idbench.projections import kernels
 
-SIZES = [(1000, 37), (777, 64), (513, 1), (300, 300), (20_000, 100)]  # the last: 157 blocks
+SIZES = [(1000, 37), (777, 64), (513, 1), (300, 300),
+         (20_000, 100), (70_000, 40_000)]  # 157 blocks; n = 65,536 (int32 permutations)
 
 
 def products(p, z, g, base):
