@@ -190,24 +190,34 @@ void add_into(const T* left, T* right, int64_t d) {  // right <- left + right
 // Blocks are summed as a pairwise tree, level by level, the last node of an odd level carried up
 // unchanged (hadamard.tree_sum). A group of kGroup blocks (a power of two) is a subtree of it:
 // each task sums one group with a binary-counter stack, which forms the same nodes, and the
-// caller sums the group partials with tree_sum, so the result does not depend on the threads.
+// group sums are then summed level by level, so the result does not depend on the threads.
 constexpr int64_t kGroupLog2 = 4, kGroup = int64_t(1) << kGroupLog2;
 
-// partials (m, ceil(B / kGroup), d): every group's subtree sum of the blocks' shares of P^T g.
+// rows (count, d) <- their level-by-level pairwise sum, in rows[0] (tree_sum's order).
+template <typename T>
+void tree_sum_rows(T* rows, int64_t count, int64_t d) {
+  for (; count > 1; count = count / 2 + count % 2) {
+    for (int64_t i = 0; i < count / 2; ++i)
+      for (int64_t j = 0; j < d; ++j) rows[i * d + j] = rows[2 * i * d + j] + rows[(2 * i + 1) * d + j];
+    if (count % 2) std::copy(rows + (count - 1) * d, rows + count * d, rows + count / 2 * d);
+  }
+}
+
+// out (m, d) = P^T g for g (m, D).
 void fastfood_adjoint(const at::Tensor& g, const at::Tensor& signs, const at::Tensor& inv_perm,
-                      const at::Tensor& gauss, const at::Tensor& scale, const at::Tensor& partials) {
-  for (const auto* t : {&g, &signs, &inv_perm, &gauss, &scale, &partials})
+                      const at::Tensor& gauss, const at::Tensor& scale, const at::Tensor& out) {
+  for (const auto* t : {&g, &signs, &inv_perm, &gauss, &scale, &out})
     check_cpu_contiguous(*t, "input");
-  const int64_t blocks = signs.size(0), n = signs.size(1), d = partials.size(-1), D = scale.size(0);
+  const int64_t blocks = signs.size(0), n = signs.size(1), d = out.size(-1), D = scale.size(0);
   const int64_t m = g.numel() / D, groups = (blocks + kGroup - 1) / kGroup;
-  TORCH_CHECK(partials.numel() == m * groups * d, "partials must be (m, ceil(blocks / GROUP), d)");
+  std::vector<char> scratch(m * groups * d * g.element_size());
   AT_DISPATCH_FLOATING_TYPES(g.scalar_type(), "fastfood_adjoint", [&] {
     using T = scalar_t;
     const T* gp = g.data_ptr<T>();
     const int8_t* sp = signs.data_ptr<int8_t>();
     const T* np = gauss.data_ptr<T>();
     const T* cp = scale.data_ptr<T>();
-    T* op = partials.data_ptr<T>();
+    T* op = reinterpret_cast<T*>(scratch.data());  // every group's sum: (m, groups, d)
     with_indices(inv_perm, [&](const auto* pp) {
     at::parallel_for(0, m * groups, 1, [&](int64_t begin, int64_t end) {
       std::vector<T> a(n), b(n), stack((kGroupLog2 + 1) * d), cur(d);
@@ -225,24 +235,28 @@ void fastfood_adjoint(const at::Tensor& g, const at::Tensor& signs, const at::Te
         }
         // the incomplete top: pending nodes (the set bits of count), each the left sibling of
         // what is carried up from the levels below it
-        T* out = op + task * d;
+        T* sum = op + task * d;
         bool carried = false;
         for (int64_t level = 0; level <= kGroupLog2; ++level) {
           if (!((count >> level) & 1)) continue;
           const T* node = stack.data() + level * d;
-          if (carried) add_into(node, out, d);
-          else std::copy(node, node + d, out);
+          if (carried) add_into(node, sum, d);
+          else std::copy(node, node + d, sum);
           carried = true;
         }
       }
     });
     });
+    T* result = out.data_ptr<T>();
+    for (int64_t r = 0; r < m; ++r) {
+      tree_sum_rows(op + r * groups * d, groups, d);
+      std::copy(op + r * groups * d, op + r * groups * d + d, result + r * d);
+    }
   });
 }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.attr("GROUP") = kGroup;
   m.def("fwht_", &fwht_, "in-place Walsh-Hadamard transform of every row");
   m.def("fastfood_forward", &fastfood_forward, "fused Fastfood product P z [+ base]");
-  m.def("fastfood_adjoint", &fastfood_adjoint, "fused Fastfood adjoint, one partial sum per group of blocks");
+  m.def("fastfood_adjoint", &fastfood_adjoint, "fused Fastfood adjoint P^T g");
 }

@@ -89,17 +89,17 @@ class FastfoodProjection(Projection):
         return x if base is None else base + x
 
     def _rmatvec(self, g: torch.Tensor) -> torch.Tensor:
-        """P^T g for g of shape (..., D): the blocks' shares summed as a pairwise tree (the kernel
-        sums groups of blocks, subtrees of that tree; the twin sums all blocks' shares)."""
+        """P^T g for g of shape (..., D): the blocks' shares summed as a pairwise tree, by the
+        kernel or by the twin (``tree_sum``), in the same order."""
         batch = g.shape[:-1]
         g = g.reshape(-1, self.D).contiguous()
         compiled = kernels.for_tensor(g)
         if compiled is None:
-            parts = self._adjoint_parts_torch(g)
+            out = tree_sum(self._adjoint_parts_torch(g))
         else:
-            parts = g.new_empty(g.shape[0], -(-self.blocks // compiled.GROUP), self.d)
-            compiled.fastfood_adjoint(g, self.signs, self.inv_perm, self.gauss, self.scale, parts)
-        return tree_sum(parts).view(*batch, self.d)
+            out = g.new_empty(g.shape[0], self.d)
+            compiled.fastfood_adjoint(g, self.signs, self.inv_perm, self.gauss, self.scale, out)
+        return out.view(*batch, self.d)
 
     def _adjoint_parts_torch(self, g: torch.Tensor) -> torch.Tensor:
         """The kernel's twin: B H Pi^T G H S g_pad of every block, cut to d (g: (m, D))."""

@@ -60,8 +60,8 @@ def butterfly(x: torch.Tensor) -> torch.Tensor:
 
 def tree_sum(x: torch.Tensor) -> torch.Tensor:
     """Sum over the second-to-last axis as a pairwise tree, level by level, the last row of an odd
-    level carried up unchanged: an order that the compiled kernels follow exactly (a sum of
-    ``GROUP`` rows is one subtree), so both paths add in the same order."""
+    level carried up unchanged: an order that the compiled Fastfood adjoint follows exactly, so
+    both paths add in the same order."""
     while x.shape[-2] > 1:
         pairs = x.shape[-2] // 2
         summed = x[..., 0 : 2 * pairs : 2, :] + x[..., 1 : 2 * pairs : 2, :]
