@@ -1,7 +1,8 @@
 // In-place Walsh-Hadamard butterflies and the fused Fastfood products, for CPU tensors.
 //
 // Compiled on first use by idbench/projections/kernels.py (torch's extension builder); the
-// pure-torch path in kernels.py does the same float operations in the same order, so both give
+// pure-torch twins (hadamard.butterfly and tree_sum, FastfoodProjection's _product_torch and
+// _adjoint_parts_torch) do the same float operations in the same order, so both give
 // bit-identical results. Every block of n = 2^k values is transformed in scratch memory that
 // stays in L1, and the blocks are spread over torch's intra-op threads.
 //
@@ -10,7 +11,7 @@
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 
-#include <cstring>
+#include <algorithm>
 #include <vector>
 
 namespace {

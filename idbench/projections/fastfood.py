@@ -69,8 +69,9 @@ class FastfoodProjection(Projection):
         """[base +] P z for z of shape (..., d): the compiled kernel on the CPU, else its twin."""
         batch = z.shape[:-1]
         z = z.reshape(-1, self.d).contiguous()
-        if base is not None and base.dim() > 1:
-            base = base.expand(*batch, self.D).reshape(-1, self.D).contiguous()
+        if base is not None:  # one row shared by every z, or one per z
+            base = (base if base.dim() == 1 else base.expand(*batch, self.D).reshape(-1, self.D))
+            base = base.contiguous()
         compiled = kernels.for_tensor(z)
         if compiled is None:
             out = self._product_torch(z, base)
