@@ -1,4 +1,5 @@
-// In-place Walsh-Hadamard butterflies and the fused Fastfood products, for CPU tensors.
+// In-place Walsh-Hadamard butterflies, the fused Fastfood products and a CSR scatter
+// product, for CPU tensors.
 //
 // Compiled on first use by idbench/projections/kernels.py (torch's extension builder); the
 // pure-torch twins (hadamard.butterfly and tree_sum, FastfoodProjection's _product_torch and
@@ -256,8 +257,48 @@ void fastfood_adjoint(const at::Tensor& g, const at::Tensor& signs, const at::Te
   });
 }
 
+// out (m, b) = [base +] A^T x for A (a x b) in CSR form (crow, col, values) and x (m, a): every
+// stored entry is scattered in storage order, so each output adds its terms in A's row order, one
+// rounding per term, as index_add_ does on the CPU. Parallel over the m rows of x only.
+void csr_transposed_matvec(const at::Tensor& crow, const at::Tensor& col, const at::Tensor& values,
+                           const at::Tensor& x, const c10::optional<at::Tensor>& base,
+                           const at::Tensor& out) {
+  for (const auto* t : {&crow, &col, &values, &x, &out}) check_cpu_contiguous(*t, "input");
+  if (base.has_value()) check_cpu_contiguous(*base, "base");
+  TORCH_CHECK(crow.scalar_type() == col.scalar_type(), "CSR index types differ");
+  const int64_t a = crow.numel() - 1, b = out.size(-1), m = x.numel() / std::max<int64_t>(a, 1);
+  const bool shared_base = base.has_value() && base->dim() == 1;
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "csr_transposed_matvec", [&] {
+    using T = scalar_t;
+    const T* v = values.data_ptr<T>();
+    const T* xp = x.data_ptr<T>();
+    const T* bp = base.has_value() ? base->data_ptr<T>() : nullptr;
+    T* op = out.data_ptr<T>();
+    auto run = [&](const auto* cr, const auto* cols) {
+      at::parallel_for(0, m, 1, [&](int64_t begin, int64_t end) {
+        for (int64_t r = begin; r < end; ++r) {
+          T* o = op + r * b;
+          if (bp == nullptr) std::fill(o, o + b, T(0));
+          else std::copy(bp + (shared_base ? 0 : r * b), bp + (shared_base ? 0 : r * b) + b, o);
+          const T* xr = xp + r * a;
+          for (int64_t j = 0; j < a; ++j) {
+            const T xj = xr[j];
+            for (int64_t k = cr[j]; k < cr[j + 1]; ++k) {
+              const T term = xj * v[k];
+              o[cols[k]] += term;
+            }
+          }
+        }
+      });
+    };
+    if (crow.scalar_type() == at::kInt) run(crow.data_ptr<int32_t>(), col.data_ptr<int32_t>());
+    else run(crow.data_ptr<int64_t>(), col.data_ptr<int64_t>());
+  });
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("fwht_", &fwht_, "in-place Walsh-Hadamard transform of every row");
   m.def("fastfood_forward", &fastfood_forward, "fused Fastfood product P z [+ base]");
+  m.def("csr_transposed_matvec", &csr_transposed_matvec, "[base +] A^T x for a CSR matrix A");
   m.def("fastfood_adjoint", &fastfood_adjoint, "fused Fastfood adjoint P^T g");
 }

@@ -1,5 +1,6 @@
 """The compiled CPU kernels: built once, bit-identical to their pure-torch twins (which serve CUDA
-tensors and machines without a compiler), independent of the thread count."""
+tensors and machines without a compiler), independent of the thread count. Fastfood runs all of
+its products in them, sparse its P z (the CSR scatter), FastJL its Hadamard transform."""
 
 import pytest
 import torch
@@ -18,8 +19,10 @@ def products(p, z, g, base):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("D,d", SIZES)
-def test_fastfood_kernels_and_the_torch_twin_are_bit_identical(D, d, dtype, compiled, monkeypatch):
-    p = projections.create("fastfood", D=D, d=d, seed=4, dtype=dtype)
+@pytest.mark.parametrize("name", ["fastfood", "sparse", "fastjl"])
+def test_the_kernels_and_the_torch_twins_are_bit_identical(name, D, d, dtype, compiled,
+                                                           monkeypatch):
+    p = projections.create(name, D=D, d=d, seed=4, dtype=dtype)
     gen = torch.Generator().manual_seed(0)
     z, g = (torch.randn(2, 3, k, generator=gen, dtype=dtype) for k in (d, D))
     base = torch.randn(D, generator=gen, dtype=dtype)
@@ -27,8 +30,9 @@ def test_fastfood_kernels_and_the_torch_twin_are_bit_identical(D, d, dtype, comp
     monkeypatch.setattr(kernels, "for_tensor", lambda x: None)
     twin = products(p, z, g, base)
     assert all(torch.equal(a, b) for a, b in zip(fast, twin))
+    # base + P z in one pass: its terms rounded in another order than base + (P z)
     assert torch.allclose(fast[2], base + fast[0], rtol=0, atol=1e-12 if dtype == torch.float64
-                          else 1e-6)
+                          else 2e-5)
 
 
 def test_the_adjoint_does_not_depend_on_the_thread_count(compiled):
