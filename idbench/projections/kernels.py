@@ -37,16 +37,15 @@ def load() -> ModuleType | None:
     """The compiled kernels (built on the first call of the machine), or None where that fails."""
     from torch.utils import cpp_extension
 
-    source = SOURCE.read_bytes()
     isa, flags = _isa_flags()
-    name = f"idbench_butterfly_{isa}_{hashlib.sha256(source).hexdigest()[:12]}"
     try:
+        name = f"idbench_butterfly_{isa}_{hashlib.sha256(SOURCE.read_bytes()).hexdigest()[:12]}"
         return cpp_extension.load(
             name=name, sources=[str(SOURCE)], verbose=False,
             # -ffp-contract=off: no fused multiply-add, so products round as they do in torch
             extra_cflags=["-O3", "-ffp-contract=off", *flags],
         )
-    except Exception as error:  # noqa: BLE001 - no compiler, no ninja, a failed build: all alike
+    except Exception as error:  # noqa: BLE001 - no source, compiler or ninja, a failed build
         warnings.warn(
             f"idbench: the CPU butterfly kernels could not be built ({type(error).__name__}: "
             f"{str(error).splitlines()[0] if str(error) else ''}); using the pure-torch path "
