@@ -242,10 +242,14 @@ def whole_runs(args: argparse.Namespace) -> list[dict]:
             for r in range(repeats):
                 order = (("before", args.before), ("after", here))
                 for label, root in order if r % 2 == 0 else order[::-1]:
+                    # cwd=root as well: ``python -c`` puts the working directory before PYTHONPATH
                     env = {**os.environ, "PYTHONPATH": root}
-                    out = subprocess.run([sys.executable, "-c", code], env=env, check=True,
-                                         capture_output=True, text=True).stdout
-                    results[label].append(json.loads(out.splitlines()[-1]))
+                    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=root,
+                                         check=True, capture_output=True, text=True).stdout
+                    result = json.loads(out.splitlines()[-1])
+                    if not Path(result["file"]).resolve().is_relative_to(Path(root).resolve()):
+                        raise SystemExit(f"{label}: imported {result['file']}, not {root}")
+                    results[label].append(result)
             before, after = (statistics.median(x["wall_s"] for x in results[k])
                              for k in ("before", "after"))
             rows.append({"whole_run": f"fc {projection or 'full space'}", "threads": threads,

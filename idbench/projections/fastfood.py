@@ -11,7 +11,11 @@ zero-padded from d to n, and the whole map is scaled by 1 / sqrt(n * D) so each 
 norm in expectation (E ||P e_j||^2 = 1, E ||P z||^2 = ||z||^2).
 
 State: 4 vectors of n per block plus the permutation's inverse, i.e. O(D); the product costs two
-fast Hadamard transforms of all blocks, O(D log d).
+fast Hadamard transforms of all blocks, O(D log d). On the CPU, P z and P^T g each run as one
+compiled pass per block (``kernels``: signs, butterfly, permutation, G, butterfly and S on a
+block held in L1, written straight into the output), the blocks spread over torch's threads;
+elsewhere a pure-torch twin does the same float operations in the same order. The adjoint sums
+the blocks' shares as a pairwise tree (``tree_sum``), an order both paths can follow exactly.
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ import numpy as np
 import torch
 
 from idbench.projections.base import PROJECTIONS, Projection
-from idbench.projections.hadamard import fwht, next_power_of_two
+from idbench.projections import kernels
+from idbench.projections.hadamard import butterfly, next_power_of_two, tree_sum
 from idbench.seeding import cpu_generator, derive_seed
 
 
@@ -45,34 +50,62 @@ class FastfoodProjection(Projection):
         self.n, self.blocks = n, blocks
         # int8: exact for +-1 and a quarter of the memory traffic of float signs
         self.register_buffer("signs", signs.to(torch.int8))
-        self.register_buffer("perm", perm)
-        self.register_buffer("inv_perm", torch.argsort(perm, dim=1))
+        # permutations in the smallest integer type that holds n - 1: fewer bytes read per product
+        index = torch.int16 if n <= 2**15 else torch.int32
+        self.register_buffer("perm", perm.to(index))
+        self.register_buffer("inv_perm", torch.argsort(perm, dim=1).to(index))
         self.register_buffer("gauss", gauss.to(dtype))
         # S and the 1 / sqrt(n D) factor together, cut to the D rows that are kept
         self.register_buffer("scale", scale.flatten()[:D].to(dtype))
 
-    def _unscaled(self, z: torch.Tensor) -> torch.Tensor:
-        """H G Pi H B z_pad of every block, flattened: P z before S (all blocks * n rows)."""
-        x = z.new_zeros(*z.shape[:-1], self.n)  # z_pad (cheaper than F.pad)
-        x[..., : self.d] = z
-        x = fwht(torch.mul(self.signs, x.unsqueeze(-2)))  # H B z_pad, all blocks at once
-        # Pi, then G in place (x is a fresh tensor). A batched gather, not one flat index_select:
-        # gather runs on all threads, index_select on one.
-        x = torch.gather(x, -1, self.perm.expand_as(x)).mul_(self.gauss)
-        return fwht(x).flatten(-2)
-
     def _matvec(self, z: torch.Tensor) -> torch.Tensor:
-        return self._unscaled(z)[..., : self.D].mul_(self.scale)
+        return self._product(z, None)
 
     def _matvec_add(self, base: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        # base + S x in one pass (used by SubspaceModel for theta0 + P z)
-        return torch.addcmul(base, self._unscaled(z)[..., : self.D], self.scale)
+        # base + P z in the product's last pass (used by SubspaceModel for theta0 + P z)
+        return self._product(z, base)
+
+    def _product(self, z: torch.Tensor, base: torch.Tensor | None) -> torch.Tensor:
+        """[base +] P z for z of shape (..., d): the compiled kernel on the CPU, else its twin."""
+        batch = z.shape[:-1]
+        z = z.reshape(-1, self.d).contiguous()
+        if base is not None:  # one row shared by every z, or one per z
+            base = (base if base.dim() == 1 else base.expand(*batch, self.D).reshape(-1, self.D))
+            base = base.contiguous()
+        compiled = kernels.for_tensor(z)
+        if compiled is None:
+            out = self._product_torch(z, base)
+        else:
+            out = z.new_empty(z.shape[0], self.D)
+            compiled.fastfood_forward(z, self.signs, self.perm, self.gauss, self.scale, base, out)
+        return out.view(*batch, self.D)
+
+    def _product_torch(self, z: torch.Tensor, base: torch.Tensor | None) -> torch.Tensor:
+        """The kernel's twin: S H G Pi H B z_pad per block, then base + that (z: (m, d))."""
+        x = z.new_zeros(z.shape[0], self.blocks, self.n)
+        x[..., : self.d] = z.unsqueeze(-2) * self.signs[:, : self.d]
+        x = butterfly(x)
+        x = butterfly(torch.gather(x, -1, self.perm.long().expand_as(x)) * self.gauss)
+        x = x.flatten(-2)[:, : self.D] * self.scale
+        return x if base is None else base + x
 
     def _rmatvec(self, g: torch.Tensor) -> torch.Tensor:
-        # S g written straight into a zero-tailed buffer of all blocks (no separate pad copy)
-        y = g.new_empty(*g.shape[:-1], self.blocks * self.n)
-        y[..., self.D :] = 0
-        torch.mul(g, self.scale, out=y[..., : self.D])
-        y = fwht(y.unflatten(-1, (self.blocks, self.n))).mul_(self.gauss)
-        y = fwht(torch.gather(y, -1, self.inv_perm.expand_as(y)))
-        return y.mul_(self.signs).sum(-2)[..., : self.d]
+        """P^T g for g of shape (..., D): the blocks' shares summed as a pairwise tree, by the
+        kernel or by the twin (``tree_sum``), in the same order."""
+        batch = g.shape[:-1]
+        g = g.reshape(-1, self.D).contiguous()
+        compiled = kernels.for_tensor(g)
+        if compiled is None:
+            out = tree_sum(self._adjoint_parts_torch(g))
+        else:
+            out = g.new_empty(g.shape[0], self.d)
+            compiled.fastfood_adjoint(g, self.signs, self.inv_perm, self.gauss, self.scale, out)
+        return out.view(*batch, self.d)
+
+    def _adjoint_parts_torch(self, g: torch.Tensor) -> torch.Tensor:
+        """The kernel's twin: B H Pi^T G H S g_pad of every block, cut to d (g: (m, D))."""
+        y = g.new_zeros(g.shape[0], self.blocks * self.n)
+        y[:, : self.D] = g * self.scale
+        y = butterfly(y.view(g.shape[0], self.blocks, self.n)) * self.gauss
+        y = butterfly(torch.gather(y, -1, self.inv_perm.long().expand_as(y)))
+        return y[..., : self.d] * self.signs[:, : self.d]

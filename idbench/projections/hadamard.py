@@ -1,14 +1,13 @@
 """The fast Walsh-Hadamard transform shared by the Fastfood and FastJL projections.
 
-H_n (n = 2^k, entries +-1, unnormalised, Sylvester ordering) factors as a Kronecker product of small
-Hadamard matrices, H_n = H_a (x) H_b (x) ..., so the transform of a batch of vectors is a handful of
-small dense matmuls, one per factor, each along one axis of the vector reshaped to (a, b, ...).
-That costs O(n log n) flops like the butterfly, but runs through BLAS instead of k Python-level
-passes, and every matmul reads and writes contiguous memory, which is what makes it fast on the CPU.
+H_n (n = 2^k, entries +-1, unnormalised, Sylvester ordering) is applied as the radix-2 butterfly:
+k stages, stage h (h = 1, 2, 4, ..., n / 2) replacing every pair (x_j, x_{j+h}) of a block of 2h
+by (x_j + x_{j+h}, x_j - x_{j+h}). That is n log2 n additions, done in place. On CPU tensors the
+compiled kernel of ``kernels`` runs it (every vector in cache, several vectors per thread);
+elsewhere ``butterfly`` runs the same stages as torch operations, with bit-identical results.
 
 H is symmetric and H H = n I, so the transform is its own adjoint: the backward pass of ``fwht`` is
-``fwht`` of the incoming gradient, with no rescaling (autograd derives exactly that through the
-matmuls).
+``fwht`` of the incoming gradient, with no rescaling.
 
 Example::
 
@@ -19,11 +18,9 @@ Example::
 
 from __future__ import annotations
 
-import functools
-
 import torch
 
-_MAX_FACTOR_LOG2 = 6  # factors of at most 64 x 64: small enough to be cheap, big enough for BLAS
+from idbench.projections import kernels
 
 
 def is_power_of_two(n: int) -> bool:
@@ -35,44 +32,61 @@ def next_power_of_two(n: int) -> int:
     return 1 << max(0, (n - 1).bit_length())
 
 
-@functools.lru_cache(maxsize=64)
-def _sylvester(log2n: int) -> torch.Tensor:
-    h = torch.ones(1, 1)
-    for _ in range(log2n):
+def hadamard_matrix(n: int, *, dtype: torch.dtype = torch.float32, device=None) -> torch.Tensor:
+    """The dense n x n Sylvester Hadamard matrix (a reference for tests; O(n^2) memory)."""
+    if not is_power_of_two(n):
+        raise ValueError(f"Hadamard size must be a power of two, got {n}")
+    h = torch.ones(1, 1, dtype=dtype, device=device)
+    while h.shape[0] < n:
         h = torch.cat([torch.cat([h, h], 1), torch.cat([h, -h], 1)], 0)
     return h
 
 
-@functools.lru_cache(maxsize=64)
-def _factor(log2n: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    # cached per dtype and device: moving a factor to a GPU on every transform would copy each time
-    return _sylvester(log2n).to(dtype=dtype, device=device)
+def butterfly(x: torch.Tensor) -> torch.Tensor:
+    """The transform along the last axis as torch operations, stage by stage (the twin of the
+    compiled kernel: the same additions in the same order). Overwrites ``x``, which must be
+    contiguous: its memory is one of the two buffers the stages alternate between."""
+    n = x.shape[-1]
+    src, dst = x, torch.empty_like(x)
+    h = 1
+    while h < n:
+        a, b = src.view(-1, 2, h).unbind(1)
+        out = dst.view(-1, 2, h)
+        torch.add(a, b, out=out[:, 0])
+        torch.sub(a, b, out=out[:, 1])
+        src, dst, h = dst, src, 2 * h
+    return src
 
 
-def hadamard_matrix(n: int, *, dtype: torch.dtype = torch.float32, device=None) -> torch.Tensor:
-    """The dense n x n Sylvester Hadamard matrix (for tests and small factors only).
-
-    Factors of at most 2^_MAX_FACTOR_LOG2 are cached and shared: treat the result as read-only.
-    """
-    if not is_power_of_two(n):
-        raise ValueError(f"Hadamard size must be a power of two, got {n}")
-    log2n = n.bit_length() - 1
-    if log2n <= _MAX_FACTOR_LOG2:
-        return _factor(log2n, dtype, torch.device(device if device is not None else "cpu"))
-    return _sylvester(log2n).to(dtype=dtype, device=device)
+def tree_sum(x: torch.Tensor) -> torch.Tensor:
+    """Sum over the second-to-last axis as a pairwise tree, level by level, the last row of an odd
+    level carried up unchanged: an order that the compiled Fastfood adjoint follows exactly, so
+    both paths add in the same order."""
+    while x.shape[-2] > 1:
+        pairs = x.shape[-2] // 2
+        summed = x[..., 0 : 2 * pairs : 2, :] + x[..., 1 : 2 * pairs : 2, :]
+        x = torch.cat((summed, x[..., 2 * pairs :, :]), -2) if x.shape[-2] % 2 else summed
+    return x.squeeze(-2)
 
 
-def _factor_logs(log2n: int) -> list[int]:
-    """Split log2 n into near-equal parts of at most _MAX_FACTOR_LOG2 each."""
-    parts = max(1, -(-log2n // _MAX_FACTOR_LOG2))
-    base, extra = divmod(log2n, parts)
-    return [base + (1 if i < extra else 0) for i in range(parts)]
+def _transform(x: torch.Tensor) -> torch.Tensor:
+    """H x along the last axis, in a new tensor (compiled kernel on the CPU, else ``butterfly``)."""
+    y = x.contiguous().clone()
+    compiled = kernels.for_tensor(y)
+    if compiled is None:
+        return butterfly(y)
+    compiled.fwht_(y)
+    return y
 
 
-@functools.lru_cache(maxsize=64)
-def _plan(n: int) -> tuple[int, ...]:
-    """The Kronecker factor sizes of H_n, in the order fwht applies them."""
-    return tuple(1 << k for k in _factor_logs(n.bit_length() - 1))
+class _Fwht(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        return _transform(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        return _transform(grad)  # H is symmetric: its adjoint is itself
 
 
 def fwht(x: torch.Tensor) -> torch.Tensor:
@@ -83,17 +97,4 @@ def fwht(x: torch.Tensor) -> torch.Tensor:
     n = x.shape[-1]
     if not is_power_of_two(n):
         raise ValueError(f"fwht needs a power-of-two length, got {n}")
-    if n == 1:
-        return x
-    *middle, last = _plan(n)
-    y = x.reshape(-1, n)
-    outer, inner = y.shape[0], n
-    for f in middle:
-        # H_f on a middle axis: (outer, f, inner) -> H_f @ block, one batched matmul (bmm on the
-        # expanded factor directly: the same kernel as matmul's broadcasting, less dispatch)
-        inner //= f
-        h = hadamard_matrix(f, dtype=x.dtype, device=x.device)
-        y = torch.bmm(h.expand(outer, f, f), y.view(outer, f, inner))
-        outer *= f
-    y = torch.mm(y.reshape(-1, last), hadamard_matrix(last, dtype=x.dtype, device=x.device))
-    return y.view(x.shape)
+    return _Fwht.apply(x)

@@ -4,10 +4,10 @@ Each entry of P is nonzero with probability ``density`` (default 1/sqrt(D)), wit
 The matrix is drawn directly in sparse form, never as a dense D x d array: per column a Binomial
 count of nonzeros (at least one), their row indices drawn uniformly, duplicate (row, column) pairs
 removed, and every nonzero of column j set to +-1/sqrt(nnz_j) so each column has exactly unit norm.
-P and P^T are both kept in CSR form, so the product and the adjoint are each one sparse
-product over nnz ~ d * sqrt(D) entries. P is stored with 8 of its rows packed into each CSR row
-(:func:`pack_rows`): its own rows are very short and of random length, which the CPU kernels
-handle poorly.
+Only P^T is stored, in CSR form (d rows of ~sqrt(D) entries each): the adjoint is one sparse
+product over its nnz ~ d * sqrt(D) entries, and P z scatters the same entries
+(:func:`transposed_matvec`: a compiled loop on the CPU, ``index_add_`` elsewhere), which beats a
+CSR product over P's own rows (very short, of random length) and halves the state.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from idbench.errors import IdbenchError
+from idbench.projections import kernels
 from idbench.projections.base import PROJECTIONS, Projection
 from idbench.seeding import cpu_generator
 
@@ -56,37 +57,32 @@ def spmm(matrix: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return (matrix @ flat).T.reshape(*x.shape[:-1], matrix.shape[0])
 
 
-PACK = 8  # rows of P per row of its packed CSR form
-
-
-def pack_rows(
-    rows: torch.Tensor, cols: torch.Tensor, values: torch.Tensor, shape: tuple[int, int], pack: int
+def transposed_matvec(
+    matrix: torch.Tensor, x: torch.Tensor, base: torch.Tensor | None = None
 ) -> torch.Tensor:
-    """The D x d matrix of COO triplets as a ceil(D / pack) x (pack * d) CSR matrix: row r goes to
-    row r // pack, its columns shifted by (r % pack) * d. See :func:`packed_matvec`."""
-    D, d = shape
-    return csr_matrix(rows // pack, cols + (rows % pack) * d, values, (-(-D // pack), pack * d))
-
-
-def packed_matvec(packed: torch.Tensor, x: torch.Tensor, D: int, pack: int) -> torch.Tensor:
-    """P x along the last axis of x (any leading batch shape) for P in :func:`pack_rows` form.
-
-    The packed matrix times the block-diagonal (pack * d) x (pack * n) matrix with x's n vectors in
-    each diagonal block gives, in row i and block k, P x of row i * pack + k. Why bother: with ~2
-    nonzeros per row of random length, a CSR product over P's own rows is dominated by per-row
-    overhead and mispredicted loop exits; packed rows are 8 times longer and each nonzero updates
-    ``pack`` outputs in one vector operation (~2.5x faster on the CPU).
-    """
-    d = x.shape[-1]
-    flat = x.reshape(-1, d)
-    n = flat.shape[0]
-    rhs = x.new_zeros(pack, d, pack, n)
-    rhs.diagonal(dim1=0, dim2=2).copy_(flat.T.unsqueeze(-1).expand(d, n, pack))
-    out = packed @ rhs.view(pack * d, pack * n)  # (rows, pack * n): [i, k * n + j] = row i*pack+k
-    if n == 1:
-        return out.view(-1)[:D].reshape(*x.shape[:-1], D)
-    out = out.view(-1, pack, n).permute(2, 0, 1).reshape(n, -1)[:, :D]
-    return out.reshape(*x.shape[:-1], D)
+    """``[base +] matrix^T x`` along the last axis of x (any leading batch shape), for a CSR
+    ``matrix``: every stored entry's term added to its output in storage order. The compiled
+    kernel does that on the CPU; elsewhere ``index_add_`` does (bit-identical on the CPU, where it
+    adds in index order; on a GPU its atomic adds agree to float rounding)."""
+    flat = x.reshape(-1, x.shape[-1]).contiguous()
+    width = matrix.shape[1]
+    if base is not None:  # one row shared by every x, or one per x
+        base = base if base.dim() == 1 else base.expand(*x.shape[:-1], width).reshape(-1, width)
+        base = base.contiguous()
+    compiled = kernels.for_tensor(flat)
+    if compiled is not None:
+        out = flat.new_empty(flat.shape[0], width)
+        compiled.csr_transposed_matvec(matrix.crow_indices(), matrix.col_indices(),
+                                       matrix.values(), flat, base, out)
+        return out.view(*x.shape[:-1], width)
+    crow = matrix.crow_indices()
+    rows = torch.repeat_interleave(torch.arange(matrix.shape[0], device=x.device), crow.diff())
+    terms = flat[:, rows] * matrix.values()
+    out = flat.new_zeros(flat.shape[0], width) if base is None else (
+        base.expand(flat.shape[0], width).clone())
+    for r in range(flat.shape[0]):  # row by row: index_add_ on a vector adds in index order
+        out[r].index_add_(0, matrix.col_indices().long(), terms[r])
+    return out.view(*x.shape[:-1], width)
 
 
 @PROJECTIONS.register("sparse")
@@ -116,17 +112,20 @@ class SparseProjection(Projection):
         nnz = torch.bincount(cols, minlength=d)
         signs = torch.randint(0, 2, (linear.numel(),), generator=gen).to(torch.float64) * 2 - 1
         values = (signs / nnz[cols].double().sqrt()).to(dtype)
-        self.register_buffer("matrix", pack_rows(rows, cols, values, (D, d), PACK))  # P, packed
-        self.register_buffer("matrix_t", csr_matrix(cols, rows, values, (d, D)))
+        self.register_buffer("matrix_t", csr_matrix(cols, rows, values, (d, D)))  # P^T
 
     def _matvec(self, z: torch.Tensor) -> torch.Tensor:
-        return packed_matvec(self.matrix, z, self.D, PACK)
+        return transposed_matvec(self.matrix_t, z)
+
+    def _matvec_add(self, base: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        # base + P z in the same pass (used by SubspaceModel for theta0 + P z)
+        return transposed_matvec(self.matrix_t, z, base)
 
     def _rmatvec(self, g: torch.Tensor) -> torch.Tensor:
         return spmm(self.matrix_t, g)
 
     def state_numel(self) -> int:
-        return csr_numel(self.matrix) + csr_numel(self.matrix_t)
+        return csr_numel(self.matrix_t)
 
     def options(self) -> dict[str, Any]:
         return {"density": self.density}

@@ -104,7 +104,7 @@ def test_dense_regenerate_gives_the_same_basis():
 def test_sparse_density_matches_li_et_al():
     D, d = 40_000, 100
     p = projections.create("sparse", D=D, d=d, seed=0)
-    nnz = p.matrix.values().numel()
+    nnz = p.matrix_t.values().numel()
     expected = d * math.sqrt(D)
     assert abs(nnz - expected) < 0.05 * expected
 

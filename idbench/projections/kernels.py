@@ -1,0 +1,59 @@
+"""The compiled CPU kernels of the structured projections (butterfly.cpp), built on first use.
+
+The Walsh-Hadamard butterfly and the fused Fastfood products run per block in L1-sized scratch
+memory, far faster than composing them from torch operations. They are compiled once per machine
+by torch's extension builder and kept in its cache (``TORCH_EXTENSIONS_DIR``, by default
+``~/.cache/torch_extensions``); the build directory is named after the source's hash and the
+instruction set, so another version of the source or another CPU never reuses a wrong library, and
+torch's file lock in that directory makes concurrent worker processes wait for one build.
+
+Every kernel has a pure-torch twin (in the module that uses it) doing the same float operations
+in the same order: CUDA tensors and machines where the build fails (no compiler) use the twin and
+get bit-identical results, only slower.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import warnings
+from pathlib import Path
+from types import ModuleType
+
+import torch
+
+SOURCE = Path(__file__).with_name("butterfly.cpp")
+
+
+def _isa_flags() -> tuple[str, list[str]]:
+    """The vector instruction set to build for: AVX2 where torch found it, else the default."""
+    if torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512"):
+        return "avx2", ["-mavx2"]
+    return "base", []
+
+
+@functools.lru_cache(maxsize=1)
+def load() -> ModuleType | None:
+    """The compiled kernels (built on the first call of the machine), or None where that fails."""
+    from torch.utils import cpp_extension
+
+    isa, flags = _isa_flags()
+    try:
+        name = f"idbench_butterfly_{isa}_{hashlib.sha256(SOURCE.read_bytes()).hexdigest()[:12]}"
+        return cpp_extension.load(
+            name=name, sources=[str(SOURCE)], verbose=False,
+            # -ffp-contract=off: no fused multiply-add, so products round as they do in torch
+            extra_cflags=["-O3", "-ffp-contract=off", *flags],
+        )
+    except Exception as error:  # noqa: BLE001 - no source, compiler or ninja, a failed build
+        warnings.warn(
+            f"idbench: the CPU butterfly kernels could not be built ({type(error).__name__}: "
+            f"{str(error).splitlines()[0] if str(error) else ''}); using the pure-torch path "
+            "(same results, slower)", RuntimeWarning, stacklevel=2,
+        )
+        return None
+
+
+def for_tensor(x: torch.Tensor) -> ModuleType | None:
+    """The compiled kernels if they serve ``x`` (a CPU tensor, and the build succeeded), else None."""
+    return load() if x.device.type == "cpu" else None

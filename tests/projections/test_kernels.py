@@ -1,0 +1,75 @@
+"""The compiled CPU kernels: built once, bit-identical to their pure-torch twins (which serve CUDA
+tensors and machines without a compiler), independent of the thread count. Fastfood runs all of
+its products in them, sparse its P z (the CSR scatter), FastJL its Hadamard transform."""
+
+import pytest
+import torch
+from torch.utils import cpp_extension
+
+import idbench.projections as projections
+from idbench.projections import kernels
+
+SIZES = [(1000, 37), (777, 64), (513, 1), (300, 300),
+         (20_000, 100), (70_000, 40_000)]  # 157 blocks; n = 65,536 (int32 permutations)
+
+
+def products(p, z, g, base):
+    return p(z), p.adjoint(g), p._matvec_add(base, z)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("D,d", SIZES)
+@pytest.mark.parametrize("name", ["fastfood", "sparse", "fastjl"])
+def test_the_kernels_and_the_torch_twins_are_bit_identical(name, D, d, dtype, compiled,
+                                                           monkeypatch):
+    p = projections.create(name, D=D, d=d, seed=4, dtype=dtype)
+    gen = torch.Generator().manual_seed(0)
+    z, g = (torch.randn(2, 3, k, generator=gen, dtype=dtype) for k in (d, D))
+    base = torch.randn(D, generator=gen, dtype=dtype)
+    fast = products(p, z, g, base)
+    monkeypatch.setattr(kernels, "for_tensor", lambda x: None)
+    twin = products(p, z, g, base)
+    assert all(torch.equal(a, b) for a, b in zip(fast, twin))
+    # base + P z in one pass: its terms rounded in another order than base + (P z)
+    assert torch.allclose(fast[2], base + fast[0], rtol=0, atol=1e-12 if dtype == torch.float64
+                          else 2e-5)
+
+
+def test_the_adjoint_does_not_depend_on_the_thread_count(compiled):
+    p = projections.create("fastfood", D=20_000, d=100, seed=0)
+    g = torch.randn(4, 20_000)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = p.adjoint(g), p(g[:, :100])
+        torch.set_num_threads(2)
+        two = p.adjoint(g), p(g[:, :100])
+    finally:
+        torch.set_num_threads(threads)
+    assert all(torch.equal(a, b) for a, b in zip(one, two))
+
+
+def test_a_failed_build_warns_once_and_leaves_the_torch_path(compiled, monkeypatch):
+    def no_compiler(**kwargs):
+        raise RuntimeError("Error building extension: c++: not found")
+
+    monkeypatch.setattr(cpp_extension, "load", no_compiler)
+    kernels.load.cache_clear()
+    try:
+        with pytest.warns(RuntimeWarning, match="could not be built .*c\\+\\+: not found"):
+            assert kernels.load() is None
+        assert kernels.for_tensor(torch.zeros(1)) is None  # cached: no second warning
+        p = projections.create("fastfood", D=500, d=20, seed=0)
+        monkeypatch.undo()
+        z = torch.randn(20)
+        without = p(z)
+        kernels.load.cache_clear()
+        assert kernels.for_tensor(z) is not None
+        assert torch.equal(p(z), without)
+    finally:
+        kernels.load.cache_clear()
+
+
+def test_the_build_is_named_after_the_source_and_the_instruction_set(compiled):
+    isa, _ = kernels._isa_flags()
+    assert compiled.__name__.startswith(f"idbench_butterfly_{isa}_")
