@@ -229,8 +229,9 @@ def _publish(store: RunStore, suite: Suite, leaderboard_dir: Path, result: Suite
     with the stored pretraining runs its cells start from, and their checkpoints."""
     keys = {cell_key(cell.config) for cell in suite.cells()}
     measurements = of_cells(store.measurements(), keys)
+    measured = set(measurements["cell"])
     configs = [in_store(c.config, [store.out_dir]) for c in suite.cells()
-               if cell_key(c.config) in set(measurements["cell"])]
+               if cell_key(c.config) in measured]
     _copy_checkpoints(configs, leaderboard_dir)
     table = store.table()
     pretrained = {c.theta0.options["run"] for c in configs if "run" in c.theta0.options}

@@ -13,9 +13,10 @@ it sharply; Aghajanyan et al. 2020: pretrained models need few directions). So t
   store=DIR]``: the final model of a run idbench trained and stored in DIR (``idbench pretrain``
   saves it as ``DIR/checkpoints/KEY.pt``). Without ``store``, the run is looked up in the
   measurement's own store (``--out``) and in the folders it reuses (``--reuse``; a published board
-  ships the checkpoints its cells start from), so a suite names its pretrained models by key alone. A classifier head whose shapes do not fit the task
-  keeps the network's seeded initialisation instead (``theta0_head = "reinitialised"``); any
-  other mismatch is an error that lists the tensors.
+  ships the checkpoints its cells start from), so a suite names its pretrained models by key
+  alone. A classifier head whose shapes do not fit the task keeps the network's seeded
+  initialisation instead (``theta0_head = "reinitialised"``); any other mismatch is an error that
+  lists the tensors.
 
 A checkpoint file is keyed by its sha256, not by where it lies, so a moved file keeps its runs'
 keys and an overwritten one does not reuse them; a stored run's model is keyed by the run's key
