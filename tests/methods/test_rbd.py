@@ -84,8 +84,11 @@ def test_complete_orthonormal_basis_reduces_to_sgd(digits, orthogonal, compartme
     assert (theta_sgd - start).norm() > 0.05  # the runs did move
 
 
-def test_step_is_the_gradient_projected_on_the_seeded_basis(digits, monkeypatch):
+@pytest.mark.parametrize("kept", [True, False])
+def test_step_is_the_gradient_projected_on_the_seeded_basis(digits, monkeypatch, kept):
     monkeypatch.setattr(dense, "_CHUNK_ELEMENTS", 4000)  # 1210 rows in chunks of 100
+    if not kept:  # a basis too large to keep between the adjoint and the update
+        monkeypatch.setattr(dense, "KEEP_BYTES", 0)
     drawn: list[tuple[int, int, torch.Tensor]] = []
     original = dense.DenseProjection._draw
 
@@ -109,8 +112,9 @@ def test_step_is_the_gradient_projected_on_the_seeded_basis(digits, monkeypatch)
     drawn.clear()
     rule.step(lambda m: digits.loss(m(xb), yb), s.lr)
     chunks = len(range(0, D, 100))
-    # generated twice (adjoint, then the update), from one seed, bit for bit, never stored
-    assert len(drawn) == 2 * chunks
+    # generated from one seed by the adjoint, and kept for the update or generated again bit for
+    # bit; never stored beyond the step
+    assert len(drawn) == (1 if kept else 2) * chunks
     seed = derive_seed(0, "rbd", 0, 0)
     assert {entry[0] for entry in drawn} == {seed}
     for (_, i, first), (_, j, again) in zip(drawn[:chunks], drawn[chunks:]):
@@ -125,6 +129,14 @@ def test_step_is_the_gradient_projected_on_the_seeded_basis(digits, monkeypatch)
     drawn.clear()
     rule.step(lambda m: digits.loss(m(xb), yb), s.lr)  # the next step: a new basis
     assert {entry[0] for entry in drawn} == {derive_seed(0, "rbd", 1, 0)}
+
+
+def test_a_kept_basis_steps_exactly_as_a_regenerated_one(digits, monkeypatch):
+    s = spec(method="rbd", projection="dense", d=30, lr=5.0, steps=30, eval_every=10)
+    kept = run(s, digits)
+    monkeypatch.setattr(dense, "KEEP_BYTES", 0)
+    again = run(s, digits)
+    assert kept.history == again.history and kept.test_score == again.test_score
 
 
 @pytest.mark.parametrize("projection", ["dense", "fastfood"])
