@@ -8,7 +8,7 @@ validation score over seeds at d, interpolated linearly in log d between the two
 training with the same budget and tuning). d counts the cell's total directions (d per
 compartment x compartments, as the leaderboard's comparison view does).
 
-    python benchmarks/score_at_d.py leaderboards/fashion-mnist --d 250
+    python benchmarks/score_at_d.py leaderboards/fashion-mnist-1epoch --d 250
 
 prints one JSON object per cell: {"model", "projection", "method", "compartments", "optimizer",
 "epochs", "d", "probes_around", "score", "baseline", "fraction"}.

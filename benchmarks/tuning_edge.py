@@ -13,7 +13,7 @@ whether the next larger rate tried lost a seed to divergence, and their ratio. P
 not stored, so they are not counted. Also the probe runs retried at a lower rate. One JSON line
 per folder, then the totals.
 
-    python benchmarks/tuning_edge.py leaderboards/fashion-mnist leaderboards/fashion-mnist-budget
+    python benchmarks/tuning_edge.py leaderboards/fashion-mnist-1epoch leaderboards/fashion-mnist-budget
 """
 
 from __future__ import annotations

@@ -864,6 +864,17 @@ def test_the_caption_says_what_the_interval_is_and_covers(frames):
     assert f"It covers: {covers}." in to_markdown(table(censored, frames[1]))
 
 
+def test_the_caption_states_the_budget(frames):
+    """One budget is said in the caption; budgets that differ are the Epochs column's."""
+    for epochs, said in [(1.0, "Budget: 1 epoch per run,"), (5.0, "Budget: 5 epochs per run,")]:
+        md = to_markdown(table(frames[0].with_columns(epochs=pl.lit(epochs)), frames[1]))
+        assert said in md and "| Epochs |" not in md
+    mixed = frames[0].with_columns(
+        epochs=pl.when(pl.col("cell") == "cell3").then(2.0).otherwise(1.0))
+    md = to_markdown(table(mixed, frames[1]))
+    assert "Budget: the Epochs column," in md and "| Epochs |" in md
+
+
 def _dense_copies(frames, changes: list[dict]) -> pl.DataFrame:
     """fc dense (cell3) and copies of it as other projections, one per dict of column values."""
     base = frames[0].filter(pl.col("cell") == "cell3")

@@ -19,7 +19,7 @@ from idbench.leaderboard import load_results, page, table
 from idbench.leaderboard.page import CSP, to_html
 
 ROOT = Path(__file__).resolve().parents[1]
-FLAGSHIP = ROOT / "leaderboards" / "fashion-mnist"
+FLAGSHIP = ROOT / "leaderboards" / "fashion-mnist-1epoch"
 WIDTH = 1400
 MEASURE = """<script>
 const t = document.getElementById("leaderboard"), box = t.parentElement;
@@ -57,7 +57,7 @@ def layout(html: str, tmp_path: Path) -> dict[str, float]:
 
 def _flagship_page() -> str:
     measurements, runs = load_results(FLAGSHIP)
-    return to_html(table(measurements, runs), {"suite": "fashion-mnist"})
+    return to_html(table(measurements, runs), {"suite": "fashion-mnist-1epoch"})
 
 
 def test_published_flagship_page_fits_1400_px(tmp_path):
@@ -75,7 +75,7 @@ def test_flagship_page_with_every_flag_and_mark_fits_1400_px(tmp_path):
         flags=pl.lit("threshold-low,falls,flat"),
         ci_covers=pl.when(pl.col("projection") == "dense").then(pl.lit("seeds"))
         .otherwise(pl.lit("seeds, baseline seeds (not the tuner's draw)")))
-    html = to_html(table(marked, runs), {"suite": "fashion-mnist"})
+    html = to_html(table(marked, runs), {"suite": "fashion-mnist-1epoch"})
     assert html.count('<abbr title="falls">‡</abbr>') == marked.height
     box = layout(html, tmp_path)
     assert box["scroll"] <= box["client"], box

@@ -14,7 +14,7 @@ from idbench.suites import Cell, data_available, load_suite, resolve_suite, ship
 
 SHIPPED = shipped_suites()
 REQUIRED = {
-    "quickstart", "fashion-mnist", "li2018-mnist", "li2018-cifar10", "gargiulo2023-fastjl", "toy",
+    "quickstart", "fashion-mnist-1epoch", "fashion-mnist-settled", "li2018-mnist", "li2018-cifar10", "gargiulo2023-fastjl", "toy",
     "gressmann2020",
 }
 
@@ -490,7 +490,7 @@ def test_missing_required_key(tmp_path: Path) -> None:
 def test_fashion_mnist_leaderboard_suites_hold_the_cells_issue_13_asks_for() -> None:
     """The flagship (fpd x four projections, kron and kron_sparse (issue 14), rbd on Fastfood with and without
     layer compartments), the budget suite (Fastfood at 1, 2, 5, 10 epochs) and the FC family (depth x width)."""
-    flagship = [c.config for c in load_suite("fashion-mnist").cells()]
+    flagship = [c.config for c in load_suite("fashion-mnist-1epoch").cells()]
     assert {(str(c.model), str(c.projection), str(c.method), c.compartments) for c in flagship} == {
         (m, p, "fpd", None) for m in ("fc[depth=2,width=200]", "lenet")
         for p in ("dense", "sparse", "fastfood", "fastjl", "kron", "kron_sparse")

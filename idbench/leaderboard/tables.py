@@ -360,7 +360,8 @@ def caption(df: pl.DataFrame) -> str:
     compartments = set(df["compartments"].to_list())
     split = any(c.isdigit() and c != "1" for c in compartments)
     return (
-        f"Score: final-model validation {metrics}. Baseline: mean ± std over {seeds} of "
+        f"Score: final-model validation {metrics}. {budget_caption(df)}"
+        f"Baseline: mean ± std over {seeds} of "
         f"full-space training (\"global\": a fixed score). Threshold = {thresholds} × baseline. "
         f"{name}: the estimate, where a monotone (isotonic) fit of the probes' mean scores over "
         "seeds crosses the threshold, interpolated linearly in log d, rounded (\"≤ d\": the "
@@ -381,6 +382,18 @@ def caption(df: pl.DataFrame) -> str:
         "at first, rerun at half the rate; one still at chance after every retry keeps its first "
         "score) baseline and probe runs flagged."
     )
+
+
+def budget_caption(df: pl.DataFrame) -> str:
+    """The training budget, said once where every row has the same (else the Epochs column's)."""
+    every = "for every run of a cell (baseline, lr tuning and probes alike). "
+    epochs = df["epochs"].unique().to_list()
+    if len(epochs) > 1:
+        return f"Budget: the Epochs column, {every}"
+    if epochs[0] is None:  # a budget in steps, not epochs
+        return ""
+    n = fmt_value(epochs[0])
+    return f"Budget: {n} epoch{'' if n == '1' else 's'} per run, {every}"
 
 
 def interval_caption(df: pl.DataFrame) -> str:
