@@ -1,5 +1,5 @@
-// In-place Walsh-Hadamard butterflies, the fused Fastfood products and a CSR scatter
-// product, for CPU tensors.
+// In-place Walsh-Hadamard butterflies, the fused Fastfood products, a CSR scatter product and
+// the row-wise argsort of uniform floats that draws Fastfood's permutations, for CPU tensors.
 //
 // Compiled on first use by idbench/projections/kernels.py (torch's extension builder); the
 // pure-torch twins (hadamard.butterfly and tree_sum, FastfoodProjection's _product_torch and
@@ -296,9 +296,57 @@ void csr_transposed_matvec(const at::Tensor& crow, const at::Tensor& col, const 
   });
 }
 
+// The argsort of every row of x (rows x n, float32 in [0, 1) on the 2^-24 grid, as torch.rand
+// draws them) by a stable radix sort of the 24-bit integers x * 2^24: three counting passes of 8
+// bits, O(n) per row. Where a row's keys are all distinct every correct sort gives this order;
+// a row with two equal keys (or a value off the grid) is flagged in ``ties`` instead, for the
+// caller to sort with torch, whose order of equal keys is its own. Returns (perm int64, ties).
+std::vector<at::Tensor> argsort_uniform_rows(const at::Tensor& x) {
+  check_cpu_contiguous(x, "x");
+  TORCH_CHECK(x.dim() == 2 && x.scalar_type() == at::kFloat, "x must be a 2-d float32 tensor");
+  const int64_t rows = x.size(0), n = x.size(1);
+  at::Tensor perm = at::empty({rows, n}, x.options().dtype(at::kLong));
+  at::Tensor ties = at::zeros({rows}, x.options().dtype(at::kBool));
+  const float* xp = x.data_ptr<float>();
+  int64_t* pp = perm.data_ptr<int64_t>();
+  bool* tp = ties.data_ptr<bool>();
+  at::parallel_for(0, rows, 1, [&](int64_t begin, int64_t end) {
+    std::vector<uint32_t> key(n), key_out(n);
+    std::vector<int64_t> index(n), index_out(n);
+    for (int64_t r = begin; r < end; ++r) {
+      const float* xr = xp + r * n;
+      bool on_grid = true;
+      for (int64_t i = 0; i < n; ++i) {
+        const float scaled = xr[i] * 16777216.0f;  // exact: a power of two
+        on_grid = on_grid && scaled >= 0.0f && scaled < 16777216.0f &&
+                  static_cast<float>(static_cast<uint32_t>(scaled)) == scaled;
+        key[i] = on_grid ? static_cast<uint32_t>(scaled) : 0;
+        index[i] = i;
+      }
+      if (!on_grid) { tp[r] = true; continue; }
+      for (int shift = 0; shift < 24; shift += 8) {
+        int64_t start[257] = {0};
+        for (int64_t i = 0; i < n; ++i) ++start[((key[i] >> shift) & 255) + 1];
+        for (int b = 0; b < 256; ++b) start[b + 1] += start[b];
+        for (int64_t i = 0; i < n; ++i) {
+          const int64_t at = start[(key[i] >> shift) & 255]++;
+          key_out[at] = key[i];
+          index_out[at] = index[i];
+        }
+        key.swap(key_out);
+        index.swap(index_out);
+      }
+      for (int64_t i = 1; i < n; ++i) tp[r] = tp[r] || key[i] == key[i - 1];
+      std::copy(index.begin(), index.end(), pp + r * n);
+    }
+  });
+  return {perm, ties};
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("fwht_", &fwht_, "in-place Walsh-Hadamard transform of every row");
   m.def("fastfood_forward", &fastfood_forward, "fused Fastfood product P z [+ base]");
   m.def("csr_transposed_matvec", &csr_transposed_matvec, "[base +] A^T x for a CSR matrix A");
   m.def("fastfood_adjoint", &fastfood_adjoint, "fused Fastfood adjoint P^T g");
+  m.def("argsort_uniform_rows", &argsort_uniform_rows, "row argsort of torch.rand floats");
 }

@@ -8,6 +8,7 @@ from torch.utils import cpp_extension
 
 import idbench.projections as projections
 from idbench.projections import kernels
+from idbench.projections.fastfood import random_permutations
 
 SIZES = [(1000, 37), (777, 64), (513, 1), (300, 300),
          (20_000, 100), (70_000, 40_000)]  # 157 blocks; n = 65,536 (int32 permutations)
@@ -33,6 +34,25 @@ def test_the_kernels_and_the_torch_twins_are_bit_identical(name, D, d, dtype, co
     # base + P z in one pass: its terms rounded in another order than base + (P z)
     assert torch.allclose(fast[2], base + fast[0], rtol=0, atol=1e-12 if dtype == torch.float64
                           else 2e-5)
+
+
+@pytest.mark.parametrize("rows,n", [(1, 1), (3, 2), (5, 33), (390, 512), (2, 65_536)])
+def test_the_compiled_permutations_are_torch_argsort(rows, n, compiled, monkeypatch):
+    """Fastfood's permutations: the radix sort, with torch sorting the rows that hold a tie, gives
+    torch.argsort's permutation on torch.rand's draws, on rows full of ties and off the grid; so a
+    Fastfood projection is built the same with and without the kernels."""
+    gen = torch.Generator().manual_seed(rows * n)
+    draws = torch.rand(rows, n, generator=gen)
+    tied = torch.randint(0, max(n // 4, 1), (rows, n), generator=gen).float() / 2**24
+    off_grid = torch.randn(rows, n, generator=gen)
+    for x in (draws, tied, off_grid):
+        assert torch.equal(random_permutations(x), torch.argsort(x, dim=1))
+    _, ties = kernels.load().argsort_uniform_rows(tied)
+    assert bool(ties.all()) == (n > 1)  # every row with two equal keys went to torch
+    built = projections.create("fastfood", D=3000, d=300, seed=1)
+    monkeypatch.setattr(kernels, "for_tensor", lambda x: None)
+    again = projections.create("fastfood", D=3000, d=300, seed=1)
+    assert torch.equal(built.perm, again.perm) and torch.equal(built.inv_perm, again.inv_perm)
 
 
 def test_the_adjoint_does_not_depend_on_the_thread_count(compiled):
