@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 import warnings
 from pathlib import Path
 from types import ModuleType
@@ -32,10 +33,24 @@ def _isa_flags() -> tuple[str, list[str]]:
     return "base", []
 
 
+def _import_builder() -> ModuleType:
+    """torch's extension builder, imported without its warning that a CUDA build of torch finds
+    no CUDA runtime (it concerns CUDA extensions; these are CPU kernels), which would otherwise
+    reach stderr wherever a projection is first built, one-line CLI errors included."""
+    logger = logging.getLogger("torch.utils.cpp_extension")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        from torch.utils import cpp_extension
+    finally:
+        logger.setLevel(level)
+    return cpp_extension
+
+
 @functools.lru_cache(maxsize=1)
 def load() -> ModuleType | None:
     """The compiled kernels (built on the first call of the machine), or None where that fails."""
-    from torch.utils import cpp_extension
+    cpp_extension = _import_builder()
 
     isa, flags = _isa_flags()
     try:
