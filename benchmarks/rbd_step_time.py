@@ -10,6 +10,15 @@ Bernoulli) basis chunk by chunk from its seed, twice per step (memory O(chunk), 
     python benchmarks/rbd_step_time.py [--quick] [--threads 1] [--d 250]
 
 prints one JSON object per line: {"method", "basis", "D", "d", "step_ms", "ratio_to_sgd"}.
+
+With ``--basis-costs`` it times instead what two shortcuts in building a step's basis save, each
+against the step without it, alternating steps of one rule in one process: a dense basis kept
+from the adjoint for the update against one generated twice (``dense.KEEP_BYTES = 0``), on FC-128
+at d = 250, and Fastfood's permutations by the compiled radix sort against torch's argsort, on
+FC 784-200-200-10 at d = 300::
+
+    python benchmarks/rbd_step_time.py --basis-costs --threads 1
+    # {"saving", "model", "basis", "with_ms", "without_ms"}
 """
 
 from __future__ import annotations
@@ -23,6 +32,8 @@ import torch
 
 import idbench.data
 import idbench.methods as methods
+import idbench.projections.dense as dense
+import idbench.projections.fastfood as fastfood
 from idbench.train import RunSpec, build_model
 
 MODEL = "fc[depth=1,width=128]"
@@ -32,17 +43,55 @@ FULL = QUICK + [("rbd", "dense[regenerate=false]"), ("rbd[distribution=uniform]"
                 ("rbd[distribution=bernoulli]", "dense"), ("rbd", "sparse")]
 
 
+def basis_costs(data, steps: int) -> None:
+    """Each shortcut on and off on alternate steps of one rbd rule; medians after a warm-up."""
+    radix, argsort = fastfood.random_permutations, lambda u: torch.argsort(u, dim=1)
+    keep = dense.KEEP_BYTES
+    savings = [
+        ("kept dense basis", MODEL, "dense", 250,
+         lambda on: setattr(dense, "KEEP_BYTES", keep if on else 0)),
+        ("radix-sorted permutations", "fc[depth=2,width=200]", "fastfood", 300,
+         lambda on: setattr(fastfood, "random_permutations", radix if on else argsort)),
+    ]
+    gen = torch.Generator().manual_seed(0)
+    for saving, model, basis, d, switch in savings:
+        spec = RunSpec(model=model, dataset="fashion-mnist", seed=0, lr=0.01, momentum=0.0,
+                       method="rbd", projection=basis, d=d, schedule="constant")
+        rule = methods.create("rbd", model=build_model(spec, data), run_spec=spec)
+        times: dict[bool, list[float]] = {True: [], False: []}
+        for step in range(2 * steps + 4):
+            idx = torch.randint(len(data.x_train), (128,), generator=gen)
+            xb, yb = data.x_train[idx], data.y_train[idx]
+            on = step % 2 == 0
+            switch(on)
+            start = time.perf_counter()
+            rule.step(lambda m: data.loss(m(xb), yb), 0.01)
+            if step >= 4:
+                times[on].append(time.perf_counter() - start)
+        switch(True)
+        print(json.dumps({
+            "saving": saving, "model": model, "basis": basis,
+            "with_ms": round(statistics.median(times[True]) * 1e3, 1),
+            "without_ms": round(statistics.median(times[False]) * 1e3, 1),
+        }), flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer configurations and steps")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--d", type=int, default=250)
+    parser.add_argument("--basis-costs", action="store_true",
+                        help="time what the basis-building shortcuts save (see above)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     warmup, timed = (1, 5) if args.quick else (2, 15)
 
     data = idbench.data.load("fashion-mnist", download=False)
+    if args.basis_costs:
+        basis_costs(data, steps=10 if args.quick else 30)
+        return
     configs = [("sgd", None)] + (QUICK if args.quick else FULL)
     rules, models = [], []
     for method, basis in configs:

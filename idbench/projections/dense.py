@@ -75,7 +75,7 @@ class DenseProjection(Projection):
         """(first row, unnormalised chunk) pairs regenerated from the seed on the CPU. Each chunk
         reuses one scratch buffer, so it is only valid until the next one is drawn; with ``keep``
         every chunk gets its own buffer and the list is kept for the next product."""
-        scratch = torch.empty(min(self.chunk_rows, self.D), self.d)
+        scratch = None if keep else torch.empty(min(self.chunk_rows, self.D), self.d)
         kept = [] if keep else None
         for index, r0 in enumerate(range(0, self.D, self.chunk_rows)):
             rows = min(self.chunk_rows, self.D - r0)
