@@ -11,11 +11,13 @@ Bernoulli) basis chunk by chunk from its seed, twice per step (memory O(chunk), 
 
 prints one JSON object per line: {"method", "basis", "D", "d", "step_ms", "ratio_to_sgd"}.
 
-With ``--basis-costs`` it times instead what two shortcuts in building a step's basis save, each
-against the step without it, alternating steps of one rule in one process: a dense basis kept
-from the adjoint for the update against one generated twice (``dense.KEEP_BYTES = 0``), on FC-128
-at d = 250, and Fastfood's permutations by the compiled radix sort against torch's argsort, on
-FC 784-200-200-10 at d = 300::
+With ``--basis-costs`` it times instead what the shortcuts in building a step's basis save, each
+against the step without it, alternating steps of one rule in one process: on FC-128 at d = 250,
+a dense basis drawn and multiplied row by row by the compiled kernel against chunks drawn and
+multiplied by torch (the path of CUDA and of machines without a compiler), and on that path a
+basis kept from the adjoint for the update against one drawn twice (``dense.KEEP_BYTES = 0``);
+on FC 784-200-200-10 at d = 300, Fastfood's permutations by the compiled radix sort against
+torch's argsort::
 
     python benchmarks/rbd_step_time.py --basis-costs --threads 1
     # {"saving", "model", "basis", "with_ms", "without_ms"}
@@ -46,10 +48,18 @@ FULL = QUICK + [("rbd", "dense[regenerate=false]"), ("rbd[distribution=uniform]"
 def basis_costs(data, steps: int) -> None:
     """Each shortcut on and off on alternate steps of one rbd rule; medians after a warm-up."""
     radix, argsort = fastfood.random_permutations, lambda u: torch.argsort(u, dim=1)
-    keep = dense.KEEP_BYTES
+    keep, fused = dense.KEEP_BYTES, dense.DenseProjection._compiled
+
+    def chunked(on: bool) -> None:
+        setattr(dense.DenseProjection, "_compiled", fused if on else lambda self, x: None)
+
+    def kept(on: bool) -> None:
+        chunked(False)
+        setattr(dense, "KEEP_BYTES", keep if on else 0)
+
     savings = [
-        ("kept dense basis", MODEL, "dense", 250,
-         lambda on: setattr(dense, "KEEP_BYTES", keep if on else 0)),
+        ("dense basis drawn row by row in the kernel's products", MODEL, "dense", 250, chunked),
+        ("kept dense basis (chunked path)", MODEL, "dense", 250, kept),
         ("radix-sorted permutations", "fc[depth=2,width=200]", "fastfood", 300,
          lambda on: setattr(fastfood, "random_permutations", radix if on else argsort)),
     ]
@@ -69,6 +79,7 @@ def basis_costs(data, steps: int) -> None:
             if step >= 4:
                 times[on].append(time.perf_counter() - start)
         switch(True)
+        chunked(True)
         print(json.dumps({
             "saving": saving, "model": model, "basis": basis,
             "with_ms": round(statistics.median(times[True]) * 1e3, 1),

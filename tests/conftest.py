@@ -1,4 +1,6 @@
 import idbench  # noqa: F401 - first, so its OpenMP settings precede torch's import
+import os
+import shutil
 import warnings
 
 import pytest
@@ -22,3 +24,15 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def compiled():
+    """The compiled CPU kernels; skips only where no C++ compiler or ninja exists to build them."""
+    from idbench.projections import kernels
+
+    module = kernels.load()
+    if module is None and not (shutil.which(os.environ.get("CXX", "c++")) and shutil.which("ninja")):
+        pytest.skip("no C++ compiler or ninja here: only the pure-torch path exists")
+    assert module is not None, "a compiler and ninja are here, but the kernels did not build"
+    return module

@@ -7,6 +7,10 @@ d_int: the probed d, the score of every seed at every probe, the bracket and the
 are fractions of the 144 validation examples, compared exactly; the baseline mean to 1e-12.
 The second test opens the committed store with the current code and finds every run under the key
 the current code computes for it: run keys of existing stores do not change.
+
+The dense projection has drawn its entries from a counter-based generator since the fixture was
+written (another random matrix of the same distribution): its cell is compared by its baseline,
+exactly, and by its d_int90, within the noise of one draw (x1.25).
 """
 
 import json
@@ -44,8 +48,12 @@ def test_current_code_measures_what_the_code_before_the_refactoring_measured(tmp
     assert set(after) == set(before) == {"dense", "fastfood"}
     for projection, old in before.items():
         new = after[projection]
-        assert (new["d_lo"], new["d_hi"], new["censored"]) == (old["d_lo"], old["d_hi"], False)
         assert new["baseline_mean"] == pytest.approx(old["baseline_mean"], abs=1e-12)
+        assert not new["censored"]
+        if projection == "dense":  # another draw of P (see above)
+            assert 1 / 1.25 <= new["d_hi"] / old["d_hi"] <= 1.25
+            continue
+        assert (new["d_lo"], new["d_hi"]) == (old["d_lo"], old["d_hi"])
         old_probes = {p["d"]: p["scores"] for p in json.loads(old["probes"])}
         new_probes = {p["d"]: p["scores"] for p in json.loads(new["probes"])}
         assert new_probes == old_probes  # the same d probed, the same score for every seed

@@ -342,11 +342,3 @@ std::vector<at::Tensor> argsort_uniform_rows(const at::Tensor& x) {
   });
   return {perm, ties};
 }
-
-PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.def("fwht_", &fwht_, "in-place Walsh-Hadamard transform of every row");
-  m.def("fastfood_forward", &fastfood_forward, "fused Fastfood product P z [+ base]");
-  m.def("csr_transposed_matvec", &csr_transposed_matvec, "[base +] A^T x for a CSR matrix A");
-  m.def("fastfood_adjoint", &fastfood_adjoint, "fused Fastfood adjoint P^T g");
-  m.def("argsort_uniform_rows", &argsort_uniform_rows, "row argsort of torch.rand floats");
-}

@@ -5,17 +5,19 @@ al. 2018), ``uniform`` U[-1, 1] or ``bernoulli`` (zero-mean: +-1 with probabilit
 three bases Gressmann et al. 2020 compare for random bases descent. Whatever the distribution, every
 column is normalised to unit norm, so the entries have mean 0 and mean square 1/D.
 
-The cost is reading D x d numbers per product, so the matrix is bound by memory bandwidth and holds
-D * d * 4 bytes (float32): 0.8 GB for D = 199,210, d = 1000. It is generated in row chunks, each
-from its own derived seed, so that
+The entries come from a counter-based generator (:mod:`idbench.projections.random_matrix`): entry
+(i, j) depends only on the seed, i and j, so any row can be drawn alone. The cost is reading
+D x d numbers per product, so the stored matrix is bound by memory bandwidth and holds D * d * 4
+bytes (float32): 0.8 GB for D = 199,210, d = 1000.
 
-* building needs one pass of random number generation and one chunk of scratch memory, and
-* ``regenerate=True`` drops the matrix and rebuilds the chunks for each product (memory
-  O(chunk + d), time dominated by the random number generation): the same P up to floating-point
-  rounding. The column norms are then computed by the first product, in the same pass when that
-  product is an adjoint. An adjoint's chunks are kept for the one product that follows it when
-  they fit in ``KEEP_BYTES``: a basis used once for P^T g and then once for P c (a random bases
-  descent step) is generated once, with the very same numbers as when generated twice.
+``regenerate=True`` stores nothing and draws the entries again for each product: the same P up to
+floating-point rounding, in O(d) memory, with time spent drawing numbers. On the CPU (float32)
+the compiled kernel draws each row and multiplies it in one pass, over torch's threads, and the
+first adjoint computes the column norms in the same pass (a product before any adjoint takes one
+pass of its own for them). Elsewhere (CUDA, float64, no compiler) the rows are drawn in chunks by
+the kernel's twin and multiplied by torch; an adjoint's chunks are then kept for the one product
+that follows it when they fit in ``KEEP_BYTES``, so a random bases descent step (P^T g, then P c)
+draws its basis once, with the very same numbers as when drawn twice.
 """
 
 from __future__ import annotations
@@ -25,12 +27,12 @@ from typing import Any, Iterator
 import torch
 
 from idbench.errors import IdbenchError
+from idbench.projections import kernels
 from idbench.projections.base import PROJECTIONS, Projection
-from idbench.seeding import cpu_generator
+from idbench.projections.random_matrix import DISTRIBUTIONS, draw_rows, matrix_key
 
 _CHUNK_ELEMENTS = 1 << 22  # 16 MB of float32 per generated chunk
 KEEP_BYTES = 1 << 28  # an adjoint's regenerated chunks up to 256 MB serve the next product too
-DISTRIBUTIONS = ("gaussian", "uniform", "bernoulli")
 
 
 @PROJECTIONS.register("dense")
@@ -48,6 +50,7 @@ class DenseProjection(Projection):
                 f"choose from {', '.join(DISTRIBUTIONS)}"
             )
         self.regenerate, self.distribution = bool(regenerate), distribution
+        self.key = matrix_key(seed, "dense", distribution, d)
         self.chunk_rows = max(1, _CHUNK_ELEMENTS // d)
         self.register_buffer("inv_norms", torch.zeros(d, dtype=dtype))
         self._norms_ready = False
@@ -62,14 +65,9 @@ class DenseProjection(Projection):
             self._set_norms(sq_norms)
             self.register_buffer("matrix", matrix.mul_(self.inv_norms))
 
-    def _draw(self, out: torch.Tensor, index: int) -> torch.Tensor:
-        """Fill ``out`` with chunk ``index`` of the unnormalised entries (float32, on the CPU)."""
-        if self.distribution == "gaussian":  # the seed key of the original Gaussian-only version
-            return out.normal_(generator=cpu_generator(self.seed, "dense", self.d, index))
-        gen = cpu_generator(self.seed, "dense", self.distribution, self.d, index)
-        if self.distribution == "uniform":
-            return out.uniform_(-1.0, 1.0, generator=gen)
-        return out.random_(0, 2, generator=gen).mul_(2).sub_(1)
+    def _draw(self, out: torch.Tensor, first_row: int) -> torch.Tensor:
+        """Fill ``out`` with the unnormalised entries of rows ``first_row ..`` (float32, CPU)."""
+        return draw_rows(self.key, first_row, out.shape[0], self.d, self.distribution, out=out)
 
     def _raw_chunks(self, keep: bool = False) -> Iterator[tuple[int, torch.Tensor]]:
         """(first row, unnormalised chunk) pairs regenerated from the seed on the CPU. Each chunk
@@ -77,9 +75,9 @@ class DenseProjection(Projection):
         every chunk gets its own buffer and the list is kept for the next product."""
         scratch = None if keep else torch.empty(min(self.chunk_rows, self.D), self.d)
         kept = [] if keep else None
-        for index, r0 in enumerate(range(0, self.D, self.chunk_rows)):
+        for r0 in range(0, self.D, self.chunk_rows):
             rows = min(self.chunk_rows, self.D - r0)
-            chunk = self._draw(torch.empty(rows, self.d) if keep else scratch[:rows], index)
+            chunk = self._draw(torch.empty(rows, self.d) if keep else scratch[:rows], r0)
             if kept is not None:
                 kept.append((r0, chunk))
             yield r0, chunk
@@ -103,9 +101,32 @@ class DenseProjection(Projection):
         self.inv_norms.copy_(sq_norms.rsqrt())
         self._norms_ready = True
 
+    def _compiled(self, x: torch.Tensor):
+        """The kernels that draw and multiply in one pass, where they serve ``x``, else None."""
+        if not self.regenerate or x.dtype != torch.float32:
+            return None
+        return kernels.for_tensor(x)
+
+    def _fused_adjoint(self, compiled, g: torch.Tensor) -> torch.Tensor:
+        """P^T g (g: (m, D), m >= 0) by the kernel, setting the column norms on its first call."""
+        out = g.new_empty(g.shape[0], self.d)
+        squares = torch.empty(self.d, dtype=torch.float64)
+        compiled.random_adjoint(*self.key, DISTRIBUTIONS.index(self.distribution), g, out, squares)
+        if not self._norms_ready:
+            self._set_norms(squares)
+        return out * self.inv_norms
+
     def _matvec(self, z: torch.Tensor) -> torch.Tensor:
         if not self.regenerate:
             return z @ self.matrix.T
+        compiled = self._compiled(z)
+        if compiled is not None:
+            if not self._norms_ready:  # a product before any adjoint: one pass for the norms
+                self._fused_adjoint(compiled, z.new_empty(0, self.D))
+            scaled = (z * self.inv_norms).reshape(-1, self.d).contiguous()
+            out = z.new_empty(scaled.shape[0], self.D)
+            compiled.random_product(*self.key, DISTRIBUTIONS.index(self.distribution), scaled, out)
+            return out.view(*z.shape[:-1], self.D)
         if not self._norms_ready:  # a product before any adjoint: one extra pass for the norms
             sq_norms = torch.zeros(self.d, dtype=torch.float64)
             for _, chunk in self._raw_chunks():
@@ -121,6 +142,10 @@ class DenseProjection(Projection):
     def _rmatvec(self, g: torch.Tensor) -> torch.Tensor:
         if not self.regenerate:
             return g @ self.matrix
+        compiled = self._compiled(g)
+        if compiled is not None:
+            out = self._fused_adjoint(compiled, g.reshape(-1, self.D).contiguous())
+            return out.view(*g.shape[:-1], self.d)
         sq_norms = None if self._norms_ready else torch.zeros(self.d, dtype=torch.float64)
         out = g.new_zeros(*g.shape[:-1], self.d)
         for r0, chunk in self._raw_chunks(keep=self.D * self.d * 4 <= KEEP_BYTES):

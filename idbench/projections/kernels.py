@@ -1,7 +1,10 @@
-"""The compiled CPU kernels of the structured projections (butterfly.cpp), built on first use.
+"""The compiled CPU kernels of the projections, built on first use.
 
-The Walsh-Hadamard butterfly and the fused Fastfood products run per block in L1-sized scratch
-memory, far faster than composing them from torch operations. They are compiled once per machine
+``butterfly.cpp``: the Walsh-Hadamard butterfly and the fused Fastfood products run per block in
+L1-sized scratch memory, far faster than composing them from torch operations.
+``random_matrix.cpp``: the dense projection's counter-based random entries, and its products with
+the entries drawn on the fly (random bases descent never stores its bases). ``bindings.cpp``
+makes them one Python module. They are compiled once per machine
 by torch's extension builder and kept in its cache (``TORCH_EXTENSIONS_DIR``, by default
 ``~/.cache/torch_extensions``); the build directory is named after the source's hash and the
 instruction set, so another version of the source or another CPU never reuses a wrong library, and
@@ -23,7 +26,7 @@ from types import ModuleType
 
 import torch
 
-SOURCE = Path(__file__).with_name("butterfly.cpp")
+SOURCES = [Path(__file__).with_name(name) for name in ("bindings.cpp", "butterfly.cpp", "random_matrix.cpp")]
 
 
 def _isa_flags() -> tuple[str, list[str]]:
@@ -54,11 +57,13 @@ def load() -> ModuleType | None:
 
     isa, flags = _isa_flags()
     try:
-        name = f"idbench_butterfly_{isa}_{hashlib.sha256(SOURCE.read_bytes()).hexdigest()[:12]}"
+        digest = hashlib.sha256(b"".join(source.read_bytes() for source in SOURCES)).hexdigest()
         return cpp_extension.load(
-            name=name, sources=[str(SOURCE)], verbose=False,
-            # -ffp-contract=off: no fused multiply-add, so products round as they do in torch
-            extra_cflags=["-O3", "-ffp-contract=off", *flags],
+            name=f"idbench_kernels_{isa}_{digest[:12]}", sources=[str(s) for s in SOURCES],
+            verbose=False,
+            # -ffp-contract=off: no fused multiply-add, so products round as they do in torch;
+            # -fno-math-errno: sqrt vectorises (errno is never read; the results are the same)
+            extra_cflags=["-O3", "-ffp-contract=off", "-fno-math-errno", *flags],
         )
     except Exception as error:  # noqa: BLE001 - no source, compiler or ninja, a failed build
         warnings.warn(

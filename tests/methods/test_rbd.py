@@ -13,6 +13,7 @@ import idbench.projections as projections
 import idbench.projections.dense as dense
 from idbench.errors import IdbenchError
 from idbench.projections import PROJECTIONS, Projection
+from idbench.projections.random_matrix import matrix_key
 from idbench.seeding import cpu_generator, derive_seed
 from idbench.train import RunSpec, build_model, run
 
@@ -84,21 +85,10 @@ def test_complete_orthonormal_basis_reduces_to_sgd(digits, orthogonal, compartme
     assert (theta_sgd - start).norm() > 0.05  # the runs did move
 
 
-@pytest.mark.parametrize("kept", [True, False])
-def test_step_is_the_gradient_projected_on_the_seeded_basis(digits, monkeypatch, kept):
-    monkeypatch.setattr(dense, "_CHUNK_ELEMENTS", 4000)  # 1210 rows in chunks of 100
-    if not kept:  # a basis too large to keep between the adjoint and the update
-        monkeypatch.setattr(dense, "KEEP_BYTES", 0)
-    drawn: list[tuple[int, int, torch.Tensor]] = []
-    original = dense.DenseProjection._draw
-
-    def recording(self, out, index):
-        chunk = original(self, out, index)
-        drawn.append((self.seed, index, chunk.clone()))
-        return chunk
-
-    monkeypatch.setattr(dense.DenseProjection, "_draw", recording)
-    s = spec(method="rbd", projection="dense", d=40, lr=0.5)
+def one_step(digits, lr=0.5, d=40):
+    """(rule, theta0 before, the full-batch-of-64 gradient there, the step taken / lr) of one rbd
+    step with a dense basis; ``step_again()`` takes the next one."""
+    s = spec(method="rbd", projection="dense", d=d, lr=lr)
     model = build_model(s, digits)
     rule = methods.create(s.method, model=model, run_spec=s)
     xb, yb = digits.x_train[:64], digits.y_train[:64]
@@ -108,35 +98,71 @@ def test_step_is_the_gradient_projected_on_the_seeded_basis(digits, monkeypatch,
             torch.func.functional_call(model, rule.layout.unflatten(th), (xb.double(),)), yb
         )
     )(theta0)
+    rule.step(lambda m: digits.loss(m(xb), yb), lr)
+    step = (theta0 - flat(model).double()) / lr
+    return rule, grad, step, lambda: rule.step(lambda m: digits.loss(m(xb), yb), lr)
 
-    drawn.clear()
-    rule.step(lambda m: digits.loss(m(xb), yb), s.lr)
+
+def seeded_step(grad, seed, d=40):
+    """lr^-1 x the rbd step for gradient ``grad`` with the unit-column Gaussian basis of ``seed``."""
+    basis = projections.create("dense", D=D, d=d, seed=seed, dtype=torch.float64)
+    return basis(basis.adjoint(grad))
+
+
+def test_step_is_the_gradient_projected_on_the_seeded_basis(digits, compiled):
+    """On the CPU the kernel draws the basis row by row for P^T g and again for P c: nothing is
+    stored, and the step is lr P P^T g for the basis of that step's seed."""
+    rule, grad, step, step_again = one_step(digits)
+    assert torch.allclose(step, seeded_step(grad, derive_seed(0, "rbd", 0, 0)), rtol=1e-4,
+                          atol=1e-6)
+    assert not any(isinstance(value, Projection) for value in vars(rule).values())
+    # the next step draws a new basis, from the next seed
+    before = flat(rule.model).double()
+    step_again()
+    assert not torch.allclose((before - flat(rule.model).double()) / 0.5,
+                              seeded_step(grad, derive_seed(0, "rbd", 0, 0)), atol=1e-3)
+
+
+@pytest.mark.parametrize("kept", [True, False])
+def test_without_kernels_the_basis_is_drawn_once_or_twice_with_the_same_bits(digits, monkeypatch,
+                                                                              kept):
+    """CUDA and machines without a compiler multiply drawn chunks: the adjoint's chunks are kept
+    for the update, or (too large to keep) drawn again bit for bit."""
+    monkeypatch.setattr(dense.DenseProjection, "_compiled", lambda self, x: None)
+    monkeypatch.setattr(dense, "_CHUNK_ELEMENTS", 4000)  # 1210 rows in chunks of 100
+    if not kept:
+        monkeypatch.setattr(dense, "KEEP_BYTES", 0)
+    drawn: list[tuple[tuple[int, int], int, torch.Tensor]] = []
+    original = dense.DenseProjection._draw
+
+    def recording(self, out, first_row):
+        chunk = original(self, out, first_row)
+        drawn.append((self.key, first_row, chunk.clone()))
+        return chunk
+
+    monkeypatch.setattr(dense.DenseProjection, "_draw", recording)
+    rule, grad, step, _ = one_step(digits)
     chunks = len(range(0, D, 100))
-    # generated from one seed by the adjoint, and kept for the update or generated again bit for
-    # bit; never stored beyond the step
     assert len(drawn) == (1 if kept else 2) * chunks
     seed = derive_seed(0, "rbd", 0, 0)
-    assert {entry[0] for entry in drawn} == {seed}
+    assert {entry[0] for entry in drawn} == {matrix_key(seed, "dense", "gaussian", 40)}
     for (_, i, first), (_, j, again) in zip(drawn[:chunks], drawn[chunks:]):
         assert i == j and torch.equal(first, again)
-    assert not any(isinstance(value, Projection) for value in vars(rule).values())
-    # the step is lr * P P^T g with P the unit-column Gaussian basis of that seed
-    basis = projections.create("dense", D=D, d=40, seed=seed, dtype=torch.float64)
-    expected = basis(basis.adjoint(grad))
-    step = (theta0 - flat(model).double()) / s.lr
-    assert torch.allclose(step, expected, rtol=1e-4, atol=1e-6)
-
-    drawn.clear()
-    rule.step(lambda m: digits.loss(m(xb), yb), s.lr)  # the next step: a new basis
-    assert {entry[0] for entry in drawn} == {derive_seed(0, "rbd", 1, 0)}
+    assert torch.allclose(step, seeded_step(grad, seed), rtol=1e-4, atol=1e-6)
 
 
-def test_a_kept_basis_steps_exactly_as_a_regenerated_one(digits, monkeypatch):
+def test_every_way_of_drawing_the_basis_trains_alike(digits, monkeypatch, compiled):
+    """Kept chunks and chunks drawn twice give the same bits; the kernel's fused products add in
+    another order, so its run agrees to float rounding over 30 steps."""
     s = spec(method="rbd", projection="dense", d=30, lr=5.0, steps=30, eval_every=10)
+    fused = run(s, digits)
+    monkeypatch.setattr(dense.DenseProjection, "_compiled", lambda self, x: None)
     kept = run(s, digits)
     monkeypatch.setattr(dense, "KEEP_BYTES", 0)
     again = run(s, digits)
     assert kept.history == again.history and kept.test_score == again.test_score
+    for a, b in zip(fused.history, kept.history):
+        assert a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-3)
 
 
 @pytest.mark.parametrize("projection", ["dense", "fastfood"])

@@ -92,4 +92,4 @@ def test_a_failed_build_warns_once_and_leaves_the_torch_path(compiled, monkeypat
 
 def test_the_build_is_named_after_the_source_and_the_instruction_set(compiled):
     isa, _ = kernels._isa_flags()
-    assert compiled.__name__.startswith(f"idbench_butterfly_{isa}_")
+    assert compiled.__name__.startswith(f"idbench_kernels_{isa}_")

@@ -1,0 +1,246 @@
+// The dense projection's random entries, drawn by a counter-based generator, and its products
+// computed from entries regenerated on the fly (never stored), for CPU tensors.
+//
+// Entry (i, j) depends only on the key, i and j (see random_matrix.py, whose pure-torch twin
+// draws the very same bits): Philox4x32-10 (Salmon et al. 2011) of the counter
+// (8 * (j / 32) + j % 8, i mod 2^32, i / 2^32, 0) gives four 32-bit words w0..w3, and entry j uses
+// word k = (j % 32) / 8. Gaussian entries are Box-Muller pairs (w0, w1) -> k = 0, 1 and
+// (w2, w3) -> k = 2, 3, with Cephes' float polynomials for log, sin and cos; uniform entries
+// are (2 (w >> 9) + 1) 2^-23 - 1; Bernoulli entries are +-1 by the top bit. Any row, or any block
+// of 32 columns, can be drawn alone, so the products run in parallel over rows with no stored
+// matrix, and 1 or many threads give the same bits.
+//
+// Built with -ffp-contract=off: every multiply and add rounds on its own, as in torch.
+
+#include <torch/extension.h>
+#include <ATen/Parallel.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
+#include <vector>
+
+namespace {
+
+typedef float f8 __attribute__((vector_size(32), aligned(4), may_alias));
+typedef uint32_t u8 __attribute__((vector_size(32)));
+typedef int32_t i8 __attribute__((vector_size(32)));
+
+constexpr int64_t kBlock = 32;      // columns drawn together: 8 counters x 4 words
+constexpr int64_t kRowBlock = 256;  // rows whose adjoint shares are summed before the cross-block sum
+
+enum Distribution { kGaussian = 0, kUniform = 1, kBernoulli = 2 };
+
+inline f8 splat(float v) { return f8{v, v, v, v, v, v, v, v}; }
+inline u8 splat_u(uint32_t v) { return u8{v, v, v, v, v, v, v, v}; }
+
+// (hi, lo) 32-bit halves of the 64-bit products a * m, lane by lane. With AVX2 the even and the
+// odd lanes go through one 32 x 32 -> 64-bit multiply each (the generic vector code compiles to
+// a 64 x 64-bit multiply emulated by three); elsewhere lane by lane. Integer arithmetic: the
+// same bits either way.
+inline void mulhilo(u8 a, uint32_t m, u8& hi, u8& lo) {
+#if defined(__AVX2__)
+  const __m256i av = (__m256i)a, mv = _mm256_set1_epi32((int)m);
+  const __m256i even = _mm256_mul_epu32(av, mv), odd = _mm256_mul_epu32(_mm256_srli_epi64(av, 32), mv);
+  hi = (u8)_mm256_blend_epi32(_mm256_srli_epi64(even, 32), odd, 0xAA);
+#else
+  for (int l = 0; l < 8; ++l) hi[l] = (uint32_t)(((uint64_t)a[l] * m) >> 32);
+#endif
+  lo = a * m;
+}
+
+// Philox4x32-10 of the counters (c0 + lane, c1, c2, 0), 8 lanes.
+inline void philox(uint32_t c0, uint32_t c1, uint32_t c2, uint32_t k0, uint32_t k1, u8 w[4]) {
+  u8 x0 = splat_u(c0) + u8{0, 1, 2, 3, 4, 5, 6, 7}, x1 = splat_u(c1), x2 = splat_u(c2), x3 = splat_u(0);
+  for (int round = 0; round < 10; ++round) {
+    u8 hi0, lo0, hi1, lo1;
+    mulhilo(x0, 0xD2511F53u, hi0, lo0);
+    mulhilo(x2, 0xCD9E8D57u, hi1, lo1);
+    x0 = hi1 ^ x1 ^ k0;
+    x1 = lo1;
+    x2 = hi0 ^ x3 ^ k1;
+    x3 = lo0;
+    k0 += 0x9E3779B9u;
+    k1 += 0xBB67AE85u;
+  }
+  w[0] = x0; w[1] = x1; w[2] = x2; w[3] = x3;
+}
+
+inline f8 as_float(u8 v) { return __builtin_convertvector((i8)v, f8); }  // exact below 2^24
+
+// Natural log of x in (0, 1] (Cephes logf).
+inline f8 log01(f8 x) {
+  const u8 bits = (u8)x;
+  i8 e = (i8)(bits >> 23) - 126;  // x = m 2^e, m in [0.5, 1)
+  f8 m = (f8)((bits & 0x007fffffu) | 0x3f000000u);
+  const i8 small = m < splat(0.707106781186547524f);  // -1 where true
+  e = e + small;
+  m = small ? m + m : m;
+  const f8 f = m - 1.0f, z = f * f, fe = __builtin_convertvector(e, f8);
+  f8 y = splat(7.0376836292E-2f);
+  y = y * f + -1.1514610310E-1f;
+  y = y * f + 1.1676998740E-1f;
+  y = y * f + -1.2420140846E-1f;
+  y = y * f + 1.4249322787E-1f;
+  y = y * f + -1.6668057665E-1f;
+  y = y * f + 2.0000714765E-1f;
+  y = y * f + -2.4999993993E-1f;
+  y = y * f + 3.3333331174E-1f;
+  y = y * f;
+  y = y * z;
+  y = y + fe * -2.12194440E-4f;
+  y = y + z * -0.5f;
+  return (f + y) + fe * 0.693359375f;
+}
+
+inline f8 sqrt8(f8 x) {
+  f8 r;
+  for (int l = 0; l < 8; ++l) r[l] = __builtin_sqrtf(x[l]);
+  return r;
+}
+
+// Box-Muller: (r cos a, r sin a) with r = sqrt(-2 log u1), a = 2 pi u2, u1 in (0, 1], u2 in [0, 1).
+inline void box_muller(u8 a, u8 b, f8& z0, f8& z1) {
+  const f8 u1 = (as_float(a >> 8) + 1.0f) * 5.9604644775390625e-08f;  // 2^-24
+  const f8 u2 = as_float(b >> 8) * 5.9604644775390625e-08f;
+  const f8 r = sqrt8(log01(u1) * -2.0f);
+  const f8 x = u2 * 4.0f;  // quarter turns
+  const i8 quadrant = __builtin_convertvector(x, i8);  // floor: x >= 0
+  const f8 t = ((x - __builtin_convertvector(quadrant, f8)) - 0.5f) * 1.57079632679489662f;
+  const f8 t2 = t * t;
+  f8 s = t2 * -1.9515295891E-4f;  // sin t, |t| <= pi / 4
+  s = s + 8.3321608736E-3f;
+  s = s * t2;
+  s = s + -1.6666654611E-1f;
+  s = s * t2;
+  s = s * t;
+  s = s + t;
+  f8 c = t2 * 2.443315711809948E-5f;  // cos t
+  c = c + -1.388731625493765E-3f;
+  c = c * t2;
+  c = c + 4.166664568298827E-2f;
+  c = c * t2;
+  c = c * t2;
+  c = c - t2 * 0.5f;
+  c = c + 1.0f;
+  const f8 cos45 = (c - s) * 0.707106781186547524f, sin45 = (c + s) * 0.707106781186547524f;  // at t + pi / 4
+  const i8 odd = (quadrant & 1) != 0;
+  const f8 p = odd ? sin45 : cos45, q = odd ? cos45 : sin45;  // a quarter turn swaps them...
+  const u8 qu = (u8)quadrant;
+  const u8 flip_p = ((qu ^ (qu >> 1)) & 1u) << 31, flip_q = (qu >> 1) << 31;  // ...and flips signs
+  z0 = r * (f8)((u8)p ^ flip_p);
+  z1 = r * (f8)((u8)q ^ flip_q);
+}
+
+// The 32 entries of row `row`, columns 32 * block .. 32 * block + 31, into out[0..31].
+inline void draw_block(uint32_t k0, uint32_t k1, uint64_t row, int64_t block, int dist, float* out) {
+  u8 w[4];
+  philox((uint32_t)(8 * block), (uint32_t)row, (uint32_t)(row >> 32), k0, k1, w);
+  f8* o = (f8*)out;
+  if (dist == kGaussian) {
+    box_muller(w[0], w[1], o[0], o[1]);
+    box_muller(w[2], w[3], o[2], o[3]);
+  } else if (dist == kUniform) {
+    for (int k = 0; k < 4; ++k) o[k] = (as_float(w[k] >> 9) * 2.0f + 1.0f) * 1.1920928955078125e-07f - 1.0f;
+  } else {
+    for (int k = 0; k < 4; ++k) o[k] = (f8)((u8)splat(1.0f) | (w[k] & 0x80000000u));
+  }
+}
+
+// Row `row` of d entries (d rounded up to 32) into out.
+inline void draw_row(uint32_t k0, uint32_t k1, uint64_t row, int64_t blocks, int dist, float* out) {
+  for (int64_t b = 0; b < blocks; ++b) draw_block(k0, k1, row, b, dist, out + kBlock * b);
+}
+
+void check(const at::Tensor& t, const char* name) {
+  TORCH_CHECK(t.device().is_cpu() && t.is_contiguous() && t.scalar_type() == at::kFloat,
+              name, " must be a contiguous float32 CPU tensor");
+}
+
+}  // namespace
+
+// out (rows, d): rows row0 .. row0 + rows - 1 of the matrix.
+void random_rows(int64_t k0, int64_t k1, int64_t row0, int64_t dist, const at::Tensor& out) {
+  check(out, "out");
+  const int64_t rows = out.size(0), d = out.size(1), blocks = (d + kBlock - 1) / kBlock;
+  float* op = out.data_ptr<float>();
+  at::parallel_for(0, rows, 16, [&](int64_t begin, int64_t end) {
+    std::vector<float> row(blocks * kBlock);
+    for (int64_t r = begin; r < end; ++r) {
+      draw_row((uint32_t)k0, (uint32_t)k1, (uint64_t)(row0 + r), blocks, (int)dist, row.data());
+      std::memcpy(op + r * d, row.data(), d * sizeof(float));
+    }
+  });
+}
+
+// For g (m, D): out (m, d) = A^T g and squares (d, float64) = the squared column norms of A
+// (D x d), with A's rows drawn on the fly. Rows are summed in blocks of 256 (float32, row order),
+// the blocks' sums then in block order (float64), so any thread count gives the same bits.
+void random_adjoint(int64_t k0, int64_t k1, int64_t dist, const at::Tensor& g, const at::Tensor& out,
+                    const at::Tensor& squares) {
+  check(g, "g");
+  check(out, "out");
+  TORCH_CHECK(squares.scalar_type() == at::kDouble && squares.is_contiguous(), "squares must be float64");
+  const int64_t m = g.size(0), D = g.size(1), d = out.size(1), blocks = (d + kBlock - 1) / kBlock;
+  const int64_t width = blocks * kBlock, row_blocks = (D + kRowBlock - 1) / kRowBlock;
+  // per row block: m sums of products, then the sums of squares, each `width` long
+  std::vector<float> shares(row_blocks * (m + 1) * width);
+  const float* gp = g.data_ptr<float>();
+  at::parallel_for(0, row_blocks, 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> row(width);
+    for (int64_t rb = begin; rb < end; ++rb) {
+      float* acc = shares.data() + rb * (m + 1) * width;
+      std::fill(acc, acc + (m + 1) * width, 0.0f);
+      f8* sq = (f8*)(acc + m * width);
+      for (int64_t i = rb * kRowBlock; i < std::min(D, (rb + 1) * kRowBlock); ++i) {
+        draw_row((uint32_t)k0, (uint32_t)k1, (uint64_t)i, blocks, (int)dist, row.data());
+        const f8* e = (const f8*)row.data();
+        for (int64_t v = 0; v < width / 8; ++v) sq[v] = sq[v] + e[v] * e[v];
+        for (int64_t r = 0; r < m; ++r) {
+          const f8 gi = splat(gp[r * D + i]);
+          f8* a = (f8*)(acc + r * width);
+          for (int64_t v = 0; v < width / 8; ++v) a[v] = a[v] + gi * e[v];
+        }
+      }
+    }
+  });
+  std::vector<double> total((m + 1) * width, 0.0);
+  for (int64_t rb = 0; rb < row_blocks; ++rb) {
+    const float* acc = shares.data() + rb * (m + 1) * width;
+    for (int64_t k = 0; k < (m + 1) * width; ++k) total[k] += acc[k];
+  }
+  float* op = out.data_ptr<float>();
+  for (int64_t r = 0; r < m; ++r)
+    for (int64_t j = 0; j < d; ++j) op[r * d + j] = (float)total[r * width + j];
+  double* sp = squares.data_ptr<double>();
+  for (int64_t j = 0; j < d; ++j) sp[j] = total[m * width + j];
+}
+
+// out (m, D) = A s for s (m, d), with A's rows drawn on the fly: each output sums its row's
+// products in 8 lanes (columns j = 8 q + lane), then the lanes pairwise.
+void random_product(int64_t k0, int64_t k1, int64_t dist, const at::Tensor& s, const at::Tensor& out) {
+  check(s, "s");
+  check(out, "out");
+  const int64_t m = s.size(0), d = s.size(1), D = out.size(1), blocks = (d + kBlock - 1) / kBlock;
+  const int64_t width = blocks * kBlock;
+  std::vector<float> padded(m * width, 0.0f);  // zero beyond d: those entries add nothing
+  for (int64_t r = 0; r < m; ++r)
+    std::memcpy(padded.data() + r * width, s.data_ptr<float>() + r * d, d * sizeof(float));
+  float* op = out.data_ptr<float>();
+  at::parallel_for(0, D, 64, [&](int64_t begin, int64_t end) {
+    std::vector<float> row(width);
+    for (int64_t i = begin; i < end; ++i) {
+      draw_row((uint32_t)k0, (uint32_t)k1, (uint64_t)i, blocks, (int)dist, row.data());
+      const f8* e = (const f8*)row.data();
+      for (int64_t r = 0; r < m; ++r) {
+        const f8* sv = (const f8*)(padded.data() + r * width);
+        f8 acc = splat(0.0f);
+        for (int64_t v = 0; v < width / 8; ++v) acc = acc + e[v] * sv[v];
+        op[r * D + i] = ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
+      }
+    }
+  });
+}

@@ -1,0 +1,114 @@
+"""The dense projection's counter-based entries: the kernel and its torch twin draw the same bits,
+every entry depends only on (key, row, column), the distributions are what they claim, and the
+products that draw rows on the fly equal products with the drawn matrix."""
+
+import math
+
+import pytest
+import torch
+
+import idbench.projections as projections
+from idbench.projections import kernels
+from idbench.projections.random_matrix import (
+    DISTRIBUTIONS, draw_rows, draw_rows_torch, matrix_key,
+)
+
+KEY = matrix_key(5, "dense", "gaussian", 100)
+
+
+@pytest.mark.parametrize("distribution", DISTRIBUTIONS)
+@pytest.mark.parametrize("first,rows,d", [(0, 3, 1), (7, 40, 7), (100, 9, 32), (3, 5, 250),
+                                          (0, 2, 333), (2**33 + 5, 3, 64)])
+def test_the_kernel_and_the_twin_draw_the_same_bits(distribution, first, rows, d, compiled):
+    assert torch.equal(draw_rows(KEY, first, rows, d, distribution),
+                       draw_rows_torch(KEY, first, rows, d, distribution))
+
+
+@pytest.mark.parametrize("distribution", DISTRIBUTIONS)
+def test_an_entry_depends_only_on_the_key_its_row_and_its_column(distribution):
+    whole = draw_rows(KEY, 0, 50, 70, distribution)
+    # any split of the rows, any narrower width: the same entries
+    assert torch.equal(torch.cat([draw_rows(KEY, 0, 13, 70, distribution),
+                                  draw_rows(KEY, 13, 37, 70, distribution)]), whole)
+    assert torch.equal(draw_rows(KEY, 20, 5, 33, distribution), whole[20:25, :33])
+    # another key: other entries (all but a few coincidences for the two-valued Bernoulli)
+    other = draw_rows(matrix_key(6, "dense", "gaussian", 100), 0, 50, 70, distribution)
+    assert float((other == whole).double().mean()) < (0.6 if distribution == "bernoulli" else 0.01)
+
+
+def normal_cdf(x: torch.Tensor) -> torch.Tensor:
+    return 0.5 * (1 + torch.erf(x / math.sqrt(2)))
+
+
+def test_gaussian_entries_are_standard_normal():
+    x = draw_rows(KEY, 0, 4000, 250, "gaussian").double().flatten()  # a million entries
+    n = x.numel()
+    assert abs(float(x.mean())) < 4 / math.sqrt(n)
+    assert float(x.var()) == pytest.approx(1.0, abs=4 * math.sqrt(2 / n))
+    assert float((x**4).mean()) == pytest.approx(3.0, abs=4 * math.sqrt(96 / n))
+    # Kolmogorov-Smirnov distance to N(0, 1): below its 0.1% critical value 1.95 / sqrt(n)
+    s = x.sort().values
+    cdf = normal_cdf(s)
+    k = torch.arange(1, n + 1, dtype=torch.float64)
+    assert float(torch.maximum(k / n - cdf, cdf - (k - 1) / n).max()) < 1.95 / math.sqrt(n)
+    # entries that share a Box-Muller radius are uncorrelated
+    pairs = draw_rows(KEY, 0, 4000, 32, "gaussian").double().view(4000, 4, 8)
+    assert abs(float((pairs[:, 0] * pairs[:, 1]).mean())) < 4 / math.sqrt(32_000)
+
+
+def test_uniform_and_bernoulli_entries():
+    u = draw_rows(KEY, 0, 2000, 100, "uniform").double()
+    assert -1 < float(u.min()) and float(u.max()) < 1
+    assert float(u.mean()) == pytest.approx(0.0, abs=4 * math.sqrt(1 / 3 / u.numel()))
+    assert float((u**2).mean()) == pytest.approx(1 / 3, abs=4 * math.sqrt(4 / 45 / u.numel()))
+    b = draw_rows(KEY, 0, 2000, 100, "bernoulli")
+    assert set(b.unique().tolist()) == {-1.0, 1.0}
+    assert float(b.double().mean()) == pytest.approx(0.0, abs=4 / math.sqrt(b.numel()))
+
+
+@pytest.mark.parametrize("distribution", DISTRIBUTIONS)
+@pytest.mark.parametrize("D,d,m", [(1000, 37, 1), (777, 64, 3), (513, 1, 1), (3000, 250, 2)])
+def test_products_drawn_on_the_fly_equal_the_stored_matrix(distribution, D, d, m, compiled):
+    """regenerate=true on the CPU multiplies rows as the kernel draws them; the stored matrix is
+    drawn by the same generator: the same P up to rounding, batched or not."""
+    spec = f"dense[distribution={distribution}"
+    stored = projections.create(spec + "]", D=D, d=d, seed=3)
+    fly = projections.create(spec + ",regenerate=true]", D=D, d=d, seed=3)
+    gen = torch.Generator().manual_seed(0)
+    z, g = torch.randn(m, d, generator=gen), torch.randn(m, D, generator=gen)
+    assert torch.allclose(fly.adjoint(g), stored.adjoint(g), rtol=1e-4, atol=1e-5)
+    assert torch.allclose(fly(z), stored(z), rtol=1e-4, atol=1e-5)
+    assert torch.allclose(fly.inv_norms, stored.inv_norms, rtol=1e-6)
+
+
+def test_a_product_before_any_adjoint_sets_the_norms_itself(compiled):
+    stored = projections.create("dense", D=900, d=20, seed=1)
+    fly = projections.create("dense[regenerate=true]", D=900, d=20, seed=1)
+    z = torch.randn(20)
+    assert torch.allclose(fly(z), stored(z), rtol=1e-4, atol=1e-5)
+
+
+def test_the_fused_products_do_not_depend_on_the_thread_count(compiled):
+    """Rows are summed in fixed blocks and the blocks in a fixed order (this test sets threads)."""
+    fly = projections.create("dense[regenerate=true]", D=5000, d=90, seed=2)
+    z, g = torch.randn(90), torch.randn(5000)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = (fly.adjoint(g), fly(z))
+        torch.set_num_threads(2)
+        two = (fly.adjoint(g), fly(z))
+    finally:
+        torch.set_num_threads(threads)
+    assert all(torch.equal(a, b) for a, b in zip(one, two))
+
+
+def test_without_kernels_the_twin_serves_the_same_projection(compiled, monkeypatch):
+    """CUDA tensors and machines without a compiler: chunks drawn by the twin, multiplied by torch."""
+    fast = projections.create("dense[regenerate=true]", D=2000, d=50, seed=9)
+    z, g = torch.randn(50), torch.randn(2000)
+    expected = (fast.adjoint(g), fast(z))
+    monkeypatch.setattr(kernels, "for_tensor", lambda x: None)
+    twin = projections.create("dense[regenerate=true]", D=2000, d=50, seed=9)
+    assert torch.allclose(twin.adjoint(g), expected[0], rtol=1e-4, atol=1e-5)
+    assert torch.allclose(twin(z), expected[1], rtol=1e-4, atol=1e-5)
