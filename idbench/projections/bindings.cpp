@@ -1,25 +1,11 @@
-// The Python module of the compiled CPU kernels: butterfly.cpp (Walsh-Hadamard, Fastfood, CSR,
-// permutations) and random_matrix.cpp (the dense projection's entries and products). Built on
-// first use by idbench/projections/kernels.py.
+// The Python module of the compiled CPU kernels, built on first use by
+// idbench/projections/kernels.py. It is the one translation unit of the build: it includes the
+// kernels' sources, butterfly.cpp (Walsh-Hadamard, Fastfood, CSR, permutations) and
+// random_matrix.cpp (the dense projection's entries and products), so that torch's large headers
+// are compiled once.
 
-#include <torch/extension.h>
-
-#include <vector>
-
-void fwht_(const at::Tensor& x);
-void fastfood_forward(const at::Tensor& z, const at::Tensor& signs, const at::Tensor& perm,
-                      const at::Tensor& gauss, const at::Tensor& scale,
-                      const c10::optional<at::Tensor>& base, const at::Tensor& out);
-void fastfood_adjoint(const at::Tensor& g, const at::Tensor& signs, const at::Tensor& inv_perm,
-                      const at::Tensor& gauss, const at::Tensor& scale, const at::Tensor& out);
-void csr_transposed_matvec(const at::Tensor& crow, const at::Tensor& col, const at::Tensor& values,
-                           const at::Tensor& x, const c10::optional<at::Tensor>& base,
-                           const at::Tensor& out);
-std::vector<at::Tensor> argsort_uniform_rows(const at::Tensor& x);
-void random_rows(int64_t k0, int64_t k1, int64_t row0, int64_t dist, const at::Tensor& out);
-void random_adjoint(int64_t k0, int64_t k1, int64_t dist, const at::Tensor& g, const at::Tensor& out,
-                    const at::Tensor& squares);
-void random_product(int64_t k0, int64_t k1, int64_t dist, const at::Tensor& s, const at::Tensor& out);
+#include "butterfly.cpp"
+#include "random_matrix.cpp"
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("fwht_", &fwht_, "in-place Walsh-Hadamard transform of every row");

@@ -4,7 +4,7 @@
 L1-sized scratch memory, far faster than composing them from torch operations.
 ``random_matrix.cpp``: the dense projection's counter-based random entries, and its products with
 the entries drawn on the fly (random bases descent never stores its bases). ``bindings.cpp``
-makes them one Python module. They are compiled once per machine
+makes them one Python module (the one file compiled: it includes the other two). They are compiled once per machine
 by torch's extension builder and kept in its cache (``TORCH_EXTENSIONS_DIR``, by default
 ``~/.cache/torch_extensions``); the build directory is named after the source's hash and the
 instruction set, so another version of the source or another CPU never reuses a wrong library, and
@@ -27,6 +27,7 @@ from types import ModuleType
 import torch
 
 SOURCES = [Path(__file__).with_name(name) for name in ("bindings.cpp", "butterfly.cpp", "random_matrix.cpp")]
+# bindings.cpp includes the other two; all three name the build (any edit rebuilds it)
 
 
 def _isa_flags() -> tuple[str, list[str]]:
@@ -59,7 +60,7 @@ def load() -> ModuleType | None:
     try:
         digest = hashlib.sha256(b"".join(source.read_bytes() for source in SOURCES)).hexdigest()
         return cpp_extension.load(
-            name=f"idbench_kernels_{isa}_{digest[:12]}", sources=[str(s) for s in SOURCES],
+            name=f"idbench_kernels_{isa}_{digest[:12]}", sources=[str(SOURCES[0])],
             verbose=False,
             # -ffp-contract=off: no fused multiply-add, so products round as they do in torch;
             # -fno-math-errno: sqrt vectorises (errno is never read; the results are the same)
