@@ -73,11 +73,13 @@ class DenseProjection(Projection):
         """(first row, unnormalised chunk) pairs regenerated from the seed on the CPU. Each chunk
         reuses one scratch buffer, so it is only valid until the next one is drawn; with ``keep``
         every chunk gets its own buffer and the list is kept for the next product."""
-        scratch = None if keep else torch.empty(min(self.chunk_rows, self.D), self.d)
+        size = min(self.chunk_rows, self.D)
+        scratch = None if keep else torch.empty(size, self.d, dtype=torch.float32)
         kept = [] if keep else None
         for r0 in range(0, self.D, self.chunk_rows):
             rows = min(self.chunk_rows, self.D - r0)
-            chunk = self._draw(torch.empty(rows, self.d) if keep else scratch[:rows], r0)
+            buffer = torch.empty(rows, self.d, dtype=torch.float32) if keep else scratch[:rows]
+            chunk = self._draw(buffer, r0)
             if kept is not None:
                 kept.append((r0, chunk))
             yield r0, chunk

@@ -4,15 +4,18 @@
 L1-sized scratch memory, far faster than composing them from torch operations.
 ``random_matrix.cpp``: the dense projection's counter-based random entries, and its products with
 the entries drawn on the fly (random bases descent never stores its bases). ``bindings.cpp``
-makes them one Python module (the one file compiled: it includes the other two). They are compiled once per machine
-by torch's extension builder and kept in its cache (``TORCH_EXTENSIONS_DIR``, by default
-``~/.cache/torch_extensions``); the build directory is named after the source's hash and the
-instruction set, so another version of the source or another CPU never reuses a wrong library, and
-torch's file lock in that directory makes concurrent worker processes wait for one build.
+makes them one Python module (the one file compiled: it includes the other two).
+
+They are compiled once per machine by torch's extension builder and kept in its cache
+(``TORCH_EXTENSIONS_DIR``, by default ``~/.cache/torch_extensions``); the build directory is
+named after the sources' hash and the instruction set, so another version of the sources or
+another CPU never reuses a wrong library, and torch's file lock in that directory makes
+concurrent worker processes wait for one build.
 
 Every kernel has a pure-torch twin (in the module that uses it) doing the same float operations
 in the same order: CUDA tensors and machines where the build fails (no compiler) use the twin and
-get bit-identical results, only slower.
+get bit-identical results, only slower. The dense products are the exception: their twin draws
+the same entries and multiplies them with torch, which adds in another order (float rounding).
 """
 
 from __future__ import annotations
@@ -26,8 +29,9 @@ from types import ModuleType
 
 import torch
 
-SOURCES = [Path(__file__).with_name(name) for name in ("bindings.cpp", "butterfly.cpp", "random_matrix.cpp")]
 # bindings.cpp includes the other two; all three name the build (any edit rebuilds it)
+SOURCES = [Path(__file__).with_name(name)
+           for name in ("bindings.cpp", "butterfly.cpp", "random_matrix.cpp")]
 
 
 def _isa_flags() -> tuple[str, list[str]]:

@@ -45,7 +45,7 @@ def matrix_key(*parts: object) -> tuple[int, int]:
 def draw_rows(key: tuple[int, int], first: int, rows: int, d: int, distribution: str,
               out: torch.Tensor | None = None) -> torch.Tensor:
     """Rows ``first .. first + rows - 1`` of the matrix (float32, CPU), into ``out`` if given."""
-    out = torch.empty(rows, d) if out is None else out
+    out = torch.empty(rows, d, dtype=torch.float32) if out is None else out
     compiled = kernels.for_tensor(out)
     if compiled is None:
         return out.copy_(draw_rows_torch(key, first, rows, d, distribution))
