@@ -16,6 +16,11 @@ Temporary leftovers of a crash start with a dot and are ignored by readers; open
 deletes those whose writer process is dead. Rows of an older schema version are read through
 :func:`idbench.frames.upgrade`. The store only persists rows: they are built by :mod:`idbench.rows`.
 
+Reads are cached in the process, by each file's (inode, modification time, size): a file is only
+ever replaced by a rename, which gives it a new inode, so an unchanged signature is unchanged
+content, and a run another process stores is seen at the next read. Measuring the cells of a suite
+from stored runs reads each file once instead of once per cell.
+
 Example::
 
     store = RunStore("out/mnist-fc")
@@ -60,6 +65,10 @@ class _Kind:
 
 
 _RUNS = _Kind("runs", RunRow, "run_key", polars_schema(RunRow), "the run is redone on resume")
+Signature = tuple[int, int, int]
+_FILES: dict[Path, tuple[Signature, pl.DataFrame]] = {}  # one-row frames read, by path
+_TABLES: dict[Path, tuple[tuple[tuple[str, Signature], ...], pl.DataFrame]] = {}  # by folder
+_CACHED_FILES, _CACHED_TABLES = 50_000, 8  # bounds: past them the oldest entries are dropped
 _MEASUREMENTS = _Kind(
     "measurements", MeasurementRow, "cell", polars_schema(MeasurementRow),
     "the cell is measured again on resume (its finished runs are kept)",
@@ -151,9 +160,14 @@ class RunStore:
 
     def _get(self, kind: _Kind, key: str) -> Any:
         path = self._path(kind, key)
-        if not path.exists():
+        try:
+            signature = _signature(path.stat())
+        except FileNotFoundError:
             return None
-        return kind.model.model_validate(_read_file(path, kind).row(0, named=True))
+        cached = _FILES.get(path)
+        if cached is None or cached[0] != signature:
+            cached = _remember(_FILES, path, (signature, _read_file(path, kind)), _CACHED_FILES)
+        return kind.model.model_validate(cached[1].row(0, named=True))
 
     def _put(self, kind: _Kind, row: BaseModel) -> None:
         frame = pl.DataFrame([row.model_dump()], schema=kind.schema)
@@ -161,24 +175,48 @@ class RunStore:
 
     def _table(self, kind: _Kind) -> pl.DataFrame:
         folder = self.out_dir / kind.folder
-        files = sorted(
-            entry.path for entry in os.scandir(folder)
+        listing = tuple(sorted(
+            (entry.path, _signature(entry.stat())) for entry in os.scandir(folder)
             if entry.name.endswith(".parquet") and not entry.name.startswith(".")
-        )
-        if not files:
-            return pl.DataFrame(schema=kind.schema)
-        try:  # fast path: one multi-file read
-            frame = pl.read_parquet(files, glob=False, hive_partitioning=False)
-            if frame.schema == kind.schema and (frame["schema_version"] == SCHEMA_VERSION).all():
-                return frame
-            if set(frame.columns) <= set(kind.schema) and "schema_version" in frame.columns:
-                if (frame["schema_version"] <= SCHEMA_VERSION).all():
-                    with contextlib.suppress(IdbenchError):  # the slow path names the file
-                        return upgrade(frame, kind.model, folder)
-        except (pl.exceptions.PolarsError, OSError):
-            pass
-        # slow path: file by file, to name the file that is damaged or from another schema
-        return pl.concat([_read_file(Path(f), kind) for f in files])
+        ))
+        cached = _TABLES.get(folder)
+        if cached is None or cached[0] != listing:
+            cached = _remember(_TABLES, folder, (listing, _read_table(kind, folder, listing)),
+                               _CACHED_TABLES)
+        return cached[1]
+
+
+def _signature(stat: os.stat_result) -> Signature:
+    return stat.st_ino, stat.st_mtime_ns, stat.st_size
+
+
+def _remember(cache: dict, key: Path, value: tuple, bound: int) -> tuple:
+    """Store ``value`` under ``key``, dropping the oldest entry past ``bound``; return it."""
+    cache.pop(key, None)
+    if len(cache) >= bound:
+        cache.pop(next(iter(cache)))
+    cache[key] = value
+    return value
+
+
+def _read_table(kind: _Kind, folder: Path,
+                listing: tuple[tuple[str, Signature], ...]) -> pl.DataFrame:
+    """The rows of the files of ``listing`` (in ``folder``) as one frame, checked."""
+    files = [path for path, _ in listing]
+    if not files:
+        return pl.DataFrame(schema=kind.schema)
+    try:  # fast path: one multi-file read
+        frame = pl.read_parquet(files, glob=False, hive_partitioning=False)
+        if frame.schema == kind.schema and (frame["schema_version"] == SCHEMA_VERSION).all():
+            return frame
+        if set(frame.columns) <= set(kind.schema) and "schema_version" in frame.columns:
+            if (frame["schema_version"] <= SCHEMA_VERSION).all():
+                with contextlib.suppress(IdbenchError):  # the slow path names the file
+                    return upgrade(frame, kind.model, folder)
+    except (pl.exceptions.PolarsError, OSError):
+        pass
+    # slow path: file by file, to name the file that is damaged or from another schema
+    return pl.concat([_read_file(Path(f), kind) for f in files])
 
 
 def _read_file(path: Path, kind: _Kind) -> pl.DataFrame:

@@ -112,6 +112,31 @@ def test_same_key_twice_leaves_one_row(tmp_path, rows):
     assert temp_files(tmp_path / "runs") == []
 
 
+def test_reads_are_cached_until_a_file_changes(tmp_path, rows, monkeypatch):
+    """Each file is parsed once while it is unchanged; a row stored or replaced by another store
+    of the same folder (as by another process) is seen at the next read."""
+    reader, other = RunStore(tmp_path), RunStore(tmp_path)
+    other.put(rows["probe"])
+    parsed: list[str] = []
+    real_file, real_table = store_module._read_file, store_module._read_table
+    monkeypatch.setattr(store_module, "_read_file",
+                        lambda path, kind: parsed.append(path.name) or real_file(path, kind))
+    monkeypatch.setattr(store_module, "_read_table",
+                        lambda kind, folder, listing: parsed.append(kind.folder)
+                        or real_table(kind, folder, listing))
+    key = rows["probe"].run_key
+    assert reader.get(key) == reader.get(key) == rows["probe"]
+    assert reader.table().height == reader.table().height == 1
+    assert parsed == [f"{key}.parquet", "runs"]  # one parse each
+    other.put(rows["probe"].model_copy(update={"val_score": 0.75}))  # replaced
+    assert reader.get(key).val_score == 0.75
+    assert reader.table()["val_score"].to_list() == [0.75]
+    other.put(rows["baseline"])  # added
+    assert reader.table().height == 2 and reader.get(rows["baseline"].run_key) == rows["baseline"]
+    (tmp_path / "runs" / f"{key}.parquet").unlink()  # removed
+    assert reader.get(key) is None and reader.table().height == 1
+
+
 WRITER = textwrap.dedent("""
     import os, sys
     from idbench.schema import RunRow
