@@ -19,7 +19,7 @@ operations, bit for bit the same entries, for CUDA tensors and machines without 
 
 Example::
 
-    key = matrix_key(seed=3, parts=("dense", 250, 0))
+    key = matrix_key(3, "dense", "gaussian", 250)    # from any seed parts
     rows = draw_rows(key, first=0, rows=4, d=250, distribution="gaussian")   # (4, 250)
 """
 
