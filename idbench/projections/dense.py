@@ -14,8 +14,9 @@ bytes (float32): 0.8 GB for D = 199,210, d = 1000.
 floating-point rounding, in O(d) memory, with time spent drawing numbers. On the CPU (float32)
 the compiled kernel draws each row and multiplies it in one pass, over torch's threads, and the
 first adjoint computes the column norms in the same pass (a product before any adjoint takes one
-pass of its own for them). Elsewhere (CUDA, float64, no compiler) the rows are drawn in chunks by
-the kernel's twin and multiplied by torch; an adjoint's chunks are then kept for the one product
+pass of its own for them). Elsewhere (CUDA, float64, no compiler) the rows are drawn in chunks on
+the CPU (by the kernel, or by its torch twin where no compiler built it) and multiplied by torch
+on the projection's device; an adjoint's chunks are then kept for the one product
 that follows it when they fit in ``KEEP_BYTES``, so a random bases descent step (P^T g, then P c)
 draws its basis once, with the very same numbers as when drawn twice.
 """

@@ -14,8 +14,9 @@ concurrent worker processes wait for one build.
 
 Every kernel has a pure-torch twin (in the module that uses it) doing the same float operations
 in the same order: CUDA tensors and machines where the build fails (no compiler) use the twin and
-get bit-identical results, only slower. The dense products are the exception: their twin draws
-the same entries and multiplies them with torch, which adds in another order (float rounding).
+get bit-identical results, only slower. The dense products are the exception: off the fused
+path their rows are drawn on the CPU (the same entries, by the kernel or its twin) and multiplied
+by torch, which adds in another order (float rounding).
 """
 
 from __future__ import annotations

@@ -15,7 +15,8 @@ Because rows need no generator state, random bases descent draws its basis twice
 P^T g and for P c) instead of storing it, the products run in parallel over rows, and the result
 does not depend on chunking or thread count. On the CPU the compiled kernel
 (``random_matrix.cpp``) draws and multiplies in one pass; ``draw_rows_torch`` is its twin in torch
-operations, bit for bit the same entries, for CUDA tensors and machines without a compiler.
+operations, bit for bit the same entries, for machines without a compiler. Entries are always
+drawn on the CPU (a CUDA run moves the drawn rows to its device).
 
 Example::
 
