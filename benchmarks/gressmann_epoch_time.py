@@ -4,7 +4,7 @@ Each (model, method, basis) trains a few hundred steps with the real trainer
 (``idbench.train.train``) at the study's protocol (batch size, plain SGD, constant rate, the
 dataset's augmentation), timed after a warm-up; an epoch is the measured step time times the
 steps of one epoch, plus one evaluation pass over the validation split (the trainer evaluates once
-per epoch). Defaults: the Fashion-MNIST cells of Gressmann et al. 2020 (FC-128 and the 3-conv
+per epoch); a run adds one pass over the test split at its end (``eval_s`` again). Defaults: the Fashion-MNIST cells of Gressmann et al. 2020 (FC-128 and the 3-conv
 ``cnn`` at d = 250, batch 32, augmented as the study did, 10,000 images held out), one thread,
 for the compute plan of ``suites/gressmann2020-fmnist.yaml``.
 
@@ -35,14 +35,18 @@ COMBOS = (("fpd", None), ("fpd", "dense"), ("rbd", "dense"), ("fpd", "fastfood")
 
 
 def seconds_per_step(spec: RunSpec, data: idbench.data.Dataset, warmup: int) -> float:
-    """Mean seconds per training step of ``spec`` (``spec.steps`` steps, one evaluation at the
-    end), after ``warmup`` untimed steps; the final evaluation's time is subtracted."""
+    """Seconds per training step of ``spec``: the wall time of a run of ``2 * spec.steps`` steps
+    less that of a run of ``spec.steps`` (same seed, one evaluation each at its end), divided by
+    ``spec.steps``, after ``warmup`` untimed steps. The difference cancels everything a run pays
+    once (building the model, the validation pass at the end and the test pass of its result),
+    which would otherwise be counted as ``(fixed cost) / steps`` in every step."""
     train(build_model(spec, data), data, spec.replace(steps=warmup, eval_every=warmup))
-    model = build_model(spec, data)
-    start = time.perf_counter()
-    train(model, data, spec)
-    wall = time.perf_counter() - start
-    return (wall - eval_seconds(model, data)) / spec.steps
+    walls = []
+    for steps in (spec.steps, 2 * spec.steps):
+        start = time.perf_counter()
+        train(build_model(spec, data), data, spec.replace(steps=steps, eval_every=steps))
+        walls.append(time.perf_counter() - start)
+    return (walls[1] - walls[0]) / spec.steps
 
 
 def eval_seconds(model: torch.nn.Module, data: idbench.data.Dataset) -> float:

@@ -1,10 +1,11 @@
 // The Python module of the compiled CPU kernels, built on first use by
 // idbench/projections/kernels.py. It is the one translation unit of the build: it includes the
-// kernels' sources, butterfly.cpp (Walsh-Hadamard, Fastfood, CSR, permutations) and
-// random_matrix.cpp (the dense projection's entries and products), so that torch's large headers
-// are compiled once.
+// kernels' sources, butterfly.cpp (Walsh-Hadamard, Fastfood, CSR, permutations), ellpack.cpp
+// (FastJL's sparse rows of equal length) and random_matrix.cpp (the dense projection's entries
+// and products), so that torch's large headers are compiled once.
 
 #include "butterfly.cpp"
+#include "ellpack.cpp"
 #include "random_matrix.cpp"
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
@@ -12,6 +13,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("fastfood_forward", &fastfood_forward, "fused Fastfood product P z [+ base]");
   m.def("csr_transposed_matvec", &csr_transposed_matvec, "[base +] A^T x for a CSR matrix A");
   m.def("fastfood_adjoint", &fastfood_adjoint, "fused Fastfood adjoint P^T g");
+  m.def("ell_matvec", &ell_matvec, "[base +] A x for an ELLPACK matrix A");
+  m.def("ell_transposed_matvec", &ell_transposed_matvec, "A^T g for an ELLPACK matrix A");
   m.def("argsort_uniform_rows", &argsort_uniform_rows, "row argsort of torch.rand floats");
   m.def("random_rows", &random_rows, "rows of a counter-based random matrix");
   m.def("random_adjoint", &random_adjoint, "A^T g and A's squared column norms, A drawn on the fly");

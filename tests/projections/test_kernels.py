@@ -1,6 +1,6 @@
 """The compiled CPU kernels: built once, bit-identical to their pure-torch twins (which serve CUDA
-tensors and machines without a compiler), independent of the thread count. Fastfood runs all of
-its products in them, sparse its P z (the CSR scatter), FastJL its Hadamard transform."""
+tensors and machines without a compiler), independent of the thread count. Fastfood and FastJL
+run all of their products in them, sparse its P z (the CSR scatter)."""
 
 import pytest
 import torch
@@ -55,8 +55,9 @@ def test_the_compiled_permutations_are_torch_argsort(rows, n, compiled, monkeypa
     assert torch.equal(built.perm, again.perm) and torch.equal(built.inv_perm, again.inv_perm)
 
 
-def test_the_adjoint_does_not_depend_on_the_thread_count(compiled):
-    p = projections.create("fastfood", D=20_000, d=100, seed=0)
+@pytest.mark.parametrize("name", ["fastfood", "fastjl"])
+def test_the_products_do_not_depend_on_the_thread_count(name, compiled):
+    p = projections.create(name, D=20_000, d=100, seed=0)
     g = torch.randn(4, 20_000)
     threads = torch.get_num_threads()
     try:
