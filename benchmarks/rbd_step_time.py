@@ -47,7 +47,7 @@ FULL = QUICK + [("rbd", "dense[regenerate=false]"), ("rbd[distribution=uniform]"
 
 def basis_costs(data, steps: int) -> None:
     """Each shortcut on and off on alternate steps of one rbd rule; medians after a warm-up."""
-    radix, argsort = fastfood.random_permutations, lambda u: torch.argsort(u, dim=1)
+    radix, argsort = fastfood.random_permutations, lambda u: torch.argsort(u, dim=1, stable=True)
     keep, fused = dense.KEEP_BYTES, dense.DenseProjection._compiled
 
     def chunked(on: bool) -> None:

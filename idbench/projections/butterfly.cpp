@@ -296,20 +296,20 @@ void csr_transposed_matvec(const at::Tensor& crow, const at::Tensor& col, const 
   });
 }
 
-// The argsort of every row of x (rows x n, float32 in [0, 1) on the 2^-24 grid, as torch.rand
-// draws them) by a stable radix sort of the 24-bit integers x * 2^24: three counting passes of 8
-// bits, O(n) per row. Where a row's keys are all distinct every correct sort gives this order;
-// a row with two equal keys (or a value off the grid) is flagged in ``ties`` instead, for the
-// caller to sort with torch, whose order of equal keys is its own. Returns (perm int64, ties).
+// The stable argsort of every row of x (rows x n, float32 in [0, 1) on the 2^-24 grid, as
+// torch.rand draws them) by a radix sort of the 24-bit integers x * 2^24: three stable counting
+// passes of 8 bits, O(n) per row; equal keys keep their order, as in torch.argsort(stable=True).
+// A row with a value off the grid is flagged in ``off_grid`` instead, for the caller to sort with
+// torch. Returns (perm int64, off_grid).
 std::vector<at::Tensor> argsort_uniform_rows(const at::Tensor& x) {
   check_cpu_contiguous(x, "x");
   TORCH_CHECK(x.dim() == 2 && x.scalar_type() == at::kFloat, "x must be a 2-d float32 tensor");
   const int64_t rows = x.size(0), n = x.size(1);
   at::Tensor perm = at::empty({rows, n}, x.options().dtype(at::kLong));
-  at::Tensor ties = at::zeros({rows}, x.options().dtype(at::kBool));
+  at::Tensor off_grid = at::zeros({rows}, x.options().dtype(at::kBool));
   const float* xp = x.data_ptr<float>();
   int64_t* pp = perm.data_ptr<int64_t>();
-  bool* tp = ties.data_ptr<bool>();
+  bool* tp = off_grid.data_ptr<bool>();
   at::parallel_for(0, rows, 1, [&](int64_t begin, int64_t end) {
     std::vector<uint32_t> key(n), key_out(n);
     std::vector<int64_t> index(n), index_out(n);
@@ -336,9 +336,8 @@ std::vector<at::Tensor> argsort_uniform_rows(const at::Tensor& x) {
         key.swap(key_out);
         index.swap(index_out);
       }
-      for (int64_t i = 1; i < n; ++i) tp[r] = tp[r] || key[i] == key[i - 1];
       std::copy(index.begin(), index.end(), pp + r * n);
     }
   });
-  return {perm, ties};
+  return {perm, off_grid};
 }

@@ -10,6 +10,12 @@ matrix. ceil(D / n) independent blocks are stacked to cover D rows (the last one
 zero-padded from d to n, and the whole map is scaled by 1 / sqrt(n * D) so each column has unit
 norm in expectation (E ||P e_j||^2 = 1, E ||P z||^2 = ||z||^2).
 
+B, Pi, G and the chi-distributed norms of S come from counter-based streams
+(:mod:`idbench.projections.random_matrix`, keyed by the seed, D and d): B by Bernoulli signs, Pi
+as the stable argsort of uniform keys per block, G Gaussian, S by Marsaglia-Tsang's rejection.
+Drawing them is cheap (random bases descent builds a new projection every step) and gives the
+same bits with and without the compiled kernels.
+
 State: 4 vectors of n per block plus the permutation's inverse, i.e. O(D); the product costs two
 fast Hadamard transforms of all blocks, O(D log d). On the CPU, P z and P^T g each run as one
 compiled pass per block (``kernels``: signs, butterfly, permutation, G, butterfly and S on a
@@ -28,19 +34,20 @@ import torch
 from idbench.projections.base import PROJECTIONS, Projection
 from idbench.projections import kernels
 from idbench.projections.hadamard import butterfly, next_power_of_two, tree_sum
-from idbench.seeding import cpu_generator, derive_seed
+from idbench.projections.random_matrix import draw_chi, draw_rows, matrix_key
 
 
 def random_permutations(uniform: torch.Tensor) -> torch.Tensor:
-    """The argsort of every row of ``uniform`` (torch.rand's floats): torch's, computed by the
-    compiled radix sort where a row's values are distinct and by torch for the rows with a tie
-    (about 1 row in 130 at n = 512), whose order of equal values is torch's own."""
+    """The stable argsort of every row of ``uniform`` (floats in [0, 1) on the 2^-24 grid, as
+    torch.rand draws them): a random permutation per row, equal values kept in their order. The
+    compiled radix sort computes it; torch (``stable=True``, the same order) sorts rows with a
+    value off the grid, and everything where the kernels are not built."""
     compiled = kernels.for_tensor(uniform)
     if compiled is None:
-        return torch.argsort(uniform, dim=1)
-    perm, ties = compiled.argsort_uniform_rows(uniform.contiguous())
-    if ties.any():
-        perm[ties] = torch.argsort(uniform[ties], dim=1)
+        return torch.argsort(uniform, dim=1, stable=True)
+    perm, off_grid = compiled.argsort_uniform_rows(uniform.contiguous())
+    if off_grid.any():
+        perm[off_grid] = torch.argsort(uniform[off_grid], dim=1, stable=True)
     return perm
 
 
@@ -52,14 +59,16 @@ class FastfoodProjection(Projection):
         super().__init__(D=D, d=d, seed=seed, dtype=dtype)
         n = next_power_of_two(d)
         blocks = -(-D // n)
-        gen = cpu_generator(seed, "fastfood", D, d)
-        signs = torch.randint(0, 2, (blocks, n), generator=gen).to(dtype) * 2 - 1
-        perm = random_permutations(torch.rand(blocks, n, generator=gen))
-        gauss = torch.randn(blocks, n, generator=gen, dtype=torch.float64)
+        key = matrix_key(seed, "fastfood", D, d)  # counter-based streams, one per part
+        signs = draw_rows(matrix_key(*key, "signs"), 0, blocks, n, "bernoulli")
+        # uniform keys (2k + 1) 2^-23 - 1, mapped exactly onto torch.rand's 2^-24 grid
+        order = (draw_rows(matrix_key(*key, "order"), 0, blocks, n, "uniform") + 1) * 0.5
+        perm = random_permutations(order)
+        gauss = draw_rows(matrix_key(*key, "gauss"), 0, blocks, n, "gaussian")
         # chi(n)-distributed row norms, divided by ||G|| of the block (Le et al., eq. 7)
-        rng = np.random.default_rng(derive_seed(seed, "fastfood-chi", D, d))
-        chi = torch.from_numpy(rng.chisquare(n, size=(blocks, n))).sqrt()
-        scale = chi / gauss.norm(dim=1, keepdim=True) / math.sqrt(n * D)
+        gauss64 = gauss.numpy().astype(np.float64)
+        norms = np.sqrt(np.sum(gauss64 * gauss64, axis=1, keepdims=True))
+        scale = torch.from_numpy(draw_chi(key, blocks, n, n) / norms / math.sqrt(n * D))
         self.n, self.blocks = n, blocks
         # int8: exact for +-1 and a quarter of the memory traffic of float signs
         self.register_buffer("signs", signs.to(torch.int8))

@@ -1,6 +1,7 @@
-"""The dense projection's counter-based entries: the kernel and its torch twin draw the same bits,
-every entry depends only on (key, row, column), the distributions are what they claim, and the
-products that draw rows on the fly equal products with the drawn matrix."""
+"""Counter-based entries (the dense projection's, Fastfood's): the kernel and its torch twin draw
+the same bits, every entry depends only on (key, row, column), the distributions are what they
+claim (chi entries too), and the products that draw rows on the fly equal products with the drawn
+matrix."""
 
 import math
 
@@ -10,7 +11,7 @@ import torch
 import idbench.projections as projections
 from idbench.projections import kernels
 from idbench.projections.random_matrix import (
-    DISTRIBUTIONS, draw_rows, draw_rows_torch, matrix_key,
+    DISTRIBUTIONS, draw_chi, draw_rows, draw_rows_torch, matrix_key,
 )
 
 KEY = matrix_key(5, "dense", "gaussian", 100)
@@ -54,6 +55,36 @@ def test_gaussian_entries_are_standard_normal():
     # entries that share a Box-Muller radius are uncorrelated
     pairs = draw_rows(KEY, 0, 4000, 32, "gaussian").double().view(4000, 4, 8)
     assert abs(float((pairs[:, 0] * pairs[:, 1]).mean())) < 4 / math.sqrt(32_000)
+
+
+def ks_distance(x: torch.Tensor, cdf) -> float:
+    """Kolmogorov-Smirnov distance of the sample ``x`` to a distribution function."""
+    s = x.flatten().sort().values
+    n, f = s.numel(), cdf(s)
+    k = torch.arange(1, n + 1, dtype=torch.float64)
+    return float(torch.maximum(k / n - f, f - (k - 1) / n).max())
+
+
+@pytest.mark.parametrize("dof", [1, 2, 7, 64, 1024])
+def test_chi_entries_are_chi_distributed(dof):
+    """Marsaglia-Tsang's rejection (with the boost below shape 1): mean and distribution of
+    chi(dof), the KS distance below its 0.1% critical value."""
+    x = torch.from_numpy(draw_chi(matrix_key(3, "chi", dof), 300, 1000, dof))
+    n = x.numel()
+    mean = math.sqrt(2) * math.exp(math.lgamma((dof + 1) / 2) - math.lgamma(dof / 2))
+    assert float(x.mean()) == pytest.approx(mean, abs=4 * math.sqrt((dof - mean**2) / n))
+    cdf = lambda v: torch.special.gammainc(torch.tensor(dof / 2, dtype=v.dtype), v * v / 2)  # noqa: E731
+    assert ks_distance(x, cdf) < 1.95 / math.sqrt(n)
+
+
+def test_a_chi_entry_depends_only_on_the_key_and_its_position(compiled, monkeypatch):
+    key = matrix_key(4, "chi")
+    whole = draw_chi(key, 40, 64, 16)
+    assert (draw_chi(key, 7, 64, 16) == whole[:7]).all()  # retries come from their own streams
+    assert (draw_chi(key, 40, 20, 16) == whole[:, :20]).all()
+    assert not (draw_chi(matrix_key(5, "chi"), 40, 64, 16) == whole).any()
+    monkeypatch.setattr(kernels, "for_tensor", lambda x: None)  # the twin's draws: the same
+    assert (draw_chi(key, 40, 64, 16) == whole).all()
 
 
 def test_uniform_and_bernoulli_entries():
