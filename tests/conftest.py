@@ -29,7 +29,7 @@ def one_thread():
 @pytest.fixture(scope="session")
 def compiled():
     """The compiled CPU kernels; skips only where no C++ compiler or ninja exists to build them."""
-    from idbench.projections import kernels
+    from idbench import kernels
 
     module = kernels.load()
     if module is None and not (shutil.which(os.environ.get("CXX", "c++")) and shutil.which("ninja")):

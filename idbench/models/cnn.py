@@ -12,6 +12,7 @@ from torch import nn
 
 from idbench.models.common import MODELS
 from idbench.models.common import does_not_fit, image_shape
+from idbench.models.pooling import MaxPool2x2
 
 
 class CNN(nn.Module):
@@ -20,8 +21,8 @@ class CNN(nn.Module):
     def __init__(self, channels: int, flat_features: int, num_classes: int) -> None:
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(channels, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(channels, 32, 3), nn.ReLU(), MaxPool2x2(),
+            nn.Conv2d(32, 64, 3), nn.ReLU(), MaxPool2x2(),
             nn.Conv2d(64, 64, 3), nn.ReLU(),
         )
         self.fc = nn.Linear(flat_features, 64)

@@ -25,6 +25,7 @@ from torch import nn
 
 from idbench.models.common import MODELS
 from idbench.models.common import does_not_fit, image_shape
+from idbench.models.pooling import max_pool2x2
 
 Size = tuple[int, int]
 
@@ -86,8 +87,8 @@ class LeNet(nn.Module):
         self.classifier = nn.Linear(84, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.max_pool2d(torch.relu(self.layer1(x)), 2)
-        x = F.max_pool2d(torch.relu(self.layer2(x)), 2)
+        x = max_pool2x2(torch.relu(self.layer1(x)))
+        x = max_pool2x2(torch.relu(self.layer2(x)))
         x = torch.relu(self.fc1(x.flatten(1)))
         x = torch.relu(self.fc2(x))
         return self.classifier(x)

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from idbench.projections.base import PROJECTIONS, Projection
-from idbench.projections import kernels
+from idbench import kernels
 from idbench.projections.hadamard import butterfly, next_power_of_two, tree_sum
 from idbench.projections.random_matrix import draw_chi, draw_rows, matrix_key
 

@@ -30,7 +30,7 @@ from typing import Any
 import torch
 
 from idbench.errors import IdbenchError
-from idbench.projections import kernels
+from idbench import kernels
 from idbench.projections.base import PROJECTIONS, Projection
 from idbench.projections.hadamard import fwht, next_power_of_two, tree_sum
 from idbench.seeding import cpu_generator

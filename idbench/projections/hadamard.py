@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import torch
 
-from idbench.projections import kernels
+from idbench import kernels
 
 
 def is_power_of_two(n: int) -> bool:

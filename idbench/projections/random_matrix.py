@@ -34,7 +34,7 @@ import math
 import numpy as np
 import torch
 
-from idbench.projections import kernels
+from idbench import kernels
 from idbench.seeding import derive_seed
 
 DISTRIBUTIONS = ("gaussian", "uniform", "bernoulli")

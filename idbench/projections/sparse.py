@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from idbench.errors import IdbenchError
-from idbench.projections import kernels
+from idbench import kernels
 from idbench.projections.base import PROJECTIONS, Projection
 from idbench.seeding import cpu_generator
 

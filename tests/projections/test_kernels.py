@@ -7,7 +7,7 @@ import torch
 from torch.utils import cpp_extension
 
 import idbench.projections as projections
-from idbench.projections import kernels
+from idbench import kernels
 from idbench.projections.fastfood import random_permutations
 
 SIZES = [(1000, 37), (777, 64), (513, 1), (300, 300),

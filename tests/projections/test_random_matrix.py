@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import idbench.projections as projections
-from idbench.projections import kernels
+from idbench import kernels
 from idbench.projections.random_matrix import (
     DISTRIBUTIONS, draw_chi, draw_rows, draw_rows_torch, matrix_key,
 )

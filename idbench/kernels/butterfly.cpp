@@ -1,7 +1,7 @@
 // In-place Walsh-Hadamard butterflies, the fused Fastfood products, a CSR scatter product and
 // the row-wise argsort of uniform floats that draws Fastfood's permutations, for CPU tensors.
 //
-// Compiled on first use by idbench/projections/kernels.py (torch's extension builder); the
+// Compiled on first use by idbench/kernels/__init__.py (torch's extension builder); the
 // pure-torch twins (hadamard.butterfly and tree_sum, FastfoodProjection's _product_torch and
 // _adjoint_parts_torch) do the same float operations in the same order, so both give
 // bit-identical results. Every block of n = 2^k values is transformed in scratch memory that

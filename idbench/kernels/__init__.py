@@ -1,12 +1,14 @@
-"""The compiled CPU kernels of the projections, built on first use.
+"""idbench's compiled CPU kernels, built on first use.
 
 ``butterfly.cpp``: the Walsh-Hadamard butterfly and the fused Fastfood products run per block in
 L1-sized scratch memory, far faster than composing them from torch operations.
 ``ellpack.cpp``: products with a sparse matrix of k entries in every row (FastJL's Q), both
 directions streaming one copy of it.
-``random_matrix.cpp``: the dense projection's counter-based random entries, and its products with
-the entries drawn on the fly (random bases descent never stores its bases). ``bindings.cpp``
-makes them one Python module (the one file compiled: it includes the others).
+``random_matrix.cpp``: counter-based random entries, and the dense projection's products with the
+entries drawn on the fly (random bases descent never stores its bases).
+``pooling.cpp``: the 2 x 2 max-pooling of LeNet and the CNN (torch's NCHW kernel is many times
+slower on the CPU). ``bindings.cpp`` makes them one Python module (the one file compiled: it
+includes the others).
 
 They are compiled once per machine by torch's extension builder and kept in its cache
 (``TORCH_EXTENSIONS_DIR``, by default ``~/.cache/torch_extensions``); the build directory is
@@ -34,7 +36,8 @@ import torch
 
 # bindings.cpp includes the others; all of them name the build (any edit rebuilds it)
 SOURCES = [Path(__file__).with_name(name)
-           for name in ("bindings.cpp", "butterfly.cpp", "ellpack.cpp", "random_matrix.cpp")]
+           for name in ("bindings.cpp", "butterfly.cpp", "ellpack.cpp", "pooling.cpp",
+                        "random_matrix.cpp")]
 
 
 def _isa_flags() -> tuple[str, list[str]]:
