@@ -14,7 +14,9 @@ They are compiled once per machine by torch's extension builder and kept in its 
 (``TORCH_EXTENSIONS_DIR``, by default ``~/.cache/torch_extensions``); the build directory is
 named after the sources' hash and the instruction set, so another version of the sources or
 another CPU never reuses a wrong library, and torch's file lock in that directory makes
-concurrent worker processes wait for one build.
+concurrent worker processes wait for one build. The build compiles a copy of the sources kept
+under ``~/.cache/idbench/kernel-sources/`` (named like the build), so checkouts of the same
+sources at other paths load the library without rebuilding it.
 
 Every kernel has a pure-torch twin (in the module that uses it) doing the same float operations
 in the same order: CUDA tensors and machines where the build fails (no compiler) use the twin and
@@ -28,6 +30,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
+import os
 import warnings
 from pathlib import Path
 from types import ModuleType
@@ -61,6 +64,24 @@ def _import_builder() -> ModuleType:
     return cpp_extension
 
 
+def _stable_sources(name: str) -> Path:
+    """A copy of the sources in a folder named after the build (``name`` holds their hash), so
+    every checkout with these sources compiles the same paths: torch's build (ninja) would
+    otherwise rebuild the shared library whenever a process from another checkout or worktree
+    loads it, holding the build's lock meanwhile. Files are written atomically (a temporary file,
+    then a rename), so concurrent processes never read a half-written copy."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    folder = cache / "idbench" / "kernel-sources" / name
+    folder.mkdir(parents=True, exist_ok=True)
+    for source in SOURCES:
+        target = folder / source.name
+        if not target.exists() or target.read_bytes() != source.read_bytes():
+            temporary = folder / f".{source.name}.{os.getpid()}"
+            temporary.write_bytes(source.read_bytes())
+            temporary.replace(target)
+    return folder / SOURCES[0].name
+
+
 @functools.lru_cache(maxsize=1)
 def load() -> ModuleType | None:
     """The compiled kernels (built on the first call of the machine), or None where that fails."""
@@ -69,16 +90,16 @@ def load() -> ModuleType | None:
     isa, flags = _isa_flags()
     try:
         digest = hashlib.sha256(b"".join(source.read_bytes() for source in SOURCES)).hexdigest()
+        name = f"idbench_kernels_{isa}_{digest[:12]}"
         return cpp_extension.load(
-            name=f"idbench_kernels_{isa}_{digest[:12]}", sources=[str(SOURCES[0])],
-            verbose=False,
+            name=name, sources=[str(_stable_sources(name))], verbose=False,
             # -ffp-contract=off: no fused multiply-add, so products round as they do in torch;
             # -fno-math-errno: sqrt vectorises (errno is never read; the results are the same)
             extra_cflags=["-O3", "-ffp-contract=off", "-fno-math-errno", *flags],
         )
     except Exception as error:  # noqa: BLE001 - no source, compiler or ninja, a failed build
         warnings.warn(
-            f"idbench: the CPU butterfly kernels could not be built ({type(error).__name__}: "
+            f"idbench: the CPU kernels could not be built ({type(error).__name__}: "
             f"{str(error).splitlines()[0] if str(error) else ''}); using the pure-torch path "
             "(same results, slower)", RuntimeWarning, stacklevel=2,
         )

@@ -96,3 +96,23 @@ def test_a_failed_build_warns_once_and_leaves_the_torch_path(compiled, monkeypat
 def test_the_build_is_named_after_the_source_and_the_instruction_set(compiled):
     isa, _ = kernels._isa_flags()
     assert compiled.__name__.startswith(f"idbench_kernels_{isa}_")
+
+
+def test_checkouts_of_the_same_sources_compile_one_copy(tmp_path, monkeypatch):
+    """Another checkout (another path) of the same sources hands torch's build the same source
+    path, so it loads the built library instead of rebuilding it."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    paths = []
+    for checkout in ("a", "b"):
+        folder = tmp_path / checkout
+        folder.mkdir()
+        copies = []
+        for source in kernels.SOURCES:
+            (folder / source.name).write_bytes(source.read_bytes())
+            copies.append(folder / source.name)
+        monkeypatch.setattr(kernels, "SOURCES", copies)
+        paths.append(kernels._stable_sources("idbench_kernels_test"))
+    folder = tmp_path / "cache" / "idbench" / "kernel-sources" / "idbench_kernels_test"
+    assert paths[0] == paths[1] == folder / "bindings.cpp"
+    assert sorted(p.name for p in paths[0].parent.iterdir()) == sorted(s.name for s in copies)
+    assert all((paths[0].parent / s.name).read_bytes() == s.read_bytes() for s in copies)
