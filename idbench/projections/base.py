@@ -40,6 +40,12 @@ class _ProjectFn(torch.autograd.Function):
         return ctx.projection._rmatvec(grad), None
 
 
+def batch_base(base: torch.Tensor, batch: torch.Size, width: int) -> torch.Tensor:
+    """The ``base`` of ``base + P z`` for a batch of products: one contiguous row shared by
+    every product (``base`` 1-d) or one row per product (``base`` of shape (*batch, width))."""
+    return (base if base.dim() == 1 else base.expand(*batch, width).reshape(-1, width)).contiguous()
+
+
 class Projection(nn.Module):
     """Base class: validates (D, d, seed) and provides the differentiable ``forward``."""
 

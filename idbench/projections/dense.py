@@ -27,8 +27,8 @@ from typing import Any, Iterator
 
 import torch
 
-from idbench.errors import IdbenchError
 from idbench import kernels
+from idbench.errors import IdbenchError
 from idbench.projections.base import PROJECTIONS, Projection
 from idbench.projections.random_matrix import DISTRIBUTIONS, draw_rows, matrix_key
 

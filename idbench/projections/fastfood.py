@@ -31,8 +31,8 @@ import math
 import numpy as np
 import torch
 
-from idbench.projections.base import PROJECTIONS, Projection
 from idbench import kernels
+from idbench.projections.base import PROJECTIONS, Projection, batch_base
 from idbench.projections.hadamard import butterfly, next_power_of_two, tree_sum
 from idbench.projections.random_matrix import draw_chi, draw_rows, matrix_key
 
@@ -92,9 +92,7 @@ class FastfoodProjection(Projection):
         """[base +] P z for z of shape (..., d): the compiled kernel on the CPU, else its twin."""
         batch = z.shape[:-1]
         z = z.reshape(-1, self.d).contiguous()
-        if base is not None:  # one row shared by every z, or one per z
-            base = (base if base.dim() == 1 else base.expand(*batch, self.D).reshape(-1, self.D))
-            base = base.contiguous()
+        base = None if base is None else batch_base(base, batch, self.D)
         compiled = kernels.for_tensor(z)
         if compiled is None:
             out = self._product_torch(z, base)

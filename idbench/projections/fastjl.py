@@ -29,9 +29,9 @@ from typing import Any
 
 import torch
 
-from idbench.errors import IdbenchError
 from idbench import kernels
-from idbench.projections.base import PROJECTIONS, Projection
+from idbench.errors import IdbenchError
+from idbench.projections.base import PROJECTIONS, Projection, batch_base
 from idbench.projections.hadamard import fwht, next_power_of_two, tree_sum
 from idbench.seeding import cpu_generator
 
@@ -83,9 +83,7 @@ class FastJLProjection(Projection):
         """[base +] Q x for x of shape (..., n): the compiled kernel on the CPU, else its twin."""
         batch = x.shape[:-1]
         x = x.reshape(-1, self.n).contiguous()
-        if base is not None:  # one row shared by every x, or one per x
-            base = base if base.dim() == 1 else base.expand(*batch, self.D).reshape(-1, self.D)
-            base = base.contiguous()
+        base = None if base is None else batch_base(base, batch, self.D)
         compiled = kernels.for_tensor(x)
         if compiled is None:
             cols = self.cols.long()

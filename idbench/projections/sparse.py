@@ -18,9 +18,9 @@ from typing import Any
 
 import torch
 
-from idbench.errors import IdbenchError
 from idbench import kernels
-from idbench.projections.base import PROJECTIONS, Projection
+from idbench.errors import IdbenchError
+from idbench.projections.base import PROJECTIONS, Projection, batch_base
 from idbench.seeding import cpu_generator
 
 
@@ -66,9 +66,7 @@ def transposed_matvec(
     adds in index order; on a GPU its atomic adds agree to float rounding)."""
     flat = x.reshape(-1, x.shape[-1]).contiguous()
     width = matrix.shape[1]
-    if base is not None:  # one row shared by every x, or one per x
-        base = base if base.dim() == 1 else base.expand(*x.shape[:-1], width).reshape(-1, width)
-        base = base.contiguous()
+    base = None if base is None else batch_base(base, x.shape[:-1], width)
     compiled = kernels.for_tensor(flat)
     if compiled is not None:
         out = flat.new_empty(flat.shape[0], width)
