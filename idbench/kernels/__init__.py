@@ -37,6 +37,8 @@ from types import ModuleType
 
 import torch
 
+from idbench.atomic import write_atomic
+
 # bindings.cpp includes the others; all of them name the build (any edit rebuilds it)
 SOURCES = [Path(__file__).with_name(name)
            for name in ("bindings.cpp", "butterfly.cpp", "ellpack.cpp", "pooling.cpp",
@@ -68,17 +70,14 @@ def _stable_sources(name: str) -> Path:
     """A copy of the sources in a folder named after the build (``name`` holds their hash), so
     every checkout with these sources compiles the same paths: torch's build (ninja) would
     otherwise rebuild the shared library whenever a process from another checkout or worktree
-    loads it, holding the build's lock meanwhile. Files are written atomically (a temporary file,
-    then a rename), so concurrent processes never read a half-written copy."""
+    loads it, holding the build's lock meanwhile. Files are written atomically, so concurrent
+    processes never read a half-written copy."""
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     folder = cache / "idbench" / "kernel-sources" / name
-    folder.mkdir(parents=True, exist_ok=True)
     for source in SOURCES:
-        target = folder / source.name
-        if not target.exists() or target.read_bytes() != source.read_bytes():
-            temporary = folder / f".{source.name}.{os.getpid()}"
-            temporary.write_bytes(source.read_bytes())
-            temporary.replace(target)
+        target, text = folder / source.name, source.read_bytes()
+        if not target.exists() or target.read_bytes() != text:
+            write_atomic(target, text)
     return folder / SOURCES[0].name
 
 
