@@ -25,11 +25,13 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 
 import numpy as np
 
 from idbench.config import MeasureConfig
 from idbench.estimate import Curve, flags, pooled
+from idbench.executors import Executor
 from idbench.provenance import now_iso
 from idbench.schema import MeasurementRow
 
@@ -41,10 +43,34 @@ def draw_config(config: MeasureConfig, i: int) -> MeasureConfig:
 
 
 def measure_draws(config: MeasureConfig, measure_one: Callable[[MeasureConfig], MeasurementRow],
-                  key: str) -> MeasurementRow:
-    """Measure ``config``'s draws one after the other with ``measure_one`` (each stored, so an
-    interrupted measurement resumes at its next draw) and pool them into the row of cell ``key``."""
-    return pool(config, [measure_one(draw_config(config, i)) for i in range(config.draws)], key)
+                  key: str, executor: Executor | None = None) -> MeasurementRow:
+    """Measure ``config``'s draws with ``measure_one`` and pool them into the row of cell ``key``.
+
+    Each draw is stored as it finishes, so an interrupted measurement resumes at the draws left.
+    Where runs train in this process (no ``executor``, or one that is ``in_process``) the draws
+    run one after the other. With a distributed executor they run at once, a thread each: a draw
+    is a sequence of runs (tuning trials, then probes), so with one seed per draw a cell measured
+    draw after draw would keep a single worker busy. The first draw to fail cancels the
+    executor's outstanding runs, so the others end promptly, and its error is raised.
+    """
+    configs = [draw_config(config, i) for i in range(config.draws)]
+    if executor is None or executor.in_process:
+        return pool(config, [measure_one(c) for c in configs], key)
+    with ThreadPoolExecutor(max_workers=len(configs), thread_name_prefix="idbench-draw") as threads:
+        futures = [threads.submit(measure_one, c) for c in configs]
+        try:
+            # wake up now and then: a signal (Ctrl-C) is only handled while this thread runs Python
+            while wait(futures, timeout=0.2, return_when=FIRST_EXCEPTION).not_done:
+                if any(f.done() and f.exception() is not None for f in futures):
+                    break
+        except BaseException:
+            executor.cancel()
+            raise
+        failed = next((f for f in futures if f.done() and f.exception() is not None), None)
+        if failed is not None:
+            executor.cancel()
+            raise failed.exception()
+        return pool(config, [f.result() for f in futures], key)
 
 
 def pool(config: MeasureConfig, rows: list[MeasurementRow], key: str) -> MeasurementRow:

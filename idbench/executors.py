@@ -2,9 +2,10 @@
 
 An executor maps a picklable function over independent training runs and returns the results in
 order. The measurement code hands it every seed of one probe at once, so seeds run in parallel on a
-distributed executor while the d search itself stays sequential; :func:`idbench.run_suite` measures
-several cells at once (one thread per cell, up to ``slots``) when runs do not train in this process
-(``in_process`` False).
+distributed executor while the d search itself stays sequential. When runs do not train in this
+process (``in_process`` False), a pooled cell's independent draws are measured at once (a thread
+each, :func:`idbench.draws.measure_draws`) and :func:`idbench.run_suite` measures several cells at
+once (one thread per cell, up to ``slots``).
 
 The interface (:class:`Executor`) is small::
 

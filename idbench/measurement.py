@@ -100,7 +100,8 @@ def measure(
     if config.draws > 1:  # independent draws, each an ordinary measurement, then pooled
         row = measure_draws(config, lambda draw: measure(
             draw, out=out, suite=suite, suite_version=suite_version, device=device,
-            storage=storage, executor=executor, on_event=on_event), cell_key(config))
+            storage=storage, executor=executor, on_event=on_event), cell_key(config),
+            executor)
         RunStore(out).put_measurement(row)
         return row
     # every input checked before anything is written: a mistake leaves `out` as it was

@@ -3,17 +3,22 @@ estimate and interval, and what the pooled row lists."""
 
 import json
 import math
+import threading
 
 import pytest
 from scipy.stats import t as student_t
 
-from idbench.config import MeasureConfig
+from idbench.config import REPLICATE_STRIDE, MeasureConfig
 from idbench.draws import draw_config, pool
+from idbench.errors import IdbenchError
 from idbench.estimate import pooled, pooled_ratio
+from idbench.executors import LocalExecutor
 from idbench.measurement import measure
+from idbench.runinfo import Optimiser, RunInfo
 from idbench.runner import plan
 from idbench.store import RunStore
 from idbench.suites import load_suite
+from idbench.train import RunResult
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -112,3 +117,62 @@ def test_a_dry_run_counts_the_runs_of_a_pooled_cells_draws(tmp_path):
     row = measure(load_suite(suite).cells()[0].config, out=tmp_path / "out", device="cpu")
     planned = plan(suite, out=tmp_path / "out")[0]
     assert (planned["stored_runs"], planned["measured"]) == (row.n_runs, True) == (4, True)
+
+
+class _Workers(LocalExecutor):
+    """A distributed executor's stand-in that trains nothing: a made-up score rising with d (the
+    baseline 0.9). Each thread's first batch of runs waits until ``parties`` threads have one, so
+    draws measured one after the other break the barrier. With ``fail_replicate``, that draw's
+    runs raise and every other draw's runs wait for ``cancel``."""
+
+    in_process = False
+    slots = 2
+
+    def __init__(self, parties: int, fail_replicate: int | None = None) -> None:
+        self.barrier = threading.Barrier(parties, timeout=60)
+        self.fail_replicate = fail_replicate
+        self.cancelled = threading.Event()
+        self.released_by_cancel: list[bool] = []
+        self.threads: set[int] = set()
+        self.lock = threading.Lock()
+
+    def map(self, fn, items):
+        specs = [spec for spec, _ in items]
+        with self.lock:
+            first = threading.get_ident() not in self.threads
+            self.threads.add(threading.get_ident())
+        if first:
+            self.barrier.wait()
+        if self.fail_replicate is not None:
+            if specs[0].seed // REPLICATE_STRIDE == self.fail_replicate:
+                raise RuntimeError(f"draw {self.fail_replicate} failed")
+            released = self.cancelled.wait(timeout=60)
+            with self.lock:
+                self.released_by_cancel.append(released)
+            raise IdbenchError("cancelled")
+        info = RunInfo(D=1210, subspace=None, optimiser=Optimiser("sgd", 0.9, 0.0))
+        score = [0.9 if s.d is None else min(0.95, 0.2 + 0.1 * math.log2(s.d)) for s in specs]
+        return [(RunResult(val_score=v, val_loss=1 - v, test_score=v, train_loss=1 - v, steps=1,
+                           wall_s=0.0, info=info), "cpu") for v in score]
+
+    def cancel(self) -> None:
+        self.cancelled.set()
+
+
+def test_a_distributed_executor_measures_the_draws_at_once_and_pools_them(tmp_path):
+    workers = _Workers(parties=3)
+    row = measure(config(tune_trials=0), out=tmp_path, device="cpu", executor=workers)
+    assert len(workers.threads) == 3  # a thread per draw, all three training at once
+    draws = [measure(draw_config(config(tune_trials=0), i), out=tmp_path, device="cpu")
+             for i in range(3)]  # each stored as a draw, so read back here
+    assert json.loads(row.draw_d_ints) == [d.d_int for d in draws]
+    assert row.d_int == pytest.approx(pooled([d.d_int for d in draws])[0])
+
+
+def test_a_failing_draw_cancels_the_others_and_its_error_is_raised(tmp_path):
+    workers = _Workers(parties=3, fail_replicate=1)
+    with pytest.raises(RuntimeError, match="draw 1 failed"):
+        measure(config(tune_trials=0), out=tmp_path, device="cpu", executor=workers)
+    assert workers.released_by_cancel == [True, True]  # the other draws stopped by the cancel
+    assert not [t for t in threading.enumerate() if t.name.startswith("idbench-draw")]
+    assert RunStore(tmp_path).measurements().height == 0  # no draw finished, none stored

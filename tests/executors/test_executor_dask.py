@@ -68,6 +68,20 @@ def test_local_and_dask_give_the_same_leaderboard(reference, tiny_suite, dask_cp
     assert [m.d_int for m in result.measurements] == [m.d_int for m in ref.measurements]
 
 
+def test_a_pooled_cells_draws_measured_at_once_on_dask_equal_the_local_measurement(dask_cpu,
+                                                                                    tmp_path):
+    config = MeasureConfig(model="fc[depth=1,width=16]", dataset="digits", projection="sparse",
+                           draws=2, seeds=1, epochs=4, tune_trials=2, tune_seeds=1, d_min=8,
+                           d_max=1200, resolution=0.3)
+    local = measure(config, out=tmp_path / "local", device="cpu")
+    remote = measure(config, out=tmp_path / "dask", device="cpu", executor=dask_cpu)
+    assert remote.draw_d_ints == local.draw_d_ints  # each draw the same, whoever trained it
+    assert (remote.d_int, remote.ci_low, remote.ci_high) == (local.d_int, local.ci_low,
+                                                              local.ci_high)
+    runs = RunStore(tmp_path / "dask").table()
+    assert sorted(runs["run_key"]) == sorted(RunStore(tmp_path / "local").table()["run_key"])
+
+
 def test_the_same_cluster_is_reachable_by_scheduler_address(dask_cpu):
     with executors.create("dask", scheduler=dask_cpu.cluster.scheduler_address) as remote:
         assert remote.slots == 2
