@@ -171,7 +171,11 @@ class RunStore:
 
     def _put(self, kind: _Kind, row: BaseModel) -> None:
         frame = pl.DataFrame([row.model_dump()], schema=kind.schema)
-        write_atomic(self._path(kind, getattr(row, kind.key)), frame.write_parquet)
+        path = write_atomic(self._path(kind, getattr(row, kind.key)), frame.write_parquet)
+        # a row of this schema version reads back as the frame just written: a get() of it (a
+        # measurement using the runs it adopted or trained) need not parse it, until the file changes
+        if row.schema_version == SCHEMA_VERSION:
+            _remember(_FILES, path, (_signature(path.stat()), frame), _CACHED_FILES)
 
     def _table(self, kind: _Kind) -> pl.DataFrame:
         folder = self.out_dir / kind.folder

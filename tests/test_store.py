@@ -117,6 +117,7 @@ def test_reads_are_cached_until_a_file_changes(tmp_path, rows, monkeypatch):
     of the same folder (as by another process) is seen at the next read."""
     reader, other = RunStore(tmp_path), RunStore(tmp_path)
     other.put(rows["probe"])
+    store_module._FILES.clear()  # as if another process had written it: not in this one's cache
     parsed: list[str] = []
     real_file, real_table = store_module._read_file, store_module._read_table
     monkeypatch.setattr(store_module, "_read_file",
@@ -136,6 +137,24 @@ def test_reads_are_cached_until_a_file_changes(tmp_path, rows, monkeypatch):
     (tmp_path / "runs" / f"{key}.parquet").unlink()  # removed
     assert reader.get(key) is None and reader.table().height == 1
 
+
+
+def test_a_row_put_here_is_read_back_without_parsing_its_file(tmp_path, rows, monkeypatch):
+    """A put remembers the frame it wrote, so a measurement reading the runs it has just adopted
+    or trained does not parse them again; a file changed since (another process) is parsed."""
+    store, key = RunStore(tmp_path), rows["probe"].run_key
+    store.put(rows["probe"])
+    real_file = store_module._read_file
+    monkeypatch.setattr(store_module, "_read_file",
+                        lambda path, kind: pytest.fail(f"{path.name} was parsed"))
+    assert store.get(key) == rows["probe"]
+    path = tmp_path / "runs" / f"{key}.parquet"
+    changed = pl.read_parquet(path).with_columns(pl.lit(0.25).alias("val_score"))
+    changed.write_parquet(path)  # rewritten behind this process's back
+    parsed: list[str] = []
+    monkeypatch.setattr(store_module, "_read_file",
+                        lambda path, kind: parsed.append(path.name) or real_file(path, kind))
+    assert store.get(key).val_score == 0.25 and parsed == [f"{key}.parquet"]
 
 WRITER = textwrap.dedent("""
     import os, sys
