@@ -22,16 +22,16 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Callable
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 
 import numpy as np
 
 from idbench.config import MeasureConfig
 from idbench.estimate import Curve, flags, pooled
-from idbench.executors import Executor
+from idbench.executors import Executor, concurrently
 from idbench.provenance import now_iso
 from idbench.schema import MeasurementRow
 
@@ -56,21 +56,9 @@ def measure_draws(config: MeasureConfig, measure_one: Callable[[MeasureConfig], 
     configs = [draw_config(config, i) for i in range(config.draws)]
     if executor is None or executor.in_process:
         return pool(config, [measure_one(c) for c in configs], key)
-    with ThreadPoolExecutor(max_workers=len(configs), thread_name_prefix="idbench-draw") as threads:
-        futures = [threads.submit(measure_one, c) for c in configs]
-        try:
-            # wake up now and then: a signal (Ctrl-C) is only handled while this thread runs Python
-            while wait(futures, timeout=0.2, return_when=FIRST_EXCEPTION).not_done:
-                if any(f.done() and f.exception() is not None for f in futures):
-                    break
-        except BaseException:
-            executor.cancel()
-            raise
-        failed = next((f for f in futures if f.done() and f.exception() is not None), None)
-        if failed is not None:
-            executor.cancel()
-            raise failed.exception()
-        return pool(config, [f.result() for f in futures], key)
+    rows = concurrently([functools.partial(measure_one, c) for c in configs], executor,
+                        threads=len(configs), name="idbench-draw")
+    return pool(config, rows, key)
 
 
 def pool(config: MeasureConfig, rows: list[MeasurementRow], key: str) -> MeasurementRow:

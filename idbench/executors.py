@@ -21,7 +21,8 @@ On a worker, :func:`idbench.workers.worker_device` is the device that worker own
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Protocol, TypeVar, runtime_checkable
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from typing import Any, Callable, Iterable, Protocol, Sequence, TypeVar, runtime_checkable
 
 from idbench.errors import IdbenchError
 from idbench.registry import Registry
@@ -70,6 +71,38 @@ class LocalExecutor:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+def concurrently(calls: Sequence[Callable[[], R]], executor: Executor, *, threads: int,
+                 name: str) -> list[R]:
+    """Call ``calls`` in up to ``threads`` threads that wait on ``executor``'s workers; their
+    results in order.
+
+    The first error (or Ctrl-C) cancels the calls not started yet and the executor's runs in
+    flight, so the threads waiting on them end promptly, and is raised: what finished is stored,
+    so a rerun resumes from there. Used for what a distributed executor can train side by side: a
+    suite's cells, a pooled cell's draws.
+    """
+    pool = ThreadPoolExecutor(max_workers=max(1, min(threads, len(calls))),
+                              thread_name_prefix=name)
+    futures = []
+    try:
+        futures = [pool.submit(call) for call in calls]
+        # wake up now and then: a signal (Ctrl-C) is only handled while this thread runs Python
+        while wait(futures, timeout=0.2, return_when=FIRST_EXCEPTION).not_done:
+            if any(f.done() and f.exception() is not None for f in futures):
+                break
+        failed = next((f for f in futures if f.done() and f.exception() is not None), None)
+        if failed is not None:
+            failed.result()  # raises the call's error (the except below cancels the rest)
+        return [f.result() for f in futures]
+    except BaseException:
+        for future in futures:
+            future.cancel()  # calls not started yet
+        executor.cancel()  # runs in flight: the waiting threads then end promptly
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 EXECUTORS: Registry = Registry("executor")

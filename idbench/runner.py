@@ -15,10 +15,10 @@ Example::
 from __future__ import annotations
 
 import fnmatch
+import functools
 import json
 import threading
 import warnings
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Sequence
@@ -273,23 +273,5 @@ def _measure_cells(cells: list[Cell], executor: Executor, on_cell: Callable | No
             done[0] += 1
         return row
 
-    pool = ThreadPoolExecutor(max_workers=min(total, max(1, executor.slots)),
-                              thread_name_prefix="idbench-cell")
-    futures = []
-    try:
-        futures = [pool.submit(one, cell) for cell in cells]
-        # wake up now and then: a signal (Ctrl-C) is only handled while this thread runs Python
-        while wait(futures, timeout=0.2, return_when=FIRST_EXCEPTION).not_done:
-            if any(f.done() and f.exception() is not None for f in futures):
-                break
-        failed = next((f for f in futures if f.done() and f.exception() is not None), None)
-        if failed is not None:
-            failed.result()  # raises the cell's error (the except below cancels the rest)
-        return [f.result() for f in futures]
-    except BaseException:
-        for future in futures:
-            future.cancel()  # cells not started yet
-        executor.cancel()  # runs in flight: the waiting cell threads then end promptly
-        raise
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+    return executors.concurrently([functools.partial(one, cell) for cell in cells], executor,
+                                  threads=executor.slots, name="idbench-cell")
