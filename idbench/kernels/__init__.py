@@ -12,9 +12,10 @@ includes the others).
 
 They are compiled once per machine by torch's extension builder and kept in its cache
 (``TORCH_EXTENSIONS_DIR``, by default ``~/.cache/torch_extensions``); the build directory is
-named after the sources' hash and the instruction set, so another version of the sources or
-another CPU never reuses a wrong library, and torch's file lock in that directory makes
-concurrent worker processes wait for one build. The build compiles a copy of the sources kept
+named after a hash of the sources and of the torch installation's path, and the instruction set,
+so another version of the sources or another CPU never reuses a wrong library, two environments
+never rebuild one folder in turn, and torch's file lock in that directory makes concurrent worker
+processes wait for one build. The build compiles a copy of the sources kept
 under ``~/.cache/idbench/kernel-sources/`` (named like the build), so checkouts of the same
 sources at other paths load the library without rebuilding it.
 
@@ -88,7 +89,11 @@ def load() -> ModuleType | None:
 
     isa, flags = _isa_flags()
     try:
-        digest = hashlib.sha256(b"".join(source.read_bytes() for source in SOURCES)).hexdigest()
+        # the torch installation names the build too: its include paths are in the build's
+        # commands, so two environments (a checkout's and CI's) sharing one build folder would
+        # each rebuild it in turn, holding the build's lock for minutes
+        digest = hashlib.sha256(b"".join(source.read_bytes() for source in SOURCES)
+                                + str(Path(torch.__file__).parent).encode()).hexdigest()
         name = f"idbench_kernels_{isa}_{digest[:12]}"
         return cpp_extension.load(
             name=name, sources=[str(_stable_sources(name))], verbose=False,
