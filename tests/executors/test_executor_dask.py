@@ -5,6 +5,7 @@ from __future__ import annotations
 import _thread
 import contextlib
 import functools
+import json
 import os
 import signal
 import subprocess
@@ -71,10 +72,11 @@ def test_local_and_dask_give_the_same_leaderboard(reference, tiny_suite, dask_cp
 def test_a_pooled_cells_draws_measured_at_once_on_dask_equal_the_local_measurement(dask_cpu,
                                                                                     tmp_path):
     config = MeasureConfig(model="fc[depth=1,width=16]", dataset="digits", projection="sparse",
-                           draws=2, seeds=1, epochs=4, tune_trials=2, tune_seeds=1, d_min=8,
-                           d_max=1200, resolution=0.3)
+                           draws=2, seeds=1, epochs=2, tune_trials=2, tune_seeds=1, d_min=16,
+                           d_max=1200, resolution=0.5)
     local = measure(config, out=tmp_path / "local", device="cpu")
     remote = measure(config, out=tmp_path / "dask", device="cpu", executor=dask_cpu)
+    assert None not in json.loads(local.draw_d_ints)  # both draws found a crossing
     assert remote.draw_d_ints == local.draw_d_ints  # each draw the same, whoever trained it
     assert (remote.d_int, remote.ci_low, remote.ci_high) == (local.d_int, local.ci_low,
                                                               local.ci_high)
