@@ -11,6 +11,15 @@ warnings.filterwarnings("ignore", message=".*Sparse CSR tensor support is in bet
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
+
+def pytest_sessionstart(session) -> None:
+    """Build the compiled kernels (once per machine and environment) before any test runs: a
+    test's subprocess that starts while another process builds them waits on the build's lock,
+    and on a loaded machine that wait can outlast the subprocess's timeout."""
+    from idbench import kernels
+
+    kernels.load()
+
 @pytest.fixture(params=DEVICES)
 def device(request) -> str:
     return request.param
