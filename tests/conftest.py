@@ -11,7 +11,6 @@ warnings.filterwarnings("ignore", message=".*Sparse CSR tensor support is in bet
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
-
 def pytest_sessionstart(session) -> None:
     """Build the compiled kernels (once per machine and environment) before any test runs: a
     test's subprocess that starts while another process builds them waits on the build's lock,
@@ -19,6 +18,7 @@ def pytest_sessionstart(session) -> None:
     from idbench import kernels
 
     kernels.load()
+
 
 @pytest.fixture(params=DEVICES)
 def device(request) -> str:
