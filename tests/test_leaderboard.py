@@ -565,6 +565,24 @@ def test_cells_pooled_over_draws_compare_by_welchs_ratio_and_say_so(frames):
     assert "Welch" not in comparison.caption(table(fc, runs))
 
 
+
+def test_a_pooled_cell_censored_by_some_of_its_draws_says_how_many(frames):
+    """One censored draw censors a pooled cell; the table says how many of its draws did, so a
+    reader can tell one stray draw from a cell that never crosses."""
+    measurements, runs = frames
+    lenet = measurements.filter(pl.col("cell") == "cell0")  # lenet fastfood, censored at d_max 1000
+    for draws, shown in (("[null, 300.0, 320.0]", "> 1000 (1 of 3 draws)"),
+                         ("[null, null, null]", "> 1000")):
+        df = table(lenet.with_columns(draws=pl.lit(3), draw_d_ints=pl.lit(draws)), runs)
+        md = to_markdown(df)
+        header = [c.strip() for c in md.splitlines()[0].strip("|").split(" | ")]
+        d_int_column = next(i for i, h in enumerate(header) if h.startswith("d_int"))
+        assert _md_rows(md)[0][d_int_column] == shown
+        assert ("(k of R draws)" in md) == (shown != "> 1000")  # explained where shown
+        headers, rows = comparison.comparison(df)
+        assert rows[0][headers.index("fastfood fpd")].startswith(shown)
+    assert "> 1000 |" in to_markdown(table(lenet, runs))  # one measurement: no draws to count
+
 def test_several_optimisers_get_a_column_each_and_ratios_to_dense_of_the_same_optimiser(frames):
     measurements, runs = frames
     fc = measurements.filter(pl.col("cell").is_in(["cell1", "cell3"]))  # fc sparse 281, dense 187

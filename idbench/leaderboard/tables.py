@@ -5,7 +5,8 @@
 
 - d_int: where a monotone (isotonic) fit of the probes' mean scores over seeds crosses the
   threshold, interpolated linearly in log d (:mod:`idbench.estimate`), rounded (``≤ d_hi`` when
-  the smallest probe already passed, ``> d_max`` when the fitted curve never reaches it), with a
+  the smallest probe already passed, ``> d_max`` when the fitted curve never reaches it, with
+  ``(k of R draws)`` where only k of a pooled cell's draws do not), with a
   mark for each flag of an ill-defined cell (:data:`FLAGS`; rows from before flags: none);
 - bracket ``[d_lo, d_hi]``: the largest failing probe below, and the smallest probe from which
   every larger probe passes (``(0, d_hi]`` when d_min passed, ``(d_max, ∞)`` when censored);
@@ -167,13 +168,22 @@ def fmt_num(x: float | None) -> str:
 
 
 def fmt_d_int(row: dict) -> str:
-    """The estimate, rounded: ``> d_max`` when censored, ``≤ d_hi`` when d_min already passed."""
+    """The estimate, rounded: ``> d_max`` when censored (``> d_max (k of R draws)`` where only k of
+    a pooled cell's R draws never cross: one such draw censors the cell), ``≤ d_hi`` when d_min
+    already passed."""
     if row["censored"]:
-        return f"> {row['d_max']}"
+        censored, draws = censored_draws(row)
+        return f"> {row['d_max']}" + (f" ({censored} of {draws} draws)" if censored < draws else "")
     if row["d_int"] is None:
         return "—"
     return f"≤ {row['d_hi']}" if row["d_lo"] is None else fmt_num(row["d_int"])
 
+
+
+def censored_draws(row: dict) -> tuple[int, int]:
+    """(draws that never cross, draws) of a pooled row; (1, 1) for a row of one measurement."""
+    draws = json.loads(row.get("draw_d_ints") or "[]")
+    return (sum(d is None for d in draws), len(draws)) if draws else (1, 1)
 
 def flag_names(row: dict) -> list[str]:
     """The row's flags (:data:`FLAGS`), in their stored order; none for rows from before flags."""
@@ -366,7 +376,11 @@ def caption(df: pl.DataFrame) -> str:
         f"{name}: the estimate, where a monotone (isotonic) fit of the probes' mean scores over "
         "seeds crosses the threshold, interpolated linearly in log d, rounded (\"≤ d\": the "
         "smallest probe d already passed; \"> d_max\": the fitted curve never reaches the "
-        "threshold up to d_max)"
+        "threshold up to d_max" + (
+            "; \"> d_max (k of R draws)\": only k of the R draws pooled never reach it, and "
+            "one such draw censors the cell"
+            if any(0 < k < n for k, n in map(censored_draws, df.iter_rows(named=True))) else "")
+        + ")"
         + (", in directions per compartment for K equal compartments" if split else "")
         + ". Bracket [d_lo, d_hi]: the largest failing probe below, and the smallest probe from "
         f"which every larger probe passed (the probes around {name}). " + interval_caption(df)
