@@ -172,18 +172,20 @@ def fmt_d_int(row: dict) -> str:
     a pooled cell's R draws never cross: one such draw censors the cell), ``≤ d_hi`` when d_min
     already passed."""
     if row["censored"]:
-        censored, draws = censored_draws(row)
-        return f"> {row['d_max']}" + (f" ({censored} of {draws} draws)" if censored < draws else "")
+        return f"> {row['d_max']}" + censored_by_some(row)
     if row["d_int"] is None:
         return "—"
     return f"≤ {row['d_hi']}" if row["d_lo"] is None else fmt_num(row["d_int"])
 
 
-
-def censored_draws(row: dict) -> tuple[int, int]:
-    """(draws that never cross, draws) of a pooled row; (1, 1) for a row of one measurement."""
+def censored_by_some(row: dict) -> str:
+    """`` (k of R draws)`` for a censored pooled row that only k of its R draws censor, else
+    empty (a row of one measurement, or every draw censored)."""
     draws = json.loads(row.get("draw_d_ints") or "[]")
-    return (sum(d is None for d in draws), len(draws)) if draws else (1, 1)
+    censored = sum(d is None for d in draws)
+    partly = row["censored"] and 0 < censored < len(draws)
+    return f" ({censored} of {len(draws)} draws)" if partly else ""
+
 
 def flag_names(row: dict) -> list[str]:
     """The row's flags (:data:`FLAGS`), in their stored order; none for rows from before flags."""
@@ -379,7 +381,7 @@ def caption(df: pl.DataFrame) -> str:
         "threshold up to d_max" + (
             "; \"> d_max (k of R draws)\": only k of the R draws pooled never reach it, and "
             "one such draw censors the cell"
-            if any(0 < k < n for k, n in map(censored_draws, df.iter_rows(named=True))) else "")
+            if any(map(censored_by_some, df.iter_rows(named=True))) else "")
         + ")"
         + (", in directions per compartment for K equal compartments" if split else "")
         + ". Bracket [d_lo, d_hi]: the largest failing probe below, and the smallest probe from "
