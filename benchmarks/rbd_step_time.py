@@ -3,9 +3,10 @@
 FC-128 (``fc[depth=1,width=128]``, D = 101,770) on Fashion-MNIST at d = 250, batch 128, on the CPU.
 Every configuration is built once and stepped side by side in one process, round-robin over the
 same batches, so background load hits them alike; warm-up steps are excluded and the median over
-the timed steps is reported. rbd regenerates every step's basis: a dense (Gaussian, uniform or
-Bernoulli) basis chunk by chunk from its seed, twice per step (memory O(chunk), see
-``idbench.projections.dense``), a structured one (fastfood, fastjl) built afresh in O(D).
+the timed steps is reported. rbd draws every step's basis afresh: a dense (Gaussian, uniform or
+Bernoulli) basis row by row from its seed, once per step where its rows fit in
+``dense.KEEP_BYTES`` (else twice, in O(d) memory; see ``idbench.projections.dense``), a structured
+one (fastfood, fastjl) built afresh in O(D).
 
     python benchmarks/rbd_step_time.py [--quick] [--threads 1] [--d 250]
 
@@ -14,7 +15,7 @@ prints one JSON object per line: {"method", "basis", "D", "d", "step_ms", "ratio
 With ``--basis-costs`` it times instead what the shortcuts in building a step's basis save, each
 against the step without it, alternating steps of one rule in one process: on FC-128 at d = 250,
 a dense basis drawn and multiplied row by row by the compiled kernel against chunks drawn and
-multiplied by torch (the path of CUDA and of machines without a compiler), and on that path a
+multiplied by torch (the path of CUDA and of machines without a compiler), and on both paths a
 basis kept from the adjoint for the update against one drawn twice (``dense.KEEP_BYTES = 0``);
 on FC 784-200-200-10 at d = 300, Fastfood's permutations by the compiled radix sort against
 torch's argsort::
@@ -57,8 +58,12 @@ def basis_costs(data, steps: int) -> None:
         chunked(False)
         setattr(dense, "KEEP_BYTES", keep if on else 0)
 
+    def kept_by_kernel(on: bool) -> None:
+        setattr(dense, "KEEP_BYTES", keep if on else 0)
+
     savings = [
         ("dense basis drawn row by row in the kernel's products", MODEL, "dense", 250, chunked),
+        ("kept dense basis (kernel)", MODEL, "dense", 250, kept_by_kernel),
         ("kept dense basis (chunked path)", MODEL, "dense", 250, kept),
         ("radix-sorted permutations", "fc[depth=2,width=200]", "fastfood", 300,
          lambda on: setattr(fastfood, "random_permutations", radix if on else argsort)),
@@ -80,6 +85,7 @@ def basis_costs(data, steps: int) -> None:
                 times[on].append(time.perf_counter() - start)
         switch(True)
         chunked(True)
+        kept_by_kernel(True)
         print(json.dumps({
             "saving": saving, "model": model, "basis": basis,
             "with_ms": round(statistics.median(times[True]) * 1e3, 1),

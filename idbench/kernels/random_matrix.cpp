@@ -179,25 +179,34 @@ void random_rows(int64_t k0, int64_t k1, int64_t row0, int64_t dist, const at::T
 // For g (m, D): out (m, d) = A^T g and squares (d, float64) = the squared column norms of A
 // (D x d), with A's rows drawn on the fly. Rows are summed in blocks of 256 (float32, row order),
 // the blocks' sums then in block order (float64), so any thread count gives the same bits.
+// A non-empty `keep` (D, d rounded up to 32; float32) receives the drawn rows, for kept_product.
 void random_adjoint(int64_t k0, int64_t k1, int64_t dist, const at::Tensor& g, const at::Tensor& out,
-                    const at::Tensor& squares) {
+                    const at::Tensor& squares, const at::Tensor& keep) {
   check(g, "g");
   check(out, "out");
   TORCH_CHECK(squares.scalar_type() == at::kDouble && squares.is_contiguous(), "squares must be float64");
   const int64_t m = g.size(0), D = g.size(1), d = out.size(1), blocks = (d + kBlock - 1) / kBlock;
   const int64_t width = blocks * kBlock, row_blocks = (D + kRowBlock - 1) / kRowBlock;
+  float* kp = nullptr;
+  if (keep.numel() > 0) {
+    check(keep, "keep");
+    TORCH_CHECK(keep.dim() == 2 && keep.size(0) == D && keep.size(1) == width,
+                "keep must be (D, d rounded up to 32)");
+    kp = keep.data_ptr<float>();
+  }
   // per row block: m sums of products, then the sums of squares, each `width` long
   std::vector<float> shares(row_blocks * (m + 1) * width);
   const float* gp = g.data_ptr<float>();
   at::parallel_for(0, row_blocks, 1, [&](int64_t begin, int64_t end) {
-    std::vector<float> row(width);
+    std::vector<float> scratch(width);
     for (int64_t rb = begin; rb < end; ++rb) {
       float* acc = shares.data() + rb * (m + 1) * width;
       std::fill(acc, acc + (m + 1) * width, 0.0f);
       f8* sq = (f8*)(acc + m * width);
       for (int64_t i = rb * kRowBlock; i < std::min(D, (rb + 1) * kRowBlock); ++i) {
-        draw_row((uint32_t)k0, (uint32_t)k1, (uint64_t)i, blocks, (int)dist, row.data());
-        const f8* e = (const f8*)row.data();
+        float* row = kp ? kp + i * width : scratch.data();
+        draw_row((uint32_t)k0, (uint32_t)k1, (uint64_t)i, blocks, (int)dist, row);
+        const f8* e = (const f8*)row;
         for (int64_t v = 0; v < width / 8; ++v) sq[v] = sq[v] + e[v] * e[v];
         for (int64_t r = 0; r < m; ++r) {
           const f8 gi = splat(gp[r * D + i]);
@@ -219,22 +228,23 @@ void random_adjoint(int64_t k0, int64_t k1, int64_t dist, const at::Tensor& g, c
   for (int64_t j = 0; j < d; ++j) sp[j] = total[m * width + j];
 }
 
-// out (m, D) = A s for s (m, d), with A's rows drawn on the fly: each output sums its row's
+namespace {
+
+// out (m, D) = A s for s (m, d), A's row i given by row(i, scratch): each output sums its row's
 // products in 8 lanes (columns j = 8 q + lane), then the lanes pairwise.
-void random_product(int64_t k0, int64_t k1, int64_t dist, const at::Tensor& s, const at::Tensor& out) {
+template <typename Row>
+void product(const at::Tensor& s, const at::Tensor& out, int64_t width, Row row) {
   check(s, "s");
   check(out, "out");
-  const int64_t m = s.size(0), d = s.size(1), D = out.size(1), blocks = (d + kBlock - 1) / kBlock;
-  const int64_t width = blocks * kBlock;
+  const int64_t m = s.size(0), d = s.size(1), D = out.size(1);
   std::vector<float> padded(m * width, 0.0f);  // zero beyond d: those entries add nothing
   for (int64_t r = 0; r < m; ++r)
     std::memcpy(padded.data() + r * width, s.data_ptr<float>() + r * d, d * sizeof(float));
   float* op = out.data_ptr<float>();
   at::parallel_for(0, D, 64, [&](int64_t begin, int64_t end) {
-    std::vector<float> row(width);
+    std::vector<float> scratch(width);
     for (int64_t i = begin; i < end; ++i) {
-      draw_row((uint32_t)k0, (uint32_t)k1, (uint64_t)i, blocks, (int)dist, row.data());
-      const f8* e = (const f8*)row.data();
+      const f8* e = (const f8*)row(i, scratch.data());
       for (int64_t r = 0; r < m; ++r) {
         const f8* sv = (const f8*)(padded.data() + r * width);
         f8 acc = splat(0.0f);
@@ -243,4 +253,26 @@ void random_product(int64_t k0, int64_t k1, int64_t dist, const at::Tensor& s, c
       }
     }
   });
+}
+
+}  // namespace
+
+// out (m, D) = A s for s (m, d), with A's rows drawn on the fly.
+void random_product(int64_t k0, int64_t k1, int64_t dist, const at::Tensor& s, const at::Tensor& out) {
+  const int64_t blocks = (s.size(1) + kBlock - 1) / kBlock;
+  product(s, out, blocks * kBlock, [&](int64_t i, float* scratch) {
+    draw_row((uint32_t)k0, (uint32_t)k1, (uint64_t)i, blocks, (int)dist, scratch);
+    return scratch;
+  });
+}
+
+// out (m, D) = A s with A's rows as random_adjoint kept them (D, d rounded up to 32): the same
+// sums, in the same order, as random_product of the same matrix.
+void kept_product(const at::Tensor& rows, const at::Tensor& s, const at::Tensor& out) {
+  check(rows, "rows");
+  const int64_t width = rows.size(1);
+  TORCH_CHECK(rows.dim() == 2 && rows.size(0) == out.size(1) && width == (s.size(1) + kBlock - 1) / kBlock * kBlock,
+              "rows must be (D, d rounded up to 32)");
+  const float* rp = rows.data_ptr<float>();
+  product(s, out, width, [&](int64_t i, float*) { return rp + i * width; });
 }

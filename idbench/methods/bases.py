@@ -11,10 +11,10 @@ basis of compartment k is
 
 built from its seed when needed and dropped after the step, never stored. ``rbd`` and ``nes`` use
 the same key, so for one run seed they draw the very same bases and differ only in how the
-coordinates are estimated. A dense basis is built as ``dense[regenerate=true]``: it is regenerated
-chunk by chunk for each product, so memory stays O(chunk) whatever D x d is
-(``dense[regenerate=false]`` keeps each step's matrix instead, trading D x d memory for one
-generation pass less per step).
+coordinates are estimated. A dense basis is built as ``dense[regenerate=true]``: its rows are
+drawn by the adjoint P^T g and kept for the update P c when they fit in ``dense.KEEP_BYTES``
+(one reused buffer), else drawn again, so memory stays bounded whatever D x d is
+(``dense[regenerate=false]`` builds each step's whole matrix instead).
 
 Subclasses implement :meth:`RandomBasesMethod.step` and call :meth:`~RandomBasesMethod.apply` with
 the step direction; the update is plain SGD on theta (the trainer's schedule sets ``lr``; the run

@@ -16,13 +16,18 @@ the compiled kernel draws each row and multiplies it in one pass, over torch's t
 first adjoint computes the column norms in the same pass (a product before any adjoint takes one
 pass of its own for them). Elsewhere (CUDA, float64, no compiler) the rows are drawn in chunks on
 the CPU (by the kernel, or by its torch twin where no compiler built it) and multiplied by torch
-on the projection's device; an adjoint's chunks are then kept for the one product
-that follows it when they fit in ``KEEP_BYTES``, so a random bases descent step (P^T g, then P c)
-draws its basis once, with the very same numbers as when drawn twice.
+on the projection's device. On either path an adjoint's rows are kept for the one product that
+follows it when they fit in ``KEEP_BYTES``, so a random bases descent step (P^T g, then P c)
+draws its basis once, with the very same numbers as when drawn twice: reading them back costs
+a fraction of drawing them. The kernel keeps them in one buffer per thread, reused from step to
+step (a fresh one would cost its page faults every step); a product uses them only if no other
+projection's adjoint has written that buffer since.
 """
+
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Iterator
 
 import torch
@@ -34,6 +39,17 @@ from idbench.projections.random_matrix import DISTRIBUTIONS, draw_rows, matrix_k
 
 _CHUNK_ELEMENTS = 1 << 22  # 16 MB of float32 per generated chunk
 KEEP_BYTES = 1 << 28  # an adjoint's regenerated chunks up to 256 MB serve the next product too
+_BLOCK = 32  # the kernel draws columns in blocks of 32: its kept rows are d rounded up to this
+
+
+class _KeptRows(threading.local):
+    """The compiled path's buffer of kept rows (one per thread) and the token of its last writer."""
+
+    buffer: torch.Tensor | None = None
+    token: object | None = None
+
+
+_KEPT_ROWS = _KeptRows()
 
 
 @PROJECTIONS.register("dense")
@@ -56,6 +72,7 @@ class DenseProjection(Projection):
         self.register_buffer("inv_norms", torch.zeros(d, dtype=dtype))
         self._norms_ready = False
         self._kept: list[tuple[int, torch.Tensor]] | None = None  # an adjoint's chunks, see KEEP_BYTES
+        self._kept_token: object | None = None  # the compiled path's kept rows, see _KeptRows
         self._squares: torch.Tensor | None = None  # scratch of _sq_norms
         if not self.regenerate:
             matrix = torch.empty(D, d, dtype=dtype)
@@ -110,11 +127,34 @@ class DenseProjection(Projection):
             return None
         return kernels.for_tensor(x)
 
+    def _keep_rows(self) -> torch.Tensor:
+        """This thread's buffer for the rows the kernel's adjoint draws, marked as this
+        projection's (empty where they exceed ``KEEP_BYTES``: then nothing is kept)."""
+        width = -(-self.d // _BLOCK) * _BLOCK
+        self._kept_token = None
+        if self.D * width * 4 > KEEP_BYTES:
+            return torch.empty(0)
+        if _KEPT_ROWS.buffer is None or _KEPT_ROWS.buffer.numel() < self.D * width:
+            _KEPT_ROWS.buffer = None  # freed before its successor is allocated
+            _KEPT_ROWS.buffer = torch.empty(self.D * width, dtype=torch.float32)
+        self._kept_token = _KEPT_ROWS.token = object()
+        return _KEPT_ROWS.buffer[: self.D * width].view(self.D, width)
+
+    def _take_kept_rows(self) -> torch.Tensor | None:
+        """The rows this projection's last adjoint kept, once, if no other adjoint overwrote them."""
+        token, self._kept_token = self._kept_token, None
+        if token is None or token is not _KEPT_ROWS.token:
+            return None
+        width = -(-self.d // _BLOCK) * _BLOCK
+        return _KEPT_ROWS.buffer[: self.D * width].view(self.D, width)
+
     def _fused_adjoint(self, compiled, g: torch.Tensor) -> torch.Tensor:
-        """P^T g (g: (m, D), m >= 0) by the kernel, setting the column norms on its first call."""
+        """P^T g (g: (m, D), m >= 0) by the kernel, setting the column norms on its first call and
+        keeping the drawn rows for the next product."""
         out = g.new_empty(g.shape[0], self.d)
         squares = torch.empty(self.d, dtype=torch.float64)
-        compiled.random_adjoint(*self.key, DISTRIBUTIONS.index(self.distribution), g, out, squares)
+        compiled.random_adjoint(*self.key, DISTRIBUTIONS.index(self.distribution), g, out, squares,
+                                self._keep_rows())
         if not self._norms_ready:
             self._set_norms(squares)
         return out * self.inv_norms
@@ -128,7 +168,11 @@ class DenseProjection(Projection):
                 self._fused_adjoint(compiled, z.new_empty(0, self.D))
             scaled = (z * self.inv_norms).reshape(-1, self.d).contiguous()
             out = z.new_empty(scaled.shape[0], self.D)
-            compiled.random_product(*self.key, DISTRIBUTIONS.index(self.distribution), scaled, out)
+            kept = self._take_kept_rows()
+            if kept is not None:
+                compiled.kept_product(kept, scaled, out)
+            else:
+                compiled.random_product(*self.key, DISTRIBUTIONS.index(self.distribution), scaled, out)
             return out.view(*z.shape[:-1], self.D)
         if not self._norms_ready:  # a product before any adjoint: one extra pass for the norms
             sq_norms = torch.zeros(self.d, dtype=torch.float64)

@@ -12,9 +12,9 @@ i // 2^32, 0) and the key to four 32-bit words, and entry j takes word k = (j % 
 * ``uniform``: (2 (w >> 9) + 1) 2^-23 - 1, symmetric in (-1, 1);
 * ``bernoulli``: +1 or -1 by the top bit of w.
 
-Because rows need no generator state, random bases descent draws its basis twice per step (for
-P^T g and for P c) instead of storing it, the products run in parallel over rows, and the result
-does not depend on chunking or thread count. On the CPU the compiled kernel
+Because rows need no generator state, random bases descent draws a fresh basis every step without
+storing a matrix beyond the step, the products run in parallel over rows, and the result does not
+depend on chunking or thread count. On the CPU the compiled kernel
 (``random_matrix.cpp``) draws and multiplies in one pass; ``draw_rows_torch`` is its twin in torch
 operations, bit for bit the same entries, for machines without a compiler. Entries are always
 drawn on the CPU (a CUDA run moves the drawn rows to its device).

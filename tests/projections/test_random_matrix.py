@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import idbench.projections as projections
+import idbench.projections.dense as dense
 from idbench import kernels
 from idbench.projections.random_matrix import (
     DISTRIBUTIONS, draw_chi, draw_rows, draw_rows_torch, matrix_key,
@@ -117,6 +118,66 @@ def test_a_product_before_any_adjoint_sets_the_norms_itself(compiled):
     fly = projections.create("dense[regenerate=true]", D=900, d=20, seed=1)
     z = torch.randn(20)
     assert torch.allclose(fly(z), stored(z), rtol=1e-4, atol=1e-5)
+
+
+class CountingKernels:
+    """The compiled module, counting the calls of each of its functions."""
+
+    def __init__(self, module):
+        self.module, self.calls = module, {}
+
+    def __getattr__(self, name):
+        function = getattr(self.module, name)
+
+        def counted(*args):
+            self.calls[name] = self.calls.get(name, 0) + 1
+            return function(*args)
+        return counted
+
+
+@pytest.fixture
+def counting(compiled, monkeypatch):
+    spy = CountingKernels(compiled)
+    monkeypatch.setattr(kernels, "for_tensor", lambda x: spy)
+    return spy
+
+
+@pytest.mark.parametrize("D,d,m", [(1000, 37, 1), (777, 64, 3), (513, 1, 1), (3000, 250, 2)])
+def test_an_adjoints_kept_rows_give_the_next_product_the_same_bits(D, d, m, counting, monkeypatch):
+    """The kernel keeps the rows its adjoint drew; the product that follows reads them instead of
+    drawing them again, with the very same sums."""
+    gen = torch.Generator().manual_seed(1)
+    g, z = torch.randn(m, D, generator=gen), torch.randn(m, d, generator=gen)
+    kept = projections.create("dense[regenerate=true]", D=D, d=d, seed=4)
+    kept_out = (kept.adjoint(g), kept(z))
+    assert counting.calls == {"random_adjoint": 1, "kept_product": 1}
+    monkeypatch.setattr(dense, "KEEP_BYTES", 0)
+    drawn = projections.create("dense[regenerate=true]", D=D, d=d, seed=4)
+    drawn_out = (drawn.adjoint(g), drawn(z))
+    assert counting.calls == {"random_adjoint": 2, "kept_product": 1, "random_product": 1}
+    assert all(torch.equal(a, b) for a, b in zip(kept_out, drawn_out))
+
+
+def test_kept_rows_serve_one_product_and_only_their_own_projection(counting):
+    p = projections.create("dense[regenerate=true]", D=900, d=40, seed=1)
+    q = projections.create("dense[regenerate=true]", D=900, d=40, seed=2)
+    g, z = torch.randn(900), torch.randn(40)
+    p.adjoint(g)
+    q.adjoint(g)  # overwrites the thread's buffer: p draws its rows again
+    first, second = p(z), p(z)
+    assert counting.calls == {"random_adjoint": 2, "random_product": 2}
+    assert torch.equal(first, second)
+    q.adjoint(g)
+    assert torch.equal(q(z), q(z))  # the first product read the kept rows, the second drew them
+    assert counting.calls == {"random_adjoint": 3, "random_product": 3, "kept_product": 1}
+
+
+def test_a_product_before_any_adjoint_reads_the_rows_its_norm_pass_drew(counting):
+    fly = projections.create("dense[regenerate=true]", D=900, d=20, seed=1)
+    z = torch.randn(20)
+    first = fly(z)
+    assert counting.calls == {"random_adjoint": 1, "kept_product": 1}
+    assert torch.equal(first, fly(z))
 
 
 def test_the_fused_products_do_not_depend_on_the_thread_count(compiled):
