@@ -18,7 +18,7 @@ a dense basis drawn and multiplied row by row by the compiled kernel against chu
 multiplied by torch (the path of CUDA and of machines without a compiler), and on both paths a
 basis kept from the adjoint for the update against one drawn twice (``dense.KEEP_BYTES = 0``);
 on FC 784-200-200-10 at d = 300, Fastfood's permutations by the compiled radix sort against
-torch's argsort::
+torch's argsort, and its chi-distributed entries by the compiled rejection against numpy's::
 
     python benchmarks/rbd_step_time.py --basis-costs --threads 1
     # {"saving", "model", "basis", "with_ms", "without_ms"}
@@ -37,6 +37,7 @@ import idbench.data
 import idbench.methods as methods
 import idbench.projections.dense as dense
 import idbench.projections.fastfood as fastfood
+import idbench.projections.random_matrix as random_matrix
 from idbench.train import RunSpec, build_model
 
 MODEL = "fc[depth=1,width=128]"
@@ -50,6 +51,7 @@ def basis_costs(data, steps: int) -> None:
     """Each shortcut on and off on alternate steps of one rbd rule; medians after a warm-up."""
     radix, argsort = fastfood.random_permutations, lambda u: torch.argsort(u, dim=1, stable=True)
     keep, fused = dense.KEEP_BYTES, dense.DenseProjection._compiled
+    chi_kernel = random_matrix._gamma_compiled
 
     def chunked(on: bool) -> None:
         setattr(dense.DenseProjection, "_compiled", fused if on else lambda self, x: None)
@@ -67,6 +69,9 @@ def basis_costs(data, steps: int) -> None:
         ("kept dense basis (chunked path)", MODEL, "dense", 250, kept),
         ("radix-sorted permutations", "fc[depth=2,width=200]", "fastfood", 300,
          lambda on: setattr(fastfood, "random_permutations", radix if on else argsort)),
+        ("chi entries by the kernel", "fc[depth=2,width=200]", "fastfood", 300,
+         lambda on: setattr(random_matrix, "_gamma_compiled",
+                            chi_kernel if on else lambda *args: None)),
     ]
     gen = torch.Generator().manual_seed(0)
     for saving, model, basis, d, switch in savings:

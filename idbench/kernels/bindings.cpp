@@ -23,4 +23,5 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("random_adjoint", &random_adjoint, "A^T g and A's squared column norms, A drawn on the fly");
   m.def("random_product", &random_product, "A s, A drawn on the fly");
   m.def("kept_product", &kept_product, "A s, A's rows as random_adjoint kept them");
+  m.def("gamma_attempt", &gamma_attempt, "one attempt of draw_chi's Gamma rejection");
 }

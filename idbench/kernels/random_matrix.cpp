@@ -15,6 +15,7 @@
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -275,4 +276,83 @@ void kept_product(const at::Tensor& rows, const at::Tensor& s, const at::Tensor&
               "rows must be (D, d rounded up to 32)");
   const float* rp = rows.data_ptr<float>();
   product(s, out, width, [&](int64_t i, float*) { return rp + i * width; });
+}
+
+namespace {
+
+// One Marsaglia-Tsang candidate (draw_chi in random_matrix.py, same float64 operations in the same
+// order): x a standard normal, uf a uniform entry in (-1, 1). 1: accepted, gamma set; 0: rejected;
+// -1: the log test fell so near its boundary that glibc's log and numpy's (which may differ in
+// the last place) could decide it differently: the caller lets numpy decide.
+inline int gamma_candidate(float xf, float uf, double c, double dd, double& gamma) {
+  const double u = ((double)uf + 1.0) * 0.5;
+  double x = xf;
+  double v = x * c;
+  v = v + 1.0;
+  double w = v * v;
+  v = v * w;  // (1 + c x)^3
+  x = x * x;
+  w = x * x;  // x^4
+  w = w * -0.0331;
+  w = w + 1.0;
+  if (!(v > 0.0)) return 0;
+  if (!(u < w)) {  // the squeeze failed: the log test
+    const double log_u = std::log(u), log_v = std::log(v);
+    const double rhs = 0.5 * x + dd * ((1.0 - v) + log_v);
+    const double margin = 1e-12 * (std::fabs(log_u) + 0.5 * x + dd * (std::fabs(1.0 - v) + std::fabs(log_v)) + 1.0);
+    if (std::fabs(log_u - rhs) <= margin) return -1;
+    if (!(log_u < rhs)) return 0;
+  }
+  gamma = v * dd;
+  return 1;
+}
+
+}  // namespace
+
+// Attempt k of draw_chi's rejection at every entry of gamma (rows, n; float64) whose `ok` (bool)
+// is false, the candidates from entry (i, j) of the Gaussian stream (nk0, nk1) and the uniform
+// stream (uk0, uk1): an accepted entry gets its Gamma(a) value and ok. False if some log test was
+// a close call (see gamma_candidate): then gamma and ok are incomplete and numpy must decide.
+bool gamma_attempt(int64_t nk0, int64_t nk1, int64_t uk0, int64_t uk1, double c, double dd,
+                   const at::Tensor& gamma, const at::Tensor& ok) {
+  TORCH_CHECK(gamma.scalar_type() == at::kDouble && gamma.is_contiguous() && gamma.dim() == 2, "gamma must be (rows, n) float64");
+  TORCH_CHECK(ok.scalar_type() == at::kBool && ok.is_contiguous() && ok.sizes() == gamma.sizes(), "ok must be bool like gamma");
+  const int64_t rows = gamma.size(0), n = gamma.size(1), blocks = (n + kBlock - 1) / kBlock;
+  double* gp = gamma.data_ptr<double>();
+  bool* op = ok.data_ptr<bool>();
+  std::atomic<bool> close(false);
+  at::parallel_for(0, rows, 16, [&](int64_t begin, int64_t end) {
+    std::vector<float> x(blocks * kBlock), u(blocks * kBlock);
+    alignas(32) float xb[kBlock], ub[kBlock];
+    for (int64_t i = begin; i < end; ++i) {
+      bool* okr = op + i * n;
+      int64_t pending = 0;
+      for (int64_t j = 0; j < n; ++j) pending += !okr[j];
+      if (pending == 0) continue;
+      const bool whole = pending * 4 > n;  // most of the row: draw it all, else block by block
+      if (whole) {
+        draw_row((uint32_t)nk0, (uint32_t)nk1, (uint64_t)i, blocks, kGaussian, x.data());
+        draw_row((uint32_t)uk0, (uint32_t)uk1, (uint64_t)i, blocks, kUniform, u.data());
+      }
+      int64_t drawn = -1;  // the block held in xb, ub
+      for (int64_t j = 0; j < n; ++j) {
+        if (okr[j]) continue;
+        float xf, uf;
+        if (whole) {
+          xf = x[j], uf = u[j];
+        } else {
+          if (j / kBlock != drawn) {
+            drawn = j / kBlock;
+            draw_block((uint32_t)nk0, (uint32_t)nk1, (uint64_t)i, drawn, kGaussian, xb);
+            draw_block((uint32_t)uk0, (uint32_t)uk1, (uint64_t)i, drawn, kUniform, ub);
+          }
+          xf = xb[j % kBlock], uf = ub[j % kBlock];
+        }
+        const int verdict = gamma_candidate(xf, uf, c, dd, gp[i * n + j]);
+        if (verdict < 0) close.store(true, std::memory_order_relaxed);
+        okr[j] = verdict > 0;
+      }
+    }
+  });
+  return !close.load();
 }

@@ -154,27 +154,62 @@ def draw_chi(key: tuple[int, int], rows: int, n: int, dof: int) -> np.ndarray:
 
     Attempt k of entry (i, j) uses entry (i, j) of its own Gaussian and uniform streams (keys
     derived from ``key`` and k), so every entry depends only on the key and its position. The
-    arithmetic runs in numpy (single-threaded, correctly rounded square roots), so the result
-    does not depend on torch's thread count. The squeeze accepts about 92% of candidates and the
-    log test most of the rest: fewer than 5% of the entries need a second attempt (1% at dof = 8,
-    0.01% at dof = 512).
+    squeeze accepts about 92% of candidates and the log test most of the rest: fewer than 5% of
+    the entries need a second attempt (1% at dof = 8, 0.01% at dof = 512). The compiled kernel
+    (``gamma_attempt``) runs the attempts entry by entry; its twin, :func:`_gamma_numpy`, runs them
+    on whole arrays in numpy (single-threaded). Both do the same float64 operations in the same
+    order with correctly rounded square roots, so the result does not depend on the path or
+    torch's thread count; the one function they do not share, log, may differ in its last place
+    between glibc and numpy, so a log test within 1e-12 of its boundary (never seen in practice)
+    sends the whole draw to numpy.
     """
     shape = dof / 2
     a = shape + 1 if shape < 1 else shape
     dd = a - 1 / 3
     c = 1 / math.sqrt(9 * dd)
+    gamma = _gamma_compiled(key, rows, n, c, dd)
+    if gamma is None:
+        gamma = _gamma_numpy(key, rows, n, c, dd)
+    if shape < 1:
+        gamma *= _uniform01(matrix_key(*key, "chi-boost"), rows, n) ** (1 / shape)
+    gamma *= 2
+    return np.sqrt(gamma, out=gamma)
 
-    def uniform(stream: tuple[int, int]) -> np.ndarray:  # in (0, 1)
-        u = draw_rows(stream, 0, rows, n, "uniform").numpy().astype(np.float64)
-        u += 1
-        u *= 0.5
-        return u
+
+def _uniform01(stream: tuple[int, int], rows: int, n: int) -> np.ndarray:
+    """The uniform stream's (rows, n) entries mapped into (0, 1), float64."""
+    u = draw_rows(stream, 0, rows, n, "uniform").numpy().astype(np.float64)
+    u += 1
+    u *= 0.5
+    return u
+
+
+def _gamma_compiled(key: tuple[int, int], rows: int, n: int, c: float, dd: float
+                    ) -> np.ndarray | None:
+    """Gamma(a) entries by the kernel's attempts, or None where it has no kernels or a log test
+    was a close call."""
+    compiled = kernels.load()
+    if compiled is None:
+        return None
+    gamma = torch.empty(rows, n, dtype=torch.float64)
+    ok = torch.zeros(rows, n, dtype=torch.bool)
+    k = 0
+    while k == 0 or not bool(ok.all()):
+        normal, uniform = matrix_key(*key, "chi-normal", k), matrix_key(*key, "chi-uniform", k)
+        if not compiled.gamma_attempt(*normal, *uniform, c, dd, gamma, ok):
+            return None
+        k += 1
+    return gamma.numpy()
+
+
+def _gamma_numpy(key: tuple[int, int], rows: int, n: int, c: float, dd: float) -> np.ndarray:
+    """Gamma(a) entries by the attempts on whole arrays (the kernel's twin)."""
 
     def candidates(k: int, where: tuple[np.ndarray, ...] | None) -> tuple[np.ndarray, np.ndarray]:
         """Attempt k at the entries ``where`` (all if None): Gamma candidates, accepted."""
         x = draw_rows(matrix_key(*key, "chi-normal", k), 0, rows, n, "gaussian").numpy()
         x = x.astype(np.float64)
-        u = uniform(matrix_key(*key, "chi-uniform", k))
+        u = _uniform01(matrix_key(*key, "chi-uniform", k), rows, n)
         if where is not None:
             x, u = x[where], u[where]
         v = x * c  # in place from here on: few fresh arrays
@@ -200,7 +235,4 @@ def draw_chi(key: tuple[int, int], rows: int, n: int, dof: int) -> np.ndarray:
         gamma[where] = np.where(accepted, again, gamma[where])
         ok[where] = accepted
         k += 1
-    if shape < 1:
-        gamma *= uniform(matrix_key(*key, "chi-boost")) ** (1 / shape)
-    gamma *= 2
-    return np.sqrt(gamma, out=gamma)
+    return gamma
