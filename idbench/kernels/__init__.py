@@ -4,8 +4,9 @@
 L1-sized scratch memory, far faster than composing them from torch operations.
 ``ellpack.cpp``: products with a sparse matrix of k entries in every row (FastJL's Q), both
 directions streaming one copy of it.
-``random_matrix.cpp``: counter-based random entries, and the dense projection's products with the
-entries drawn on the fly (random bases descent never stores its bases).
+``random_matrix.cpp``: counter-based random entries, the dense projection's products with the
+entries drawn on the fly (random bases descent keeps a step's rows for that step's update at most,
+in one reused buffer), and the rejection that draws Fastfood's chi-distributed entries.
 ``pooling.cpp``: the 2 x 2 max-pooling of LeNet and the CNN (torch's NCHW kernel is many times
 slower on the CPU). ``bindings.cpp`` makes them one Python module (the one file compiled: it
 includes the others).

@@ -2,8 +2,8 @@
 // idbench/kernels/__init__.py. It is the one translation unit of the build: it includes the
 // kernels' sources, butterfly.cpp (Walsh-Hadamard, Fastfood, CSR, permutations), ellpack.cpp
 // (FastJL's sparse rows of equal length), random_matrix.cpp (the dense projection's entries and
-// products) and pooling.cpp (the models' 2 x 2 max-pooling), so that torch's large headers are
-// compiled once.
+// products, Fastfood's chi entries) and pooling.cpp (the models' 2 x 2 max-pooling), so that
+// torch's large headers are compiled once.
 
 #include "butterfly.cpp"
 #include "ellpack.cpp"

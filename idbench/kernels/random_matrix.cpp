@@ -1,5 +1,6 @@
 // The dense projection's random entries, drawn by a counter-based generator, and its products
-// computed from entries regenerated on the fly (never stored), for CPU tensors.
+// computed from entries regenerated on the fly (an adjoint may keep the rows it drew for the next
+// product), for CPU tensors; and the rejection attempts of Fastfood's chi-distributed entries.
 //
 // Entry (i, j) depends only on the key, i and j (see random_matrix.py, whose pure-torch twin
 // draws the very same bits): Philox4x32-10 (Salmon et al. 2011) of the counter
