@@ -299,44 +299,52 @@ void csr_transposed_matvec(const at::Tensor& crow, const at::Tensor& col, const 
 // The stable argsort of every row of x (rows x n, float32 in [0, 1) on the 2^-24 grid, as
 // torch.rand draws them) by a radix sort of the 24-bit integers x * 2^24: three stable counting
 // passes of 8 bits, O(n) per row; equal keys keep their order, as in torch.argsort(stable=True).
-// A row with a value off the grid is flagged in ``off_grid`` instead, for the caller to sort with
-// torch. Returns (perm int64, off_grid).
+// Each element is its key and index packed in one 64-bit word, so a pass moves one word, and the
+// three passes' counts are taken in one read. A row with a value off the grid is flagged in
+// ``off_grid`` instead, for the caller to sort with torch. Returns (perm int64, off_grid).
 std::vector<at::Tensor> argsort_uniform_rows(const at::Tensor& x) {
   check_cpu_contiguous(x, "x");
   TORCH_CHECK(x.dim() == 2 && x.scalar_type() == at::kFloat, "x must be a 2-d float32 tensor");
   const int64_t rows = x.size(0), n = x.size(1);
+  TORCH_CHECK(n < (int64_t(1) << 32), "rows longer than 2^32 are not supported");
   at::Tensor perm = at::empty({rows, n}, x.options().dtype(at::kLong));
   at::Tensor off_grid = at::zeros({rows}, x.options().dtype(at::kBool));
   const float* xp = x.data_ptr<float>();
   int64_t* pp = perm.data_ptr<int64_t>();
   bool* tp = off_grid.data_ptr<bool>();
   at::parallel_for(0, rows, 1, [&](int64_t begin, int64_t end) {
-    std::vector<uint32_t> key(n), key_out(n);
-    std::vector<int64_t> index(n), index_out(n);
+    std::vector<uint64_t> a(n), b(n);  // (key << 32) | index
     for (int64_t r = begin; r < end; ++r) {
       const float* xr = xp + r * n;
       bool on_grid = true;
+      uint32_t count[3][256] = {};
       for (int64_t i = 0; i < n; ++i) {
         const float scaled = xr[i] * 16777216.0f;  // exact: a power of two
         on_grid = on_grid && scaled >= 0.0f && scaled < 16777216.0f &&
                   static_cast<float>(static_cast<uint32_t>(scaled)) == scaled;
-        key[i] = on_grid ? static_cast<uint32_t>(scaled) : 0;
-        index[i] = i;
+        const uint32_t key = on_grid ? static_cast<uint32_t>(scaled) : 0;
+        a[i] = (static_cast<uint64_t>(key) << 32) | static_cast<uint64_t>(i);
+        ++count[0][key & 255];
+        ++count[1][(key >> 8) & 255];
+        ++count[2][key >> 16];
       }
       if (!on_grid) { tp[r] = true; continue; }
-      for (int shift = 0; shift < 24; shift += 8) {
-        int64_t start[257] = {0};
-        for (int64_t i = 0; i < n; ++i) ++start[((key[i] >> shift) & 255) + 1];
-        for (int b = 0; b < 256; ++b) start[b + 1] += start[b];
-        for (int64_t i = 0; i < n; ++i) {
-          const int64_t at = start[(key[i] >> shift) & 255]++;
-          key_out[at] = key[i];
-          index_out[at] = index[i];
+      for (int pass = 0; pass < 3; ++pass) {
+        uint32_t start[256];
+        uint32_t total = 0;
+        for (int d = 0; d < 256; ++d) {
+          start[d] = total;
+          total += count[pass][d];
         }
-        key.swap(key_out);
-        index.swap(index_out);
+        const int shift = 32 + 8 * pass;
+        for (int64_t i = 0; i < n; ++i) {
+          const uint64_t v = a[i];
+          b[start[(v >> shift) & 255]++] = v;
+        }
+        a.swap(b);
       }
-      std::copy(index.begin(), index.end(), pp + r * n);
+      int64_t* out = pp + r * n;
+      for (int64_t i = 0; i < n; ++i) out[i] = static_cast<int64_t>(a[i] & 0xffffffffu);
     }
   });
   return {perm, off_grid};
