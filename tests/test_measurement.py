@@ -146,7 +146,7 @@ def test_bad_storage_and_output_folder_fail_before_training(tmp_path):
 def test_cli_measure_json_on_digits(tmp_path):
     command = [
         sys.executable, "-m", "idbench.cli", "measure", "--model", "fc[depth=1,width=16]",
-        "--dataset", "digits", "--projection", "sparse", "--seeds", "2", "--epochs", "8",
+        "--dataset", "digits", "--projection", "sparse", "--draws", "2", "--seeds", "1", "--epochs", "8",
         "--d-min", "8", "--d-max", "1200", "--resolution", "0.15", "--tune-trials", "4",
         "--out", str(tmp_path), "--json",
     ]
