@@ -24,7 +24,6 @@ step (a fresh one would cost its page faults every step); a product uses them on
 projection's adjoint has written that buffer since.
 """
 
-
 from __future__ import annotations
 
 import threading
@@ -73,6 +72,7 @@ class DenseProjection(Projection):
         self._norms_ready = False
         self._kept: list[tuple[int, torch.Tensor]] | None = None  # an adjoint's chunks, see KEEP_BYTES
         self._kept_token: object | None = None  # the compiled path's kept rows, see _KeptRows
+        self._kept_shape = (D, -(-d // _BLOCK) * _BLOCK)
         self._squares: torch.Tensor | None = None  # scratch of _sq_norms
         if not self.regenerate:
             matrix = torch.empty(D, d, dtype=dtype)
@@ -130,23 +130,23 @@ class DenseProjection(Projection):
     def _keep_rows(self) -> torch.Tensor:
         """This thread's buffer for the rows the kernel's adjoint draws, marked as this
         projection's (empty where they exceed ``KEEP_BYTES``: then nothing is kept)."""
-        width = -(-self.d // _BLOCK) * _BLOCK
+        rows, width = self._kept_shape
         self._kept_token = None
-        if self.D * width * 4 > KEEP_BYTES:
+        if rows * width * 4 > KEEP_BYTES:
             return torch.empty(0)
-        if _KEPT_ROWS.buffer is None or _KEPT_ROWS.buffer.numel() < self.D * width:
+        if _KEPT_ROWS.buffer is None or _KEPT_ROWS.buffer.numel() < rows * width:
             _KEPT_ROWS.buffer = None  # freed before its successor is allocated
-            _KEPT_ROWS.buffer = torch.empty(self.D * width, dtype=torch.float32)
+            _KEPT_ROWS.buffer = torch.empty(rows * width, dtype=torch.float32)
         self._kept_token = _KEPT_ROWS.token = object()
-        return _KEPT_ROWS.buffer[: self.D * width].view(self.D, width)
+        return _KEPT_ROWS.buffer[: rows * width].view(rows, width)
 
     def _take_kept_rows(self) -> torch.Tensor | None:
         """The rows this projection's last adjoint kept, once, if no other adjoint overwrote them."""
         token, self._kept_token = self._kept_token, None
         if token is None or token is not _KEPT_ROWS.token:
             return None
-        width = -(-self.d // _BLOCK) * _BLOCK
-        return _KEPT_ROWS.buffer[: self.D * width].view(self.D, width)
+        rows, width = self._kept_shape
+        return _KEPT_ROWS.buffer[: rows * width].view(rows, width)
 
     def _fused_adjoint(self, compiled, g: torch.Tensor) -> torch.Tensor:
         """P^T g (g: (m, D), m >= 0) by the kernel, setting the column norms on its first call and

@@ -158,10 +158,10 @@ def draw_chi(key: tuple[int, int], rows: int, n: int, dof: int) -> np.ndarray:
     the entries need a second attempt (1% at dof = 8, 0.01% at dof = 512). The compiled kernel
     (``gamma_attempt``) runs the attempts entry by entry; its twin, :func:`_gamma_numpy`, runs them
     on whole arrays in numpy (single-threaded). Both do the same float64 operations in the same
-    order with correctly rounded square roots, so the result does not depend on the path or
-    torch's thread count; the one function they do not share, log, may differ in its last place
-    between glibc and numpy, so a log test within 1e-12 of its boundary (never seen in practice)
-    sends the whole draw to numpy.
+    order, then numpy takes the correctly rounded square roots, so the result does not depend on
+    the path or torch's thread count; the one function they do not share, log, may differ in its
+    last place between glibc and numpy, so a log test within 1e-12 of its boundary (never seen in
+    practice) sends the whole draw to numpy.
     """
     shape = dof / 2
     a = shape + 1 if shape < 1 else shape
