@@ -24,4 +24,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("random_product", &random_product, "A s, A drawn on the fly");
   m.def("kept_product", &kept_product, "A s, A's rows as random_adjoint kept them");
   m.def("gamma_attempt", &gamma_attempt, "one attempt of draw_chi's Gamma rejection");
+  m.def("matrix_product", &matrix_product, "[base +] A s for a stored matrix A");
+  m.def("matrix_adjoint", &matrix_adjoint, "A^T g for a stored matrix A");
 }

@@ -357,3 +357,90 @@ bool gamma_attempt(int64_t nk0, int64_t nk1, int64_t uk0, int64_t uk1, double c,
   });
   return !close.load();
 }
+
+namespace {
+
+constexpr int64_t kLanes = 8;
+
+// The sum of a row's products with s, 4 accumulators of 8 lanes over columns j = 32 q + 8 a +
+// lane, then the accumulators and lanes pairwise, then the tail (d not a multiple of 32) in order.
+inline float row_dot(const float* e, const float* s, int64_t d) {
+  f8 acc[4] = {splat(0.0f), splat(0.0f), splat(0.0f), splat(0.0f)};
+  int64_t j = 0;
+  for (; j + 4 * kLanes <= d; j += 4 * kLanes)
+    for (int a = 0; a < 4; ++a)
+      acc[a] = acc[a] + *(const f8*)(e + j + a * kLanes) * *(const f8*)(s + j + a * kLanes);
+  const f8 sum = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+  float total = ((sum[0] + sum[4]) + (sum[2] + sum[6])) + ((sum[1] + sum[5]) + (sum[3] + sum[7]));
+  for (; j < d; ++j) total += e[j] * s[j];
+  return total;
+}
+
+}  // namespace
+
+// out (m, D) = [base +] A s for a stored matrix A (D, d) and s (m, d): each output is its row's
+// dot product (row_dot), so any thread count gives the same bits. base: (D) shared, or (m, D).
+void matrix_product(const at::Tensor& matrix, const at::Tensor& s, const c10::optional<at::Tensor>& base,
+                    const at::Tensor& out) {
+  check(matrix, "matrix");
+  check(s, "s");
+  check(out, "out");
+  const int64_t D = matrix.size(0), d = matrix.size(1), m = s.size(0);
+  TORCH_CHECK(s.size(1) == d && out.size(0) == m && out.size(1) == D, "shapes do not match");
+  const float* bp = nullptr;
+  bool shared = true;
+  if (base.has_value()) {
+    check(*base, "base");
+    shared = base->dim() == 1;
+    bp = base->data_ptr<float>();
+  }
+  const float* ap = matrix.data_ptr<float>();
+  const float* sp = s.data_ptr<float>();
+  float* op = out.data_ptr<float>();
+  at::parallel_for(0, D, 256, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i)
+      for (int64_t r = 0; r < m; ++r) {
+        const float dot = row_dot(ap + i * d, sp + r * d, d);
+        op[r * D + i] = bp ? bp[(shared ? 0 : r * D) + i] + dot : dot;
+      }
+  });
+}
+
+// out (m, d) = A^T g for a stored matrix A (D, d) and g (m, D): rows summed in blocks of 256
+// (float32, row order), the blocks' sums then in block order (float64), as random_adjoint does.
+void matrix_adjoint(const at::Tensor& matrix, const at::Tensor& g, const at::Tensor& out) {
+  check(matrix, "matrix");
+  check(g, "g");
+  check(out, "out");
+  const int64_t D = matrix.size(0), d = matrix.size(1), m = g.size(0);
+  TORCH_CHECK(g.size(1) == D && out.size(0) == m && out.size(1) == d, "shapes do not match");
+  const int64_t width = (d + kLanes - 1) / kLanes * kLanes, row_blocks = (D + kRowBlock - 1) / kRowBlock;
+  std::vector<float> shares(row_blocks * m * width);
+  const float* ap = matrix.data_ptr<float>();
+  const float* gp = g.data_ptr<float>();
+  at::parallel_for(0, row_blocks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t rb = begin; rb < end; ++rb) {
+      float* acc = shares.data() + rb * m * width;
+      std::fill(acc, acc + m * width, 0.0f);
+      for (int64_t i = rb * kRowBlock; i < std::min(D, (rb + 1) * kRowBlock); ++i) {
+        const float* e = ap + i * d;
+        for (int64_t r = 0; r < m; ++r) {
+          const float gi = gp[r * D + i];
+          const f8 gv = splat(gi);
+          float* a = acc + r * width;
+          int64_t j = 0;
+          for (; j + kLanes <= d; j += kLanes) *(f8*)(a + j) = *(f8*)(a + j) + gv * *(const f8*)(e + j);
+          for (; j < d; ++j) a[j] += gi * e[j];
+        }
+      }
+    }
+  });
+  std::vector<double> total(m * width, 0.0);
+  for (int64_t rb = 0; rb < row_blocks; ++rb) {
+    const float* acc = shares.data() + rb * m * width;
+    for (int64_t k = 0; k < m * width; ++k) total[k] += acc[k];
+  }
+  float* op = out.data_ptr<float>();
+  for (int64_t r = 0; r < m; ++r)
+    for (int64_t j = 0; j < d; ++j) op[r * d + j] = (float)total[r * width + j];
+}

@@ -8,7 +8,9 @@ column is normalised to unit norm, so the entries have mean 0 and mean square 1/
 The entries come from a counter-based generator (:mod:`idbench.projections.random_matrix`): entry
 (i, j) depends only on the seed, i and j, so any row can be drawn alone. The cost is reading
 D x d numbers per product, so the stored matrix is bound by memory bandwidth and holds D * d * 4
-bytes (float32): 0.8 GB for D = 199,210, d = 1000.
+bytes (float32): 0.8 GB for D = 199,210, d = 1000. On the CPU (float32) the compiled kernels
+stream it once per product, row by row, in a fixed order (the same bits at any thread count),
+and add theta0 in the same pass; elsewhere torch multiplies.
 
 ``regenerate=True`` stores nothing and draws the entries again for each product: the same P up to
 floating-point rounding, in O(d) memory, with time spent drawing numbers. On the CPU (float32)
@@ -33,7 +35,7 @@ import torch
 
 from idbench import kernels
 from idbench.errors import IdbenchError
-from idbench.projections.base import PROJECTIONS, Projection
+from idbench.projections.base import PROJECTIONS, Projection, batch_base
 from idbench.projections.random_matrix import DISTRIBUTIONS, draw_rows, matrix_key
 
 _CHUNK_ELEMENTS = 1 << 22  # 16 MB of float32 per generated chunk
@@ -122,10 +124,23 @@ class DenseProjection(Projection):
         self._norms_ready = True
 
     def _compiled(self, x: torch.Tensor):
-        """The kernels that draw and multiply in one pass, where they serve ``x``, else None."""
-        if not self.regenerate or x.dtype != torch.float32:
+        """The compiled kernels where they serve ``x`` (float32 on the CPU), else None."""
+        if x.dtype != torch.float32 or self.dtype != torch.float32:
             return None
         return kernels.for_tensor(x)
+
+    def _stored_product(self, z: torch.Tensor, base: torch.Tensor | None) -> torch.Tensor:
+        """[base +] P z with the stored matrix: the kernel's one pass, else torch's product."""
+        compiled = self._compiled(z)
+        if compiled is None:
+            out = z @ self.matrix.T
+            return out if base is None else base + out
+        batch = z.shape[:-1]
+        flat = z.reshape(-1, self.d).contiguous()
+        out = flat.new_empty(flat.shape[0], self.D)
+        compiled.matrix_product(self.matrix, flat,
+                                None if base is None else batch_base(base, batch, self.D), out)
+        return out.view(*batch, self.D)
 
     def _keep_rows(self) -> torch.Tensor:
         """This thread's buffer for the rows the kernel's adjoint draws, marked as this
@@ -159,9 +174,13 @@ class DenseProjection(Projection):
             self._set_norms(squares)
         return out * self.inv_norms
 
+    def _matvec_add(self, base: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        # base + P z (used by SubspaceModel for theta0 + P z): in the stored product's one pass
+        return self._stored_product(z, base) if not self.regenerate else base + self._matvec(z)
+
     def _matvec(self, z: torch.Tensor) -> torch.Tensor:
         if not self.regenerate:
-            return z @ self.matrix.T
+            return self._stored_product(z, None)
         compiled = self._compiled(z)
         if compiled is not None:
             if not self._norms_ready:  # a product before any adjoint: one pass for the norms
@@ -187,9 +206,13 @@ class DenseProjection(Projection):
         return out
 
     def _rmatvec(self, g: torch.Tensor) -> torch.Tensor:
-        if not self.regenerate:
-            return g @ self.matrix
         compiled = self._compiled(g)
+        if not self.regenerate:
+            if compiled is None:
+                return g @ self.matrix
+            out = g.new_empty(g.reshape(-1, self.D).shape[0], self.d)
+            compiled.matrix_adjoint(self.matrix, g.reshape(-1, self.D).contiguous(), out)
+            return out.view(*g.shape[:-1], self.d)
         if compiled is not None:
             out = self._fused_adjoint(compiled, g.reshape(-1, self.D).contiguous())
             return out.view(*g.shape[:-1], self.d)

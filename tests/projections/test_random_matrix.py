@@ -212,6 +212,36 @@ def test_a_product_before_any_adjoint_reads_the_rows_its_norm_pass_drew(counting
     assert torch.equal(first, fly(z))
 
 
+@pytest.mark.parametrize("D,d,m", [(1000, 37, 1), (777, 64, 3), (513, 1, 1), (3000, 250, 2),
+                                   (2050, 7, 1)])
+def test_the_stored_matrix_products_by_the_kernel_equal_torchs_to_rounding(D, d, m, counting,
+                                                                           monkeypatch):
+    """The stored matrix streamed by the kernel (base + P z in one pass, P^T g in row blocks):
+    torch's products up to float rounding, batched or not, with a shared or a per-row base; and
+    the same bits at 1 and 2 threads."""
+    p = projections.create("dense", D=D, d=d, seed=5)
+    gen = torch.Generator().manual_seed(D)
+    z, g = torch.randn(m, d, generator=gen), torch.randn(m, D, generator=gen)
+    bases = torch.randn(D, generator=gen), torch.randn(m, D, generator=gen)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = [p(z), p.adjoint(g), *(p._matvec_add(base, z) for base in bases)]
+        torch.set_num_threads(2)
+        two = [p(z), p.adjoint(g), *(p._matvec_add(base, z) for base in bases)]
+    finally:
+        torch.set_num_threads(threads)
+    products = {name: n for name, n in counting.calls.items() if name.startswith("matrix")}
+    assert products == {"matrix_product": 6, "matrix_adjoint": 2}
+    assert all(torch.equal(a, b) for a, b in zip(one, two))
+    assert torch.allclose(one[0], z @ p.matrix.T, rtol=1e-5, atol=1e-6)
+    assert torch.allclose(one[1], g @ p.matrix, rtol=1e-5, atol=1e-5)
+    for base, fused in zip(bases, one[2:]):
+        assert torch.allclose(fused, base + z @ p.matrix.T, rtol=1e-5, atol=1e-6)
+    monkeypatch.setattr(kernels, "for_tensor", lambda x: None)  # torch's products elsewhere
+    assert torch.allclose(p(z[0]), one[0][0], rtol=1e-5, atol=1e-6)
+
+
 def test_the_fused_products_do_not_depend_on_the_thread_count(compiled):
     """Rows are summed in fixed blocks and the blocks in a fixed order (this test sets threads)."""
     fly = projections.create("dense[regenerate=true]", D=5000, d=90, seed=2)
