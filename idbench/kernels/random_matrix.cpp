@@ -162,6 +162,17 @@ void check(const at::Tensor& t, const char* name) {
               name, " must be a contiguous float32 CPU tensor");
 }
 
+// The adjoints' per-block sums (blocks x size, float32) added in block order in float64, so the
+// result does not depend on how the blocks were spread over threads.
+std::vector<double> block_totals(const std::vector<float>& shares, int64_t blocks, int64_t size) {
+  std::vector<double> total(size, 0.0);
+  for (int64_t rb = 0; rb < blocks; ++rb) {
+    const float* acc = shares.data() + rb * size;
+    for (int64_t k = 0; k < size; ++k) total[k] += acc[k];
+  }
+  return total;
+}
+
 }  // namespace
 
 // out (rows, d): rows row0 .. row0 + rows - 1 of the matrix.
@@ -218,11 +229,7 @@ void random_adjoint(int64_t k0, int64_t k1, int64_t dist, const at::Tensor& g, c
       }
     }
   });
-  std::vector<double> total((m + 1) * width, 0.0);
-  for (int64_t rb = 0; rb < row_blocks; ++rb) {
-    const float* acc = shares.data() + rb * (m + 1) * width;
-    for (int64_t k = 0; k < (m + 1) * width; ++k) total[k] += acc[k];
-  }
+  const std::vector<double> total = block_totals(shares, row_blocks, (m + 1) * width);
   float* op = out.data_ptr<float>();
   for (int64_t r = 0; r < m; ++r)
     for (int64_t j = 0; j < d; ++j) op[r * d + j] = (float)total[r * width + j];
@@ -273,7 +280,8 @@ void random_product(int64_t k0, int64_t k1, int64_t dist, const at::Tensor& s, c
 void kept_product(const at::Tensor& rows, const at::Tensor& s, const at::Tensor& out) {
   check(rows, "rows");
   const int64_t width = rows.size(1);
-  TORCH_CHECK(rows.dim() == 2 && rows.size(0) == out.size(1) && width == (s.size(1) + kBlock - 1) / kBlock * kBlock,
+  TORCH_CHECK(rows.dim() == 2 && rows.size(0) == out.size(1) &&
+                  width == (s.size(1) + kBlock - 1) / kBlock * kBlock,
               "rows must be (D, d rounded up to 32)");
   const float* rp = rows.data_ptr<float>();
   product(s, out, width, [&](int64_t i, float*) { return rp + i * width; });
@@ -435,11 +443,7 @@ void matrix_adjoint(const at::Tensor& matrix, const at::Tensor& g, const at::Ten
       }
     }
   });
-  std::vector<double> total(m * width, 0.0);
-  for (int64_t rb = 0; rb < row_blocks; ++rb) {
-    const float* acc = shares.data() + rb * m * width;
-    for (int64_t k = 0; k < m * width; ++k) total[k] += acc[k];
-  }
+  const std::vector<double> total = block_totals(shares, row_blocks, m * width);
   float* op = out.data_ptr<float>();
   for (int64_t r = 0; r < m; ++r)
     for (int64_t j = 0; j < d; ++j) op[r * d + j] = (float)total[r * width + j];
