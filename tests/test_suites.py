@@ -488,8 +488,9 @@ def test_missing_required_key(tmp_path: Path) -> None:
 
 
 def test_fashion_mnist_leaderboard_suites_hold_the_cells_issue_13_asks_for() -> None:
-    """The flagship (fpd x four projections, kron and kron_sparse (issue 14), rbd on Fastfood with and without
-    layer compartments), the budget suite (Fastfood at 1, 2, 5, 10 epochs) and the FC family (depth x width)."""
+    """The flagship (fpd x four projections, kron and kron_sparse (issue 14), rbd on Fastfood with
+    and without layer compartments), the budget suite (Fastfood at 1, 2, 5, 10 epochs, and 20 to
+    check the plateau) and the FC family (depth x width)."""
     flagship = [c.config for c in load_suite("fashion-mnist-1epoch").cells()]
     assert {(str(c.model), str(c.projection), str(c.method), c.compartments) for c in flagship} == {
         (m, p, "fpd", None) for m in ("fc[depth=2,width=200]", "lenet")
@@ -498,7 +499,7 @@ def test_fashion_mnist_leaderboard_suites_hold_the_cells_issue_13_asks_for() -> 
     assert {c.seeds for c in flagship} == {3}
     budget = [c.config for c in load_suite("fashion-mnist-budget").cells()]
     assert sorted((str(c.model), c.epochs) for c in budget) == sorted(
-        (m, e) for m in ("fc[depth=2,width=200]", "lenet") for e in (1, 2, 5, 10))
+        (m, e) for m in ("fc[depth=2,width=200]", "lenet") for e in (1, 2, 5, 10, 20))
     assert {(str(c.projection), str(c.method), c.seeds) for c in budget} == {("fastfood", "fpd", 3)}
     family = [c.config for c in load_suite("fashion-mnist-fc-family").cells()]
     assert {str(c.model) for c in family} == {f"fc[depth={k},width={w}]" for k in (1, 2, 3)
