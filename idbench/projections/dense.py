@@ -210,8 +210,9 @@ class DenseProjection(Projection):
         if not self.regenerate:
             if compiled is None:
                 return g @ self.matrix
-            out = g.new_empty(g.reshape(-1, self.D).shape[0], self.d)
-            compiled.matrix_adjoint(self.matrix, g.reshape(-1, self.D).contiguous(), out)
+            flat = g.reshape(-1, self.D).contiguous()
+            out = g.new_empty(flat.shape[0], self.d)
+            compiled.matrix_adjoint(self.matrix, flat, out)
             return out.view(*g.shape[:-1], self.d)
         if compiled is not None:
             out = self._fused_adjoint(compiled, g.reshape(-1, self.D).contiguous())
