@@ -6,7 +6,7 @@ projection, rate) with the real trainer at the protocol of ``suites/gressmann202
 (FC-128, Fashion-MNIST augmented as the paper did, batch 32, plain SGD, constant rate, 10,000
 images held out), with no retries, and prints where each ended::
 
-    {"method", "projection", "lr", "val_score", "val_loss", "diverged", "steps"}
+    {"dataset", "method", "projection", "lr", "val_score", "val_loss", "diverged", "steps"}
 
     python benchmarks/subspace_rate_scan.py [--steps 1563] [--rates 0.25,1,4,16,64]
 """
@@ -28,7 +28,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="fc[depth=1,width=128]")
     parser.add_argument("--dataset", default=DATASET)
-    parser.add_argument("--combos", default="rbd:fastfood,fpd:fastfood", help="method:projection")
+    parser.add_argument("--combos", default="rbd:fastfood,fpd:fastfood",
+                        help="method:projection, or sgd:none for full-space training")
     parser.add_argument("--rates", default="0.25,1,4,16,64")
     parser.add_argument("--d", type=int, default=250)
     parser.add_argument("--steps", type=int, default=1563, help="default: one epoch")
@@ -39,13 +40,16 @@ def main(argv: list[str] | None = None) -> None:
     data = idbench.data.load(args.dataset, download=False, val_fraction=0.16667)
     for combo in args.combos.split(","):
         method, projection = combo.split(":")
+        full = projection == "none"
         for lr in map(float, args.rates.split(",")):
             spec = RunSpec(model=args.model, dataset=args.dataset, seed=args.seed, lr=lr,
-                           momentum=0.0, method=method, projection=projection, d=args.d,
+                           momentum=0.0, method="fpd" if full else method,
+                           projection=None if full else projection, d=None if full else args.d,
                            batch_size=32, schedule="constant", warmup=0.0, steps=args.steps,
                            val_fraction=0.16667)
             result = run(spec, data, max_retries=0)
-            print(json.dumps({"method": method, "projection": projection, "lr": lr,
+            print(json.dumps({"dataset": args.dataset, "method": method,
+                              "projection": projection, "lr": lr,
                               "val_score": round(result.val_score, 4),
                               "val_loss": round(result.val_loss, 4), "diverged": result.diverged,
                               "steps": result.steps}), flush=True)
