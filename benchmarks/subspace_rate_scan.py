@@ -6,9 +6,13 @@ projection, rate) with the real trainer at the protocol of ``suites/gressmann202
 (FC-128, Fashion-MNIST augmented as the paper did, batch 32, plain SGD, constant rate, 10,000
 images held out), with no retries, and prints where each ended::
 
-    {"dataset", "method", "projection", "lr", "val_score", "val_loss", "diverged", "steps"}
+    {"dataset", "init", "method", "projection", "lr", "val_score", "val_loss", "diverged", "steps"}
 
     python benchmarks/subspace_rate_scan.py [--steps 1563] [--rates 0.25,1,4,16,64]
+
+``--init keras`` re-initialises every linear and convolutional layer as Keras does (Glorot-uniform
+weights, zero biases), the initialisation of the random-bases study's TensorFlow code, so that a
+difference from its published numbers can be traced to theta0 or ruled out.
 """
 
 from __future__ import annotations
@@ -17,11 +21,22 @@ import argparse
 import json
 
 import torch
+from torch import nn
 
 import idbench.data
+import idbench.train
 from idbench.train import RunSpec, run
 
 DATASET = "fashion-mnist[augment=true,padding=3,brightness=0.5]"
+
+
+def keras_init(net: nn.Module) -> nn.Module:
+    """Glorot-uniform weights and zero biases, in place (tf.keras's Dense and Conv2D defaults)."""
+    for module in net.modules():
+        if isinstance(module, (nn.Linear, nn.Conv2d)):
+            nn.init.xavier_uniform_(module.weight)
+            nn.init.zeros_(module.bias)
+    return net
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -35,8 +50,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=1563, help="default: one epoch")
     parser.add_argument("--seed", type=int, default=10_000)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--init", choices=["torch", "keras"], default="torch")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.init == "keras":
+        create = idbench.train.models.create
+        idbench.train.models.create = lambda *a, **k: keras_init(create(*a, **k))
     data = idbench.data.load(args.dataset, download=False, val_fraction=0.16667)
     for combo in args.combos.split(","):
         method, projection = combo.split(":")
@@ -48,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
                            batch_size=32, schedule="constant", warmup=0.0, steps=args.steps,
                            val_fraction=0.16667)
             result = run(spec, data, max_retries=0)
-            print(json.dumps({"dataset": args.dataset, "method": method,
+            print(json.dumps({"dataset": args.dataset, "init": args.init, "method": method,
                               "projection": projection, "lr": lr,
                               "val_score": round(result.val_score, 4),
                               "val_loss": round(result.val_loss, 4), "diverged": result.diverged,
