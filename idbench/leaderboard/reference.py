@@ -10,9 +10,10 @@ A shipped suite may come with its paper's numbers in a CSV file next to it,
 ``mean`` and ``sd``: the published score in percent (mean and standard deviation over its runs);
 ``d`` empty and method ``sgd``: the full-space baseline. The board of that suite then has one row
 per reference row and matching idbench cell (same dataset name, model spec and method; each
-projection of it): the published score beside idbench's score at that d (the cell's baseline for
-the full-space row), as mean ± sd over seeds, and the difference in points, marked where it
-exceeds twice the two spreads combined.
+projection, dataset option and budget of it, the full-space row once per dataset and budget): the
+published score beside idbench's score at that d (the cell's baseline for the full-space row), as
+mean ± sd over seeds, and the difference in points, marked where it exceeds twice the two spreads
+combined.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from idbench.leaderboard.tables import fmt_value
 from idbench.registry import parse_spec
 from idbench.suites import SUITES_DIR
 
-HEADERS = ["Model", "Method", "Epochs", "Published", "idbench", "Δ (points)"]
+HEADERS = ["Model", "Data", "Method", "Epochs", "Published", "idbench", "Δ (points)"]
 SCHEMA = {"source": pl.String, "dataset": pl.String, "model": pl.String, "method": pl.String,
           "basis": pl.String, "d": pl.Int64, "mean": pl.Float64, "sd": pl.Float64}
 
@@ -64,7 +65,12 @@ def view(df: pl.DataFrame) -> tuple[list[str], list[list[str]]]:
         matches = [r for r in df.iter_rows(named=True)
                    if parse_spec(r["dataset"])[0] == ref["dataset"] and r["model"] == ref["model"]
                    and (full or r["method"] == ref["method"])]
-        for row in matches[:1] if full else matches:
+        if full:  # one baseline row per dataset and budget
+            firsts: dict[tuple, dict] = {}
+            for r in matches:
+                firsts.setdefault((r["dataset"], r["epochs"]), r)
+            matches = list(firsts.values())
+        for row in matches:
             score = _score(row, ref)
             if score is None:
                 continue
@@ -72,7 +78,7 @@ def view(df: pl.DataFrame) -> tuple[list[str], list[list[str]]]:
             beyond = abs(delta) > 2 * math.hypot(score[1], ref["sd"])
             basis = "full space" if full else row["projection"]
             published = "full space" if full else f"{ref['basis']}, d = {ref['d']}"
-            rows.append([ref["model"], ref["method"], fmt_value(row["epochs"]),
+            rows.append([ref["model"], row["dataset"], ref["method"], fmt_value(row["epochs"]),
                          f"{ref['mean']:.2f} ± {ref['sd']:.2f} ({published})",
                          f"{score[0]:.2f} ± {score[1]:.2f} ({basis})",
                          f"{delta:+.2f}{' *' if beyond else ''}"])

@@ -115,12 +115,12 @@ def test_the_board_draws_the_curves_and_sets_the_published_numbers_beside(
     assert "val_vs_epochs.png" in paths and "val_vs_epochs.svg" in paths
     markdown = (tmp_path / "board" / "leaderboard.md").read_text()
     rows = [line for line in markdown.splitlines()
-            if line.startswith(f"| {MODEL} |") and line.split(" | ")[1] in ("sgd", "fpd", "rbd")]
+            if line.startswith(f"| {MODEL} |") and line.split(" | ")[2] in ("sgd", "fpd", "rbd")]
     # sgd: the baseline (89 ± 1); rbd at 250: (0.8 + 0.9) / 2; fpd at 500: no cell measured it
-    assert rows == [f"| {MODEL} | sgd | 3 | 89.50 ± 0.20 (full space) | 89.00 ± 1.00 (full "
-                    "space) | -0.50 |",
-                    f"| {MODEL} | rbd | 3 | 80.00 ± 0.10 (gaussian, d = 250) | 85.00 ± 7.07 "
-                    "(dense) | +5.00 |"]
+    assert rows == [f"| {MODEL} | {DATA} | sgd | 3 | 89.50 ± 0.20 (full space) | 89.00 ± 1.00 "
+                    "(full space) | -0.50 |",
+                    f"| {MODEL} | {DATA} | rbd | 3 | 80.00 ± 0.10 (gaussian, d = 250) | 85.00 ± "
+                    "7.07 (dense) | +5.00 |"]
     assert "Paper 2020, Fig. 1" in markdown
     html = (tmp_path / "board" / "leaderboard.html").read_text()
     assert 'id="reference"' in html and "against epochs, per method" in html
@@ -131,3 +131,26 @@ def test_the_board_draws_the_curves_and_sets_the_published_numbers_beside(
         "val_vs_epochs.png"].read_bytes()  # from the stored parquet, the same figure
     monkeypatch.setattr(reference, "SUITES_DIR", tmp_path / "none")
     assert not reference.applies(table(measurements, runs))
+
+
+def test_the_published_baseline_sits_beside_each_dataset_and_budget_of_the_network(
+        store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Cells of one network on the dataset with and without options, and at another budget: the
+    full-space row appears once per (dataset, epochs), each with that cell's baseline, and the
+    Data column tells them apart."""
+    measurements, runs = store
+    (tmp_path / "fake.reference.csv").write_text(
+        "source,dataset,model,method,basis,d,mean,sd\n"
+        f'"Paper 2020, Fig. 1",fashion-mnist,"{MODEL}",sgd,,,89.5,0.2\n')
+    monkeypatch.setattr(reference, "SUITES_DIR", tmp_path)
+    fpd = measurements.filter(pl.col("cell") == "c-fpd")
+    plain = fpd.with_columns(pl.lit("c-plain").alias("cell"), pl.lit("fashion-mnist").alias(
+        "dataset"), pl.lit(0.87).alias("baseline_mean"))
+    longer = fpd.with_columns(pl.lit("c-long").alias("cell"), pl.lit(30.0).alias("epochs"),
+                              pl.lit(0.9).alias("baseline_mean"))
+    headers, rows = reference.view(table(pl.concat([measurements, plain, longer]), runs))
+    assert headers[1] == "Data"
+    assert sorted((r[1], r[3], r[5]) for r in rows) == [
+        ("fashion-mnist", "3", "87.00 ± 1.00 (full space)"),
+        (DATA, "3", "89.00 ± 1.00 (full space)"),
+        (DATA, "30", "90.00 ± 1.00 (full space)")]
