@@ -3,7 +3,8 @@
 Every run row stores its history: one entry per evaluation, with the step and the validation
 score. On a board whose cells each measure one d (a fixed-d study, ``grid: [d]``), each method of
 a network is one curve: the runs of its seeds at that d, and, for the full-space baseline, the
-baseline's runs (shared by the network's cells, each counted once). At every evaluation the curve
+baseline's runs (shared by the network's cells of one budget, each counted once). Where a network
+has cells at several budgets, each budget is a curve of its own, its label naming the epochs. At every evaluation the curve
 is the mean over seeds, with their lowest and highest score, against epochs (the step over the
 run's steps per epoch), so a reader sees whether a run was still climbing when its budget ended.
 Cells measured at several d (a d search) have no such curve.
@@ -24,17 +25,27 @@ SERIES = ["dataset", "model", "label"]  # one curve per network and method
 COLUMNS = [*SERIES, "epoch", "mean", "low", "high", "seeds"]
 
 
-def _single_d_cells(df: pl.DataFrame, runs: pl.DataFrame) -> dict[str, str]:
-    """Cell key -> curve label, for every board cell whose probe runs lie at one d."""
+def _single_d(df: pl.DataFrame, runs: pl.DataFrame) -> pl.DataFrame:
+    """The board rows of ``df`` whose probe runs lie at one d."""
     probes = runs.filter(pl.col("role") == "probe")
-    spans = dict(probes.group_by("cell").agg(pl.col("d").n_unique()).iter_rows())
+    spans = probes.group_by("cell").agg(pl.col("d").n_unique().alias("span"))
+    return df.join(spans.filter(pl.col("span") == 1).select("cell"), on="cell", how="semi")
+
+
+def _budget(row: dict, budgets: dict[tuple[str, str], int]) -> str:
+    """`` · N epochs`` where the row's network has cells at several budgets, else nothing."""
+    several = budgets[(row["dataset"], row["model"])] > 1
+    return f" · {row['epochs']:g} epochs" if several else ""
+
+
+def _labels(df: pl.DataFrame, budgets: dict[tuple[str, str], int]) -> dict[str, str]:
+    """Cell key -> curve label: method, projection, compartments, and the budget if it varies."""
     labels = {}
     for row in df.iter_rows(named=True):
-        if spans.get(row["cell"]) == 1:
-            label = f"{row['method']} · {row['projection']}"
-            if row["compartments"] != "1":
-                label += f" · {row['compartments']} compartments"
-            labels[row["cell"]] = label
+        label = f"{row['method']} · {row['projection']}"
+        if row["compartments"] != "1":
+            label += f" · {row['compartments']} compartments"
+        labels[row["cell"]] = label + _budget(row, budgets)
     return labels
 
 
@@ -63,17 +74,19 @@ def curves(df: pl.DataFrame, runs: pl.DataFrame | None) -> pl.DataFrame:
                                  else pl.Int64 if c == "seeds" else pl.String for c in COLUMNS})
     if runs is None or runs.height == 0:
         return empty
-    labels = _single_d_cells(df, runs)
+    single = _single_d(df, runs)
+    budgets = {(dataset, model): n for dataset, model, n in single.group_by(
+        ["dataset", "model"]).agg(pl.col("epochs").n_unique()).iter_rows()}
     points: list[dict] = []
-    for cell, label in labels.items():
+    for cell, label in _labels(single, budgets).items():
         points += _points(runs.filter((pl.col("cell") == cell) & (pl.col("role") == "probe")),
                           label)
-    for (dataset, model), part in df.filter(pl.col("cell").is_in(list(labels))).group_by(
-            ["dataset", "model"], maintain_order=True):
+    for _, part in single.group_by(["dataset", "model", "epochs"], maintain_order=True):
         baseline = runs.filter(pl.col("cell").is_in(part["cell"].to_list())
                                & (pl.col("role") == "baseline"))
-        optimizer = part["optimizer"][0]
-        points += _points(baseline, f"{optimizer} · full space (baseline)")
+        first = part.row(0, named=True)
+        label = f"{first['optimizer']} · full space (baseline){_budget(first, budgets)}"
+        points += _points(baseline, label)
     if not points:
         return empty
     return (pl.DataFrame(points).group_by([*SERIES, "epoch"], maintain_order=True)

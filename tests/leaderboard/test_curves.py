@@ -93,6 +93,30 @@ def test_one_curve_per_method_of_the_single_d_cells_with_the_seeds_spread(store)
     assert base["mean"].to_list() == pytest.approx([0.8, 0.855, 0.89])
 
 
+def test_a_network_measured_at_two_budgets_has_a_curve_per_budget(store):
+    """A cell of the same method at a longer budget is its own curve (its label names the
+    epochs), with a baseline curve per budget; its runs do not pool with the shorter cell's."""
+    measurements, runs = store
+    longer = measurements.filter(pl.col("cell") == "c-fpd").with_columns(
+        pl.lit("c-long").alias("cell"), pl.lit(6.0).alias("epochs"))
+    long_runs = pl.DataFrame(
+        [run_row("c-long", role, "fpd", d, seed, [0.3] * 6).model_dump() | {"epochs": 6.0}
+         for role, d in (("probe", 250), ("baseline", None)) for seed in (0, 1)],
+        schema=polars_schema(RunRow))
+    both = pl.concat([runs, long_runs])
+    frame = curves.curves(table(pl.concat([measurements, longer]), both), both)
+    by_label = {label: part for (label,), part in frame.group_by("label", maintain_order=True)}
+    assert sorted(by_label) == sorted([
+        "fpd · dense · 3 epochs", "rbd · dense · 3 epochs", "fpd · dense · 6 epochs",
+        "sgd · full space (baseline) · 3 epochs", "sgd · full space (baseline) · 6 epochs"])
+    assert by_label["fpd · dense · 3 epochs"]["mean"].to_list() == pytest.approx(
+        [0.55, 0.65, 0.75])  # the 6-epoch runs (0.3 throughout) are not pooled in
+    assert by_label["fpd · dense · 6 epochs"]["epoch"].to_list() == [1, 2, 3, 4, 5, 6]
+    assert by_label["sgd · full space (baseline) · 6 epochs"]["mean"].to_list() == [0.3] * 6
+    assert by_label["sgd · full space (baseline) · 3 epochs"]["mean"].to_list() == pytest.approx(
+        [0.8, 0.855, 0.89])
+
+
 def test_no_curve_without_a_single_d_cell_or_histories(store):
     measurements, runs = store
     search_only = measurements.filter(pl.col("cell") == "c-search")
