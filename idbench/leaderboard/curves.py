@@ -3,10 +3,11 @@
 Every run row stores its history: one entry per evaluation, with the step and the validation
 score. On a board whose cells each measure one d (a fixed-d study, ``grid: [d]``), each method of
 a network is one curve: the runs of its seeds at that d, and, for the full-space baseline, the
-baseline's runs (shared by the network's cells of one budget, each counted once). Where a network
-has cells at several budgets, each budget is a curve of its own, its label naming the epochs. At every evaluation the curve
-is the mean over seeds, with their lowest and highest score, against epochs (the step over the
-run's steps per epoch), so a reader sees whether a run was still climbing when its budget ended.
+baseline's runs (shared by the network's cells of one budget, each counted once); where a network
+has cells at several budgets, each budget is a curve of its own, its label naming the epochs. At
+every evaluation the curve is the mean over seeds, with their lowest and highest score, against
+epochs (the step over the run's steps per epoch), so a reader sees whether a run was still
+climbing when its budget ended.
 Cells measured at several d (a d search) have no such curve.
 
 Example::
@@ -29,7 +30,7 @@ def _single_d(df: pl.DataFrame, runs: pl.DataFrame) -> pl.DataFrame:
     """The board rows of ``df`` whose probe runs lie at one d."""
     probes = runs.filter(pl.col("role") == "probe")
     spans = probes.group_by("cell").agg(pl.col("d").n_unique().alias("span"))
-    return df.join(spans.filter(pl.col("span") == 1).select("cell"), on="cell", how="semi")
+    return df.filter(pl.col("cell").is_in(spans.filter(pl.col("span") == 1)["cell"].to_list()))
 
 
 def _budget(row: dict, budgets: dict[tuple[str, str], int]) -> str:
