@@ -513,7 +513,7 @@ def test_fashion_mnist_leaderboard_suites_hold_the_cells_issue_13_asks_for() -> 
     family = [c.config for c in load_suite("fashion-mnist-fc-family").cells()]
     assert {str(c.model) for c in family} == {f"fc[depth={k},width={w}]" for k in (1, 2, 3)
                                          for w in (50, 100, 200, 400)}
-    assert {(str(c.projection), c.seeds) for c in family} == {("fastfood", 3)}
+    assert {(str(c.projection), c.seeds, c.draws) for c in family} == {("fastfood", 1, 4)}
 
 
 # --------------------------------------------------------------------------- the optimiser axis
