@@ -74,6 +74,7 @@ def main(argv: list[str] | None = None) -> None:
     data = idbench.data.load(args.dataset, download=False, val_fraction=0.16667)
     if args.pixels:
         data = in_pixels(data)
+    inputs = "pixels" if args.pixels else "standardised"
     for combo in args.combos.split(","):
         method, projection = combo.split(":")
         full = projection == "none"
@@ -84,10 +85,8 @@ def main(argv: list[str] | None = None) -> None:
                            batch_size=32, schedule="constant", warmup=0.0, steps=args.steps,
                            val_fraction=0.16667)
             result = run(spec, data, max_retries=0)
-            inputs = "pixels" if args.pixels else "standardised"
             print(json.dumps({"dataset": args.dataset, "init": args.init, "inputs": inputs,
-                              "method": method,
-                              "projection": projection, "lr": lr,
+                              "method": method, "projection": projection, "lr": lr,
                               "val_score": round(result.val_score, 4),
                               "val_loss": round(result.val_loss, 4), "diverged": result.diverged,
                               "steps": result.steps}), flush=True)
