@@ -16,7 +16,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from idbench.errors import IdbenchError
 from idbench.keys import key_fields, stable_key, with_layer_rule
-from idbench.lr.options import LR_WINDOW, RateOptions
+from idbench.lr.options import LR_WINDOW, WINDOW_MOVES, RateOptions
 from idbench.options import TrainOptions, check_said, options_error
 from idbench.registry import SpecField
 from idbench.theta0 import with_digest
@@ -82,6 +82,10 @@ class MeasureConfig(TrainOptions, RateOptions):
         if self.retunes_at_bracket:
             payload["lr_retune_factor"] = self.lr_retune_factor
             payload["retune_restart"] = "lattice"
+        # a tuning at every probe moves its window past the end its best trial sits at: cells
+        # measured when it did not are not reused
+        if self.tune_every_probe:
+            payload["window_moves"] = WINDOW_MOVES
         return stable_key(payload, 16, style="pydantic")
 
     def seed(self, s: int) -> int:

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from idbench.cell import CellRuns, OnEvent, parameter_count, run_spec
-from idbench.lr.carry import Carry, tuning_range, window_label
+from idbench.lr.carry import Carry, tuning_range, window_label, window_moves
 from idbench.lr.protocols import SubspaceLr, choose_subspace_lr
 from idbench.lr.tuner import Tuner
 from idbench.config import MeasureConfig
@@ -177,11 +177,13 @@ def subspace_lr(runs: CellRuns, tuner: Tuner, baseline: Baseline, bounds: Bounds
     config = runs.config
     carry = Carry(config)
 
+    moves = window_moves(config)
+
     def tune(d: int) -> float:
-        return tuner.tune("subspace", d, tuning_range(config, baseline.lr, bounds.D, d))
+        return tuner.tune("subspace", d, tuning_range(config, baseline.lr, bounds.D, d), moves)
 
     return choose_subspace_lr(config, tune=tune, carry=carry, d_ref=bounds.d_ref,
-                              window=window_label(baseline.lr))
+                              window=window_label(baseline.lr, moves))
 
 
 def search_d(runs: CellRuns, rule: SubspaceLr, bounds: Bounds, baseline: Baseline,

@@ -43,11 +43,13 @@ RUN_KEYS = ["4d89803b184c42f8c822", "40ef1d69f03efdf6b1c3"]
 
 def test_cell_and_run_keys_are_those_of_the_code_before_the_refactoring():
     """Every key is unchanged except those with layer compartments, whose d changed meaning
-    (per layer before, the total now), and those of cells whose rate the bracket protocol tunes,
+    (per layer before, the total now), those of cells whose rate the bracket protocol tunes,
     whose re-tuning rule changed (x2, now lr_retune_factor; and where the search restarts,
-    retune_restart): they must not find runs or measurements stored under the old meaning."""
+    retune_restart), and those tuned at every probe, whose tunings now move their window
+    (WINDOW_MOVES): they must not find runs or measurements stored under the old meaning."""
     configs = [MeasureConfig(**{**DEFAULTS_THEN, **c}) for c in CONFIGS]
-    moved = [c.compartments == "layer" or c.retunes_at_bracket for c in configs]
+    moved = [c.compartments == "layer" or c.retunes_at_bracket or c.tune_every_probe
+             for c in configs]
     assert [c.key() == old for c, old in zip(configs, CELL_KEYS)] == [not x for x in moved]
     assert not all(moved)  # an unchanged cell key is exercised
     layer = [s.get("compartments") == "layer" for s in SPECS]

@@ -147,7 +147,7 @@ def test_tune_every_probe_tunes_the_rate_at_each_probed_d(tmp_path):
                            seeds=1, epochs=2, grid=(16, 64), d_max=100, tune_trials=2, tune_seeds=1,
                            tune_every_probe=True)
     row = measure(config, out=tmp_path, device="cpu")
-    assert row.tune_at == "every-probe window:10" and row.lr_subspace is None
+    assert row.tune_at == "every-probe window:10 moves:2" and row.lr_subspace is None
     runs = RunStore(tmp_path).table()
     tuned_at = sorted(set(runs.filter(runs["role"] == "tune")["d"].drop_nulls().to_list()))
     assert tuned_at == [16, 64]  # each probe's own study: 2 trials at each d

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
-from idbench.lr.options import LR_WINDOW
+from idbench.lr.options import LR_WINDOW, WINDOW_MOVES
 
 if TYPE_CHECKING:
     from idbench.config import MeasureConfig
@@ -45,6 +45,17 @@ def tuning_range(config: MeasureConfig, lr_baseline: float, D: int,
     return prior / LR_WINDOW, prior * LR_WINDOW
 
 
-def window_label(lr_baseline: float) -> str:
-    """The tuning window as the measurement row's ``tune_at`` records it (empty: no window)."""
-    return "" if math.isnan(lr_baseline) else f" window:{LR_WINDOW:g}"
+def window_label(lr_baseline: float, moves: int = 0) -> str:
+    """The tuning window as the measurement row's ``tune_at`` records it (empty: no window),
+    with how often it may move past an end its best trial sits at (``moves``)."""
+    if math.isnan(lr_baseline):
+        return ""
+    return f" window:{LR_WINDOW:g}" + (f" moves:{moves}" if moves else "")
+
+
+def window_moves(config: MeasureConfig) -> int:
+    """How often a subspace tuning of ``config`` may move its window past the end its best trial
+    sits at: :data:`~idbench.lr.options.WINDOW_MOVES` where every probe is tuned (the reference
+    protocol assumes no rule for where the rate lies: random bases descent's best rate, for one,
+    does not follow the baseline's carried as 1/d), none elsewhere."""
+    return WINDOW_MOVES if config.tune_every_probe else 0

@@ -15,6 +15,8 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 
 LR_WINDOW = 10.0  # a subspace tuning searches within this factor of the baseline's rate carried
 # to its d (idbench.lr.carry.tuning_range)
+WINDOW_MOVES = 2  # under tune_every_probe, how often a tuning whose best trial is the lowest or
+# highest rate tried moves its window one width past that end (idbench.lr.tuner.Tuner.tune)
 
 # options removed, and what replaced each: a suite or a stored config that names one is refused
 REMOVED = {

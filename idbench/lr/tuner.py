@@ -12,6 +12,7 @@ ones as pruned, so it proposes after them what the original proposed.
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 import polars as pl
@@ -60,13 +61,44 @@ class Tuner:
         self.runs, self.storage = runs, storage
         self.stored_trials = runs.stored.filter(pl.col("role") == "tune")
 
-    def tune(self, role: str, d: int | None, lr_range: tuple[float, float]) -> float:
+    def tune(self, role: str, d: int | None, lr_range: tuple[float, float],
+             moves: int = 0) -> float:
         """The tuned learning rate for baseline (``d`` None) or subspace runs at ``d``; with
         ``damping_range`` the damping tuned with it becomes the phase's
-        (:meth:`~idbench.cell.CellRuns.spec`)."""
+        (:meth:`~idbench.cell.CellRuns.spec`).
+
+        ``moves``: a window is a guess at where the best rate lies. While the best trial so far is
+        the lowest rate tried (every trial diverged included), the study is repeated in the window
+        one width below the lowest window (while it is the highest rate tried, above the highest),
+        at most ``moves`` times; the rate is the trial of lowest loss over all those studies. A
+        moved window ends where the last began, so each study replays only its own trials."""
         config = self.runs.config
         if config.tune_trials == 0:
             return config.lr if d is None else (config.lr_subspace or config.lr)
+        best, tried = self._study(role, d, lr_range)
+        width = lr_range[1] / lr_range[0]
+        low, high = lr_range
+        for _ in range(moves):
+            rates = [params["lr"] for params in tried]
+            if best["lr"] <= min(rates):
+                window, low = (low / width, low), low / width
+            elif best["lr"] >= max(rates) and math.isfinite(self._loss(best, d)):
+                window, high = (high, high * width), high * width
+            else:
+                break
+            moved, more = self._study(role, d, window)
+            tried += more
+            if self._loss(moved, d) < self._loss(best, d):
+                best = moved
+        if "damping" in best:
+            self.runs.damping[phase(d)] = best["damping"]
+        return best["lr"]
+
+    def _study(self, role: str, d: int | None,
+               lr_range: tuple[float, float]) -> tuple[dict[str, float], list[dict[str, float]]]:
+        """One study within ``lr_range``: (best parameters, parameters of every finished
+        trial), its runs marked used."""
+        config = self.runs.config
         study = study_name(config, role, d, lr_range)
         seeds = tuning_seeds(config)
         with holding([self.runs.lock_name(f"study-{study}")]):
@@ -82,9 +114,17 @@ class Tuner:
                 row = self.runs.store.get(spec.key())
                 if row is not None:
                     self.runs.used[row.run_key] = row
-        if "damping" in best:
-            self.runs.damping[phase(d)] = best["damping"]
-        return best["lr"]
+        return best, tried
+
+    def _loss(self, params: dict[str, float], d: int | None) -> float:
+        """A finished trial's loss as its study saw it: the mean final validation loss of its
+        runs, +inf where one diverged (:meth:`_trial`)."""
+        rows = [self.runs.store.get(self.runs.spec(seed, params["lr"], d,
+                                                   params.get("damping")).key())
+                for seed in tuning_seeds(self.runs.config)]
+        if any(row is None or row.diverged or row.retries for row in rows):
+            return math.inf
+        return float(np.mean([row.val_loss for row in rows]))
 
     def _replay(self, d: int | None, lr_range: tuple[float, float],
                 first_seed: int) -> list[dict[str, float]]:

@@ -1,5 +1,6 @@
 """The tuner: studies re-made from their stored runs, pruned trials stored, draws of the tuner."""
 
+import dataclasses
 import json
 import math
 import shutil
@@ -11,6 +12,7 @@ import polars as pl
 import idbench.cell as cell
 import idbench.lr.tuner as tuner
 import idbench.tuning as tuning
+from idbench.lr.options import LR_WINDOW, WINDOW_MOVES
 from idbench.measurement import measure
 from idbench.store import RunStore
 
@@ -122,3 +124,77 @@ def test_a_power_of_two_tuning_trains_only_powers_of_two_and_says_so(tmp_path):
 def test_a_power_of_two_grid_that_cannot_be_made_is_refused(options, phrase):
     with pytest.raises(ValueError, match=phrase):
         digits_config(tune_grid="pow2", **options)
+
+
+def _loss_with_its_best_rate_at(target: float, monkeypatch) -> None:
+    """Subspace runs train as usual but report a validation loss that is least at ``target`` (it
+    grows with the log distance, and stays below chance's ln 10, so no run counts as collapsed):
+    where the best rate lies is then the test's choice."""
+    real_run = cell.run
+
+    def run(spec, *args, **kwargs):
+        result = real_run(spec, *args, **kwargs)
+        if spec.d is None:
+            return result
+        return dataclasses.replace(result, val_loss=1 - 1 / (1 + math.log(spec.lr / target) ** 2),
+                                   diverged=False, retries=0)
+
+    monkeypatch.setattr(cell, "run", run)
+
+
+def _tunings_at(out, d: int) -> list[float]:
+    """The rates tried by the tunings at ``d``, in the order they trained."""
+    runs = RunStore(out).table().filter((pl.col("role") == "tune") & (pl.col("d") == d))
+    return runs.sort("timestamp")["lr"].to_list()
+
+
+def _every_probe_config():
+    return digits_config(seeds=1, epochs=1, grid=(16,), tune_trials=3, tune_seeds=1,
+                         tune_every_probe=True)
+
+
+@pytest.mark.parametrize("side", ["below", "above"])
+def test_a_tuning_at_every_probe_moves_its_window_past_the_end_its_best_trial_sits_at(
+        tmp_path, monkeypatch, side):
+    """The best rate lies far outside the first window: its best trial is the end rate, so the
+    window moves one width that way, twice (WINDOW_MOVES), and the probe trains at the best trial
+    of all three studies; the moved windows' trials lie beyond the first window's."""
+    _loss_with_its_best_rate_at(1e-12 if side == "below" else 1e12, monkeypatch)
+    row = measure(_every_probe_config(), out=tmp_path, device="cpu")
+    assert row.tune_at == f"every-probe window:{LR_WINDOW:g} moves:{WINDOW_MOVES}"
+    tried = _tunings_at(tmp_path, 16)
+    assert len(tried) == 3 * (1 + WINDOW_MOVES)
+    first, moved = tried[:3], tried[3:]
+    width = LR_WINDOW ** 2
+    if side == "below":
+        assert max(moved) < min(first) and min(moved) > min(first) / width ** (WINDOW_MOVES + 1)
+    else:
+        assert min(moved) > max(first) and max(moved) < max(first) * width ** (WINDOW_MOVES + 1)
+    probe = RunStore(tmp_path).table().filter(pl.col("role") == "probe")
+    assert probe["lr"].to_list() == [min(tried) if side == "below" else max(tried)]
+
+
+def test_a_tuning_whose_best_trial_lies_inside_its_window_does_not_move_it(tmp_path, monkeypatch):
+    """The best rate is the first window's middle trial: one study, whose best is the rate."""
+    _loss_with_its_best_rate_at(1e-12, monkeypatch)
+    measure(_every_probe_config(), out=tmp_path / "probe-window", device="cpu")
+    middle = sorted(_tunings_at(tmp_path / "probe-window", 16)[:3])[1]
+    _loss_with_its_best_rate_at(middle, monkeypatch)
+    measure(_every_probe_config(), out=tmp_path / "inside", device="cpu")
+    assert sorted(_tunings_at(tmp_path / "inside", 16)) == pytest.approx(
+        sorted(_tunings_at(tmp_path / "probe-window", 16)[:3]))
+    probe = RunStore(tmp_path / "inside").table().filter(pl.col("role") == "probe")
+    assert probe["lr"].to_list() == pytest.approx([middle])
+
+
+def test_a_moved_tuning_re_made_from_its_runs_trains_nothing(tmp_path, monkeypatch):
+    """Each moved window ends where the last began, so every study replays only its own trials:
+    the measurement re-made from the stored runs alone (no journal) trains nothing."""
+    _loss_with_its_best_rate_at(1e-12, monkeypatch)
+    reference = measure(_every_probe_config(), out=tmp_path / "ref", device="cpu")
+    shutil.copytree(tmp_path / "ref" / "runs", tmp_path / "again" / "runs")
+    trained = []
+    monkeypatch.setattr(cell, "run", lambda spec, *a, **kw: trained.append(spec) or 1 / 0)
+    again = measure(_every_probe_config(), out=tmp_path / "again", device="cpu")
+    assert trained == [] and again.d_int == reference.d_int
+    assert set(json.loads(again.run_keys)) == set(json.loads(reference.run_keys))
