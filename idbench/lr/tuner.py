@@ -70,8 +70,9 @@ class Tuner:
         ``moves``: a window is a guess at where the best rate lies. While the best trial so far is
         the lowest rate tried (every trial diverged included), the study is repeated in the window
         one width below the lowest window (while it is the highest rate tried, above the highest),
-        at most ``moves`` times; the rate is the trial of lowest loss over all those studies. A
-        moved window ends where the last began, so each study replays only its own trials."""
+        at most ``moves`` times; the rate is the trial of lowest loss over all those studies (when
+        every trial diverged, the smallest rate tried). A moved window ends where the last began,
+        so each study replays only its own trials."""
         config = self.runs.config
         if config.tune_trials == 0:
             return config.lr if d is None else (config.lr_subspace or config.lr)
@@ -88,7 +89,8 @@ class Tuner:
                 break
             moved, more = self._study(role, d, window)
             tried += more
-            if self._loss(moved, d) < self._loss(best, d):
+            # (the lower rate on a tie: every trial diverged keeps the smallest rate tried)
+            if (self._loss(moved, d), moved["lr"]) < (self._loss(best, d), best["lr"]):
                 best = moved
         if "damping" in best:
             self.runs.damping[phase(d)] = best["damping"]

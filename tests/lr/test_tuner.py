@@ -198,3 +198,23 @@ def test_a_moved_tuning_re_made_from_its_runs_trains_nothing(tmp_path, monkeypat
     again = measure(_every_probe_config(), out=tmp_path / "again", device="cpu")
     assert trained == [] and again.d_int == reference.d_int
     assert set(json.loads(again.run_keys)) == set(json.loads(reference.run_keys))
+
+
+def test_a_tuning_whose_every_trial_diverged_moves_down_and_keeps_the_smallest_rate(
+        tmp_path, monkeypatch):
+    """Every subspace trial diverges: the window moves down twice, and the probe trains at the
+    smallest rate tried (as a single study's all-diverged choice)."""
+    real_run = cell.run
+
+    def run(spec, *args, **kwargs):
+        result = real_run(spec, *args, **kwargs)
+        if spec.d is None or kwargs.get("max_retries", 1) > 0:
+            return result
+        return dataclasses.replace(result, diverged=True, val_score=0.0)
+
+    monkeypatch.setattr(cell, "run", run)
+    measure(_every_probe_config(), out=tmp_path, device="cpu")
+    tried = _tunings_at(tmp_path, 16)
+    assert len(tried) == 3 * (1 + WINDOW_MOVES)
+    probe = RunStore(tmp_path).table().filter(pl.col("role") == "probe")
+    assert probe["lr"].to_list() == [min(tried)]
