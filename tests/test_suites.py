@@ -619,6 +619,7 @@ def test_the_transfer_suite_holds_the_cells_issue_33_asks_for() -> None:
     cells = load_suite("fashion-mnist-transfer").cells()
     labels = [c.label for c in cells]
     assert len(cells) == 28 and len(set(labels)) == 28
+    assert {(c.config.seeds, c.config.draws) for c in cells} == {(1, 4)}
     part_b = [c.config for c in cells if str(c.config.dataset) == "fashion-mnist-split[part=b]"]
     burn_ins = {str(c.theta0) for c in part_b if c.theta0.name == "burn-in"}
     assert len(burn_ins) == 3 and len(part_b) == 20
