@@ -176,7 +176,6 @@ def subspace_lr(runs: CellRuns, tuner: Tuner, baseline: Baseline, bounds: Bounds
     within :func:`~idbench.lr.carry.tuning_range`) and its rule for carrying a rate."""
     config = runs.config
     carry = Carry(config)
-
     moves = window_moves(config)
 
     def tune(d: int) -> float:

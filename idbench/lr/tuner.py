@@ -69,15 +69,16 @@ class Tuner:
 
         ``moves``: a window is a guess at where the best rate lies. While the best trial so far is
         the lowest rate tried (pruned trials count as tried: the study judged them worse; every
-        trial diverged included), the study is repeated in the window
-        one width below the lowest window (while it is the highest rate tried, above the highest),
-        at most ``moves`` times; the rate is the trial of lowest loss over all those studies (when
-        every trial diverged, the smallest rate tried). A moved window ends where the last began,
-        so each study replays only its own trials."""
+        trial diverged included), the study is repeated in the window one width below the lowest
+        window (while it is the highest rate tried, above the highest), at most ``moves`` times;
+        the rate is the trial of lowest loss over all those studies (when every trial diverged,
+        the smallest rate tried). A moved window ends where the last began, so each study replays
+        only its own trials."""
         config = self.runs.config
         if config.tune_trials == 0:
             return config.lr if d is None else (config.lr_subspace or config.lr)
-        best, rates = self._study(role, d, lr_range)
+        best, study = self._study(role, d, lr_range)
+        rates = tried_rates(study, self.storage) if moves else []
         width = lr_range[1] / lr_range[0]
         low, high = lr_range
         for _ in range(moves):
@@ -87,8 +88,8 @@ class Tuner:
                 window, high = (high, high * width), high * width
             else:
                 break
-            moved, more = self._study(role, d, window)
-            rates += more
+            moved, study = self._study(role, d, window)
+            rates += tried_rates(study, self.storage)
             # (the lower rate on a tie: every trial diverged keeps the smallest rate tried)
             if (self._loss(moved, d), moved["lr"]) < (self._loss(best, d), best["lr"]):
                 best = moved
@@ -97,9 +98,9 @@ class Tuner:
         return best["lr"]
 
     def _study(self, role: str, d: int | None,
-               lr_range: tuple[float, float]) -> tuple[dict[str, float], list[float]]:
-        """One study within ``lr_range``: (best parameters, the rate of every trial it finished,
-        pruned ones included), its runs marked used."""
+               lr_range: tuple[float, float]) -> tuple[dict[str, float], str]:
+        """One study within ``lr_range``: (best parameters, the study's name), its runs marked
+        used."""
         config = self.runs.config
         study = study_name(config, role, d, lr_range)
         seeds = tuning_seeds(config)
@@ -116,7 +117,7 @@ class Tuner:
                 row = self.runs.store.get(spec.key())
                 if row is not None:
                     self.runs.used[row.run_key] = row
-        return best, tried_rates(study, self.storage)
+        return best, study
 
     def _loss(self, params: dict[str, float], d: int | None) -> float:
         """A finished trial's loss as its study saw it: the mean final validation loss of its
