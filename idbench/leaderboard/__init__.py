@@ -7,6 +7,9 @@
                                                   row per model: idbench.leaderboard.comparison,
                                                   where optimisers vary, their d at SGD's
                                                   threshold: ...leaderboard.common_threshold,
+                                                  where cells start elsewhere or with SAID,
+                                                  their ratios to the start from init:
+                                                  ...leaderboard.starting_point,
                                                   and where the suite has a published figure,
                                                   its numbers: ...leaderboard.reference)
     dint_vs_d.png  dint_vs_d.svg                  score against d per cell, by projection
@@ -46,7 +49,7 @@ import polars as pl
 
 from idbench.atomic import write_atomic
 from idbench.errors import IdbenchError
-from idbench.leaderboard import common_threshold, comparison, reference
+from idbench.leaderboard import common_threshold, comparison, reference, starting_point
 from idbench.leaderboard import provenance as prov
 from idbench.leaderboard.page import to_html
 from idbench.leaderboard.results import check_measurements, check_runs, load_results
@@ -70,9 +73,11 @@ def format_table(
     """The leaderboard rows ``df`` (from :func:`table`) as ``md``, ``html``, ``csv`` or ``tex``."""
     if fmt == "md":
         common = common_threshold.to_markdown(df)
+        starts = starting_point.to_markdown(df)
         published = reference.to_markdown(df)
         return (to_markdown(df) + "\n" + comparison.to_markdown(df)
                 + ("\n" + common if common else "")
+                + ("\n" + starts if starts else "")
                 + ("\n" + published if published else "")
                 + ("\n" + prov.to_markdown(provenance) if provenance else ""))
     if fmt == "html":

@@ -127,8 +127,9 @@ def _column_label(key: dict, shown: set[str]) -> str:
     return label + (f" ({', '.join(extra)})" if extra else "")
 
 
-def _entry(row: dict, reference: dict | None) -> str:
-    """``d_int [low, high] ×ratio [low, high]`` in total directions (the module docstring)."""
+def estimate_text(row: dict) -> str:
+    """``d_int marks [low, high]``: the estimate with its flags' marks and its 95% interval, in
+    total directions (d_int times the cell's directions per unit of d)."""
     factor = (row["d_int_total"] / row["d_int"]) if row["d_int"] and row["d_int_total"] else None
     total = {**row, "d_int": row["d_int_total"],
              "d_max": row["d_max_total"] if row["d_max_total"] is not None else row["d_max"],
@@ -138,6 +139,12 @@ def _entry(row: dict, reference: dict | None) -> str:
     low, high = row["ci_low"], row["ci_high"]
     if not row["censored"] and factor is not None and low is not None and high is not None:
         text += " " + fmt_interval(low * factor, high * factor)
+    return text
+
+
+def _entry(row: dict, reference: dict | None) -> str:
+    """``d_int [low, high] ×ratio [low, high]`` in total directions (the module docstring)."""
+    text = estimate_text(row)
     if reference is not None and row["cell"] == reference["cell"] and not row["censored"]:
         return text + " ×1.00"
     found = ratio_to(row, reference)

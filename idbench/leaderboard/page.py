@@ -13,7 +13,7 @@ from typing import Any
 
 import polars as pl
 
-from idbench.leaderboard import common_threshold, comparison, reference
+from idbench.leaderboard import common_threshold, comparison, reference, starting_point
 from idbench.leaderboard import provenance as prov
 from idbench.leaderboard.tables import FLAGS, caption, d_int_name, display, groups
 
@@ -124,6 +124,9 @@ def to_html(
     if common_threshold.applies(df):
         parts += ["<h2>Optimisers at SGD's threshold</h2>",
                   f'<div class="scroll">{common_threshold.to_html(df)}</div>']
+    if starting_point.applies(df):
+        parts += ["<h2>Where the runs start</h2>",
+                  f'<div class="scroll">{starting_point.to_html(df)}</div>']
     if published := reference.to_html(df):
         parts += ["<h2>Beside the published figure</h2>", f'<div class="scroll">{published}</div>']
     for name, png in (images or {}).items():
