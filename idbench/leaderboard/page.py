@@ -124,9 +124,8 @@ def to_html(
     if common_threshold.applies(df):
         parts += ["<h2>Optimisers at SGD's threshold</h2>",
                   f'<div class="scroll">{common_threshold.to_html(df)}</div>']
-    if starting_point.applies(df):
-        parts += ["<h2>Where the runs start</h2>",
-                  f'<div class="scroll">{starting_point.to_html(df)}</div>']
+    if starts := starting_point.to_html(df):
+        parts += ["<h2>Where the runs start</h2>", f'<div class="scroll">{starts}</div>']
     if published := reference.to_html(df):
         parts += ["<h2>Beside the published figure</h2>", f'<div class="scroll">{published}</div>']
     for name, png in (images or {}).items():

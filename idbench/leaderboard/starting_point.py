@@ -115,17 +115,14 @@ def caption(df: pl.DataFrame) -> str:
 
 
 def to_markdown(df: pl.DataFrame) -> str:
-    """The view as a GitHub Markdown table with its caption; empty when it does not apply."""
-    if not applies(df):
-        return ""
-    headers, rows = view(df)
-    return markdown_table(headers, rows, caption(df), labels=headers.index(d_int_name(df)))
+    """The view as a GitHub Markdown table with its caption; empty without a group of starts."""
+    headers, rows = view(df) if applies(df) else ([], [])
+    labels = len(headers) - 3  # d_int and its two ratios are the numeric columns
+    return markdown_table(headers, rows, caption(df), labels) if rows else ""
 
 
 def to_html(df: pl.DataFrame) -> str:
-    """The view as an HTML ``<table id="starting-point">``; empty when it does not apply."""
-    if not applies(df):
-        return ""
-    headers, rows = view(df)
-    return html_table(headers, rows, caption(df), "starting-point",
-                      labels=headers.index(d_int_name(df)))
+    """The view as an HTML ``<table id="starting-point">``; empty without a group of starts."""
+    headers, rows = view(df) if applies(df) else ([], [])
+    labels = len(headers) - 3
+    return html_table(headers, rows, caption(df), "starting-point", labels) if rows else ""
