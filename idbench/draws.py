@@ -103,7 +103,7 @@ def _flags(config: MeasureConfig, rows: list[MeasurementRow]) -> list[str]:
                          None if fixed else [r.baseline_mean for r in rows],
                          config.threshold * fixed if fixed else config.threshold)
         raised += [f for f in flags(curve) if f != "threshold-low"]  # (the draws say that)
-    order = ["threshold-low", "falls", "flat"]
+    order = ["threshold-low", "falls", "flat", "untuned"]
     return sorted(dict.fromkeys(raised), key=lambda f: order.index(f) if f in order else 99)
 
 

@@ -29,7 +29,7 @@ import json
 import math
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +117,8 @@ def measure(
     runs.on_event(f"baseline {baseline.mean:.4f}, threshold {threshold_score:.4f}")
     rule = subspace_lr(runs, tuner, baseline, bounds)
     result = search_d(runs, rule, bounds, baseline, threshold_score)
+    if tuner.unstable:  # a tuning found no stable rate: the cell's rates are not tuned ones
+        result = replace(result, flags=(*result.flags, "untuned"))
     row = measurement_row(runs, bounds, baseline, rule, result, suite=suite,
                           suite_version=suite_version)
     store.put_measurement(row)

@@ -172,6 +172,7 @@ def test_a_tuning_at_every_probe_moves_its_window_past_the_end_its_best_trial_si
         assert min(moved) > max(first) and max(moved) < max(first) * width ** (WINDOW_MOVES + 1)
     probe = RunStore(tmp_path).table().filter(pl.col("role") == "probe")
     assert probe["lr"].to_list() == [min(tried) if side == "below" else max(tried)]
+    assert "untuned" not in (row.flags or "")  # its moved windows found a finishing rate
 
 
 def test_a_tuning_whose_best_trial_lies_inside_its_window_does_not_move_it(tmp_path, monkeypatch):
@@ -200,10 +201,8 @@ def test_a_moved_tuning_re_made_from_its_runs_trains_nothing(tmp_path, monkeypat
     assert set(json.loads(again.run_keys)) == set(json.loads(reference.run_keys))
 
 
-def test_a_tuning_whose_every_trial_diverged_moves_down_and_keeps_the_smallest_rate(
-        tmp_path, monkeypatch):
-    """Every subspace trial diverges: the window moves down twice, and the probe trains at the
-    smallest rate tried (as a single study's all-diverged choice)."""
+def _every_subspace_trial_diverges(monkeypatch) -> None:
+    """Tuning trials of subspace runs (trained without retries) diverge; the rest train as usual."""
     real_run = cell.run
 
     def run(spec, *args, **kwargs):
@@ -213,8 +212,35 @@ def test_a_tuning_whose_every_trial_diverged_moves_down_and_keeps_the_smallest_r
         return dataclasses.replace(result, diverged=True, val_score=0.0)
 
     monkeypatch.setattr(cell, "run", run)
-    measure(_every_probe_config(), out=tmp_path, device="cpu")
+
+
+def test_a_tuning_whose_every_trial_diverged_moves_down_and_keeps_the_smallest_rate(
+        tmp_path, monkeypatch):
+    """Every subspace trial diverges: the window moves down twice, and the probe trains at the
+    smallest rate tried (as a single study's all-diverged choice); the cell is flagged untuned."""
+    _every_subspace_trial_diverges(monkeypatch)
+    row = measure(_every_probe_config(), out=tmp_path, device="cpu")
     tried = _tunings_at(tmp_path, 16)
     assert len(tried) == 3 * (1 + WINDOW_MOVES)
     probe = RunStore(tmp_path).table().filter(pl.col("role") == "probe")
     assert probe["lr"].to_list() == [min(tried)]
+    assert row.flags.split(",")[-1] == "untuned"
+
+
+def test_a_cell_whose_tuning_found_no_stable_rate_is_flagged_untuned_in_every_draw(
+        tmp_path, monkeypatch):
+    """The default protocol (one fixed window): every trial of the reference tuning diverges, so
+    the probes run at the rate their retries find. Each draw and the pooled row say so, and the
+    row re-made from the stored runs alone says so again; a cell whose trials finish does not."""
+    config = digits_config(seeds=1, epochs=1, grid=(16, 32), tune_trials=3, tune_seeds=1, draws=2)
+    plain = measure(config, out=tmp_path / "plain", device="cpu")
+    assert "untuned" not in (plain.flags or "")
+    _every_subspace_trial_diverges(monkeypatch)
+    row = measure(config, out=tmp_path / "diverged", device="cpu")
+    assert "untuned" in row.flags.split(",")
+    draws = RunStore(tmp_path / "diverged").measurements().filter(pl.col("draws") == 1)
+    assert draws.height == 2 and all("untuned" in f.split(",") for f in draws["flags"])
+    shutil.copytree(tmp_path / "diverged" / "runs", tmp_path / "again" / "runs")
+    monkeypatch.setattr(cell, "run", lambda spec, *a, **kw: 1 / 0)  # nothing may train
+    again = measure(config, out=tmp_path / "again", device="cpu")
+    assert again.flags == row.flags and again.d_int == row.d_int
