@@ -184,8 +184,10 @@ class CellRuns:
         ``on_eval``: live here, or after the run on a worker (a :class:`StopRun` raised by
         ``on_eval`` then ends the report, where here it ends training). Returns the result and
         the device name it trained on (None: here). Nothing is stored."""
-        if self.executor.in_process:
-            return run(spec, self.data, on_eval=on_eval, max_retries=0), None
+        if self.executor.in_process:  # (through the executor: one that trains nothing refuses)
+            [result] = self.executor.map(
+                lambda s: run(s, self.data, on_eval=on_eval, max_retries=0), [spec])
+            return result, None
         [(result, device)] = self.executor.map(functools.partial(execute, max_retries=0),
                                                [(spec, self.device)])
         with contextlib.suppress(StopRun):

@@ -313,7 +313,9 @@ def run_suite(
                                "[default: cuda if available, else cpu]"),
     storage: str = typer.Option(None, help="Optuna storage: RDB URL or journal file "
                                 "[default: a journal in --out]"),
-    executor: str = typer.Option("local", help="local (this process) | dask (Dask workers)"),
+    executor: str = typer.Option("local", help="local (this process) | dask (Dask workers) | "
+                                 "stored (train nothing: re-measure from stored runs, e.g. "
+                                 "--reuse leaderboards/<suite>, and stop at a missing one)"),
     workers: int = typer.Option(None, help="dask: local workers; on a CPU each trains with "
                                 "cores/workers torch threads [default: one per GPU, or per "
                                 "torch thread count of cores]"),

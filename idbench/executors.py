@@ -1,4 +1,5 @@
-"""Where training runs execute: in this process (``local``, the default) or on a Dask cluster.
+"""Where training runs execute: in this process (``local``, the default) or on a Dask cluster;
+or nowhere (``stored``: a re-measurement from stored runs that must train nothing).
 
 An executor maps a picklable function over independent training runs and returns the results in
 order. The measurement code hands it every seed of one probe at once, so seeds run in parallel on a
@@ -30,6 +31,7 @@ from idbench.workers import DASK_HINT
 
 T = TypeVar("T")
 R = TypeVar("R")
+TRAINS_HERE = {"local": "train in this process", "stored": "re-measure from stored runs alone"}
 
 
 
@@ -105,8 +107,30 @@ def concurrently(calls: Sequence[Callable[[], R]], executor: Executor, *, thread
         pool.shutdown(wait=True, cancel_futures=True)
 
 
+class StoredOnly(LocalExecutor):
+    """Trains nothing: every run a measurement asks for must already be stored, e.g. a published
+    board's runs copied in by ``--reuse``. Checking a board (``idbench run SUITE --reuse
+    leaderboards/SUITE --executor stored``) then re-measures it from its runs and cannot start
+    hours of training when a run is missing: it stops with one line naming that run instead."""
+
+    name = "stored"
+
+    def map(self, fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
+        items = list(items)
+        if not items:
+            return []
+        job = items[0]
+        spec = job[0] if isinstance(job, tuple) else job  # (spec, device) or a spec
+        where = "full space" if spec.d is None else f"d = {spec.d}"
+        raise IdbenchError(
+            f"--executor stored trains nothing, and a run this measurement needs is not stored: "
+            f"{spec.model} on {spec.dataset}, {where}, lr {spec.lr:.6g}, seed {spec.seed} (run "
+            f"{spec.key()}); --reuse the results that hold it, or train it with another executor")
+
+
 EXECUTORS: Registry = Registry("executor")
 EXECUTORS.register("local")(LocalExecutor)
+EXECUTORS.register("stored")(StoredOnly)
 
 
 @EXECUTORS.register("dask")
@@ -139,11 +163,11 @@ def create(spec: str = "local", **options: Any) -> Executor:
     """
     options = {k: v for k, v in options.items() if v is not None}
     _, name, _ = EXECUTORS.resolve(spec)
-    if name == "local" and options:
+    if name in ("local", "stored") and options:
         flags = ", ".join("--" + k.replace("_", "-") for k in sorted(options))
         raise IdbenchError(f"{flags}: only for a Dask cluster; add --executor dask (runs then go "
-                           "to Dask workers), or leave it out to train in this process")
+                           f"to Dask workers), or leave it out to {TRAINS_HERE[name]}")
     return EXECUTORS.create(spec, **options)
 
 
-__all__ = ["EXECUTORS", "Executor", "LocalExecutor", "create"]
+__all__ = ["EXECUTORS", "Executor", "LocalExecutor", "StoredOnly", "create"]
