@@ -117,7 +117,7 @@ def measure(
     runs.on_event(f"baseline {baseline.mean:.4f}, threshold {threshold_score:.4f}")
     rule = subspace_lr(runs, tuner, baseline, bounds)
     result = search_d(runs, rule, bounds, baseline, threshold_score)
-    if tuner.unstable:  # a tuning found no stable rate: the cell's rates are not tuned ones
+    if tuner.unstable:  # a tuning found no finishing rate: a rate of the cell is not a tuned one
         result = replace(result, flags=(*result.flags, "untuned"))
     row = measurement_row(runs, bounds, baseline, rule, result, suite=suite,
                           suite_version=suite_version)

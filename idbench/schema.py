@@ -204,8 +204,8 @@ class MeasurementRow(BaseModel):
     ci_covers: str | None = None  # the noise the interval covers, e.g. "seeds, baseline seeds"
     censored: bool  # the fitted curve never reaches the threshold up to d_max: "> d_max"
     # comma-separated flags of an ill-defined cell (idbench.estimate.flags): threshold-low,
-    # falls, flat; and untuned (a subspace tuning diverged at every rate it tried:
-    # idbench.lr.tuner.Tuner.unstable); empty: none
+    # falls, flat; and untuned (a tuning of the baseline's or the subspace rate diverged at every
+    # rate it tried: idbench.lr.tuner.Tuner.unstable); empty: none
     flags: str | None = None
     probes: str  # JSON list of {d, mean, std, scores, passed}
     n_runs: int  # training runs this measurement used (baseline, probes, tuning)

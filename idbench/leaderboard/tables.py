@@ -46,9 +46,9 @@ FLAGS = {
     "falls": ("‡", "the mean score falls as d grows by more than its noise"),
     "flat": ("§", ("at the crossing the fitted curve rises less per doubling of d than the "
                    "seeds' noise, so d_int is poorly determined")),
-    "untuned": ("¶", ("every trial of a tuning of the subspace rate diverged, so its probes ran "
-                      "at the rate their retries found (halving it until a run finished), not "
-                      "at a tuned one")),
+    "untuned": ("¶", ("every trial of a tuning of a learning rate (the baseline's or the "
+                      "subspace's) diverged, so the runs at that rate ran at the rate their "
+                      "retries found (halving it until a run finished), not at a tuned one")),
 }
 # where rows' intervals cover different noise (ci_covers), each interval carries one of these
 COVERS_MARKS = "ᵃᵇᶜᵈᵉᶠᵍʰⁱʲᵏ"

@@ -60,9 +60,9 @@ class Tuner:
     def __init__(self, runs: CellRuns, storage: str) -> None:
         self.runs, self.storage = runs, storage
         self.stored_trials = runs.stored.filter(pl.col("role") == "tune")
-        # the d of every subspace tuning whose trials all diverged: its rate is the smallest it
-        # tried (which diverged too), so its probes run at the rate their retries find
-        self.unstable: list[int] = []
+        # every tuning whose trials all diverged, as (role, d): its rate is the smallest it tried
+        # (which diverged too), so the runs at that rate train at the rate their retries find
+        self.unstable: list[tuple[str, int | None]] = []
 
     def tune(self, role: str, d: int | None, lr_range: tuple[float, float],
              moves: int = 0) -> float:
@@ -98,8 +98,8 @@ class Tuner:
                 best = moved
         if "damping" in best:
             self.runs.damping[phase(d)] = best["damping"]
-        if d is not None and not math.isfinite(self._loss(best, d)):
-            self.unstable.append(d)
+        if not math.isfinite(self._loss(best, d)):
+            self.unstable.append((role, d))
         return best["lr"]
 
     def _study(self, role: str, d: int | None,

@@ -201,13 +201,14 @@ def test_a_moved_tuning_re_made_from_its_runs_trains_nothing(tmp_path, monkeypat
     assert set(json.loads(again.run_keys)) == set(json.loads(reference.run_keys))
 
 
-def _every_subspace_trial_diverges(monkeypatch) -> None:
-    """Tuning trials of subspace runs (trained without retries) diverge; the rest train as usual."""
+def _every_subspace_trial_diverges(monkeypatch, baseline: bool = False) -> None:
+    """Tuning trials of subspace runs (trained without retries; with ``baseline``, of baseline
+    runs instead) diverge; the rest train as usual."""
     real_run = cell.run
 
     def run(spec, *args, **kwargs):
         result = real_run(spec, *args, **kwargs)
-        if spec.d is None or kwargs.get("max_retries", 1) > 0:
+        if (spec.d is None) != baseline or kwargs.get("max_retries", 1) > 0:
             return result
         return dataclasses.replace(result, diverged=True, val_score=0.0)
 
@@ -244,3 +245,12 @@ def test_a_cell_whose_tuning_found_no_stable_rate_is_flagged_untuned_in_every_dr
     monkeypatch.setattr(cell, "run", lambda spec, *a, **kw: 1 / 0)  # nothing may train
     again = measure(config, out=tmp_path / "again", device="cpu")
     assert again.flags == row.flags and again.d_int == row.d_int
+
+
+def test_a_baseline_tuning_that_found_no_stable_rate_flags_its_cell_untuned(tmp_path, monkeypatch):
+    """Every trial of the baseline's tuning diverges: its runs train at the rate their retries
+    find, and so the threshold rests on an untuned rate, which the flag says."""
+    _every_subspace_trial_diverges(monkeypatch, baseline=True)
+    row = measure(digits_config(seeds=1, epochs=1, grid=(16,), tune_trials=3, tune_seeds=1),
+                  out=tmp_path, device="cpu")
+    assert row.flags.split(",")[-1] == "untuned"
