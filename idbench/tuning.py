@@ -153,6 +153,14 @@ def tune_lr(
     return _best(complete), [dict(t.params) for t in complete]
 
 
+def tried_rates(study_name: str, storage: str) -> list[float]:
+    """The rate of every finished trial of a stored study, pruned ones included: the rates it
+    tried, whether it ran them to the end or judged them worse on the way."""
+    study = optuna.load_study(study_name=study_name, storage=open_storage(storage))
+    done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    return [t.params["lr"] for t in study.trials if t.state in done]
+
+
 def _best(complete: list[optuna.trial.FrozenTrial]) -> Params:
     """The parameters of the finished trial of lowest loss (all diverged: the smallest rate
     tried, the least bad guess)."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import threading
 
+import optuna
 import pytest
 
 from idbench.cell import CellRuns, holding, run_spec
@@ -13,13 +14,13 @@ from idbench.config import MeasureConfig
 from idbench.errors import IdbenchError
 from idbench.executors import LocalExecutor
 from idbench.lr.carry import tuning_range
-from idbench.lr.options import LR_WINDOW
+from idbench.lr.options import LR_WINDOW, WINDOW_MOVES
 from idbench.measurement import measure
 from idbench.runinfo import Optimiser, RunInfo
 from idbench.store import RunStore
 from idbench.train import RunResult
 from idbench import tuning
-from idbench.tuning import tune_lr
+from idbench.tuning import open_storage, tried_rates, tune_lr
 
 
 def bowl(calls: list[float], stop_after: int | None = None):
@@ -150,8 +151,9 @@ def test_tune_every_probe_tunes_the_rate_at_each_probed_d(tmp_path):
     assert row.tune_at == "every-probe window:10 moves:2" and row.lr_subspace is None
     runs = RunStore(tmp_path).table()
     tuned_at = sorted(set(runs.filter(runs["role"] == "tune")["d"].drop_nulls().to_list()))
-    assert tuned_at == [16, 64]  # each probe's own study: 2 trials at each d
-    assert runs.filter((runs["role"] == "tune") & runs["d"].is_not_null()).height == 4
+    assert tuned_at == [16, 64]  # each probe's own studies: 2 trials each, a moved window's too
+    per_d = runs.filter((runs["role"] == "tune") & runs["d"].is_not_null())["d"].value_counts()
+    assert set(per_d["count"]) <= {2 * (1 + moves) for moves in range(WINDOW_MOVES + 1)}
 
 
 def test_locks_of_one_name_exclude_each_other_and_of_other_names_do_not():
@@ -279,3 +281,19 @@ def test_a_power_of_two_study_tries_each_power_once_and_keeps_the_best(tmp_path)
     assert calls == [2.0 ** k for k in range(-6, 4)]  # ten powers: ten trials, none by TPE
     assert best == {"lr": 0.25}  # the power of two nearest the bowl's bottom, 0.3
     assert len(tried) == 10  # the grid is never pruned
+
+
+def test_tried_rates_holds_the_pruned_trials_beside_the_complete_ones(tmp_path):
+    """A moved window asks which rates a study tried: those it judged worse on the way count, a
+    failed trial (an error, not a verdict) does not."""
+    storage = str(tmp_path / "j.log")
+    study = optuna.create_study(study_name="s", storage=open_storage(storage))
+    rate = {"lr": optuna.distributions.FloatDistribution(1e-3, 10, log=True)}
+    for lr, state in ((0.5, optuna.trial.TrialState.COMPLETE),
+                      (0.05, optuna.trial.TrialState.PRUNED),
+                      (5.0, optuna.trial.TrialState.FAIL)):
+        study.enqueue_trial({"lr": lr})
+        trial = study.ask(rate)
+        assert trial.params["lr"] == lr
+        study.tell(trial, 1.0 if state == optuna.trial.TrialState.COMPLETE else None, state=state)
+    assert sorted(tried_rates("s", storage)) == [0.05, 0.5]

@@ -22,7 +22,7 @@ from idbench.config import MeasureConfig
 from idbench.keys import stable_key
 from idbench.schema import RunRow
 from idbench.train import EvalCallback, RunResult, StopRun
-from idbench.tuning import Pruned, tune_lr
+from idbench.tuning import Pruned, tried_rates, tune_lr
 
 TUNE_SEED = 10_000  # tuning trials use their own seed, apart from the measured seeds
 
@@ -68,7 +68,8 @@ class Tuner:
         (:meth:`~idbench.cell.CellRuns.spec`).
 
         ``moves``: a window is a guess at where the best rate lies. While the best trial so far is
-        the lowest rate tried (every trial diverged included), the study is repeated in the window
+        the lowest rate tried (pruned trials count as tried: the study judged them worse; every
+        trial diverged included), the study is repeated in the window
         one width below the lowest window (while it is the highest rate tried, above the highest),
         at most ``moves`` times; the rate is the trial of lowest loss over all those studies (when
         every trial diverged, the smallest rate tried). A moved window ends where the last began,
@@ -76,11 +77,10 @@ class Tuner:
         config = self.runs.config
         if config.tune_trials == 0:
             return config.lr if d is None else (config.lr_subspace or config.lr)
-        best, tried = self._study(role, d, lr_range)
+        best, rates = self._study(role, d, lr_range)
         width = lr_range[1] / lr_range[0]
         low, high = lr_range
         for _ in range(moves):
-            rates = [params["lr"] for params in tried]
             if best["lr"] <= min(rates):
                 window, low = (low / width, low), low / width
             elif best["lr"] >= max(rates) and math.isfinite(self._loss(best, d)):
@@ -88,7 +88,7 @@ class Tuner:
             else:
                 break
             moved, more = self._study(role, d, window)
-            tried += more
+            rates += more
             # (the lower rate on a tie: every trial diverged keeps the smallest rate tried)
             if (self._loss(moved, d), moved["lr"]) < (self._loss(best, d), best["lr"]):
                 best = moved
@@ -97,9 +97,9 @@ class Tuner:
         return best["lr"]
 
     def _study(self, role: str, d: int | None,
-               lr_range: tuple[float, float]) -> tuple[dict[str, float], list[dict[str, float]]]:
-        """One study within ``lr_range``: (best parameters, parameters of every finished
-        trial), its runs marked used."""
+               lr_range: tuple[float, float]) -> tuple[dict[str, float], list[float]]:
+        """One study within ``lr_range``: (best parameters, the rate of every trial it finished,
+        pruned ones included), its runs marked used."""
         config = self.runs.config
         study = study_name(config, role, d, lr_range)
         seeds = tuning_seeds(config)
@@ -116,7 +116,7 @@ class Tuner:
                 row = self.runs.store.get(spec.key())
                 if row is not None:
                     self.runs.used[row.run_key] = row
-        return best, tried
+        return best, tried_rates(study, self.storage)
 
     def _loss(self, params: dict[str, float], d: int | None) -> float:
         """A finished trial's loss as its study saw it: the mean final validation loss of its
