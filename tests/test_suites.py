@@ -516,6 +516,17 @@ def test_fashion_mnist_leaderboard_suites_hold_the_cells_issue_13_asks_for() -> 
     assert {(str(c.projection), c.seeds, c.draws) for c in family} == {("fastfood", 1, 4)}
 
 
+def test_settled_flagship_tunes_rbd_at_every_probe_and_carries_fpd_rates() -> None:
+    """rbd's carried rate decides its score more than d does, so its cells tune at every probe;
+    fpd's cells keep the default carrying. Every cell is 4 draws at its settled budget."""
+    cells = [c.config for c in load_suite("fashion-mnist-settled").cells()]
+    assert len(cells) == 12
+    assert {(str(c.method), c.tune_every_probe) for c in cells} == {("rbd", True), ("fpd", False)}
+    assert sum(str(c.method) == "rbd" for c in cells) == 4
+    assert {(str(c.model), c.epochs) for c in cells} == {("fc[depth=2,width=200]", 5), ("lenet", 2)}
+    assert {c.draws for c in cells} == {4}
+
+
 # --------------------------------------------------------------------------- the optimiser axis
 
 
