@@ -100,6 +100,9 @@ class Tuner:
             self.runs.damping[phase(d)] = best["damping"]
         if not math.isfinite(self._loss(best, d)):
             self.unstable.append((role, d))
+            where = "" if d is None else f" at d={d}"
+            self.runs.on_event(f"{role} tuning{where}: every trial diverged, so its runs train at "
+                               f"the rate their retries find (flagged untuned)")
         return best["lr"]
 
     def _study(self, role: str, d: int | None,

@@ -251,6 +251,9 @@ def test_a_baseline_tuning_that_found_no_stable_rate_flags_its_cell_untuned(tmp_
     """Every trial of the baseline's tuning diverges: its runs train at the rate their retries
     find, and so the threshold rests on an untuned rate, which the flag says."""
     _every_subspace_trial_diverges(monkeypatch, baseline=True)
+    events = []
     row = measure(digits_config(seeds=1, epochs=1, grid=(16,), tune_trials=3, tune_seeds=1),
-                  out=tmp_path, device="cpu")
+                  out=tmp_path, device="cpu", on_event=events.append)
     assert row.flags.split(",")[-1] == "untuned"
+    said = [e for e in events if "every trial diverged" in e]
+    assert len(said) == 1 and said[0].startswith("baseline tuning:")  # the progress says so too
