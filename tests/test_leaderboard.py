@@ -566,6 +566,31 @@ def test_cells_pooled_over_draws_compare_by_welchs_ratio_and_say_so(frames):
 
 
 
+def test_a_ratio_of_a_cell_that_passes_at_d_min_is_marked_as_a_bound(frames):
+    """A cell passing at its smallest d (d_lo None) has an upper-bound d_int, so its ratio to dense
+    is marked ``≤`` (dense passing so: ``≥``) and the caption says so; where both do, no ratio."""
+    measurements, runs = frames
+    fc = measurements.filter(pl.col("cell").is_in(["cell1", "cell3"]))  # fc sparse 281, dense 187
+    draws = {"sparse": [250.0, 281.0, 316.0], "dense": [170.0, 187.0, 205.0]}
+    pooled = fc.with_columns(draws=pl.lit(3), draw_d_ints=pl.col("projection").map_elements(
+        lambda p: json.dumps(draws[p]), return_dtype=pl.String))
+
+    def sparse_entry(at_d_min: list[str]) -> tuple[str, str]:
+        df = table(pooled.with_columns(d_lo=pl.when(pl.col("projection").is_in(at_d_min))
+                                       .then(None).otherwise(pl.col("d_lo"))), runs)
+        headers, rows = comparison.comparison(df)
+        return rows[0][headers.index("sparse fpd")], comparison.caption(df)
+
+    plain, caption = sparse_entry([])
+    assert " ×" in plain and "≤ ×" not in plain and "≤ × (≥ ×)" not in caption
+    upper, caption = sparse_entry(["sparse"])
+    assert upper.split(" ≤ ×")[1] == plain.split(" ×")[1] and "≤ × (≥ ×)" in caption
+    lower, _ = sparse_entry(["dense"])
+    assert lower.split(" ≥ ×")[1] == plain.split(" ×")[1]
+    neither, _ = sparse_entry(["sparse", "dense"])
+    assert "×" not in neither
+
+
 def test_a_pooled_cell_censored_by_some_of_its_draws_says_how_many(frames):
     """One censored draw censors a pooled cell; the table says how many of its draws did, so a
     reader can tell one stray draw from a cell that never crosses."""

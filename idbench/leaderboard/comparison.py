@@ -11,6 +11,8 @@ without compartments on the same row (the reference of Li et al.; with several o
 one trained by the column's optimiser) with the ratio's own 95% interval: both cells' curves
 resampled by one draw of seeds (:func:`idbench.estimate.ratio`), so noise they share cancels.
 ``≈`` marks a ratio whose interval contains 1: indistinguishable from dense at these seeds.
+``≤ ×`` (``≥ ×``) marks a bound: the cell (dense) passes at its smallest d in some draw, so its
+d_int, and the ratio, is at most that (the ratio at least that); where both do, no ratio.
 Columns split further by compartments (``rbd, layer``), by optimiser where the table holds more
 than one, and by options only where one projection x method was measured with several; rows
 split by epochs where the budget varies (the budget suite), and by the replicate or the tuner's
@@ -46,11 +48,13 @@ SPLIT = [("epochs", "Epochs"), ("replicate", "Replicate"), ("tune_draw", "Tuner 
 @dataclass(frozen=True)
 class Ratio:
     """d_int of a cell over d_int of its reference, both in total directions, with the 95%
-    interval of the ratio (None below 3 seeds)."""
+    interval of the ratio (None below 3 seeds); ``bound`` ``≤`` (``≥``) where the cell (the
+    reference) passes at its smallest d in some draw, so its d_int and the ratio are bounds."""
 
     value: float
     low: float | None
     high: float | None
+    bound: str = ""
 
     @property
     def indistinguishable(self) -> bool:
@@ -58,7 +62,7 @@ class Ratio:
         return self.low is not None and self.high is not None and self.low <= 1 <= self.high
 
     def __str__(self) -> str:
-        text = f"×{fmt_ratio(self.value)}"
+        text = f"{self.bound + ' ' if self.bound else ''}×{fmt_ratio(self.value)}"
         if self.low is None or self.high is None:
             return text
         high = "∞)" if math.isinf(self.high) else f"{fmt_ratio(self.high)}]"
@@ -77,13 +81,20 @@ def _curve_ratio(cell: tuple, reference: tuple) -> tuple[float, float | None, fl
     return float(value), low, high
 
 
+def at_d_min(row: dict) -> bool:
+    """Whether the cell passes at its smallest d (in some draw): its d_int is an upper bound."""
+    return not row["censored"] and row["d_lo"] is None
+
+
 def ratio_to(row: dict, reference: dict | None) -> Ratio | None:
     """The :class:`Ratio` of ``row`` to ``reference`` (None: no reference, the reference itself,
-    or either censored). The ratio of totals is the ratio of d_int times each cell's directions
-    per unit of d."""
+    either censored, or both passing at their smallest d, which bounds neither way). The ratio of
+    totals is the ratio of d_int times each cell's directions per unit of d."""
     if reference is None or row["cell"] == reference["cell"]:
         return None
     if any(r["censored"] or not r["d_int"] or not r["d_int_total"] for r in (row, reference)):
+        return None
+    if at_d_min(row) and at_d_min(reference):
         return None
 
     def key(r: dict) -> tuple:
@@ -101,7 +112,8 @@ def ratio_to(row: dict, reference: dict | None) -> Ratio | None:
         return None
     factor = (row["d_int_total"] / row["d_int"]) / (reference["d_int_total"] / reference["d_int"])
     scaled = [None if b is None else b * factor for b in (low, high)]
-    return Ratio(value * factor, *scaled)
+    bound = "≤" if at_d_min(row) else "≥" if at_d_min(reference) else ""
+    return Ratio(value * factor, *scaled, bound)
 
 
 def _variant(row: dict) -> str:
@@ -236,7 +248,9 @@ def caption(df: pl.DataFrame) -> str:
            "cancels), apart otherwise. ")
         + "≈: the ratio's interval "
         f"contains 1, so the cell's {name} is indistinguishable from dense's at these seeds. "
-        "Empty: not measured."
+        + ("≤ × (≥ ×): the cell (dense) passes at its smallest d in some draw, so the ratio is "
+           "at most (at least) that. " if any(r.bound for _, _, r in ratios(df)) else "")
+        + "Empty: not measured."
     )
 
 

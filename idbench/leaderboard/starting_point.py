@@ -52,22 +52,14 @@ def _starts(df: pl.DataFrame) -> pl.DataFrame:
     return df
 
 
-def _at_d_min(row: dict) -> bool:
-    """Whether the cell passes at its smallest d (in some draw): its d_int is an upper bound."""
-    return not row["censored"] and row["d_lo"] is None
-
-
 def _ratio(row: dict, reference: dict | None) -> str:
-    """The ratio's text: empty where there is nothing to compare with (the reference itself or
-    not measured); ``—`` where no ratio exists (a cell censored, pooled differently, or both
-    passing at d_min); ``≤``/``≥`` where the cell/the reference passes at d_min, so the ratio is
-    a bound."""
+    """The ratio's text (:class:`~idbench.leaderboard.comparison.Ratio`, a bound marked ``≤`` or
+    ``≥``): empty where there is nothing to compare with (the reference itself or not measured),
+    ``—`` where no ratio exists (a cell censored, pooled differently, or both passing at d_min)."""
     if reference is None or reference["cell"] == row["cell"]:
         return ""
     found = ratio_to(row, reference)
-    if found is None or (_at_d_min(row) and _at_d_min(reference)):
-        return "—"
-    return ("≤ " if _at_d_min(row) else "≥ " if _at_d_min(reference) else "") + str(found)
+    return "—" if found is None else str(found)
 
 
 def view(df: pl.DataFrame) -> tuple[list[str], list[list[str]]]:
