@@ -505,7 +505,8 @@ def test_fashion_mnist_leaderboard_suites_hold_the_cells_issue_13_asks_for() -> 
         (m, p, "fpd", None) for m in ("fc[depth=2,width=200]", "lenet")
         for p in ("dense", "sparse", "fastfood", "fastjl", "kron", "kron_sparse")
     } | {(m, "fastfood", "rbd", k) for m in ("fc[depth=2,width=200]", "lenet") for k in (None, "layer")}
-    assert {c.seeds for c in flagship} == {3}
+    assert {(c.seeds, c.draws) for c in flagship} == {(1, 4)}
+    assert {(str(c.method), c.tune_every_probe) for c in flagship} == {("fpd", False), ("rbd", True)}
     budget = [c.config for c in load_suite("fashion-mnist-budget").cells()]
     assert sorted((str(c.model), c.epochs) for c in budget) == sorted(
         (m, e) for m in ("fc[depth=2,width=200]", "lenet") for e in (1, 2, 5, 10, 20))
