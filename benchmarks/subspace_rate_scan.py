@@ -16,10 +16,7 @@ weights, zero biases), the initialisation of the random-bases study's TensorFlow
 difference from its published numbers can be traced to theta0 or ruled out. ``--pixels`` trains
 on pixels in [0, 1] as that code does, instead of idbench's images standardised with the training
 split's mean and standard deviation (the same images: padding stays black and a brightness offset
-stays in pixel units). ``--lookback K`` trains fpd as that code does: its coordinates keep the last
-step's coordinate gradient (they are reset only for rbd), and its network adds their product with
-the basis to the weights, so every gradient is taken at z + K (z_prev - z), K = 1 / the study's
-rate, while validation reads z itself.
+stays in pixel units).
 """
 
 from __future__ import annotations
@@ -56,26 +53,6 @@ def in_pixels(data: idbench.data.Dataset) -> idbench.data.Dataset:
     return dataclasses.replace(data, **pixels, mean=tuple(0.0 for _ in data.mean), std=ones)
 
 
-class LookbackSGD(torch.optim.Optimizer):
-    """Plain SGD whose gradient is taken at z + k (z_prev - z): the random-bases code's FPD."""
-
-    def __init__(self, params: list[nn.Parameter], lr: float, k: float) -> None:
-        super().__init__(params, {"lr": lr, "k": k})
-
-    def step(self, closure):  # type: ignore[override]
-        params = [(p, g["lr"], g["k"]) for g in self.param_groups for p in g["params"]]
-        with torch.no_grad():
-            for p, _, _ in params:
-                p.add_(self.state[p].get("shift", torch.zeros_like(p)))
-        loss = closure()
-        with torch.no_grad():
-            for p, lr, k in params:
-                p.sub_(self.state[p].get("shift", torch.zeros_like(p)))
-                p.add_(p.grad, alpha=-lr)
-                self.state[p]["shift"] = k * lr * p.grad
-        return loss
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="fc[depth=1,width=128]")
@@ -89,14 +66,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--init", choices=["torch", "keras"], default="torch")
     parser.add_argument("--pixels", action="store_true", help="train on pixels in [0, 1]")
-    parser.add_argument("--lookback", type=float, default=0.0,
-                        help="fpd's gradient at z + K (z_prev - z), as the study's code (0: off)")
     args = parser.parse_args(argv)
-    if args.lookback:
-        import idbench.methods.fpd as fpd
-        plain = fpd.build_optimizer
-        fpd.build_optimizer = lambda spec, params: (
-            LookbackSGD(params, spec.lr, args.lookback) if spec.projection else plain(spec, params))
     torch.set_num_threads(args.threads)
     if args.init == "keras":
         create = idbench.train.models.create
@@ -116,7 +86,6 @@ def main(argv: list[str] | None = None) -> None:
                            val_fraction=0.16667)
             result = run(spec, data, max_retries=0)
             print(json.dumps({"dataset": args.dataset, "init": args.init, "inputs": inputs,
-                              "lookback": args.lookback,
                               "method": method, "projection": projection, "lr": lr,
                               "val_score": round(result.val_score, 4),
                               "val_loss": round(result.val_loss, 4), "diverged": result.diverged,
