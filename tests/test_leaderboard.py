@@ -753,6 +753,56 @@ def test_optimisers_are_read_at_the_threshold_of_sgd_beside_them(frames):
     assert lines[0][3:] == lines[1][3:] == line[2:]
 
 
+def test_optimisers_pooled_over_draws_are_read_draw_by_draw_and_pooled(frames):
+    """A cell of independent draws: each draw's probes are read at SGD's threshold score and the
+    crossings pooled as d_int is (geometric mean, Student-t interval over the draws); a draw that
+    passes at its smallest probe makes the pooled value a bound, one that never reaches it '>'."""
+    measurements, runs = frames
+    base = measurements.filter(pl.col("cell") == "cell3").to_dicts()[0]
+
+    def drawn(optimizer: str, curves: list[dict[int, float]]) -> dict:
+        probes = [{"d": d, "mean": m, "std": 0.0, "scores": [m], "passed": m >= 0.6, "draw": i}
+                  for i, curve in enumerate(curves) for d, m in curve.items()]
+        return {**base, "cell": f"pooled-{optimizer}", "optimizer": optimizer, "draws": 3,
+                "draw_d_ints": json.dumps([1.0] * len(curves)), "threshold_score": 0.6,
+                "probes": json.dumps(probes)}
+
+    # each draw's mean goes 0.5 -> 0.7 between two probes: it crosses 0.6 at their log midpoint
+    sgd = drawn("sgd", [{100: 0.5, 400: 0.7}, {100: 0.5, 900: 0.7}, {100: 0.5, 1600: 0.7}])
+    adam = drawn("adam", [{50: 0.5, 200: 0.7}, {50: 0.5, 800: 0.7}, {50: 0.7, 800: 0.8}])
+    ngd = drawn("ngd", [{100: 0.5, 400: 0.7}, {100: 0.5, 400: 0.55}, {100: 0.5, 400: 0.7}])
+    rows = pl.DataFrame([sgd, adam, ngd], schema=measurements.schema)
+    df = table(rows, runs)
+    headers, [line] = common_threshold.view(df)
+    got = dict(zip(headers, line))
+    point, low, high = pooled([200.0, 300.0, 400.0])
+    assert got["sgd"] == f"{point:.0f} [{low:.0f}, {high:.0f}]"
+    point, low, high = pooled([100.0, 200.0, 50.0])  # the third draw passes at d = 50
+    assert got["adam"] == f"≤ {point:.0f} [{low:.0f}, {high:.0f}]"
+    assert got["ngd"] == "> 400"  # its second draw never reaches 0.6
+    assert "over its independent draws" in common_threshold.caption(df)
+
+
+def test_optimisers_are_compared_within_each_start(frames):
+    """On a fine-tuning board each (theta0, SAID) start is its own row: Adam from a checkpoint is
+    read at the threshold of SGD from that checkpoint, not at another start's."""
+    measurements, runs = frames
+    base = measurements.filter(pl.col("cell") == "cell3").to_dicts()[0]
+    curve = {100: [0.5, 0.5, 0.5], 400: [0.7, 0.7, 0.7]}  # crosses 0.6 at 200, 0.65 at ~283
+    cells = []
+    for theta0, target in (("init", 0.6), ("checkpoint[run=abc]", 0.65)):
+        for optimizer in ("sgd", "adam"):
+            cell = _optimiser_cell(base, optimizer, target, curve)
+            cells.append({**cell, "cell": f"{cell['cell']}-{theta0}", "theta0": theta0})
+    df = table(pl.DataFrame(cells, schema=measurements.schema), runs)
+    headers, lines = common_threshold.view(df)
+    assert headers[2] == "theta0" and len(lines) == 2
+    got = {line[2]: dict(zip(headers, line)) for line in lines}
+    assert got["init"]["SGD's threshold"] == "0.600" and got["init"]["adam"] == "200 [200, 200]"
+    assert got["checkpoint[run=abc]"]["SGD's threshold"] == "0.650"
+    assert got["checkpoint[run=abc]"]["adam"] == "283 [283, 283]"  # 100 x 4^0.75
+
+
 def test_no_threshold_view_without_several_optimisers_and_sgd(frames):
     measurements, runs = frames
     df = table(measurements, runs)  # sgd only

@@ -7,8 +7,12 @@ measured with several optimisers, it reads each optimiser's stored probes at the
 of the SGD cell of the same model, dataset, budget and compartments (0.9 x SGD's baseline): the d
 at which a monotone fit of its mean scores over seeds reaches that score, interpolated in log d
 as d_int is, with its 95% interval (:func:`idbench.estimate.estimate` on the same probes: a
-Student-t scaled bootstrap over that optimiser's seeds, SGD's threshold score held fixed).
-``≤ d``: its smallest probe already reaches it; ``> d``: its largest probe does not.
+Student-t scaled bootstrap over that optimiser's seeds, SGD's threshold score held fixed). A
+cell pooled over independent draws (:mod:`idbench.draws`) is read draw by draw and pooled as its
+d_int is (:func:`idbench.estimate.pooled`: the geometric mean, a Student-t interval over the
+draws). ``≤ d``: its smallest probe (in some draw) already reaches it; ``> d``: its largest probe
+(in some draw) does not. Cells that start elsewhere (a fine-tuning board's theta0 and SAID) are
+compared only with the SGD cell of the same start, each start a row of its own.
 
 Example: the optimisers suite (sgd, adam, ngd under Fastfood fpd) gets one row per network::
 
@@ -25,12 +29,14 @@ import polars as pl
 
 from idbench.leaderboard.comparison import html_table, markdown_table
 from idbench.leaderboard.tables import fmt_interval, fmt_num, fmt_value, varies
-from idbench.estimate import estimate
+from idbench.estimate import estimate, pooled
 from idbench.search import Probe, curve_of
 
 REFERENCE = "sgd"
 GROUP = ["dataset", "model", "D", "epochs", "replicate", "projection", "projection_options",
          "method", "method_options", "compartments"]
+STARTS = ["theta0", "said"]  # a fine-tuning board's starts: kept by the table where they vary
+SPLIT = [("epochs", "Epochs"), ("replicate", "Replicate"), ("theta0", "theta0"), ("said", "SAID")]
 
 
 def applies(df: pl.DataFrame) -> bool:
@@ -41,30 +47,39 @@ def applies(df: pl.DataFrame) -> bool:
 def reach(probes_json: str, threshold_score: float) -> str:
     """The d at which the stored probes' mean score reaches ``threshold_score``, with its CI
     (:func:`~idbench.estimate.estimate` reads the probes' scores, not whether they passed their own
-    threshold)."""
-    probes = [Probe.from_dict(p) for p in json.loads(probes_json)]
-    if not probes:
+    threshold); probes of several draws (a ``draw`` key) are read per draw and pooled."""
+    stored = json.loads(probes_json)
+    if not stored:
         return "—"
-    found = estimate(curve_of(probes, threshold_score))
-    point, low, high = found.d_int, found.ci_low, found.ci_high
-    if point is None:
-        return f"> {max(p.d for p in probes)}"
-    if point <= min(p.d for p in probes):
-        return f"≤ {min(p.d for p in probes)}"
+    draws: dict[int, list[Probe]] = {}
+    for p in stored:
+        draws.setdefault(p.get("draw", 0), []).append(Probe.from_dict(p))
+    found = [estimate(curve_of(probes, threshold_score)) for probes in draws.values()]
+    if any(f.d_int is None for f in found):
+        return f"> {max(p['d'] for p in stored)}"
+    if len(found) > 1:
+        point, low, high = pooled([f.d_int for f in found])
+    else:
+        point, low, high = found[0].d_int, found[0].ci_low, found[0].ci_high
+    smallest = [min(p.d for p in probes) for probes in draws.values()]
+    if all(f.d_int <= d for f, d in zip(found, smallest)):
+        return f"≤ {max(smallest)}"
     text = fmt_num(point)
-    return text if low is None or high is None else f"{text} {fmt_interval(low, high)}"
+    interval = "" if low is None or high is None else f" {fmt_interval(low, high)}"
+    bound = "≤ " if any(f.d_int <= d for f, d in zip(found, smallest)) else ""
+    return f"{bound}{text}{interval}"
 
 
 def view(df: pl.DataFrame) -> tuple[list[str], list[list[str]]]:
     """``(headers, rows)``: one row per projection x method with an SGD cell and another optimiser,
     one column per optimiser (empty where none)."""
     optimizers = [REFERENCE] + sorted(set(df["optimizer"].to_list()) - {REFERENCE})
-    split = [(c, title) for c, title in (("epochs", "Epochs"), ("replicate", "Replicate"))
-             if varies(df, c)]
+    split = [(c, title) for c, title in SPLIT if c in df.columns and varies(df, c)]
     headers = ["Model", "Dataset"] + [title for _, title in split] + [
         "Cell", "SGD's threshold", *optimizers]
     rows = []
-    for _, part in df.group_by(GROUP, maintain_order=True):
+    group = GROUP + [c for c in STARTS if c in df.columns]
+    for _, part in df.group_by(group, maintain_order=True):
         cells = {r["optimizer"]: r for r in part.to_dicts()}
         reference = cells.get(REFERENCE)
         if reference is None or len(cells) < 2 or math.isnan(reference["threshold_score"]):
@@ -82,16 +97,21 @@ def view(df: pl.DataFrame) -> tuple[list[str], list[list[str]]]:
 
 
 def caption(df: pl.DataFrame) -> str:
+    interval = (
+        "a Student-t interval over its independent draws (each draw's probes read at that score, "
+        "pooled as d_int is: their geometric mean), SGD's threshold score held fixed (it covers "
+        "the optimiser's draws: its seeds, baselines and tunings, not SGD's baseline seeds)"
+        if "draw_d_ints" in df.columns else
+        "a Student-t scaled bootstrap over its seeds, SGD's threshold score held fixed (it covers "
+        "the optimiser's seeds, not SGD's baseline seeds)")
     return (
         "Optimisers at SGD's threshold: for each projection x method, the d at which each "
         "optimiser's mean validation score over seeds reaches the threshold score of the SGD cell "
         "beside it (the same fraction of SGD's baseline), read off a monotone fit of that "
-        "optimiser's own probes and interpolated in log d as d_int is, with its 95% CI: a "
-        "Student-t scaled bootstrap over its seeds, SGD's threshold score held fixed (it covers "
-        "the optimiser's seeds, not SGD's baseline seeds). It "
-        "separates a better optimiser in the subspace from a weaker baseline, which lowers an "
-        "optimiser's own threshold. ≤ d: its smallest probe already reaches it; > d: its largest "
-        "does not."
+        "optimiser's own probes and interpolated in log d as d_int is, with its 95% CI: "
+        f"{interval}. It separates a better optimiser in the subspace from a weaker baseline, "
+        "which lowers an optimiser's own threshold. ≤ d: its smallest probe (in some draw) "
+        "already reaches it; > d: its largest (in some draw) does not."
     )
 
 
