@@ -607,19 +607,19 @@ def test_an_optimizer_a_method_cannot_use_points_at_the_list(tmp_path: Path) -> 
 
 def test_the_optimiser_suite_holds_the_cells_issue_14_asks_for() -> None:
     """FC and LeNet under Fastfood (fpd), sgd / adam / ngd with ngd's damping tuned; its sgd cells
-    are the budget suite's 1-epoch cells (same keys: the list makes the same cells as the
-    option)."""
+    are the short-budget flagship's Fastfood cells (same keys: the list makes the same cells as
+    the option)."""
     cells = load_suite("fashion-mnist-optimisers").cells()
     configs = [c.config for c in cells]
     assert {(str(c.model), str(c.projection), str(c.method), c.optimizer) for c in configs} == {
         (m, "fastfood", "fpd", o) for m in ("fc[depth=2,width=200]", "lenet")
         for o in ("sgd", "adam", "ngd")}
-    assert {c.seeds for c in configs} == {3}
+    assert {(c.seeds, c.draws) for c in configs} == {(1, 4)}
     assert {c.damping_range for c in configs if c.optimizer == "ngd"} == {(0.001, 1.0)}
     assert {c.damping_range for c in configs if c.optimizer != "ngd"} == {None}
     assert all(c.label.endswith("/" + c.config.optimizer) for c in cells)
-    budget = {c.config.key() for c in load_suite("fashion-mnist-budget").cells()}
-    assert {c.key() for c in configs if c.optimizer == "sgd"} <= budget
+    flagship = {c.config.key() for c in load_suite("fashion-mnist-1epoch").cells()}
+    assert {c.key() for c in configs if c.optimizer == "sgd"} <= flagship
 
 
 def test_the_transfer_suite_holds_the_cells_issue_33_asks_for() -> None:
