@@ -624,22 +624,28 @@ def test_the_optimiser_suite_holds_the_cells_issue_14_asks_for() -> None:
 
 def test_the_transfer_suite_holds_the_cells_issue_33_asks_for() -> None:
     """Both networks on both transfer tasks from init, from a pretrained model and (Fashion-MNIST
-    classes 5-9) after three burn-ins, each without and with SAID; its checkpoints are the runs
-    its documented `idbench pretrain` commands store."""
+    classes 5-9) after three burn-ins, each without and with SAID, under SGD; on classes 5-9 from
+    init and pretrained also under Adam (SAID's scalars share z's rate: Adam's per-coordinate
+    steps keep them from diverging). Its checkpoints are the runs its documented `idbench
+    pretrain` commands store."""
     from idbench.train import RunSpec
 
     cells = load_suite("fashion-mnist-transfer").cells()
     labels = [c.label for c in cells]
-    assert len(cells) == 28 and len(set(labels)) == 28
+    assert len(cells) == 36 and len(set(labels)) == 36
     assert {(c.config.seeds, c.config.draws) for c in cells} == {(1, 4)}
     part_b = [c.config for c in cells if str(c.config.dataset) == "fashion-mnist-split[part=b]"]
     burn_ins = {str(c.theta0) for c in part_b if c.theta0.name == "burn-in"}
-    assert len(burn_ins) == 3 and len(part_b) == 20
-    assert sum(c.config.said for c in cells) == 14
+    assert len(burn_ins) == 3 and len(part_b) == 28
+    assert sum(c.config.said for c in cells) == 18
+    adam = {(str(c.model), c.theta0.name, c.said) for c in part_b if c.optimizer == "adam"}
+    assert adam == {(m, t, s) for m in ("fc[depth=2,width=200]", "lenet")
+                    for t in ("init", "checkpoint") for s in (False, True)}
+    assert sum(c.optimizer == "adam" for c in part_b) == 8
     source = {"fashion-mnist-split[part=b]": "fashion-mnist-split[part=a]",
               "digits[size=28]": "fashion-mnist"}
     pretrained = [c.config for c in cells if c.config.theta0.name == "checkpoint"]
-    assert len(pretrained) == 8
+    assert len(pretrained) == 12
     for config in pretrained:
         spec = RunSpec(model=config.model, dataset=source[str(config.dataset)], seed=0, lr=0.05,
                        epochs=5)
