@@ -901,6 +901,14 @@ def test_a_board_whose_cells_start_differently_shows_theta0_and_said(tmp_path):
     assert {"dint_vs_burn_in.png", "dint_vs_burn_in.svg"} <= set(files)
     assert "dint_vs_burn_in.png" not in render(measurements.filter(pl.col("theta0") == "init"),
                                                runs, tmp_path / "plain", formats=["md"])
+    # a cell from init trained by Adam is not a point of SGD's lines: it has no burn-in, so no line
+    crossed = measurements.with_columns(censored=pl.lit(False), d_int=pl.lit(8.0))
+    adam = crossed.filter(pl.col("theta0") == "init").with_columns(
+        optimizer=pl.lit("adam"), cell=pl.col("cell") + "-adam", d_int=pl.lit(24.0))
+    lines = [line for line in plots.dint_vs_burn_in(table(pl.concat([crossed, adam]), runs))
+             .axes[0].get_lines() if line.get_marker() == "o"]
+    assert [list(line.get_xdata()) for line in lines] == [[0.0, 3.0]]  # SGD without SAID
+    assert list(lines[0].get_ydata()) == [8.0, 8.0]
 
 
 # flags and what the interval covers

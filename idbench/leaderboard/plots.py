@@ -508,7 +508,8 @@ def save(fig: Figure, path: str | os.PathLike[str]) -> Path:
 
 # --------------------------------------------------------------------------- burn-in (theta0)
 
-BURN_IN_SERIES = ["dataset", "model", "D", "projection", "method", "compartments", "epochs", "said"]
+BURN_IN_SERIES = ["dataset", "model", "D", "projection", "method", "compartments", "epochs", "said",
+                  "optimizer"]
 
 
 def _with_burn_in(df: pl.DataFrame) -> pl.DataFrame:
@@ -536,8 +537,10 @@ def has_burn_ins(df: pl.DataFrame) -> bool:
 def dint_vs_burn_in(df: pl.DataFrame) -> Figure:
     """d_int with its 95% CI against the length of the burn-in that gave theta0 (0: init), one
     line per cell otherwise alike (SAID apart): does a short burn-in lower d_int (Larsen et al.
-    2022)? The x axis is linear up to the shortest burn-in, logarithmic beyond."""
+    2022)? The x axis is linear up to the shortest burn-in, logarithmic beyond. Cells trained by
+    another optimiser are lines of their own (named by it where the board has several)."""
     rows, name = _with_burn_in(df), d_int_name(df)
+    optimisers = rows["optimizer"].n_unique() > 1
     series = rows.group_by(BURN_IN_SERIES, maintain_order=True)
     colors = sns.color_palette("colorblind", max(1, len(rows.select(BURN_IN_SERIES).unique())))
     shortest = rows.filter(pl.col("burn_in") > 0)["burn_in"].min() or 1.0
@@ -548,7 +551,8 @@ def dint_vs_burn_in(df: pl.DataFrame) -> Figure:
             if part["burn_in"].n_unique() >= 2:
                 first = part.row(0, named=True)
                 label = (f"{first['model']} · {first['dataset']} · {first['projection']} "
-                         f"{first['method']}{' · SAID' if first['said'] else ''}")
+                         f"{first['method']}{' · SAID' if first['said'] else ''}"
+                         f"{' · ' + first['optimizer'] if optimisers else ''}")
                 _dint_points(ax, part, "burn_in", color, label)
         _log_y(ax)
         ax.set_xscale("symlog", linthresh=shortest)
