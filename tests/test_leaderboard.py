@@ -897,6 +897,14 @@ def test_a_board_whose_cells_start_differently_shows_theta0_and_said(tmp_path):
     plain = table(measurements.filter(pl.col("theta0") == "init"), runs)
     assert "theta0" not in plain.columns and "said" not in plain.columns
     assert plots.has_burn_ins(df) and not plots.has_burn_ins(plain)
+    titles = [plots._panel_title(row, width=200) for row in df.iter_rows(named=True)]
+    assert [t.split(" epochs")[1] for t in titles] == [
+        ", from burn-in[steps=3,lr=0.1]", ", from burn-in[steps=3,lr=0.1], SAID", ", from init"]
+    assert [plots._panel_title(row, width=200) for row in plain.iter_rows(named=True)] == [
+        titles[2].removesuffix(", from init")]
+    ticks = plots.dint_by_projection(df).axes[0].get_yticklabels()
+    assert [t.get_text() for t in ticks] == [plots._panel_title(row, width=32)
+                                             for row in df.iter_rows(named=True)]
     files = render(measurements, runs, tmp_path / "board", formats=["md"])
     assert {"dint_vs_burn_in.png", "dint_vs_burn_in.svg"} <= set(files)
     assert "dint_vs_burn_in.png" not in render(measurements.filter(pl.col("theta0") == "init"),

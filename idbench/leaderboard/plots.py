@@ -98,9 +98,13 @@ def _palette(df: pl.DataFrame) -> dict[str, tuple]:
 
 
 def _panel_title(row: dict, width: int = 48) -> str:
+    """A cell's name in a plot: what tells it apart on its board (where it starts and SAID only
+    on a board whose cells differ in them, which keeps those columns)."""
     extra = "" if row["compartments"] == "1" else f", {row['compartments']} compartments"
     epochs = row["epochs"]
     extra += "" if epochs is None else f", {epochs:g} epoch{'' if epochs == 1 else 's'}"
+    extra += f", from {row['theta0']}" if row.get("theta0") is not None else ""
+    extra += ", SAID" if row.get("said") else ""
     title = f"{row['model']} · {row['dataset']} · {row['method']} ({row['optimizer']}){extra}"
     return "\n".join(textwrap.wrap(title, width))
 
