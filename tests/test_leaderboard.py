@@ -902,9 +902,12 @@ def test_a_board_whose_cells_start_differently_shows_theta0_and_said(tmp_path):
         ", from burn-in[steps=3,lr=0.1]", ", from burn-in[steps=3,lr=0.1], SAID", ", from init"]
     assert [plots._panel_title(row, width=200) for row in plain.iter_rows(named=True)] == [
         titles[2].removesuffix(", from init")]
-    ticks = plots.dint_by_projection(df).axes[0].get_yticklabels()
-    assert [t.get_text() for t in ticks] == [plots._panel_title(row, width=32)
-                                             for row in df.iter_rows(named=True)]
+    figure = plots.dint_by_projection(df)
+    ticks = [t.get_text() for t in figure.axes[0].get_yticklabels()]
+    assert ticks == [plots._panel_title(row, width=32) for row in df.iter_rows(named=True)]
+    lines = max(t.count("\n") + 1 for t in ticks)  # labels taller than a row's markers need
+    assert lines * plots.LABEL_LINE > 0.32
+    assert figure.get_size_inches()[1] == pytest.approx(1.4 + 3 * lines * plots.LABEL_LINE)
     files = render(measurements, runs, tmp_path / "board", formats=["md"])
     assert {"dint_vs_burn_in.png", "dint_vs_burn_in.svg"} <= set(files)
     assert "dint_vs_burn_in.png" not in render(measurements.filter(pl.col("theta0") == "init"),

@@ -60,8 +60,13 @@ def accuracy_figsize(n_panels: int) -> tuple[float, float]:
     return FACET_W * cols, FACET_H * rows
 
 
-def dint_figsize(n_cells: int, n_projections: int) -> tuple[float, float]:
-    return 8.0, 1.4 + 0.32 * max(1, n_cells) * max(1, n_projections)
+LABEL_LINE = 0.16  # inches a line of a row's wrapped label takes
+
+
+def dint_figsize(n_cells: int, n_projections: int, label_lines: int = 1) -> tuple[float, float]:
+    """A row per cell, tall enough for its projections' markers and its label's lines."""
+    per_cell = max(0.32 * max(1, n_projections), LABEL_LINE * label_lines)
+    return 8.0, 1.4 + max(1, n_cells) * per_cell
 
 
 def _style():
@@ -214,11 +219,14 @@ def dint_by_projection(df: pl.DataFrame) -> Figure:
     palette, name = _palette(df), d_int_name(df)
     left, right = _finite_span(df)
     labels = [""] * n_cells
+    for g, row in zip(group, df.iter_rows(named=True)):
+        labels[g] = _panel_title(row, width=32)  # wrapped: the axis keeps its width
+    lines = max((label.count("\n") + 1 for label in labels), default=1)
     with _style():
-        fig = Figure(figsize=dint_figsize(n_cells, len(projections)), dpi=DPI, layout="constrained")
+        fig = Figure(figsize=dint_figsize(n_cells, len(projections), lines), dpi=DPI,
+                     layout="constrained")
         ax = fig.subplots()
         for g, y, row in zip(group, _cell_offsets(df), df.iter_rows(named=True)):
-            labels[g] = _panel_title(row, width=32)  # wrapped: the axis keeps its width
             color = palette[row["projection"]]
             text = fmt_d_int(row)
             if row["censored"]:
