@@ -28,14 +28,13 @@ import math
 import polars as pl
 
 from idbench.leaderboard.comparison import html_table, markdown_table
-from idbench.leaderboard.tables import fmt_interval, fmt_num, fmt_value, varies
+from idbench.leaderboard.tables import STARTS, fmt_interval, fmt_num, fmt_value, varies
 from idbench.estimate import estimate, pooled
 from idbench.search import Probe, curve_of
 
 REFERENCE = "sgd"
 GROUP = ["dataset", "model", "D", "epochs", "replicate", "projection", "projection_options",
          "method", "method_options", "compartments"]
-STARTS = ["theta0", "said"]  # a fine-tuning board's starts: kept by the table where they vary
 SPLIT = [("epochs", "Epochs"), ("replicate", "Replicate"), ("theta0", "theta0"), ("said", "SAID")]
 
 
@@ -62,12 +61,11 @@ def reach(probes_json: str, threshold_score: float) -> str:
     else:
         point, low, high = found[0].d_int, found[0].ci_low, found[0].ci_high
     smallest = [min(p.d for p in probes) for probes in draws.values()]
-    if all(f.d_int <= d for f, d in zip(found, smallest)):
+    at_smallest = [f.d_int <= d for f, d in zip(found, smallest)]  # passed at its first probe
+    if all(at_smallest):
         return f"≤ {max(smallest)}"
-    text = fmt_num(point)
     interval = "" if low is None or high is None else f" {fmt_interval(low, high)}"
-    bound = "≤ " if any(f.d_int <= d for f, d in zip(found, smallest)) else ""
-    return f"{bound}{text}{interval}"
+    return f"{'≤ ' if any(at_smallest) else ''}{fmt_num(point)}{interval}"
 
 
 def view(df: pl.DataFrame) -> tuple[list[str], list[list[str]]]:
