@@ -770,7 +770,7 @@ def test_optimisers_pooled_over_draws_are_read_draw_by_draw_and_pooled(frames):
     # each draw's mean goes 0.5 -> 0.7 between two probes: it crosses 0.6 at their log midpoint
     sgd = drawn("sgd", [{100: 0.5, 400: 0.7}, {100: 0.5, 900: 0.7}, {100: 0.5, 1600: 0.7}])
     adam = drawn("adam", [{50: 0.5, 200: 0.7}, {50: 0.5, 800: 0.7}, {50: 0.7, 800: 0.8}])
-    ngd = drawn("ngd", [{100: 0.5, 400: 0.7}, {100: 0.5, 400: 0.55}, {100: 0.5, 400: 0.7}])
+    ngd = drawn("ngd", [{100: 0.5, 800: 0.7}, {100: 0.5, 400: 0.55}, {100: 0.5, 400: 0.7}])
     rows = pl.DataFrame([sgd, adam, ngd], schema=measurements.schema)
     df = table(rows, runs)
     headers, [line] = common_threshold.view(df)
@@ -779,7 +779,7 @@ def test_optimisers_pooled_over_draws_are_read_draw_by_draw_and_pooled(frames):
     assert got["sgd"] == f"{point:.0f} [{low:.0f}, {high:.0f}]"
     point, low, high = pooled([100.0, 200.0, 50.0])  # the third draw passes at d = 50
     assert got["adam"] == f"≤ {point:.0f} [{low:.0f}, {high:.0f}]"
-    assert got["ngd"] == "> 400"  # its second draw never reaches 0.6
+    assert got["ngd"] == "> 400"  # its second draw never reaches 0.6 up to its largest d
     assert "over its independent draws" in common_threshold.caption(df)
 
 

@@ -54,8 +54,9 @@ def reach(probes_json: str, threshold_score: float) -> str:
     for p in stored:
         draws.setdefault(p.get("draw", 0), []).append(Probe.from_dict(p))
     found = [estimate(curve_of(probes, threshold_score)) for probes in draws.values()]
-    if any(f.d_int is None for f in found):
-        return f"> {max(p['d'] for p in stored)}"
+    short = [max(p.d for p in probes) for probes, f in zip(draws.values(), found) if f.d_int is None]
+    if short:  # a draw whose largest probe does not reach the score
+        return f"> {min(short)}"
     if len(found) > 1:
         point, low, high = pooled([f.d_int for f in found])
     else:
