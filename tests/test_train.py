@@ -1,10 +1,12 @@
 import math
 
 import pytest
+import torch
 
 import idbench.data
 from idbench.errors import IdbenchError
-from idbench.train import RunSpec, build_model, lr_at, run, total_steps, train
+from idbench.train import (FORWARD_CHUNK, RunSpec, build_model, evaluate, lr_at, run, total_steps,
+                           train)
 
 
 @pytest.fixture(scope="module")
@@ -25,6 +27,23 @@ def test_fc_on_digits_learns_quickly(digits):
     assert result.steps == 20 * math.ceil(len(digits.x_train) / 128)
     assert len(result.history) == 20 and result.history[-1]["val_score"] == result.val_score
     assert result.D == 64 * 64 + 64 + 64 * 10 + 10
+
+
+@pytest.mark.parametrize("model", ["lenet", "cnn", "fc[depth=2,width=200]"])
+def test_evaluation_in_cache_sized_chunks_gives_the_one_pass_bits(model):
+    data = idbench.data.load("digits[size=28]")
+    net = build_model(RunSpec(model=model, dataset="digits[size=28]", seed=3, lr=0.1, epochs=1),
+                      data).eval()
+    seen: list[int] = []
+    hook = net.register_forward_pre_hook(lambda _, args: seen.append(len(args[0])))
+    score, loss = evaluate(net, data, "test")
+    hook.remove()
+    with torch.no_grad():
+        out = net(data.x_test)  # the whole split in one pass (< 2,048 images: one batch)
+    n = len(data.x_test)
+    assert n > 2 * FORWARD_CHUNK and seen == [min(FORWARD_CHUNK, n - i) for i in range(0, n, FORWARD_CHUNK)]
+    assert loss == float(data.loss(out, data.y_test))
+    assert score == float(data.score(out, data.y_test).sum()) / len(data.x_test)
 
 
 def test_huge_learning_rate_is_a_diverged_result_not_an_exception(digits):
