@@ -1,12 +1,12 @@
 import math
 
 import pytest
-import torch
 
 import idbench.data
+import idbench.train
 from idbench.errors import IdbenchError
-from idbench.train import (FORWARD_CHUNK, RunSpec, build_model, evaluate, lr_at, run, total_steps,
-                           train)
+from idbench.train import (EVAL_BATCH, FORWARD_CHUNK, RunSpec, build_model, evaluate, lr_at, run,
+                           total_steps, train)
 
 
 @pytest.fixture(scope="module")
@@ -30,20 +30,19 @@ def test_fc_on_digits_learns_quickly(digits):
 
 
 @pytest.mark.parametrize("model", ["lenet", "cnn", "fc[depth=2,width=200]"])
-def test_evaluation_in_cache_sized_chunks_gives_the_one_pass_bits(model):
+def test_evaluation_in_cache_sized_chunks_gives_the_one_pass_bits(model, monkeypatch):
     data = idbench.data.load("digits[size=28]")
     net = build_model(RunSpec(model=model, dataset="digits[size=28]", seed=3, lr=0.1, epochs=1),
-                      data).eval()
+                      data)
     seen: list[int] = []
-    hook = net.register_forward_pre_hook(lambda _, args: seen.append(len(args[0])))
-    score, loss = evaluate(net, data, "test")
-    hook.remove()
-    with torch.no_grad():
-        out = net(data.x_test)  # the whole split in one pass (< 2,048 images: one batch)
-    n = len(data.x_test)
-    assert n > 2 * FORWARD_CHUNK and seen == [min(FORWARD_CHUNK, n - i) for i in range(0, n, FORWARD_CHUNK)]
-    assert loss == float(data.loss(out, data.y_test))
-    assert score == float(data.score(out, data.y_test).sum()) / len(data.x_test)
+    net.register_forward_pre_hook(lambda _, args: seen.append(len(args[0])))
+    chunked = evaluate(net, data, "test")
+    monkeypatch.setattr(idbench.train, "FORWARD_CHUNK", EVAL_BATCH)  # each batch in one pass
+    whole = evaluate(net, data, "test")
+    n = len(data.x_test)  # fewer than EVAL_BATCH: one batch
+    assert n > 2 * FORWARD_CHUNK
+    assert seen == [min(FORWARD_CHUNK, n - i) for i in range(0, n, FORWARD_CHUNK)] + [n]
+    assert chunked == whole
 
 
 def test_huge_learning_rate_is_a_diverged_result_not_an_exception(digits):
