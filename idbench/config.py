@@ -138,6 +138,11 @@ class MeasureConfig(TrainOptions, RateOptions):
     def _ranges(self) -> "MeasureConfig":
         if self.d_min > self.d_max:
             raise ValueError(f"d_min ({self.d_min}) is larger than d_max ({self.d_max})")
+        if self.grid is None and self.d_min == self.d_max:
+            raise ValueError(
+                f"d_min = d_max = {self.d_min} leaves the search one d, where it has no d_int to "
+                f"find (only <= {self.d_min} or > {self.d_max}): widen d_min .. d_max to search "
+                f"d_int, or set grid: [{self.d_min}] to measure the score at d = {self.d_min}")
         if self.grid is not None and (not self.grid or min(self.grid) < 1):
             raise ValueError("grid must be a non-empty list of positive integers")
         if self.said:

@@ -54,6 +54,8 @@ CASES = [
     ("global baseline above 1", [*MEASURE, "--baseline", "global:2"], "baseline"),
     ("d_min above d_max", [*MEASURE, "--d-min", "100", "--d-max", "10"],
      "--d-min (100) is larger than --d-max (10)"),
+    ("a search range of one d", [*MEASURE, "--d-min", "64", "--d-max", "64"],
+     "--d-min = --d-max = 64 leaves the search one d"),
     ("d_min above D", [*MEASURE, "--d-min", "100000", "--d-max", "200000"], "exceeds the model's D"),
     ("grid value above D", [*MEASURE, "--grid", "8,100000"], "exceeds the model's D"),
     ("grid not numbers", [*MEASURE, "--grid", "8,x"], "--grid: value 2 ('x'): Input should be a valid integer"),

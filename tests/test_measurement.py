@@ -123,6 +123,7 @@ def test_a_censored_grid_measurement_names_the_largest_grid_d(tmp_path):
     "overrides,match",
     [
         (dict(d_min=100, d_max=10), "d_min .100. is larger than d_max .10."),
+        (dict(d_min=64, d_max=64), "d_min = d_max = 64 leaves the search one d"),
         (dict(threshold=1.5), "threshold must be in"),
         (dict(threshold=0.0), "threshold must be in"),
         (dict(baseline="best"), "baseline must be 'local' or 'global"),

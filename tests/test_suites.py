@@ -407,6 +407,26 @@ def test_a_bad_cell_reports_its_grid(tmp_path: Path) -> None:
     assert "line 6:" in message and "d_min (100) is larger than d_max (10)" in message
 
 
+def test_a_search_range_of_one_d_is_refused_and_a_grid_of_that_d_is_not(tmp_path: Path) -> None:
+    search = write(tmp_path, """
+        version: "1"
+        defaults: {epochs: 1, d_min: 250, d_max: 250}
+        grids:
+          - models: [fc]
+            datasets: [digits]
+    """)
+    message = error_of(search)
+    assert "line 4:" in message and "set grid: [250] to measure the score at d = 250" in message
+    one_d = write(tmp_path, """
+        version: "1"
+        defaults: {epochs: 1, grid: [250]}
+        grids:
+          - models: [fc]
+            datasets: [digits]
+    """)
+    assert [c.config.grid for c in load_suite(one_d).cells()] == [(250,)]
+
+
 GRID = "grids:\n  - models: [fc]\n    datasets: [digits]\n"
 
 
