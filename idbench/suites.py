@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import difflib
 import itertools
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -400,7 +401,7 @@ def _config_error(exc: ValidationError, suite: Suite, index: int, lines: "_Lines
     """Point a MeasureConfig error at the option that caused it (grid options, then defaults)."""
     error = exc.errors()[0]
     msg = not_finite(error["input"]) if error["type"] == "finite_number" else _clean(error["msg"])
-    field = error["loc"][0] if error["loc"] else None
+    field = error["loc"][0] if error["loc"] else _first_named(msg, suite, index)
     if field == "optimizer" and suite.grids[index].optimizers is not None:
         loc: tuple[Any, ...] = ("grids", index, "optimizers")
     elif field in suite.grids[index].options:
@@ -410,9 +411,17 @@ def _config_error(exc: ValidationError, suite: Suite, index: int, lines: "_Lines
     else:
         loc = ("grids", index)
     what = f"{_format_loc(loc)}: {msg}"
-    if field is not None and field not in loc:
+    if field is not None and field not in loc and not re.search(rf"\b{field}\b", msg):
         what = f"{_format_loc(loc)}: {field}: {msg}"
     return lines.at(loc, f"{what} (in the cells of grids[{index}])")
+
+
+def _first_named(msg: str, suite: Suite, index: int) -> str | None:
+    """The option a check across several options is about: of those the file sets for the grid,
+    the one its message names first (messages name options by their keys), None if it names none."""
+    options = {**suite.defaults, **suite.grids[index].options}
+    found = [(m.start(), key) for key in options if (m := re.search(rf"\b{key}\b", msg))]
+    return min(found)[1] if found else None
 
 
 # --------------------------------------------------------------------------- lines and messages

@@ -404,7 +404,23 @@ def test_a_bad_cell_reports_its_grid(tmp_path: Path) -> None:
             options: {d_min: 100, d_max: 10}
     """)
     message = error_of(path)
-    assert "line 6:" in message and "d_min (100) is larger than d_max (10)" in message
+    assert "line 8: grids[1].options.d_min: d_min (100) is larger than d_max (10)" in message
+
+
+def test_a_check_across_options_names_the_line_of_the_first_it_names(tmp_path: Path) -> None:
+    """A check of several options together points at the one its message names first, where the
+    file sets it (here d_min, in the grid, though d_max is set before it in the defaults)."""
+    path = write(tmp_path, """
+        version: "1"
+        defaults: {epochs: 1, d_max: 250}
+        grids:
+          - models: [fc]
+            datasets: [digits]
+            options:
+              seeds: 2
+              d_min: 250
+    """)
+    assert "line 8: grids[0].options.d_min: d_min = d_max = 250" in error_of(path)
 
 
 def test_a_search_range_of_one_d_is_refused_and_a_grid_of_that_d_is_not(tmp_path: Path) -> None:
@@ -416,7 +432,8 @@ def test_a_search_range_of_one_d_is_refused_and_a_grid_of_that_d_is_not(tmp_path
             datasets: [digits]
     """)
     message = error_of(search)
-    assert "line 4:" in message and "set grid: [250] to measure the score at d = 250" in message
+    assert "line 2: defaults.d_min:" in message
+    assert "set grid: [250] to measure the score at d = 250" in message
     one_d = write(tmp_path, """
         version: "1"
         defaults: {epochs: 1, grid: [250]}
@@ -621,8 +638,8 @@ def test_an_optimizer_a_method_cannot_use_points_at_the_list(tmp_path: Path) -> 
             optimizers: [sgd, lbfgs]
     """)
     message = error_of(path)
-    # a pair of method and optimiser is refused at the grid that makes it
-    assert "line 4:" in message and "optimizer lbfgs" in message and "grids[0]" in message
+    # a pair of method and optimiser is refused at the list that makes it
+    assert "line 7: grids[0].optimizers: optimizer lbfgs trains z" in message
 
 
 def test_the_optimiser_suite_holds_the_cells_issue_14_asks_for() -> None:
