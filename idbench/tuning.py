@@ -131,6 +131,9 @@ def tune_lr(
                                            n_warmup_steps=2),
         load_if_exists=True,
     )
+    for trial in study.trials:  # left running by a killed process: TPE would count it
+        if trial.state == optuna.trial.TrialState.RUNNING:
+            study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
     done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     first = [*replay, *startup[len(replay):]]
     while (finished := sum(t.state in done for t in study.trials)) < n_trials:

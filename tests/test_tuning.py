@@ -76,6 +76,36 @@ def valley(calls: list[tuple[float, float]], stop_after: int | None = None):
     return train_at
 
 
+class Killed(BaseException):
+    """A process killed mid-trial (SIGKILL): optuna cannot mark the trial failed, so it stays
+    RUNNING in the journal (a KeyboardInterrupt, caught by optuna, ends it as FAIL)."""
+
+
+def test_a_trial_left_running_by_a_killed_process_does_not_move_the_resumed_study(tmp_path):
+    """TPE counts a trial left RUNNING and proposes another rate after it than an uninterrupted
+    study would; a resumed study fails such trials first and proposes what it would have."""
+    options = dict(study_name="subspace-x", n_trials=7, lr_range=(1e-3, 10.0))
+    whole: list[float] = []
+    tune_lr(bowl(whole), storage=str(tmp_path / "a.log"), **options)
+
+    first: list[float] = []
+    train = bowl(first)
+
+    def killed_at_the_second(lr: float, report) -> RunResult:
+        if len(first) == 1:
+            raise Killed
+        return train(lr, report)
+
+    with pytest.raises(Killed):
+        tune_lr(killed_at_the_second, storage=str(tmp_path / "b.log"), **options)
+    study = optuna.load_study(study_name="subspace-x",
+                              storage=open_storage(str(tmp_path / "b.log")))
+    assert [t.state for t in study.trials][-1] == optuna.trial.TrialState.RUNNING
+    rest: list[float] = []
+    tune_lr(bowl(rest), storage=str(tmp_path / "b.log"), **options)
+    assert first + rest == whole
+
+
 def test_an_interrupted_joint_study_of_rate_and_damping_resumes_to_the_uninterrupted_one(tmp_path):
     options = dict(study_name="ngd-x", n_trials=10, lr_range=(1e-3, 10.0),
                    damping_range=(1e-3, 10.0))
