@@ -31,8 +31,11 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import os
+import socket
 from typing import Callable, Sequence
 
 import optuna
@@ -131,9 +134,7 @@ def tune_lr(
                                            n_warmup_steps=2),
         load_if_exists=True,
     )
-    for trial in study.trials:  # left running by a killed process: TPE would count it
-        if trial.state == optuna.trial.TrialState.RUNNING:
-            study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+    _fail_orphans(study)
     done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     first = [*replay, *startup[len(replay):]]
     while (finished := sum(t.state in done for t in study.trials)) < n_trials:
@@ -230,8 +231,35 @@ def startup_params(lr_range: tuple[float, float], damping_range: tuple[float, fl
     return [{**rate, "damping": dampings[j]} for rate, j in zip(rates, order)]
 
 
+def _process() -> str:
+    """This process, as a trial records who runs it: ``host:pid``."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _fail_orphans(study: optuna.Study) -> None:
+    """Fail the trials a killed process of this machine left running. TPE counts a running trial,
+    so a resumed study would propose after it other rates than an uninterrupted one. A trial of
+    a live process (another ``idbench run`` on the same folder), of another machine or of a
+    version that did not record its process is left as it is."""
+    here = socket.gethostname()
+    for trial in study.trials:
+        host, _, pid = str(trial.user_attrs.get("process", "")).rpartition(":")
+        if trial.state != optuna.trial.TrialState.RUNNING or host != here or not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+            continue  # alive
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue  # alive, another user's
+        with contextlib.suppress(ValueError):  # another process failed it first
+            study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+
+
 def _objective(trial: optuna.Trial, train_at: TrainAt, lr_range: tuple[float, float],
                damping_range: tuple[float, float] | None) -> float:
+    trial.set_user_attr("process", _process())
     lr = trial.suggest_float("lr", *lr_range, log=True)
     extra = {} if damping_range is None else \
         {"damping": trial.suggest_float("damping", *damping_range, log=True)}

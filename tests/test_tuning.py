@@ -4,6 +4,9 @@ tuning at every probe, and the locks that let concurrent cells share runs."""
 from __future__ import annotations
 
 import math
+import os
+import socket
+import subprocess
 import threading
 
 import optuna
@@ -83,7 +86,8 @@ class Killed(BaseException):
 
 def test_a_trial_left_running_by_a_killed_process_does_not_move_the_resumed_study(tmp_path):
     """TPE counts a trial left RUNNING and proposes another rate after it than an uninterrupted
-    study would; a resumed study fails such trials first and proposes what it would have."""
+    study would; a resumed study fails such trials first (those whose process is gone: another
+    live process's trial is left running) and proposes what it would have."""
     options = dict(study_name="subspace-x", n_trials=7, lr_range=(1e-3, 10.0))
     whole: list[float] = []
     tune_lr(bowl(whole), storage=str(tmp_path / "a.log"), **options)
@@ -100,7 +104,15 @@ def test_a_trial_left_running_by_a_killed_process_does_not_move_the_resumed_stud
         tune_lr(killed_at_the_second, storage=str(tmp_path / "b.log"), **options)
     study = optuna.load_study(study_name="subspace-x",
                               storage=open_storage(str(tmp_path / "b.log")))
-    assert [t.state for t in study.trials][-1] == optuna.trial.TrialState.RUNNING
+    stale = study.trials[-1]
+    assert stale.state == optuna.trial.TrialState.RUNNING
+    assert stale.user_attrs["process"] == f"{socket.gethostname()}:{os.getpid()}"
+    tune_lr(bowl([]), storage=str(tmp_path / "b.log"), **{**options, "n_trials": 1})
+    assert study.trials[stale.number].state == optuna.trial.TrialState.RUNNING  # its process lives
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    study._storage.set_trial_user_attr(stale._trial_id, "process",
+                                       f"{socket.gethostname()}:{gone.pid}")  # as if killed
     rest: list[float] = []
     tune_lr(bowl(rest), storage=str(tmp_path / "b.log"), **options)
     assert first + rest == whole
