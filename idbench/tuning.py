@@ -138,9 +138,8 @@ def tune_lr(
     done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     first = [*replay, *startup[len(replay):]]
     while (finished := sum(t.state in done for t in study.trials)) < n_trials:
-        if finished < len(first):
-            if not _queued(study, first[finished]):
-                study.enqueue_trial(first[finished])
+        if finished < len(first) and not _queued(study, first[finished]):
+            study.enqueue_trial(first[finished])
         # a sampler seeded by the number of finished trials makes a resumed study propose
         # exactly what an uninterrupted one would have
         study.sampler = optuna.samplers.TPESampler(
