@@ -29,6 +29,7 @@ import fnmatch
 import inspect
 import math
 import re
+import threading
 import typing
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Callable, Generic, TypeVar
@@ -85,6 +86,11 @@ SpecField = Annotated[
 ]
 
 
+# CPython 3.11's AST constructor can raise a spurious SystemError ("AST constructor recursion depth
+# mismatch", python/cpython#106905) when threads parse at once, as a measurement's draws do
+_AST_LOCK = threading.Lock()
+
+
 def _parse_value(text: str) -> Any:
     """A typed option value: a Python literal (number, string, tuple, list...), true/false/none in
     any case, else the text itself (a bare word such as ``relu``)."""
@@ -95,7 +101,8 @@ def _parse_value(text: str) -> Any:
     if lowered in ("none", "null"):
         return None
     try:
-        return ast.literal_eval(text)
+        with _AST_LOCK:
+            return ast.literal_eval(text)
     except (ValueError, SyntaxError):
         return text
 
