@@ -230,11 +230,6 @@ def startup_params(lr_range: tuple[float, float], damping_range: tuple[float, fl
     return [{**rate, "damping": dampings[j]} for rate, j in zip(rates, order)]
 
 
-def _process() -> str:
-    """This process, as a trial records who runs it: ``host:pid``."""
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
 def _fail_orphans(study: optuna.Study) -> None:
     """Fail the trials a killed process of this machine left running. TPE counts a running trial,
     so a resumed study would propose after it other rates than an uninterrupted one. A trial of
@@ -243,22 +238,26 @@ def _fail_orphans(study: optuna.Study) -> None:
     here = socket.gethostname()
     for trial in study.trials:
         host, _, pid = str(trial.user_attrs.get("process", "")).rpartition(":")
-        if trial.state != optuna.trial.TrialState.RUNNING or host != here or not pid.isdigit():
-            continue
-        try:
-            os.kill(int(pid), 0)
-            continue  # alive
-        except ProcessLookupError:
-            pass
-        except PermissionError:
-            continue  # alive, another user's
-        with contextlib.suppress(ValueError):  # another process failed it first
-            study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+        running = trial.state == optuna.trial.TrialState.RUNNING
+        if running and host == here and pid.isdigit() and not _alive(int(pid)):
+            with contextlib.suppress(ValueError):  # another process failed it first
+                study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` of this machine is running (another user's counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
 
 
 def _objective(trial: optuna.Trial, train_at: TrainAt, lr_range: tuple[float, float],
                damping_range: tuple[float, float] | None) -> float:
-    trial.set_user_attr("process", _process())
+    trial.set_user_attr("process", f"{socket.gethostname()}:{os.getpid()}")  # _fail_orphans
     lr = trial.suggest_float("lr", *lr_range, log=True)
     extra = {} if damping_range is None else \
         {"damping": trial.suggest_float("damping", *damping_range, log=True)}
