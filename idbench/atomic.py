@@ -69,14 +69,14 @@ def remove_stale_temps(folder: Path) -> list[Path]:
         return removed
     for entry in os.scandir(folder):
         match = _TEMP.match(entry.name)
-        if match is None or match["host"] != _HOST or _alive(int(match["pid"])):
+        if match is None or match["host"] != _HOST or alive(int(match["pid"])):
             continue
         Path(entry.path).unlink(missing_ok=True)
         removed.append(Path(entry.path))
     return removed
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     """Whether process ``pid`` runs on this machine (a process of another user counts)."""
     try:
         os.kill(pid, 0)

@@ -42,6 +42,7 @@ import optuna
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
+from idbench.atomic import alive
 from idbench.errors import IdbenchError
 from idbench.lr.options import powers_of_two
 from idbench.seeding import derive_seed
@@ -239,20 +240,9 @@ def _fail_orphans(study: optuna.Study) -> None:
     for trial in study.trials:
         host, _, pid = str(trial.user_attrs.get("process", "")).rpartition(":")
         running = trial.state == optuna.trial.TrialState.RUNNING
-        if running and host == here and pid.isdigit() and not _alive(int(pid)):
+        if running and host == here and pid.isdigit() and not alive(int(pid)):
             with contextlib.suppress(ValueError):  # another process failed it first
                 study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
-
-
-def _alive(pid: int) -> bool:
-    """Whether process ``pid`` of this machine is running (another user's counts)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return True
 
 
 def _objective(trial: optuna.Trial, train_at: TrainAt, lr_range: tuple[float, float],
