@@ -188,3 +188,13 @@ def test_the_search_stops_at_the_size_of_a_compartment(tmp_path):
         row = measure(config, out=tmp_path, device="cpu")
     assert row.D == 610 and row.d_max == 610 // 4
     assert max(p["d"] for p in json.loads(row.probes)) <= 610 // 4
+
+
+@pytest.mark.parametrize("d_lo, d_hi, shown", [(None, 64, "≤ 64"), (40, 64, "51"), (None, None, "51")])
+def test_the_estimate_shows_d_hi_only_where_d_min_passed(d_lo, d_hi, shown):
+    """``≤ d_hi`` where the smallest probe passed; the fitted crossing where the curve crosses
+    between probes, and also where it crosses without a bracket (the largest probes fail)."""
+    from idbench.leaderboard.tables import fmt_d_int
+
+    row = {"censored": False, "d_int": 51.2, "d_lo": d_lo, "d_hi": d_hi, "d_max": 610}
+    assert fmt_d_int(row) == shown

@@ -173,12 +173,13 @@ def fmt_num(x: float | None) -> str:
 def fmt_d_int(row: dict) -> str:
     """The estimate, rounded: ``> d_max`` when censored (``> d_max (k of R draws)`` where only k of
     a pooled cell's R draws never cross: one such draw censors the cell), ``≤ d_hi`` when d_min
-    already passed."""
+    already passed (without a bracket, where the largest probes fail, the fitted crossing)."""
     if row["censored"]:
         return f"> {row['d_max']}" + censored_by_some(row)
     if row["d_int"] is None:
         return "—"
-    return f"≤ {row['d_hi']}" if row["d_lo"] is None else fmt_num(row["d_int"])
+    passed_at_d_min = row["d_lo"] is None and row["d_hi"] is not None
+    return f"≤ {row['d_hi']}" if passed_at_d_min else fmt_num(row["d_int"])
 
 
 def censored_by_some(row: dict) -> str:

@@ -164,13 +164,23 @@ class TunedAtBracket:
                 self.tuned.append((top, self.tune(top)))
                 start = d_min
                 continue
-            if result.d_lo is None and start > d_min:
+            if result.d_hi is not None and result.d_lo is None and start > d_min:
                 start = on_lattice(d_min, start / 4)  # even the start passed: lower
                 continue
-            where = math.sqrt(result.d_lo * result.d_hi) if result.d_lo else result.d_hi
+            where = _crossing(result)
             t = self.tuned[-1][0]
             if max(where / t, t / where) <= self.move or len(self.tuned) > MAX_RETUNES:
                 return result
             here = max(1, round(where))
             self.tuned.append((here, self.tune(here)))
-            start = on_lattice(d_min, (result.d_lo or result.d_hi) / 2)
+            start = on_lattice(d_min, (result.d_lo or result.d_hi or where) / 2)
+
+
+def _crossing(result: SearchResult) -> float:
+    """Where an uncensored search places the crossing: the geometric centre of its bracket, d_hi
+    where d_min already passed, and the fitted crossing where there is no bracket (the fitted
+    curve crosses the threshold, but the largest probes fail: a curve that falls)."""
+    if result.d_hi is None:
+        assert result.d_int is not None, "a censored search has no crossing"
+        return result.d_int
+    return math.sqrt(result.d_lo * result.d_hi) if result.d_lo else result.d_hi

@@ -145,3 +145,24 @@ def test_on_lattice_is_the_largest_d_min_power_of_two_multiple_at_or_below(d_min
         k = math.log2(point / d_min)
         assert k == int(k) and point >= d_min
         assert point <= max(d, d_min) < 2 * point or d < d_min
+
+
+def test_a_falling_curve_without_a_bracket_is_retuned_at_its_fitted_crossing():
+    """Scores that pass at d = 80 and fall just below the threshold above it (a tiny network's
+    noisy curve): the monotone fit still crosses (near d = 78), but no probe passes with every
+    larger one passing, so there is no bracket. The protocol re-tunes at the fitted crossing and
+    returns it uncensored, bracket-less, instead of failing on the missing bracket."""
+    scores = {10: 0.14, 20: 0.28, 40: 0.36, 80: 0.5625, 160: 0.5, 320: 0.486, 610: 0.493}
+    tuned_at = []
+
+    def tune(d: int) -> float:
+        tuned_at.append(d)
+        return 1.0
+
+    rule = TunedAtBracket(tune, Carry(config(lr_scaling="none")), 1000, "", move=2.0)
+    result = rule.search(lambda start: search(lambda d: [scores[d]], threshold_score=0.50625,
+                                              d_min=start, d_max=610, resolution=0.01), 10)
+    assert not result.censored and (result.d_lo, result.d_hi) == (None, None)
+    assert 40 < result.d_int < 80
+    assert tuned_at == [1000, round(result.d_int)]
+    assert [p.d for p in result.probes] == [20, 40, 80, 160, 320, 610]  # restarted on the lattice
