@@ -165,7 +165,8 @@ def measure_baseline(runs: CellRuns, tuner: Tuner) -> Baseline:
     scores = tuple(r.val_score for r in rows)
     std = float(np.std(scores, ddof=1)) if len(scores) > 1 else 0.0
     mean = float(np.mean(scores))
-    if runs.data.at_chance(mean, float(np.mean([r.val_loss for r in rows]))):
+    # a regression onto exact targets has no chance level, but a score of 0 defines no threshold
+    if mean <= 0 or runs.data.at_chance(mean, float(np.mean([r.val_loss for r in rows]))):
         raise IdbenchError(
             f"the baseline of {config.model} on {config.dataset} ends at chance (mean score "
             f"{mean:.4f}): {config.threshold:g} x chance defines no threshold; give it a budget "

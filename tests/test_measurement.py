@@ -198,3 +198,14 @@ def test_the_estimate_shows_d_hi_only_where_d_min_passed(d_lo, d_hi, shown):
 
     row = {"censored": False, "d_int": 51.2, "d_lo": d_lo, "d_hi": d_hi, "d_max": 610}
     assert fmt_d_int(row) == shown
+
+
+def test_a_baseline_that_solves_no_exact_target_is_refused_as_at_chance(tmp_path):
+    """A regression onto exact targets has no chance level, but a baseline scoring 0 (no output
+    within tolerance: here one step of training) defines no threshold either."""
+    zero = MeasureConfig.build(model="toy-sums", dataset="toy-sums", projection="sparse",
+                               draws=1, seeds=1, tune_trials=0, lr=1e-6, steps=1, d_max=100)
+    with pytest.raises(IdbenchError, match=r"ends at chance \(mean score 0.0000\)"):
+        measure(zero, out=tmp_path, device="cpu")
+    runs = RunStore(tmp_path).table()
+    assert set(runs["role"].to_list()) == {"baseline"}  # no probe trained
