@@ -323,8 +323,9 @@ def run_suite(
     cluster_config: str = typer.Option(None, help="dask: YAML of SLURM settings (idbench.slurm)"),
     reuse: list[str] = typer.Option(None, metavar="RESULTS",
                                     help="copy the runs of a results folder (e.g. "
-                                    "leaderboards/<suite>) or runs.parquet into --out first: "
-                                    "they are not trained again (repeatable)"),
+                                    "leaderboards/<suite>), a runs.parquet or another run's "
+                                    "--out into --out first: they are not trained again "
+                                    "(repeatable)"),
 ) -> None:
     """``idbench run`` (its help is given to the decorator, to name the suite format)."""
     from idbench import progress

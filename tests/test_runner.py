@@ -120,10 +120,11 @@ def test_every_cell_lists_all_its_runs_including_shared_baselines(tiny_run):
     assert pl.read_parquet(root / "lb" / "measurements.parquet").height == 2
 
 
-@pytest.mark.parametrize("source", ["lb", "lb/runs.parquet"])
+@pytest.mark.parametrize("source", ["lb", "lb/runs.parquet", "out"])
 def test_a_published_leaderboard_is_re_measured_from_its_runs_alone(tiny_run, source):
-    """--reuse copies a results folder's runs (or a runs.parquet's) into a new --out: nothing
-    trains (no Optuna journal comes along) and the table is the published one."""
+    """--reuse copies a results folder's runs (or a runs.parquet's, or a run store's: the --out
+    that trained them) into a new --out: nothing trains (no Optuna journal comes along) and the
+    table is the published one."""
     root, suite, result = tiny_run
     published = pl.read_parquet(root / "lb" / "runs.parquet")["run_key"].unique()
     out = root / f"again-{source.replace('/', '-')}"

@@ -60,19 +60,25 @@ def load_results(path: str | os.PathLike[str]) -> tuple[pl.DataFrame, pl.DataFra
 
 
 def load_runs(path: str | os.PathLike[str]) -> pl.DataFrame:
-    """The runs of a results folder (its ``runs.parquet``) or of a ``runs.parquet`` path: what
-    ``idbench run --reuse`` copies into a run store.
+    """The runs of a results folder (its ``runs.parquet``), of a ``runs.parquet`` path, or of a
+    run store (the ``--out`` folder of ``idbench measure`` or ``idbench run``: every run stored
+    there): what ``idbench run --reuse`` copies into a run store.
 
     Raises :class:`IdbenchError` when there is no such file, or it is unreadable or of another
     schema version.
     """
     path = Path(path)
+    if path.is_dir() and not (path / RUNS_FILE).is_file() and (path / "runs").is_dir():
+        from idbench.store import RunStore
+
+        return RunStore(path).table()
     if path.is_dir():
         path = path / RUNS_FILE
     if not path.is_file():
         raise IdbenchError(
             f"--reuse {path}: not found; give a results folder that holds {RUNS_FILE} "
-            "(leaderboards/<suite>/) or the path of a runs.parquet"
+            "(leaderboards/<suite>/), the path of a runs.parquet, or the --out folder of "
+            "`idbench run` or `idbench measure`"
         )
     return _read(path, RUN_SCHEMA)
 
