@@ -74,7 +74,7 @@ def pool(config: MeasureConfig, rows: list[MeasurementRow], key: str) -> Measure
         "d_int": d_int, "ci_low": low, "ci_high": high, "censored": censored,
         "ci_covers": _covers(config),
         "draw_d_ints": json.dumps([r.d_int for r in rows]),
-        "d_lo": _lowest([r.d_lo for r in rows]),
+        "d_lo": _lowest([r.d_lo for r in rows if r.d_hi is not None]),  # draws with a bracket
         "d_hi": None if censored else _highest([r.d_hi for r in rows]),
         "flags": ",".join(_flags(config, rows)),
         "probes": json.dumps([{**p, "draw": i} for i, r in enumerate(rows)
@@ -119,8 +119,9 @@ def _geometric(values: list[float]) -> float:
 
 
 def _lowest(values: list[int | None]) -> int | None:
-    """The lowest failing probe below any draw's crossing (None where a draw passed at d_min)."""
-    return None if any(v is None for v in values) else min(values)  # type: ignore[type-var]
+    """The lowest failing probe below any draw's bracket (None where a draw passed at d_min, or
+    where no draw has a bracket)."""
+    return None if not values or None in values else min(values)  # type: ignore[type-var]
 
 
 def _highest(values: list[int | None]) -> int | None:

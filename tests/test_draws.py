@@ -95,6 +95,22 @@ def _row(**fields):
     return MeasurementRow.model_construct(**fields)
 
 
+def test_a_draw_without_a_bracket_does_not_make_the_pooled_row_pass_at_d_min():
+    """A draw whose fitted curve crosses while its largest probes fail has no bracket (d_lo and
+    d_hi None): the pooled bracket is the other draws', not "passed at d_min" (shown "≤ d_hi")."""
+    from idbench.leaderboard.tables import fmt_d_int
+
+    base = dict(d_int=100.0, censored=False, d_lo=64, d_hi=128, baseline_scores="[0.9]",
+                baseline_mean=0.9, lr_baseline=0.1, lr_subspace=1.0, n_runs=10, run_keys='["a"]',
+                probes="[]", flags="", wall_s=1.0, d_max=1024)
+    bracketless = {**base, "d_int": 81.0, "d_lo": None, "d_hi": None, "run_keys": '["b"]'}
+    found = pool(config(draws=2), [_row(**base), _row(**bracketless)], "key")
+    assert (found.d_lo, found.d_hi, found.d_int) == (64, 128, 90.0)
+    assert fmt_d_int(found.model_dump()) == "90"
+    alone = pool(config(draws=2), [_row(**bracketless), _row(**bracketless)], "key")
+    assert (alone.d_lo, alone.d_hi) == (None, None) and fmt_d_int(alone.model_dump()) == "81"
+
+
 def test_a_shared_curve_that_falls_between_draws_is_flagged_with_one_seed_each():
     """With one seed per draw no draw can tell a falling curve from noise; the probes every draw
     shares can: here every draw's score drops by 0.2 from d = 64 to 128."""
