@@ -31,7 +31,8 @@ import polars as pl
 
 from idbench.estimate import pooled_ratio, ratio
 from idbench.leaderboard.tables import (
-    d_int_name, fmt_d_int, fmt_flags, fmt_interval, fmt_options, fmt_ratio, fmt_value, varies,
+    at_d_min, d_int_name, fmt_d_int, fmt_flags, fmt_interval, fmt_options, fmt_ratio, fmt_value,
+    varies,
 )
 from idbench.search import Probe, curve_of
 
@@ -79,11 +80,6 @@ def _curve_ratio(cell: tuple, reference: tuple) -> tuple[float, float | None, fl
         curves.append(curve_of(parsed, threshold_score, json.loads(baseline) if baseline else None))
     value, low, high = ratio(*curves)
     return float(value), low, high
-
-
-def at_d_min(row: dict) -> bool:
-    """Whether the cell passes at its smallest d (in some draw): its d_int is an upper bound."""
-    return not row["censored"] and row["d_lo"] is None
 
 
 def ratio_to(row: dict, reference: dict | None) -> Ratio | None:

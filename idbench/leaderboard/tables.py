@@ -178,8 +178,13 @@ def fmt_d_int(row: dict) -> str:
         return f"> {row['d_max']}" + censored_by_some(row)
     if row["d_int"] is None:
         return "—"
-    passed_at_d_min = row["d_lo"] is None and row["d_hi"] is not None
-    return f"≤ {row['d_hi']}" if passed_at_d_min else fmt_num(row["d_int"])
+    return f"≤ {row['d_hi']}" if at_d_min(row) else fmt_num(row["d_int"])
+
+
+def at_d_min(row: dict) -> bool:
+    """Whether the cell passes at its smallest d (in some draw): its d_int is an upper bound. A
+    cell without a bracket (its fitted curve crosses, its largest probes fail) does not."""
+    return not row["censored"] and row["d_lo"] is None and row["d_hi"] is not None
 
 
 def censored_by_some(row: dict) -> str:
